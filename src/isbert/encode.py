@@ -1,0 +1,128 @@
+"""Encode a text file into a float32 ``.npy`` matrix, one row per input record, in input order."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sentence_transformers import SentenceTransformer
+from tqdm.auto import tqdm
+
+from isbert.errors import IsbertError
+from isbert.io import EncodingErrors, ReadStats, iter_texts
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EncodeReport:
+    rows: int
+    dimension: int
+    empty: int
+    truncated: int
+    stats: ReadStats
+    output: Path
+
+    def summary(self) -> str:
+        notes = []
+        if self.empty:
+            notes.append(f"{self.empty} empty texts encoded as the empty string")
+        if self.truncated:
+            notes.append(f"{self.truncated} texts truncated to the model's maximum length")
+        skipped = sum(self.stats.skipped.get(reason, 0) for reason in self.stats.skipped if reason != "empty")
+        if skipped:
+            notes.append(f"{skipped} lines skipped ({self.stats.summary()})")
+        tail = f"; {'; '.join(notes)}" if notes else ""
+        return f"wrote {self.rows} x {self.dimension} float32 embeddings to {self.output}{tail}"
+
+
+def _chunks(records: Iterator[tuple[int, str]], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for _, text in records:
+        chunk.append(text)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def count_truncated(model: SentenceTransformer, texts: list[str]) -> int:
+    """How many texts have more tokens (special tokens included) than the model keeps."""
+    limit = model.max_seq_length
+    tokenizer = getattr(model, "tokenizer", None)
+    if not limit or tokenizer is None:
+        return 0
+    lengths = tokenizer(texts, add_special_tokens=True, truncation=False, return_length=True)["length"]
+    return int(sum(length > limit for length in lengths))
+
+
+def encode_file(
+    model: SentenceTransformer,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    text_field: str = "text",
+    column: str = "text",
+    batch_size: int = 32,
+    normalize: bool = False,
+    encoding_errors: EncodingErrors = "strict",
+    chunk_size: int = 8192,
+    show_progress: bool = True,
+) -> EncodeReport:
+    """Encode every record of ``input_path`` and write a float32 ``(rows, dim)`` array to ``output_path``.
+
+    The input is read twice, streaming (once to count rows for the ``.npy`` header, once to encode), and the
+    output is written chunk by chunk into a memory-mapped file, so memory stays flat for any file size. The
+    file appears under its final name only when complete. Empty lines are kept, encoded as the empty string,
+    so that row ``i`` is always record ``i``; lines skipped for undecodable bytes (``encoding_errors="skip"``)
+    have no row, and the report counts them.
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    if batch_size < 1:
+        raise IsbertError(f"--batch-size must be at least 1, got {batch_size}")
+    if output_path.suffix != ".npy":
+        raise IsbertError(f"the output file must end in .npy: {output_path}")
+    read = {"text_field": text_field, "column": column, "encoding_errors": encoding_errors}
+    rows = sum(1 for _ in iter_texts(input_path, **read))  # type: ignore[arg-type]
+    if rows == 0:
+        raise IsbertError(f"{input_path}: no texts to encode (the file is empty)")
+    dimension = model.get_embedding_dimension()
+    if not dimension:
+        raise IsbertError("the model does not report its embedding dimension")
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = output_path.with_name(f".{output_path.name}.partial")
+    stats = ReadStats()
+    empty = truncated = written = 0
+    try:
+        matrix = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(rows, dimension))
+        with tqdm(total=rows, desc="encode", unit="text", disable=not show_progress) as progress:
+            for chunk in _chunks(iter_texts(input_path, stats=stats, **read), chunk_size):  # type: ignore[arg-type]
+                empty += sum(1 for text in chunk if not text.strip())
+                truncated += count_truncated(model, chunk)
+                embeddings = model.encode(
+                    chunk,
+                    batch_size=batch_size,
+                    convert_to_numpy=True,
+                    normalize_embeddings=normalize,
+                    show_progress_bar=False,
+                )
+                if embeddings.shape != (len(chunk), dimension):
+                    raise IsbertError(f"the model returned shape {embeddings.shape} for {len(chunk)} texts")
+                if not np.isfinite(embeddings).all():
+                    raise IsbertError(f"the model produced NaN or infinite embeddings near row {written + 1}")
+                matrix[written : written + len(chunk)] = embeddings
+                written += len(chunk)
+                progress.update(len(chunk))
+        if written != rows:
+            raise IsbertError(f"{input_path} changed while it was being encoded ({rows} rows, then {written})")
+        matrix.flush()
+        del matrix
+        os.replace(partial, output_path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return EncodeReport(written, dimension, empty, truncated, stats, output_path)

@@ -1,0 +1,198 @@
+"""Streaming readers for text files: one text per line (.txt), JSON lines (.jsonl), CSV/TSV; any of them gzipped.
+
+Every reader yields ``(line_number, text)`` so that errors and reports can point at the input, and decodes line by
+line so that a bad byte is reported with its file and line instead of a UnicodeDecodeError from deep inside.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from isbert.errors import InputError, IsbertError
+
+EncodingErrors = Literal["strict", "replace", "skip"]
+FORMATS = ("txt", "jsonl", "csv", "tsv")
+
+
+def detect_format(path: str | Path) -> str:
+    """``txt``, ``jsonl``, ``csv`` or ``tsv`` from the file name (a trailing ``.gz`` is ignored)."""
+    name = Path(path).name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    suffix = Path(name).suffix.lstrip(".")
+    if suffix in ("jsonl", "ndjson"):
+        return "jsonl"
+    if suffix in ("csv", "tsv"):
+        return suffix
+    return "txt"
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    if not path.exists():
+        raise IsbertError(f"input file not found: {path}")
+    if path.is_dir():
+        raise IsbertError(f"expected a file, got a folder: {path}")
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+@dataclass
+class ReadStats:
+    """What a reader saw: counts of lines used and skipped, with the reasons."""
+
+    lines: int = 0
+    used: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def summary(self) -> str:
+        skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(self.skipped.items()))
+        return f"{self.used} used of {self.lines} lines" + (f" (skipped: {skipped})" if skipped else "")
+
+
+def iter_lines(
+    path: str | Path, encoding_errors: EncodingErrors = "strict", stats: ReadStats | None = None
+) -> Iterator[tuple[int, str]]:
+    """Decoded lines without their line ending (LF or CRLF), numbered from 1; a UTF-8 BOM is dropped."""
+    path = Path(path)
+    try:
+        with _open_binary(path) as handle:
+            for number, raw in enumerate(handle, start=1):
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                raw = raw.rstrip(b"\n").rstrip(b"\r")
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    if encoding_errors == "strict":
+                        raise InputError(
+                            path,
+                            number,
+                            f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1}); "
+                            "fix the file or choose --encoding-errors replace|skip",
+                        ) from None
+                    if encoding_errors == "skip":
+                        if stats is not None:
+                            stats.lines += 1
+                            stats.skip("not valid UTF-8")
+                        continue
+                    text = raw.decode("utf-8", errors="replace")
+                yield number, text
+    except (OSError, EOFError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise IsbertError(f"input file not found: {path}") from None
+        raise IsbertError(f"{path}: cannot read ({error})") from None
+
+
+def iter_texts(
+    path: str | Path,
+    *,
+    text_field: str = "text",
+    column: str = "text",
+    fmt: str | None = None,
+    encoding_errors: EncodingErrors = "strict",
+    skip_empty: bool = False,
+    strip: bool = False,
+    stats: ReadStats | None = None,
+) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` for every record of a text file, streaming.
+
+    Args:
+        path: the file; ``.gz`` is decompressed on the fly.
+        text_field: the field holding the text in a ``.jsonl`` file.
+        column: the column holding the text in a ``.csv``/``.tsv`` file (which must have a header row).
+        fmt: force a format (``txt``, ``jsonl``, ``csv``, ``tsv``); by default from the file name.
+        encoding_errors: on bytes that are not UTF-8, ``strict`` stops with file and line, ``replace`` puts
+            U+FFFD in their place, ``skip`` drops the line (and counts it).
+        skip_empty: drop texts that are empty (after ``strip``), counting them in ``stats``; when False they are
+            yielded, so that output rows stay aligned with input lines.
+        strip: strip surrounding white space.
+        stats: filled with the counts of lines used and skipped.
+    """
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise IsbertError(f"unknown input format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    stats = stats if stats is not None else ReadStats()
+    lines = iter_lines(path, encoding_errors, stats)
+    if fmt == "txt":
+        records: Iterator[tuple[int, str]] = lines
+    elif fmt == "jsonl":
+        records = _jsonl_records(path, lines, text_field, stats)
+    else:
+        records = _table_records(path, lines, column, "\t" if fmt == "tsv" else ",")
+    for number, text in records:
+        stats.lines += 1
+        if strip:
+            text = text.strip()
+        if skip_empty and not text:
+            stats.skip("empty")
+            continue
+        stats.used += 1
+        yield number, text
+
+
+def _jsonl_records(
+    path: str | Path, lines: Iterator[tuple[int, str]], text_field: str, stats: ReadStats
+) -> Iterator[tuple[int, str]]:
+    for number, line in lines:
+        if not line.strip():
+            stats.skip("blank JSON lines")
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(path, number, f"not valid JSON ({error.msg} at column {error.colno})") from None
+        if not isinstance(record, dict):
+            raise InputError(path, number, f"expected a JSON object, got {type(record).__name__}")
+        if text_field not in record:
+            fields = ", ".join(sorted(record)) or "none"
+            raise InputError(path, number, f"no field {text_field!r} (fields: {fields}); choose it with --text-field")
+        value = record[text_field]
+        if not isinstance(value, str):
+            raise InputError(path, number, f"field {text_field!r} is {type(value).__name__}, not a string")
+        yield number, value
+
+
+def _table_records(
+    path: str | Path, lines: Iterator[tuple[int, str]], column: str, delimiter: str
+) -> Iterator[tuple[int, str]]:
+    # csv.reader pulls lines lazily; keep the number of the line it last consumed for messages.
+    current = {"line": 0}
+
+    def feed() -> Iterator[str]:
+        for number, line in lines:
+            current["line"] = number
+            yield line + "\n"
+
+    reader = csv.reader(feed(), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as error:
+        raise InputError(path, current["line"], f"malformed header ({error})") from None
+    if column not in header:
+        raise InputError(path, 1, f"no column {column!r} (columns: {', '.join(header)}); choose it with --column")
+    index = header.index(column)
+    while True:
+        start = current["line"] + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise InputError(path, current["line"], f"malformed row ({error})") from None
+        if not row:
+            continue
+        if len(row) <= index:
+            raise InputError(path, start, f"row has {len(row)} fields, column {column!r} is field {index + 1}")
+        yield start, row[index]

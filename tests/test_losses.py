@@ -1,0 +1,148 @@
+"""The mutual-information loss against a plain reference computation, and its invariances."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import isbert
+from isbert.losses import ESTIMATORS, mutual_information_loss
+
+
+def reference_loss(local: torch.Tensor, lengths: list[int], sentence: torch.Tensor, estimator: str) -> float:
+    """The objective written out pair by pair, with Python loops (slow and obvious)."""
+    log2 = math.log(2.0)
+    batch = len(lengths)
+    positives: list[float] = []
+    negatives: list[float] = []
+    per_token_nce: list[float] = []
+    for b in range(batch):
+        for t in range(lengths[b]):
+            row = []
+            for c in range(batch):
+                s = float(torch.dot(local[b, t], sentence[c]))
+                row.append(s)
+                (positives if b == c else negatives).append(s)
+            per_token_nce.append(row[b] - math.log(sum(math.exp(x) for x in row)))
+    if estimator == "jsd":
+        e_pos = sum(log2 - F.softplus(torch.tensor(-s, dtype=torch.float64)).item() for s in positives)
+        e_neg = sum(F.softplus(torch.tensor(s, dtype=torch.float64)).item() - log2 for s in negatives)
+        return e_neg / len(negatives) - e_pos / len(positives)
+    if estimator == "dv":
+        return math.log(sum(math.exp(s) for s in negatives) / len(negatives)) - sum(positives) / len(positives)
+    return -sum(per_token_nce) / len(per_token_nce)
+
+
+def random_batch(lengths: list[int], dim: int, seed: int, pad_to: int | None = None):
+    generator = torch.Generator().manual_seed(seed)
+    length = pad_to or max(lengths)
+    local = torch.randn(len(lengths), length, dim, generator=generator, dtype=torch.float64)
+    mask = torch.zeros(len(lengths), length, dtype=torch.long)
+    for b, n in enumerate(lengths):
+        mask[b, :n] = 1
+    # Garbage at padded positions must not matter.
+    local = local * 0.5
+    sentence = torch.stack([local[b, : lengths[b]].mean(0) for b in range(len(lengths))])
+    return local, mask, sentence
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(min_value=1, max_value=7), min_size=2, max_size=6),
+    dim=st.integers(min_value=1, max_value=9),
+    seed=st.integers(min_value=0, max_value=10_000),
+    estimator=st.sampled_from(ESTIMATORS),
+)
+def test_loss_equals_reference(lengths: list[int], dim: int, seed: int, estimator: str) -> None:
+    local, mask, sentence = random_batch(lengths, dim, seed)
+    got = mutual_information_loss(local, mask, sentence, estimator).item()
+    # The loss computes in float32; compare the float32 inputs against the float64 reference.
+    want = reference_loss(local.float().double(), lengths, sentence.float().double(), estimator)
+    assert got == pytest.approx(want, abs=1e-6, rel=1e-6)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_padding_garbage_and_extra_padding_do_not_change_the_loss(estimator: str) -> None:
+    lengths = [3, 5, 1, 4]
+    local, mask, sentence = random_batch(lengths, 6, seed=1)
+    padded_local, padded_mask, _ = random_batch(lengths, 6, seed=1, pad_to=9)
+    padded_local[:, :5] = local
+    padded_local[padded_mask == 0] = 1e3  # huge garbage where there is no token
+    base = mutual_information_loss(local, mask, sentence, estimator)
+    assert mutual_information_loss(padded_local, padded_mask, sentence, estimator).item() == pytest.approx(
+        base.item(), abs=1e-6
+    )
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_loss_is_invariant_to_batch_order(estimator: str) -> None:
+    local, mask, sentence = random_batch([2, 6, 3, 4, 5], 7, seed=2)
+    order = torch.tensor([3, 0, 4, 1, 2])
+    base = mutual_information_loss(local, mask, sentence, estimator).item()
+    permuted = mutual_information_loss(local[order], mask[order], sentence[order], estimator).item()
+    assert permuted == pytest.approx(base, abs=1e-6)
+
+
+def test_one_sentence_has_no_negatives() -> None:
+    local, mask, sentence = random_batch([4], 3, seed=0)
+    with pytest.raises(ValueError, match="at least 2 sentences"):
+        mutual_information_loss(local, mask, sentence)
+
+
+def test_unknown_estimator_is_refused(tiny_isbert) -> None:
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        isbert.MutualInformationLoss(tiny_isbert, estimator="nce")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_inputs_give_a_finite_float32_loss(dtype: torch.dtype) -> None:
+    local, mask, sentence = random_batch([3, 4, 2], 8, seed=3)
+    loss = mutual_information_loss(local.to(dtype), mask, sentence.to(dtype))
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+def _features(model, texts: list[str]) -> dict[str, torch.Tensor]:
+    return model.preprocess(texts)
+
+
+def test_loss_module_matches_the_function_on_model_outputs(tiny_isbert) -> None:
+    texts = ["a man runs", "the dog sleeps in the park", "hi", "red car"]
+    loss_module = isbert.MutualInformationLoss(tiny_isbert)
+    loss = loss_module([_features(tiny_isbert, texts)], None)
+    out = tiny_isbert(_features(tiny_isbert, texts))
+    want = mutual_information_loss(out["token_embeddings"], out["attention_mask"], out["sentence_embedding"])
+    assert loss.item() == pytest.approx(want.item(), abs=1e-6)
+    loss.backward()
+    cnn_grad = tiny_isbert[1].convs[0].weight.grad
+    assert cnn_grad is not None and cnn_grad.abs().sum() > 0
+
+
+def test_several_text_columns_are_one_batch_of_sentences(tiny_isbert) -> None:
+    tiny_isbert.eval()
+    first, second = ["a man runs", "hi"], ["the dog sleeps in the park today", "red car", "a cat"]
+    loss_module = isbert.MutualInformationLoss(tiny_isbert)
+    split = loss_module([_features(tiny_isbert, first), _features(tiny_isbert, second)])
+    joint = loss_module([_features(tiny_isbert, first + second)])
+    assert split.item() == pytest.approx(joint.item(), abs=1e-5)
+
+
+def test_optimizing_the_loss_raises_the_mutual_information_estimate(tiny_isbert) -> None:
+    torch.manual_seed(0)
+    tiny_isbert.train()
+    texts = ["a man runs in the park", "the dog sleeps", "a red car is fast", "she reads", "big old house"]
+    features = _features(tiny_isbert, texts)
+    loss_module = isbert.MutualInformationLoss(tiny_isbert)
+    optimizer = torch.optim.Adam(tiny_isbert.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss = loss_module([dict(features)])
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.1
