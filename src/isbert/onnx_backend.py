@@ -1,0 +1,191 @@
+"""Fast CPU inference: export a sentence-transformers model to ONNX (optionally int8) and encode with ONNX Runtime.
+
+The exported folder is self-contained: ``model.onnx`` (fp32) and/or ``model_int8.onnx`` (dynamic int8 quantization
+of the encoder's matrix multiplications, per channel, which uses VNNI instructions where the CPU has them), the
+tokenizer files, and ``isbert_onnx.json`` describing both. :class:`OnnxEncoder` sorts texts by token length and
+pads each batch only to its own longest text, so little compute goes to padding.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from sentence_transformers import SentenceTransformer
+from torch import nn
+from tqdm.auto import tqdm
+
+from isbert.errors import IsbertError
+
+CONFIG_NAME = "isbert_onnx.json"
+Quantization = Literal["int8", "none"]
+FILES = {"none": "model.onnx", "int8": "model_int8.onnx"}
+
+
+def _require_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise IsbertError("the ONNX backend needs onnxruntime and onnx: pip install 'isbert[onnx]'") from error
+    return onnxruntime
+
+
+class _SentenceGraph(nn.Module):
+    """The model as one traceable function of the tokenizer's tensors: encoder, then the remaining modules."""
+
+    def __init__(self, model: SentenceTransformer, input_names: list[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.input_names = input_names
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        tensors = dict(zip(self.input_names, inputs, strict=True))
+        encoder = self.model[0].model
+        hidden = encoder(**tensors).last_hidden_state
+        features: dict[str, Any] = {**tensors, "token_embeddings": hidden}
+        for module in list(self.model)[1:]:
+            features = module(features)
+        return features["sentence_embedding"]
+
+
+def export_onnx(
+    model: SentenceTransformer,
+    output_dir: str | Path,
+    *,
+    quantize: Quantization = "int8",
+    source: str = "",
+    opset: int = 17,
+) -> Path:
+    """Export ``model`` to ``output_dir`` (fp32 graph always; plus the int8 graph when ``quantize="int8"``).
+
+    Only models whose first module is a Hugging Face encoder (sentence-transformers ``Transformer``) followed by
+    modules that work on ``token_embeddings``/``attention_mask`` (CNN, pooling, dense, normalize) are supported.
+    """
+    _require_onnxruntime()
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    output_dir = Path(output_dir)
+    if output_dir.exists() and any(output_dir.iterdir()) and not (output_dir / CONFIG_NAME).is_file():
+        raise IsbertError(f"{output_dir} exists and is not an isbert ONNX export; choose an empty folder")
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None or not hasattr(model[0], "model"):
+        raise IsbertError("only models that start with a Hugging Face encoder can be exported to ONNX")
+    model = model.to("cpu").eval()
+    sample = tokenizer(["a short text", "a somewhat longer text for tracing"], padding=True, return_tensors="pt")
+    input_names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in sample]
+    graph = _SentenceGraph(model, input_names).eval()
+    dynamic_axes = {name: {0: "batch", 1: "tokens"} for name in input_names} | {"sentence_embedding": {0: "batch"}}
+
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                graph,
+                tuple(sample[name] for name in input_names),
+                str(staging / FILES["none"]),
+                input_names=input_names,
+                output_names=["sentence_embedding"],
+                dynamic_axes=dynamic_axes,
+                opset_version=opset,
+                dynamo=False,
+            )
+        files = {"none": FILES["none"]}
+        if quantize == "int8":
+            root = logging.getLogger()
+            previous, root.disabled = root.disabled, True  # onnxruntime logs an unrelated pre-processing hint
+            try:
+                quantize_dynamic(
+                    staging / FILES["none"],
+                    staging / FILES["int8"],
+                    weight_type=QuantType.QInt8,
+                    per_channel=True,
+                    op_types_to_quantize=["MatMul"],  # the encoder; the small CNN head stays fp32
+                )
+            finally:
+                root.disabled = previous
+            files["int8"] = FILES["int8"]
+        tokenizer.save_pretrained(str(staging))
+        config = {
+            "source": source,
+            "input_names": input_names,
+            "embedding_dimension": model.get_embedding_dimension(),
+            "max_seq_length": model.max_seq_length,
+            "files": files,
+            "default": "int8" if quantize == "int8" else "none",
+        }
+        (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2), encoding="utf-8")
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        os.replace(staging, output_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return output_dir
+
+
+def is_onnx_export(path: str | Path) -> bool:
+    return (Path(path) / CONFIG_NAME).is_file()
+
+
+class OnnxEncoder:
+    """Encodes texts with an exported ONNX graph; the subset of ``SentenceTransformer``'s API that isbert uses."""
+
+    def __init__(self, path: str | Path, *, quantization: Quantization | None = None, threads: int | None = None):
+        ort = _require_onnxruntime()
+        from transformers import AutoTokenizer
+
+        self.path = Path(path)
+        if not is_onnx_export(self.path):
+            raise IsbertError(f"{self.path} is not an ONNX export (no {CONFIG_NAME}); create one with `isbert export`")
+        self.config = json.loads((self.path / CONFIG_NAME).read_text(encoding="utf-8"))
+        self.quantization = quantization or self.config["default"]
+        if self.quantization not in self.config["files"]:
+            graphs = ", ".join(self.config["files"])
+            raise IsbertError(f"{self.path} has no {self.quantization!r} graph (has: {graphs})")
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+        self.max_seq_length: int = self.config["max_seq_length"]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            str(self.path / self.config["files"][self.quantization]), options, providers=["CPUExecutionProvider"]
+        )
+
+    def get_embedding_dimension(self) -> int:
+        return int(self.config["embedding_dimension"])
+
+    def encode(
+        self,
+        sentences: str | list[str],
+        batch_size: int = 32,
+        show_progress_bar: bool = False,
+        convert_to_numpy: bool = True,
+        normalize_embeddings: bool = False,
+        **_: Any,
+    ) -> np.ndarray:
+        single = isinstance(sentences, str)
+        texts = [sentences] if single else list(sentences)
+        output = np.zeros((len(texts), self.get_embedding_dimension()), dtype=np.float32)
+        if not texts:
+            return output
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_seq_length, add_special_tokens=True)
+        order = np.argsort([-len(tokens) for tokens in ids["input_ids"]], kind="stable")
+        names = self.config["input_names"]
+        for start in tqdm(range(0, len(texts), batch_size), disable=not show_progress_bar, desc="encode"):
+            index = order[start : start + batch_size]
+            batch = self.tokenizer.pad({name: [ids[name][i] for i in index] for name in names}, return_tensors="np")
+            inputs = {name: batch[name].astype(np.int64) for name in names}
+            output[index] = self.session.run(None, inputs)[0]
+        if normalize_embeddings:
+            output /= np.maximum(np.linalg.norm(output, axis=1, keepdims=True), 1e-12)
+        return output[0] if single else output
