@@ -106,3 +106,27 @@ def test_offline_alias_resolves_to_the_packaged_folder() -> None:
     folder = Path(isbert.resolve_model_name(isbert.OFFLINE_ALIAS))
     assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
     assert isbert.resolve_model_name("bert-base-uncased") == "bert-base-uncased"
+
+
+@pytest.mark.parametrize(
+    ("relative", "damage", "message"),
+    [
+        ("1_MaskedCNN/model.safetensors", "truncate", "corrupt or truncated weights"),
+        ("model.safetensors", "truncate", "corrupt or truncated weights"),
+        ("1_MaskedCNN/masked_cnn_config.json", "truncate", "corrupt or truncated JSON"),
+        ("modules.json", "garbage", "corrupt or truncated JSON"),
+    ],
+)
+def test_damaged_folder_is_refused_naming_the_file(
+    tiny_isbert_folder: Path, tmp_path: Path, relative: str, damage: str, message: str
+) -> None:
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_isbert_folder, folder)
+    target = folder / relative
+    data = target.read_bytes()
+    target.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x00\xff not json")
+    with pytest.raises(IsbertError, match=message) as info:
+        isbert.load(folder, device="cpu")
+    assert relative in str(info.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -121,6 +122,28 @@ MutualInformationCitation = """@inproceedings{zhang-etal-2020-unsupervised,
 }"""
 
 
+def verify_model_folder(folder: str | os.PathLike[str]) -> None:
+    """Refuse a folder whose JSON configs or safetensors files are truncated or corrupt, naming the file.
+
+    Reads only the JSON files and the safetensors headers (which also checks that the file covers every tensor),
+    so it is cheap next to loading; without it a torn file fails deep inside the loaders.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    root = Path(folder)
+    for path in sorted(root.glob("*.json")) + sorted(root.glob("*/*.json")):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise IsbertError(f"{path}: corrupt or truncated JSON ({error}); the model folder is damaged") from None
+    for path in sorted(root.glob("*.safetensors")) + sorted(root.glob("*/*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                handle.keys()
+        except (SafetensorError, OSError) as error:
+            raise IsbertError(f"{path}: corrupt or truncated weights ({error}); the model folder is damaged") from None
+
+
 def load(
     name_or_path: str | os.PathLike[str],
     *,
@@ -146,6 +169,8 @@ def load(
         return OnnxEncoder(path, **kwargs)
     if backend != "torch":
         raise IsbertError(f"unknown backend {backend!r}; choose torch or onnx")
+    if _is_local(path):
+        verify_model_folder(path)
     if not _is_local(path) and _looks_like_path(path):
         raise IsbertError(f"model folder not found: {path}")
     try:
