@@ -44,7 +44,8 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
             "Encode every text of INPUT (one per line in .txt/.txt.gz; one JSON object per line in .jsonl, "
             "text in --text-field; .csv/.tsv with a header, text in --column) and write a float32 .npy matrix "
             "with one row per text, in input order. Empty lines keep their row (the embedding of the empty "
-            "string); texts longer than the model's maximum length are truncated, and both are counted."
+            "string); texts longer than the model's maximum length are truncated, and both are counted. The input "
+            "is streamed and the output written in chunks; an interrupted run resumes when run again."
         ),
     )
     parser.add_argument("model", help="a saved model folder, a Hugging Face model id, or 'offline-minilm'")
@@ -73,8 +74,14 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="with --backend onnx: which exported graph to run (default: the one the export made default)",
     )
+    parser.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=8192,
+        help="texts encoded and written per step; an interrupted run resumes after the last full step (default: 8192)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-    parser.set_defaults(func=_run_encode)
+    parser.set_defaults(func=_run_encode, interrupt_hint="run the same command again to continue where it stopped")
 
 
 def _add_export(subparsers: argparse._SubParsersAction) -> None:
@@ -121,6 +128,8 @@ def _run_encode(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         normalize=args.normalize,
         encoding_errors=args.encoding_errors,
+        chunk_size=args.chunk_size,
+        model_id=f"{args.model}|{args.backend}|{args.quantization}",
         show_progress=not args.no_progress,
     )
     print(report.summary())
@@ -163,7 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"isbert {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"isbert {args.command}: interrupted", file=sys.stderr)
+        hint = getattr(args, "interrupt_hint", "")
+        print(f"isbert {args.command}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
         return 130
 
 

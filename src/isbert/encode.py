@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -61,6 +62,15 @@ def count_truncated(model: SentenceTransformer, texts: list[str]) -> int:
     return int(sum(length > limit for length in lengths))
 
 
+def _write_json_atomically(path: Path, data: dict) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
 def encode_file(
     model: SentenceTransformer,
     input_path: str | Path,
@@ -72,6 +82,7 @@ def encode_file(
     normalize: bool = False,
     encoding_errors: EncodingErrors = "strict",
     chunk_size: int = 8192,
+    model_id: str = "",
     show_progress: bool = True,
 ) -> EncodeReport:
     """Encode every record of ``input_path`` and write a float32 ``(rows, dim)`` array to ``output_path``.
@@ -81,6 +92,11 @@ def encode_file(
     file appears under its final name only when complete. Empty lines are kept, encoded as the empty string,
     so that row ``i`` is always record ``i``; lines skipped for undecodable bytes (``encoding_errors="skip"``)
     have no row, and the report counts them.
+
+    Resumable: after every chunk the partial matrix is flushed and a small progress file records how many rows
+    are done. Running again with the same input file (unchanged size and modification time), model id and options
+    continues after the last finished chunk; anything else starts over. Chunks are the same either way, so a
+    resumed output equals an uninterrupted one.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     if batch_size < 1:
@@ -96,14 +112,36 @@ def encode_file(
         raise IsbertError("the model does not report its embedding dimension")
     output_path.parent.mkdir(parents=True, exist_ok=True)
     partial = output_path.with_name(f".{output_path.name}.partial")
-    stats = ReadStats()
-    empty = truncated = written = 0
-    try:
+    progress_file = output_path.with_name(f".{output_path.name}.progress.json")
+    status = input_path.stat()
+    job = {
+        "input": str(input_path.resolve()),
+        "input_size": status.st_size,
+        "input_mtime_ns": status.st_mtime_ns,
+        "model": model_id or type(model).__name__,
+        "rows": rows,
+        "dimension": dimension,
+        "normalize": normalize,
+        "batch_size": batch_size,
+        "chunk_size": chunk_size,
+        **read,
+    }
+    done = {"written": 0, "empty": 0, "truncated": 0}
+    saved = json.loads(progress_file.read_text(encoding="utf-8")) if progress_file.is_file() else {}
+    resuming = saved.get("job") == job and partial.is_file()
+    if resuming:
+        done = saved["done"]
+        matrix = np.load(partial, mmap_mode="r+")
+        logger.info("resuming %s after %d of %d rows", output_path, done["written"], rows)
+    else:
         matrix = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(rows, dimension))
-        with tqdm(total=rows, desc="encode", unit="text", disable=not show_progress) as progress:
-            for chunk in _chunks(iter_texts(input_path, stats=stats, **read), chunk_size):  # type: ignore[arg-type]
-                empty += sum(1 for text in chunk if not text.strip())
-                truncated += count_truncated(model, chunk)
+    stats = ReadStats()
+    records = iter_texts(input_path, stats=stats, **read)  # type: ignore[arg-type]
+    try:
+        with tqdm(total=rows, initial=done["written"], desc="encode", unit="text", disable=not show_progress) as bar:
+            for index, chunk in enumerate(_chunks(records, chunk_size)):
+                if (index + 1) * chunk_size <= done["written"]:
+                    continue  # finished before the interruption
                 embeddings = model.encode(
                     chunk,
                     batch_size=batch_size,
@@ -114,15 +152,25 @@ def encode_file(
                 if embeddings.shape != (len(chunk), dimension):
                     raise IsbertError(f"the model returned shape {embeddings.shape} for {len(chunk)} texts")
                 if not np.isfinite(embeddings).all():
-                    raise IsbertError(f"the model produced NaN or infinite embeddings near row {written + 1}")
+                    raise IsbertError(f"the model produced NaN or infinite embeddings near row {done['written'] + 1}")
+                written = done["written"]
                 matrix[written : written + len(chunk)] = embeddings
-                written += len(chunk)
-                progress.update(len(chunk))
-        if written != rows:
-            raise IsbertError(f"{input_path} changed while it was being encoded ({rows} rows, then {written})")
-        matrix.flush()
+                matrix.flush()
+                done = {
+                    "written": written + len(chunk),
+                    "empty": done["empty"] + sum(1 for text in chunk if not text.strip()),
+                    "truncated": done["truncated"] + count_truncated(model, chunk),
+                }
+                _write_json_atomically(progress_file, {"job": job, "done": done})
+                bar.update(len(chunk))
+    except IsbertError:
         del matrix
-        os.replace(partial, output_path)
-    finally:
         partial.unlink(missing_ok=True)
-    return EncodeReport(written, dimension, empty, truncated, stats, output_path)
+        progress_file.unlink(missing_ok=True)
+        raise
+    if done["written"] != rows:
+        raise IsbertError(f"{input_path} changed while it was being encoded ({rows} rows, then {done['written']})")
+    del matrix
+    os.replace(partial, output_path)
+    progress_file.unlink(missing_ok=True)
+    return EncodeReport(done["written"], dimension, done["empty"], done["truncated"], stats, output_path)
