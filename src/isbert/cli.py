@@ -80,6 +80,20 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
         default=8192,
         help="texts encoded and written per step; an interrupted run resumes after the last full step (default: 8192)",
     )
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local (this process, default) or ray: model replicas on a Ray cluster (pip install 'isbert[ray]')",
+    )
+    parser.add_argument(
+        "--workers", type=_positive_int, default=2, help="with --engine ray: model replicas (default: 2)"
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        help="with --engine ray: a running cluster ('auto', 'ray://HOST:10001'); default: start Ray locally",
+    )
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     parser.set_defaults(func=_run_encode, interrupt_hint="run the same command again to continue where it stopped")
 
@@ -119,6 +133,19 @@ def _run_encode(args: argparse.Namespace) -> int:
         model = load(args.model, backend="onnx", **({"quantization": args.quantization} if args.quantization else {}))
     else:
         model = load(args.model, device=args.device)
+    embed_chunks = None
+    if args.engine == "ray":
+        from isbert.distributed import ray_chunk_encoder
+
+        embed_chunks = ray_chunk_encoder(
+            args.model,
+            workers=args.workers,
+            address=args.ray_address,
+            batch_size=args.batch_size,
+            normalize=args.normalize,
+            backend=args.backend,
+            quantization=args.quantization,
+        )
     report = encode_file(
         model,
         args.input,
@@ -130,6 +157,7 @@ def _run_encode(args: argparse.Namespace) -> int:
         encoding_errors=args.encoding_errors,
         chunk_size=args.chunk_size,
         model_id=f"{args.model}|{args.backend}|{args.quantization}",
+        embed_chunks=embed_chunks,
         show_progress=not args.no_progress,
     )
     print(report.summary())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,36 @@ def count_truncated(model: SentenceTransformer, texts: list[str]) -> int:
     return int(sum(length > limit for length in lengths))
 
 
+ChunkEncoder = Callable[[Iterator[list[str]]], Iterator[np.ndarray]]
+
+
+def local_chunk_encoder(model: SentenceTransformer, *, batch_size: int, normalize: bool) -> ChunkEncoder:
+    def embed(chunks: Iterator[list[str]]) -> Iterator[np.ndarray]:
+        for chunk in chunks:
+            yield model.encode(
+                chunk,
+                batch_size=batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=normalize,
+                show_progress_bar=False,
+            )
+
+    return embed
+
+
+def zip_chunks(chunks: Iterator[list[str]], embed_chunks: ChunkEncoder) -> Iterator[tuple[list[str], np.ndarray]]:
+    """Pair each chunk with its embeddings; the chunk encoder may read ahead (a cluster keeps several in flight)."""
+    pending: deque[list[str]] = deque()
+
+    def remember(source: Iterator[list[str]]) -> Iterator[list[str]]:
+        for chunk in source:
+            pending.append(chunk)
+            yield chunk
+
+    for embeddings in embed_chunks(remember(chunks)):
+        yield pending.popleft(), embeddings
+
+
 def _write_json_atomically(path: Path, data: dict) -> None:
     temporary = path.with_name(path.name + ".tmp")
     with temporary.open("w", encoding="utf-8") as handle:
@@ -83,6 +114,7 @@ def encode_file(
     encoding_errors: EncodingErrors = "strict",
     chunk_size: int = 8192,
     model_id: str = "",
+    embed_chunks: ChunkEncoder | None = None,
     show_progress: bool = True,
 ) -> EncodeReport:
     """Encode every record of ``input_path`` and write a float32 ``(rows, dim)`` array to ``output_path``.
@@ -97,6 +129,10 @@ def encode_file(
     are done. Running again with the same input file (unchanged size and modification time), model id and options
     continues after the last finished chunk; anything else starts over. Chunks are the same either way, so a
     resumed output equals an uninterrupted one.
+
+    ``embed_chunks`` turns the stream of chunks into a stream of embedding matrices, in order; by default
+    ``model.encode`` in this process (see :func:`isbert.distributed.ray_chunk_encoder` for a Ray cluster). ``model``
+    is still used here for the embedding dimension and the tokenizer (to count truncated texts).
     """
     input_path, output_path = Path(input_path), Path(output_path)
     if batch_size < 1:
@@ -137,18 +173,14 @@ def encode_file(
         matrix = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(rows, dimension))
     stats = ReadStats()
     records = iter_texts(input_path, stats=stats, **read)  # type: ignore[arg-type]
+    skip_chunks = done["written"] // chunk_size
+    if embed_chunks is None:
+        embed_chunks = local_chunk_encoder(model, batch_size=batch_size, normalize=normalize)
     try:
         with tqdm(total=rows, initial=done["written"], desc="encode", unit="text", disable=not show_progress) as bar:
-            for index, chunk in enumerate(_chunks(records, chunk_size)):
-                if (index + 1) * chunk_size <= done["written"]:
-                    continue  # finished before the interruption
-                embeddings = model.encode(
-                    chunk,
-                    batch_size=batch_size,
-                    convert_to_numpy=True,
-                    normalize_embeddings=normalize,
-                    show_progress_bar=False,
-                )
+            # Chunks finished before an interruption are read again but not encoded.
+            todo = (chunk for index, chunk in enumerate(_chunks(records, chunk_size)) if index >= skip_chunks)
+            for chunk, embeddings in zip_chunks(todo, embed_chunks):
                 if embeddings.shape != (len(chunk), dimension):
                     raise IsbertError(f"the model returned shape {embeddings.shape} for {len(chunk)} texts")
                 if not np.isfinite(embeddings).all():
