@@ -130,3 +130,38 @@ def test_damaged_folder_is_refused_naming_the_file(
     with pytest.raises(IsbertError, match=message) as info:
         isbert.load(folder, device="cpu")
     assert relative in str(info.value)
+
+
+def test_atomic_save_replaces_a_model_and_leaves_no_temporary_folders(tiny_isbert, tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    isbert.save(tiny_isbert, target)
+    first = isbert.load(target, device="cpu").encode(TEXTS)
+    tiny_isbert[1].convs[0].bias.data += 1.0
+    isbert.save(tiny_isbert, target)
+    second = isbert.load(target, device="cpu").encode(TEXTS)
+    assert not np.allclose(first, second)
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_full_disk_during_save_keeps_the_previous_model(tiny_isbert, tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    target = tmp_path / "model"
+    isbert.save(tiny_isbert, target)
+    before = isbert.load(target, device="cpu").encode(TEXTS)
+    tiny_isbert[1].convs[0].bias.data += 1.0
+
+    from safetensors import torch as safetensors_torch
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safetensors_torch, "save_model", disk_full)
+    monkeypatch.setattr(safetensors_torch, "save_file", disk_full)
+    import sentence_transformers.base.modules.module as st_module
+
+    monkeypatch.setattr(st_module, "save_safetensors_model", disk_full)
+    with pytest.raises(IsbertError, match="the disk is full; nothing there was changed"):
+        isbert.save(tiny_isbert, target)
+    np.testing.assert_array_equal(isbert.load(target, device="cpu").encode(TEXTS), before)
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]

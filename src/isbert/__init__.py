@@ -2,7 +2,7 @@
 
 from isbert.errors import InputError, IsbertError
 from isbert.losses import MutualInformationLoss, mutual_information_loss
-from isbert.model import OFFLINE_ALIAS, build, load, resolve_model_name
+from isbert.model import OFFLINE_ALIAS, build, load, resolve_model_name, save
 from isbert.modules import MaskedCNN
 
 __version__ = "0.1.0"
@@ -18,4 +18,5 @@ __all__ = [
     "load",
     "mutual_information_loss",
     "resolve_model_name",
+    "save",
 ]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -120,6 +123,38 @@ MutualInformationCitation = """@inproceedings{zhang-etal-2020-unsupervised,
     year = "2020",
     url = "https://arxiv.org/abs/2009.12061",
 }"""
+
+
+def save(model: SentenceTransformer, path: str | os.PathLike[str], **kwargs: Any) -> Path:
+    """Save ``model`` as a sentence-transformers folder, atomically: a crash or a full disk never leaves a
+    half-written folder under ``path``, and an existing model there stays intact until the new one is complete.
+
+    The model is written to a hidden sibling folder, its files are fsynced and verified, then the folder is
+    renamed into place (the old one, if any, is removed only after the rename).
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+    retired = target.with_name(f".{target.name}.old-{os.getpid()}")
+    try:
+        model.save(str(staging), safe_serialization=True, **kwargs)
+        for file in staging.rglob("*"):
+            if file.is_file():
+                with file.open("rb") as handle:
+                    os.fsync(handle.fileno())
+        verify_model_folder(staging)
+        if target.exists():
+            os.replace(target, retired)
+        os.replace(staging, target)
+    except OSError as error:
+        if retired.exists() and not target.exists():
+            os.replace(retired, target)
+        reason = "the disk is full" if error.errno == errno.ENOSPC else error.strerror or str(error)
+        raise IsbertError(f"could not save the model to {target}: {reason}; nothing there was changed") from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(retired, ignore_errors=True)
+    return target
 
 
 def verify_model_folder(folder: str | os.PathLike[str]) -> None:
