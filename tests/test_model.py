@@ -25,6 +25,12 @@ def test_build_has_encoder_cnn_and_mean_pooling(tiny_backbone: Path) -> None:
     assert model.encode(TEXTS).shape == (4, 10)
 
 
+def test_tiny_tokenizer_knows_its_words(tiny_isbert) -> None:
+    """Guards the fixtures themselves: distinct words must get distinct ids, or the invariance tests mean little."""
+    ids = tiny_isbert.tokenizer("a man runs in the park")["input_ids"]
+    assert tiny_isbert.tokenizer.unk_token_id not in ids and len(set(ids)) == len(ids)
+
+
 def test_paper_defaults(tiny_backbone: Path) -> None:
     model = isbert.build(str(tiny_backbone), device="cpu")
     cnn = model[1]
