@@ -18,7 +18,8 @@ LOG2 = math.log(2.0)
 
 def local_global_scores(local: Tensor, sentence: Tensor) -> Tensor:
     """``scores[b, t, c] = <local feature of token t of sentence b, sentence vector of c>``, shape (B, T, B)."""
-    return torch.einsum("btd,cd->btc", local, sentence)
+    batch, length, dim = local.shape
+    return (local.reshape(batch * length, dim) @ sentence.T).view(batch, length, -1)
 
 
 def mutual_information_loss(
@@ -42,21 +43,22 @@ def mutual_information_loss(
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     # The (B, T, B) score tensor is small; float32 keeps softplus/logsumexp stable under fp16/bf16 autocast.
     scores = local_global_scores(local, sentence).float()
-    token = local_mask.bool().unsqueeze(-1)  # (B, T, 1)
-    own = torch.eye(batch, dtype=torch.bool, device=scores.device).unsqueeze(1)  # (B, 1, B)
-    positive, negative = token & own, token & ~own
+    token = local_mask.unsqueeze(-1).to(scores.dtype)  # (B, T, 1)
+    own = torch.eye(batch, dtype=scores.dtype, device=scores.device).unsqueeze(1)  # (B, 1, B)
+    positive, negative = token * own, token * (1 - own)  # 0/1 weights: masked sums need no gather or sync
+    n_positive, n_negative = positive.sum(), negative.sum()
 
     if estimator == "jsd":
-        e_pos = (LOG2 - F.softplus(-scores[positive])).mean()
-        e_neg = (F.softplus(scores[negative]) - LOG2).mean()
+        e_pos = ((LOG2 - F.softplus(-scores)) * positive).sum() / n_positive
+        e_neg = ((F.softplus(scores) - LOG2) * negative).sum() / n_negative
         return e_neg - e_pos
     if estimator == "dv":
-        e_pos = scores[positive].mean()
-        e_neg = torch.logsumexp(scores[negative], dim=0) - math.log(int(negative.sum()))
+        e_pos = (scores * positive).sum() / n_positive
+        e_neg = torch.logsumexp(scores.masked_fill(negative == 0, -torch.inf).flatten(), 0) - n_negative.log()
         return e_neg - e_pos
     # infonce: each real token picks its own sentence out of the batch.
     log_prob_own = scores.diagonal(dim1=0, dim2=2).T - torch.logsumexp(scores, dim=-1)  # (B, T)
-    return -log_prob_own[local_mask.bool()].mean()
+    return -(log_prob_own * local_mask.to(scores.dtype)).sum() / n_positive
 
 
 class MutualInformationLoss(nn.Module):

@@ -1,0 +1,193 @@
+"""Training-step and loss speed: isbert against a straightforward implementation of the released code's approach.
+
+The released IS-BERT code (a 2020 fork of sentence-transformers) uses the stock CNN (padding inside the windows),
+gathers each sentence's token features with a Python list comprehension, builds the positive/negative masks with
+Python loops over tokens, and scores every (token, sentence) pair with the JSD estimator. `ReleasedApproachLoss`
+below re-implements that approach (on the CPU, where the original hard-codes CUDA); isbert uses the masked CNN and
+the vectorized loss. Both run on the same encoder weights, the same batches, the same thread count, alternating
+round by round; the ratios are medians measured in this one run.
+
+    python benchmarks/training_step.py --model offline-minilm --data-dir ../shared/data --threads 2
+
+Writes benchmarks/results/training_step.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+
+
+class ReleasedApproachLoss(nn.Module):
+    """JSD local-global loss computed the released code's way: per-sentence slicing and loop-built masks."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, sentence_features: list[dict[str, torch.Tensor]], labels: torch.Tensor | None = None):
+        out = self.model(sentence_features[0])
+        return released_loss(out["token_embeddings"], out["attention_mask"], out["sentence_embedding"])
+
+
+def released_loss(tokens: torch.Tensor, attention_mask: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+    lengths = attention_mask.sum(1).clamp(min=1).cpu().numpy()
+    local = torch.cat([tokens[i][: lengths[i]] for i in range(len(lengths))], dim=0)
+    total, batch = int(lengths.sum()), len(lengths)
+    positive = torch.zeros((total, batch), device=tokens.device)
+    negative = torch.ones((total, batch), device=tokens.device)
+    row = 0
+    for index, length in enumerate(lengths):
+        for token in range(row, row + int(length)):
+            positive[token][index] = 1.0
+            negative[token][index] = 0.0
+        row += int(length)
+    scores = local @ sentence.t()
+    log2 = math.log(2.0)
+    e_pos = (log2 - F.softplus(-(scores * positive))).sum() / total
+    e_neg = (F.softplus(-(scores * negative)) + scores * negative - log2).sum() / (total * (batch - 1))
+    return e_neg - e_pos
+
+
+def corpus(data_dir: Path, count: int) -> list[str]:
+    path = data_dir / "unlabeled" / "nli_sentences.snli_dev_test.txt"
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()][:count]
+
+
+def build_models(model_name: str):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import CNN, Pooling
+
+    import isbert
+
+    torch.manual_seed(0)
+    ours = isbert.build(model_name, activation="none", device="cpu")
+    encoder = ours[0]
+    stock = CNN(encoder.get_embedding_dimension(), out_channels=256, kernel_sizes=[1, 3, 5])
+    for stock_conv, conv in zip(stock.convs, ours[1].convs, strict=True):
+        stock_conv.load_state_dict(conv.state_dict())
+    released = SentenceTransformer(modules=[encoder, stock, Pooling(768, "mean")], device="cpu")
+    return ours, released
+
+
+def time_steps(model, loss: nn.Module, batches: list[list[str]]) -> float:
+    """Seconds per training step (forward, backward, AdamW step), after one warm-up step."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-6, eps=1e-7)
+    model.train()
+
+    def step(texts: list[str]) -> None:
+        features = model.preprocess(texts)
+        optimizer.zero_grad(set_to_none=True)
+        value = loss([features], None)
+        value.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    step(batches[0])
+    start = time.perf_counter()
+    for texts in batches:
+        step(texts)
+    return (time.perf_counter() - start) / len(batches)
+
+
+def time_loss(function, inputs, repeats: int) -> float:
+    function(*inputs)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        function(*inputs).item()
+    return (time.perf_counter() - start) / repeats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="offline-minilm")
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("ISBERT_DATA_DIR", str(HERE.parent.parent / "shared" / "data"))
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per round and batch size")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--output", default=str(HERE / "results" / "training_step"))
+    args = parser.parse_args()
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    torch.set_num_threads(args.threads)
+    from isbert.cli import _quiet_libraries
+    from isbert.losses import MutualInformationLoss, mutual_information_loss
+
+    _quiet_libraries()
+    sentences = corpus(Path(args.data_dir), 64 * args.steps * 2)
+    ours, released = build_models(args.model)
+    rows = []
+    for batch_size in (32, 64):
+        batches = [sentences[i : i + batch_size] for i in range(0, batch_size * args.steps, batch_size)]
+        ours_times, released_times = [], []
+        for _ in range(args.rounds):
+            ours_times.append(time_steps(ours, MutualInformationLoss(ours), batches))
+            released_times.append(time_steps(released, ReleasedApproachLoss(released), batches))
+        ours_s, released_s = statistics.median(ours_times), statistics.median(released_times)
+        rows.append(
+            {
+                "what": f"training step, batch {batch_size}",
+                "isbert_sentences_per_s": batch_size / ours_s,
+                "released_sentences_per_s": batch_size / released_s,
+                "speedup": released_s / ours_s,
+            }
+        )
+
+    # The loss alone, on the same fixed model outputs (batch 64), forward only.
+    with torch.no_grad():
+        ours.eval()
+        out = ours(ours.preprocess(sentences[:64]))
+        tokens, mask, sentence = out["token_embeddings"], out["attention_mask"], out["sentence_embedding"]
+    ours_loss, released_loss_s = [], []
+    for _ in range(args.rounds):
+        ours_loss.append(time_loss(mutual_information_loss, (tokens, mask, sentence), 50))
+        released_loss_s.append(time_loss(released_loss, (tokens, mask, sentence), 5))
+    agree = abs(mutual_information_loss(tokens, mask, sentence).item() - released_loss(tokens, mask, sentence).item())
+    rows.append(
+        {
+            "what": "JSD loss alone, batch 64",
+            "isbert_ms": 1000 * statistics.median(ours_loss),
+            "released_ms": 1000 * statistics.median(released_loss_s),
+            "speedup": statistics.median(released_loss_s) / statistics.median(ours_loss),
+            "absolute_difference_of_values": agree,
+        }
+    )
+    result = {"model": args.model, "threads": args.threads, "rounds": args.rounds, "steps": args.steps, "rows": rows}
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    lines = [
+        f"{args.model}, {args.threads} threads, median of {args.rounds} alternating rounds "
+        f"({args.steps} steps each); released approach = stock CNN + loop-built masks, on CPU.",
+        "",
+        "| measurement | isbert | released approach | speed-up |",
+        "|---|---|---|---|",
+    ]
+    for row in rows[:-1]:
+        lines.append(
+            f"| {row['what']} | {row['isbert_sentences_per_s']:.1f} sentences/s | "
+            f"{row['released_sentences_per_s']:.1f} sentences/s | {row['speedup']:.2f}x |"
+        )
+    loss_row = rows[-1]
+    lines.append(
+        f"| {loss_row['what']} | {loss_row['isbert_ms']:.2f} ms | {loss_row['released_ms']:.2f} ms | "
+        f"{loss_row['speedup']:.0f}x |"
+    )
+    output.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
