@@ -1,0 +1,368 @@
+"""Commands ``index``, ``search``, ``cluster``, ``similar`` and ``serve`` (added to the ``isbert`` CLI)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from isbert.errors import IsbertError
+
+MODEL_HELP = "a saved model folder, a Hugging Face model id, or 'offline-minilm'"
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", "-i", required=True, help="the corpus: .txt, .jsonl, .csv or .tsv (optionally .gz)")
+    parser.add_argument("--text-field", default="text", help="JSON field holding the text (.jsonl; default: text)")
+    parser.add_argument("--column", default="text", help="column holding the text (.csv/.tsv; default: text)")
+    parser.add_argument(
+        "--encoding-errors",
+        choices=("strict", "replace", "skip"),
+        default="strict",
+        help="on bytes that are not UTF-8: stop with file and line (default), replace them, or skip the line",
+    )
+    parser.add_argument("--batch-size", type=_positive_int, default=32, help="texts per forward pass (default: 32)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps ... (default: best available)")
+    parser.add_argument("--no-progress", action="store_true", help="do not show progress bars")
+
+
+def _options(args: argparse.Namespace):
+    from isbert.search.corpus import CorpusOptions
+
+    return CorpusOptions(args.text_field, args.column, args.encoding_errors)
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    _add_index(subparsers)
+    _add_search(subparsers)
+    _add_cluster(subparsers)
+    _add_similar(subparsers)
+    _add_serve(subparsers)
+
+
+# ---------------------------------------------------------------------------------------------------- index
+def _add_index(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "index",
+        help="build a semantic-search index folder, add texts to it, or describe it",
+        description="Semantic-search index folders (faiss index + texts + model reference and fingerprint).",
+    )
+    commands = parser.add_subparsers(dest="index_command", metavar="ACTION", required=True)
+    build = commands.add_parser(
+        "build",
+        help="embed a corpus and write a new index folder",
+        description=(
+            "Embed every non-empty text of --input with MODEL and write an index folder. --kind auto (default) "
+            "uses exact inner-product search below 200,000 texts and IVF above; hnsw and ivf are approximate "
+            "and faster on large corpora. --storage float16/int8 shrinks the stored vectors 2x/4x."
+        ),
+    )
+    build.add_argument("model", help=MODEL_HELP)
+    build.add_argument("--index", required=True, help="the index folder to create")
+    _corpus_arguments(build)
+    build.add_argument("--kind", choices=("auto", "flat", "hnsw", "ivf"), default="auto", help="index type")
+    build.add_argument("--storage", choices=("float32", "float16", "int8"), default="float32", help="vector storage")
+    build.add_argument("--nlist", type=_positive_int, default=0, help="IVF lists (default: ~4 sqrt(n))")
+    build.add_argument("--nprobe", type=_positive_int, default=0, help="IVF lists searched (default: nlist/16, >= 8)")
+    build.add_argument("--hnsw-m", type=_positive_int, default=0, help="HNSW neighbours per node (default: 32)")
+    build.add_argument("--ef-search", type=_positive_int, default=0, help="HNSW search breadth (default: 64)")
+    build.add_argument("--ids-only", action="store_true", help="store only each text's file:line, not the text")
+    build.add_argument("--overwrite", action="store_true", help="replace an existing index in the folder")
+    build.set_defaults(func=_run_index_build)
+
+    add = commands.add_parser(
+        "add",
+        help="add the texts of a corpus to an existing index (atomically)",
+        description=(
+            "Embed --input with the index's model (or --model, which must be the same model) and append it. The "
+            "new index is written next to the old one and swapped in at once: an interrupted add changes nothing."
+        ),
+    )
+    add.add_argument("index", help="the index folder")
+    add.add_argument("--model", default=None, help="override the model reference stored in the index")
+    _corpus_arguments(add)
+    add.set_defaults(func=_run_index_add)
+
+    info = commands.add_parser("info", help="describe an index folder")
+    info.add_argument("index", help="the index folder")
+    info.set_defaults(func=_run_index_info)
+
+
+def _load_model(name: str, device: str | None):
+    from isbert.model import load
+
+    return load(name, device=device)
+
+
+def _run_index_build(args: argparse.Namespace) -> int:
+    from isbert.search.index import SearchIndex
+
+    model = _load_model(args.model, args.device)
+    report = SearchIndex.build(
+        args.index,
+        model,
+        args.model,
+        args.input,
+        options=_options(args),
+        kind=args.kind,
+        storage=args.storage,
+        store_texts=not args.ids_only,
+        overwrite=args.overwrite,
+        batch_size=args.batch_size,
+        show_progress=not args.no_progress,
+        nlist=args.nlist,
+        nprobe=args.nprobe,
+        hnsw_m=args.hnsw_m,
+        ef_search=args.ef_search,
+    )
+    print(report.summary())
+    return 0
+
+
+def _run_index_add(args: argparse.Namespace) -> int:
+    from isbert.search.index import SearchIndex
+
+    index = SearchIndex.open(args.index)
+    model = _load_model(args.model or index.model_ref, args.device)
+    report = index.add(
+        model, args.input, options=_options(args), batch_size=args.batch_size, show_progress=not args.no_progress
+    )
+    print(report.summary())
+    return 0
+
+
+def _run_index_info(args: argparse.Namespace) -> int:
+    from isbert.search.index import SearchIndex
+
+    print(SearchIndex.open(args.index).describe())
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- search
+def _add_search(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "search",
+        help="find the texts of an index closest in meaning to queries",
+        description=(
+            "Search INDEX with one or more QUERY arguments, or one query per line of --queries FILE. The model is "
+            "the one recorded in the index (or --model, refused if it is not the same model). Queries longer "
+            "than the model's maximum length are truncated, with a note."
+        ),
+    )
+    parser.add_argument("index", help="the index folder")
+    parser.add_argument("query", nargs="*", help="query texts")
+    parser.add_argument("--queries", "-q", default=None, help="a file of queries (.txt one per line, .jsonl, .csv)")
+    parser.add_argument("-k", type=_positive_int, default=10, help="results per query (default: 10)")
+    parser.add_argument("--model", default=None, help="override the model reference stored in the index")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per query")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps ... (default: best available)")
+    parser.set_defaults(func=_run_search)
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    from isbert.encode import count_truncated
+    from isbert.io import iter_texts
+    from isbert.search.index import SearchIndex
+
+    queries: list[tuple[str, str]] = [(f"query {i}", text) for i, text in enumerate(args.query, start=1)]
+    if args.queries:
+        queries += [(f"{args.queries}:{line}", text) for line, text in iter_texts(args.queries, strip=True)]
+    if not queries:
+        raise IsbertError('give a query (isbert search INDEX "text") or --queries FILE')
+    for where, text in queries:
+        if not text.strip():
+            raise IsbertError(f"{where}: empty query")
+    index = SearchIndex.open(args.index)
+    model_name = args.model or index.model_ref
+    model = _load_model(model_name, args.device)
+    if args.model:
+        index.check_model(model, args.model)
+    texts = [text for _, text in queries]
+    limit = model.max_seq_length
+    for where, text in queries:
+        if count_truncated(model, [text]):
+            print(f"note: {where} is longer than the model's {limit} tokens; it was truncated", file=sys.stderr)
+    results = index.search(model, texts, k=args.k)
+    for (where, text), hits in zip(queries, results, strict=True):
+        if args.json:
+            print(json.dumps({"query": text, "hits": [hit.as_dict() for hit in hits]}, ensure_ascii=False))
+            continue
+        print(f"{where}: {text}")
+        for hit in hits:
+            shown = hit.text if hit.text is not None else "(text not stored)"
+            print(f"  {hit.rank:>3}  {hit.score:.4f}  {shown}  [{hit.source}]")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------- cluster
+def _add_cluster(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "cluster",
+        help="cluster a corpus; write assignments, cluster sizes, central sentences and a 2-D plot",
+        description=(
+            "Cluster the non-empty texts of --input: spherical k-means (faiss) with --k, or agglomerative "
+            "(average linkage, cosine distance) with --distance-threshold or --k. Writes assignments.csv, "
+            "clusters.json (sizes and most central sentences) and projection.png to --output."
+        ),
+    )
+    parser.add_argument("model", help=MODEL_HELP)
+    _corpus_arguments(parser)
+    parser.add_argument("--k", type=_positive_int, default=None, help="number of clusters")
+    parser.add_argument("--method", choices=("kmeans", "agglomerative"), default="kmeans", help="default: kmeans")
+    parser.add_argument(
+        "--distance-threshold", type=float, default=None, help="agglomerative: merge below this cosine distance"
+    )
+    parser.add_argument("--output", "-o", default="clusters", help="output folder (default: ./clusters)")
+    parser.add_argument("--top", type=_positive_int, default=5, help="central sentences per cluster (default: 5)")
+    parser.add_argument("--projection", choices=("auto", "pca", "umap"), default="auto", help="UMAP if installed")
+    parser.add_argument("--no-plot", action="store_true", help="skip projection.png")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.set_defaults(func=_run_cluster)
+
+
+def _run_cluster(args: argparse.Namespace) -> int:
+    from isbert.search.cluster import cluster_embeddings, write_clusters
+    from isbert.search.corpus import EmbedStats, embed_corpus
+
+    if args.method == "kmeans" and args.k is None:
+        raise IsbertError("k-means needs --k N (or use --method agglomerative --distance-threshold T)")
+    model = _load_model(args.model, args.device)
+    stats = EmbedStats()
+    lines, texts, embeddings = embed_corpus(
+        model, args.input, _options(args), batch_size=args.batch_size, show_progress=not args.no_progress, stats=stats
+    )
+    labels = cluster_embeddings(
+        embeddings, method=args.method, k=args.k, distance_threshold=args.distance_threshold, seed=args.seed
+    )
+    report = write_clusters(
+        args.output,
+        lines,
+        texts,
+        embeddings,
+        labels,
+        top=args.top,
+        plot=not args.no_plot,
+        projection=args.projection,
+        seed=args.seed,
+        title=f"{Path(args.input).name}, {args.method}",
+    )
+    print(report.summary())
+    if stats.truncated:
+        print(f"note: {stats.truncated} texts were truncated to the model's maximum length", file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------- similar
+def _add_similar(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "similar",
+        help="list near-duplicate / paraphrase pairs above a cosine threshold",
+        description=(
+            "Find every pair of texts of --input whose cosine similarity is at least --threshold, best first. "
+            "The similarity matrix is computed in tiles, so memory does not grow with the square of the corpus."
+        ),
+    )
+    parser.add_argument("model", help=MODEL_HELP)
+    _corpus_arguments(parser)
+    parser.add_argument("--threshold", "-t", type=float, required=True, help="minimum cosine similarity, e.g. 0.9")
+    parser.add_argument("--max-pairs", type=_positive_int, default=100_000, help="keep the best N pairs (100000)")
+    parser.add_argument("--output", "-o", default=None, help="write all pairs as .jsonl or .tsv (default: print)")
+    parser.add_argument("--block", type=_positive_int, default=4096, help="tile size (default: 4096)")
+    parser.set_defaults(func=_run_similar)
+
+
+def _run_similar(args: argparse.Namespace) -> int:
+    import csv
+
+    from isbert.search.corpus import EmbedStats, embed_corpus
+    from isbert.search.similar import mine_pairs
+
+    model = _load_model(args.model, args.device)
+    stats = EmbedStats()
+    lines, texts, embeddings = embed_corpus(
+        model, args.input, _options(args), batch_size=args.batch_size, show_progress=not args.no_progress, stats=stats
+    )
+    pairs = mine_pairs(
+        embeddings, args.threshold, block=args.block, max_pairs=args.max_pairs, show_progress=not args.no_progress
+    )
+    rows = [
+        (float(score), lines[i], lines[j], texts[i], texts[j])
+        for i, j, score in zip(pairs.first, pairs.second, pairs.scores, strict=True)
+    ]
+    if args.output:
+        output = Path(args.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with output.open("w", encoding="utf-8", newline="") as handle:
+            if output.suffix == ".tsv":
+                writer = csv.writer(handle, delimiter="\t")
+                writer.writerow(["score", "line1", "line2", "text1", "text2"])
+                writer.writerows((f"{s:.4f}", a, b, x, y) for s, a, b, x, y in rows)
+            else:
+                for s, a, b, x, y in rows:
+                    handle.write(
+                        json.dumps({"score": round(s, 4), "line1": a, "line2": b, "text1": x, "text2": y}) + "\n"
+                    )
+    else:
+        for score, a, b, x, y in rows:
+            print(f"{score:.4f}  {a}: {x}  <->  {b}: {y}")
+    capped = f" (kept the best {len(pairs)}; raise --max-pairs for all)" if pairs.truncated else ""
+    where = f", written to {args.output}" if args.output else ""
+    print(
+        f"{pairs.qualified} pairs with cosine >= {args.threshold} among {len(texts)} texts{capped}{where}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------- serve
+def _add_serve(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run an HTTP service: /embed, /similarity, /search, /health and OpenAI-style /v1/embeddings",
+        description=(
+            "Serve MODEL over HTTP (FastAPI + uvicorn). With --index, /search answers from that index, which must "
+            "have been built with the same model. Concurrent requests are batched together."
+        ),
+    )
+    parser.add_argument("model", help=MODEL_HELP)
+    parser.add_argument("--index", default=None, help="an index folder for /search")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    parser.add_argument("--max-texts", type=_positive_int, default=256, help="texts per request (default: 256)")
+    parser.add_argument("--max-chars", type=_positive_int, default=10_000, help="characters per text (10000)")
+    parser.add_argument("--max-batch", type=_positive_int, default=64, help="texts per merged batch (default: 64)")
+    parser.add_argument("--batch-wait-ms", type=float, default=5.0, help="wait for more requests (default: 5 ms)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps ... (default: best available)")
+    parser.add_argument("--log-level", default="warning", help="uvicorn log level (default: warning)")
+    parser.set_defaults(func=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from isbert.search.index import SearchIndex
+    from isbert.search.serve import Limits, create_app, serve
+
+    if not 0 < args.port < 65536:
+        raise IsbertError(f"--port must be between 1 and 65535, got {args.port}")
+    index = SearchIndex.open(args.index) if args.index else None
+    model = _load_model(args.model, args.device)
+    app = create_app(
+        model,
+        args.model,
+        index=index,
+        limits=Limits(max_texts=args.max_texts, max_chars=args.max_chars),
+        max_batch=args.max_batch,
+        batch_wait_ms=args.batch_wait_ms,
+    )
+    serve(app, args.host, args.port, args.log_level)
+    return 0

@@ -1,0 +1,581 @@
+"""A semantic-search index folder: a faiss index, the texts it returns, and the identity of the model behind it.
+
+Layout of an index folder::
+
+    manifest.json          model reference, dimension, model fingerprint, index kind, current file names
+    index-000001.faiss     the faiss index (inner product over unit vectors = cosine similarity)
+    texts-000001.jsonl     one JSON object per vector: {"text": ..., "source": "corpus.txt:12"}
+    offsets-000001.npy     byte offset of each line of the texts file, so a hit is read without loading all texts
+
+Why a manifest with generations: adding to an index writes a complete new generation of files next to the old
+one and then replaces ``manifest.json`` in one ``os.replace``; a reader sees either the old index or the new one,
+and a crash or error mid-way leaves the old index intact. Old generation files are removed afterwards.
+
+Why a fingerprint: vectors from two different models live in unrelated spaces, and searching one with the other
+returns confident nonsense. The manifest keeps the embeddings of a few fixed probe sentences; a model whose probe
+embeddings differ is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import math
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import faiss
+import numpy as np
+from sentence_transformers import SentenceTransformer
+
+from isbert.errors import IsbertError
+from isbert.search.corpus import Chunk, CorpusOptions, EmbedStats, count_records, embed_texts, iter_embedded_chunks
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+Kind = Literal["auto", "flat", "hnsw", "ivf"]
+Storage = Literal["float32", "float16", "int8"]
+KINDS: tuple[str, ...] = ("auto", "flat", "hnsw", "ivf")
+STORAGES: tuple[str, ...] = ("float32", "float16", "int8")
+AUTO_APPROXIMATE_FROM = 200_000
+"""``auto`` uses exact search below this many vectors (a flat scan of 200k x 384 takes ~10 ms) and IVF above."""
+
+PROBE_SENTENCES = (
+    "A man is playing a guitar on the street.",
+    "The stock market fell sharply today.",
+    "Two dogs are running through a snowy field.",
+    "How do I reset my password?",
+)
+FINGERPRINT_MIN_COSINE = 0.999
+"""Probe embeddings of the same model agree to ~1e-6 across runs and BLAS builds; other models are far below this."""
+
+_SQ = {"float32": "Flat", "float16": "SQfp16", "int8": "SQ8"}
+
+
+# --------------------------------------------------------------------------------------------------- fingerprint
+def model_fingerprint(model: SentenceTransformer) -> dict[str, Any]:
+    """The probe embeddings (rounded) and their hash: enough to tell one model's vector space from another's."""
+    probes = embed_texts(model, list(PROBE_SENTENCES))
+    rounded = np.round(probes.astype(np.float64), 5)
+    digest = hashlib.sha256(np.round(probes, 3).astype(np.float32).tobytes()).hexdigest()[:16]
+    return {"sha256": digest, "probes": rounded.tolist()}
+
+
+def fingerprint_agreement(stored: dict[str, Any], model: SentenceTransformer) -> float:
+    """The lowest cosine between the stored probe embeddings and ``model``'s (1.0 = same model)."""
+    stored_probes = np.asarray(stored["probes"], dtype=np.float32)
+    current = embed_texts(model, list(PROBE_SENTENCES))
+    if stored_probes.shape != current.shape:
+        return -1.0
+    norms = np.linalg.norm(stored_probes, axis=1) * np.linalg.norm(current, axis=1)
+    return float(np.min(np.sum(stored_probes * current, axis=1) / np.maximum(norms, 1e-12)))
+
+
+def model_reference(name_or_path: str) -> str:
+    """What the manifest records to reload the model: an absolute path for a folder, else the name (or alias)."""
+    return str(Path(name_or_path).resolve()) if os.path.isdir(name_or_path) else str(name_or_path)
+
+
+# ------------------------------------------------------------------------------------------------- faiss indexes
+@dataclass
+class IndexSpec:
+    """Which faiss index to build and how to search it."""
+
+    kind: str = "flat"
+    storage: str = "float32"
+    nlist: int = 0
+    nprobe: int = 0
+    hnsw_m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 64
+
+    def factory_string(self) -> str:
+        if self.storage not in _SQ:
+            raise IsbertError(f"unknown storage {self.storage!r}; choose one of {', '.join(STORAGES)}")
+        if self.kind == "flat":
+            return _SQ[self.storage]
+        if self.kind == "hnsw":
+            return f"HNSW{self.hnsw_m}" + ("" if self.storage == "float32" else f"_{_SQ[self.storage]}")
+        if self.kind == "ivf":
+            return f"IVF{self.nlist},{_SQ[self.storage]}"
+        raise IsbertError(f"unknown index kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+
+    def search_params(self) -> dict[str, int]:
+        if self.kind == "hnsw":
+            return {"efSearch": self.ef_search}
+        if self.kind == "ivf":
+            return {"nprobe": self.nprobe}
+        return {}
+
+
+def choose_spec(count: int, kind: str = "auto", storage: str = "float32", **overrides: int) -> IndexSpec:
+    """Pick the index for ``count`` vectors: exact (flat) for small corpora, IVF for large ones, unless forced.
+
+    IVF gets ``nlist ~ sqrt(n)`` lists (1000 for 1M vectors: training and assignment stay under a minute on two
+    cores) and probes 1/16 of them (at least 8); see benchmarks/search_scale.py for recall and latency. HNSW needs
+    no training and answers fastest, but builds slowly (minutes per million vectors on a small machine).
+    """
+    if kind not in KINDS:
+        raise IsbertError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if kind == "auto":
+        kind = "flat" if count < AUTO_APPROXIMATE_FROM else "ivf"
+    spec = IndexSpec(kind=kind, storage=storage)
+    if kind == "ivf":
+        spec.nlist = max(1, min(int(math.sqrt(max(count, 1))), count // 39 or 1, 65536))
+        spec.nprobe = min(spec.nlist, max(8, spec.nlist // 16))
+    for key, value in overrides.items():
+        if value:
+            setattr(spec, key, int(value))
+    spec.factory_string()  # validate early
+    return spec
+
+
+def new_faiss_index(dimension: int, spec: IndexSpec) -> faiss.Index:
+    index = faiss.index_factory(dimension, spec.factory_string(), faiss.METRIC_INNER_PRODUCT)
+    if spec.kind == "hnsw":
+        faiss.downcast_index(index).hnsw.efConstruction = spec.ef_construction
+    apply_search_params(index, spec.search_params())
+    return index
+
+
+def apply_search_params(index: faiss.Index, params: dict[str, int]) -> None:
+    space = faiss.ParameterSpace()
+    for name, value in params.items():
+        space.set_index_parameter(index, name, value)
+
+
+def training_size(index: faiss.Index, spec: IndexSpec, count: int) -> int:
+    """How many vectors to collect before training (0 when the index needs no training)."""
+    if index.is_trained:
+        return 0
+    wanted = max(spec.nlist * 40, 20_000) if spec.kind == "ivf" else 20_000
+    return min(count, wanted)
+
+
+class _Adder:
+    """Feed vectors into a (possibly untrained) faiss index: the first ``train_size`` vectors train it."""
+
+    def __init__(self, index: faiss.Index, train_size: int) -> None:
+        self.index = index
+        self.train_size = train_size
+        self.pending: list[np.ndarray] = []
+        self.pending_rows = 0
+
+    def add(self, vectors: np.ndarray) -> None:
+        if self.index.is_trained:
+            self.index.add(vectors)
+            return
+        self.pending.append(vectors)
+        self.pending_rows += len(vectors)
+        if self.pending_rows >= self.train_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        sample = np.concatenate(self.pending)
+        if not self.index.is_trained:
+            if len(sample) < 1:
+                raise IsbertError("no vectors to train the index on")
+            self.index.train(sample)
+        self.index.add(sample)
+        self.pending, self.pending_rows = [], 0
+
+
+# ---------------------------------------------------------------------------------------------- the index folder
+@dataclass
+class Hit:
+    """One search result: rank from 1, vector id (row in the index), cosine score, stored text and source."""
+
+    rank: int
+    id: int
+    score: float
+    text: str | None
+    source: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "id": self.id, "score": self.score, "text": self.text, "source": self.source}
+
+
+@dataclass
+class BuildReport:
+    folder: Path
+    added: int
+    total: int
+    spec: IndexSpec
+    stats: EmbedStats
+
+    def summary(self) -> str:
+        return (
+            f"{self.folder}: added {self.added} texts ({self.stats.summary()}); index holds {self.total} vectors "
+            f"({self.spec.kind}, {self.spec.storage})"
+        )
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """One writer at a time per index folder (an advisory lock; readers never wait)."""
+    with (folder / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    with partial.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+def _generation_files(generation: int) -> dict[str, str]:
+    return {
+        "index": f"index-{generation:06d}.faiss",
+        "texts": f"texts-{generation:06d}.jsonl",
+        "offsets": f"offsets-{generation:06d}.npy",
+    }
+
+
+class _TextWriter:
+    """Append records to a texts file and remember where each line starts."""
+
+    def __init__(self, path: Path, offsets: list[int] | None = None, store_texts: bool = True) -> None:
+        self.handle = path.open("ab")
+        self.position = self.handle.tell()
+        self.offsets = offsets if offsets is not None else []
+        self.store_texts = store_texts
+
+    def write(self, chunk: Chunk, source: str) -> None:
+        for line, text in zip(chunk.lines, chunk.texts, strict=True):
+            record: dict[str, Any] = {"source": f"{source}:{line}"}
+            if self.store_texts:
+                record["text"] = text
+            data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+            self.offsets.append(self.position)
+            self.handle.write(data)
+            self.position += len(data)
+
+    def close(self) -> None:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+
+
+class SearchIndex:
+    """An opened index folder: search vectors or texts, read the stored texts, append a corpus atomically."""
+
+    def __init__(self, folder: Path, manifest: dict[str, Any], index: faiss.Index, offsets: np.ndarray) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.index = index
+        self.offsets = offsets
+        self._texts_path = folder / manifest["files"]["texts"]
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, folder: str | Path) -> SearchIndex:
+        folder = Path(folder)
+        manifest_path = folder / MANIFEST
+        if not manifest_path.is_file():
+            raise IsbertError(f"not an index folder (no {MANIFEST}): {folder}; build one with `isbert index build`")
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise IsbertError(f"{manifest_path}: damaged manifest ({error})") from None
+        if manifest.get("format") != FORMAT_VERSION:
+            raise IsbertError(f"{manifest_path}: unsupported index format {manifest.get('format')!r}")
+        files = manifest["files"]
+        try:
+            index = faiss.read_index(str(folder / files["index"]))
+            offsets = np.load(folder / files["offsets"])
+        except (RuntimeError, OSError, ValueError) as error:
+            raise IsbertError(f"{folder}: cannot read the index files ({' '.join(str(error).split())[:200]})") from None
+        if index.ntotal != len(offsets) or index.ntotal != manifest["count"]:
+            raise IsbertError(
+                f"{folder}: index holds {index.ntotal} vectors but {len(offsets)} texts ({manifest['count']} in the "
+                "manifest); rebuild it"
+            )
+        apply_search_params(index, manifest["spec"].get("search", {}))
+        return cls(folder, manifest, index, offsets)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.manifest["dimension"])
+
+    @property
+    def model_ref(self) -> str:
+        return str(self.manifest["model"])
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def describe(self) -> str:
+        spec = self.manifest["spec"]
+        search = ", ".join(f"{k}={v}" for k, v in spec.get("search", {}).items())
+        return (
+            f"{self.folder}: {len(self)} vectors of dimension {self.dimension}, {spec['kind']} index "
+            f"({spec['factory']}, {spec['storage']}{', ' + search if search else ''}), model {self.model_ref}, "
+            f"fingerprint {self.manifest['fingerprint']['sha256']}"
+        )
+
+    # ------------------------------------------------------------------ the model
+    def check_model(self, model: SentenceTransformer, name: str | None = None) -> None:
+        """Refuse a model whose embeddings are not the ones this index was built with."""
+        dimension = model.get_embedding_dimension()
+        label = name or "the model"
+        if dimension != self.dimension:
+            raise IsbertError(
+                f"{label} makes {dimension}-d embeddings but the index {self.folder} holds {self.dimension}-d "
+                f"vectors from {self.model_ref}; use that model or rebuild the index"
+            )
+        agreement = fingerprint_agreement(self.manifest["fingerprint"], model)
+        if agreement < FINGERPRINT_MIN_COSINE:
+            raise IsbertError(
+                f"{label} is not the model the index {self.folder} was built with ({self.model_ref}): its embeddings "
+                f"of the probe sentences differ (cosine {agreement:.3f} < {FINGERPRINT_MIN_COSINE}); use that model "
+                "or rebuild the index"
+            )
+
+    # ------------------------------------------------------------------ reading
+    def records(self, ids: Iterable[int]) -> list[dict[str, Any]]:
+        """The stored records (``text``, ``source``) of vector ids, read by offset."""
+        out = []
+        with self._texts_path.open("rb") as handle:
+            for row in ids:
+                handle.seek(int(self.offsets[row]))
+                out.append(json.loads(handle.readline()))
+        return out
+
+    def search_vectors(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and ids, each ``(len(queries), k)``; ids are -1 where fewer than ``k`` vectors exist."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.dimension:
+            raise IsbertError(f"queries must have shape (n, {self.dimension}), got {queries.shape}")
+        return self.index.search(queries, k)
+
+    def hits(self, scores: np.ndarray, ids: np.ndarray) -> list[list[Hit]]:
+        results: list[list[Hit]] = []
+        for row_scores, row_ids in zip(scores, ids, strict=True):
+            valid = [(float(s), int(i)) for s, i in zip(row_scores, row_ids, strict=True) if i >= 0]
+            records = self.records(i for _, i in valid)
+            results.append(
+                [
+                    Hit(rank, i, s, record.get("text"), record.get("source"))
+                    for rank, ((s, i), record) in enumerate(zip(valid, records, strict=True), start=1)
+                ]
+            )
+        return results
+
+    def search(self, model: SentenceTransformer, queries: list[str], k: int = 10) -> list[list[Hit]]:
+        """The ``k`` nearest stored texts of each query (cosine similarity, best first)."""
+        if k < 1:
+            raise IsbertError(f"k must be at least 1, got {k}")
+        for number, query in enumerate(queries, start=1):
+            if not query.strip():
+                raise IsbertError(f"query {number} is empty")
+        scores, ids = self.search_vectors(embed_texts(model, queries), k)
+        return self.hits(scores, ids)
+
+    # ------------------------------------------------------------------ writing
+    @classmethod
+    def build(
+        cls,
+        folder: str | Path,
+        model: SentenceTransformer,
+        model_name: str,
+        corpus: str | Path,
+        *,
+        options: CorpusOptions | None = None,
+        kind: str = "auto",
+        storage: str = "float32",
+        store_texts: bool = True,
+        overwrite: bool = False,
+        batch_size: int = 32,
+        show_progress: bool = True,
+        **spec_overrides: int,
+    ) -> BuildReport:
+        """Embed ``corpus`` and write a new index folder (it must not exist, or be empty, unless ``overwrite``)."""
+        folder = Path(folder)
+        options = options or CorpusOptions()
+        if (folder / MANIFEST).exists() and not overwrite:
+            raise IsbertError(f"{folder} already holds an index; add to it with `isbert index add` or pass --overwrite")
+        if folder.exists() and not folder.is_dir():
+            raise IsbertError(f"not a folder: {folder}")
+        if folder.is_dir() and not (folder / MANIFEST).exists() and any(p.name != ".lock" for p in folder.iterdir()):
+            raise IsbertError(f"{folder} exists and is not an index folder; choose a new or empty folder")
+        count = count_records(corpus, options)
+        if count == 0:
+            raise IsbertError(f"{corpus}: no non-empty texts to index")
+        dimension = model.get_embedding_dimension()
+        if not dimension:
+            raise IsbertError("the model does not report its embedding dimension")
+        spec = choose_spec(count, kind, storage, **spec_overrides)
+        folder.mkdir(parents=True, exist_ok=True)
+        with _locked(folder):
+            previous = _read_manifest(folder)
+            generation = (previous["generation"] + 1) if previous else 1
+            manifest = {
+                "format": FORMAT_VERSION,
+                "generation": generation,
+                "model": model_reference(model_name),
+                "dimension": dimension,
+                "max_seq_length": model.max_seq_length,
+                "fingerprint": model_fingerprint(model),
+                "normalized": True,
+                "metric": "inner_product",
+                "store_texts": store_texts,
+                "count": 0,
+                "spec": {
+                    "kind": spec.kind,
+                    "storage": spec.storage,
+                    "factory": spec.factory_string(),
+                    "search": spec.search_params(),
+                },
+                "files": _generation_files(generation),
+            }
+            index = new_faiss_index(dimension, spec)
+            stats = EmbedStats()
+            added = _write_generation(
+                folder,
+                manifest,
+                index,
+                [],
+                model,
+                corpus,
+                options,
+                spec,
+                count,
+                stats,
+                batch_size,
+                show_progress,
+                store_texts,
+            )
+            if previous:
+                _remove_generation(folder, previous)
+        return BuildReport(folder, added, added, spec, stats)
+
+    def add(
+        self,
+        model: SentenceTransformer,
+        corpus: str | Path,
+        *,
+        options: CorpusOptions | None = None,
+        batch_size: int = 32,
+        show_progress: bool = True,
+    ) -> BuildReport:
+        """Append a corpus: new generation files are written in full, then the manifest is swapped atomically."""
+        options = options or CorpusOptions()
+        self.check_model(model)
+        count = count_records(corpus, options)
+        if count == 0:
+            raise IsbertError(f"{corpus}: no non-empty texts to add")
+        with _locked(self.folder):
+            current = _read_manifest(self.folder)
+            if current is None or current["generation"] != self.manifest["generation"]:
+                raise IsbertError(f"{self.folder} changed since it was opened; open it again and retry")
+            generation = current["generation"] + 1
+            manifest = {**current, "generation": generation, "files": _generation_files(generation)}
+            files = manifest["files"]
+            shutil.copyfile(self._texts_path, self.folder / files["texts"])
+            spec = IndexSpec(kind=current["spec"]["kind"], storage=current["spec"]["storage"])
+            stats = EmbedStats()
+            try:
+                added = _write_generation(
+                    self.folder,
+                    manifest,
+                    faiss.clone_index(self.index),
+                    self.offsets.tolist(),
+                    model,
+                    corpus,
+                    options,
+                    spec,
+                    count,
+                    stats,
+                    batch_size,
+                    show_progress,
+                    bool(current.get("store_texts", True)),
+                )
+            except BaseException:
+                _remove_generation(self.folder, manifest)
+                raise
+            _remove_generation(self.folder, current)
+        reopened = SearchIndex.open(self.folder)
+        self.manifest, self.index, self.offsets = reopened.manifest, reopened.index, reopened.offsets
+        self._texts_path = reopened._texts_path
+        return BuildReport(self.folder, added, len(self), spec, stats)
+
+
+def _read_manifest(folder: Path) -> dict[str, Any] | None:
+    path = folder / MANIFEST
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _remove_generation(folder: Path, manifest: dict[str, Any]) -> None:
+    for name in manifest["files"].values():
+        (folder / name).unlink(missing_ok=True)
+        (folder / f".{name}.partial").unlink(missing_ok=True)
+
+
+def _write_generation(
+    folder: Path,
+    manifest: dict[str, Any],
+    index: faiss.Index,
+    offsets: list[int],
+    model: SentenceTransformer,
+    corpus: str | Path,
+    options: CorpusOptions,
+    spec: IndexSpec,
+    count: int,
+    stats: EmbedStats,
+    batch_size: int,
+    show_progress: bool,
+    store_texts: bool,
+) -> int:
+    """Embed ``corpus`` into ``index`` and the generation's files, then publish them by replacing the manifest."""
+    files = manifest["files"]
+    before = index.ntotal
+    adder = _Adder(index, training_size(index, spec, count))
+    writer = _TextWriter(folder / files["texts"], offsets, store_texts)
+    try:
+        try:
+            for chunk in iter_embedded_chunks(
+                model,
+                corpus,
+                options,
+                total=count,
+                batch_size=batch_size,
+                stats=stats,
+                show_progress=show_progress,
+                desc="index",
+            ):
+                if chunk.embeddings.shape[1] != manifest["dimension"]:
+                    raise IsbertError(f"the model returned {chunk.embeddings.shape[1]}-d embeddings")
+                adder.add(chunk.embeddings)
+                writer.write(chunk, Path(corpus).name)
+            adder.flush()
+        finally:
+            writer.close()
+        if index.ntotal != len(writer.offsets):
+            raise IsbertError(f"{corpus} changed while it was being indexed")
+        partial_index = folder / f".{files['index']}.partial"
+        faiss.write_index(index, str(partial_index))
+        os.replace(partial_index, folder / files["index"])
+        partial_offsets = folder / f".{files['offsets']}.partial"
+        with partial_offsets.open("wb") as handle:
+            np.save(handle, np.asarray(writer.offsets, dtype=np.int64))
+        os.replace(partial_offsets, folder / files["offsets"])
+        manifest["count"] = int(index.ntotal)
+        _write_json_atomic(folder / MANIFEST, manifest)
+    except BaseException:
+        _remove_generation(folder, manifest)
+        raise
+    return int(index.ntotal - before)

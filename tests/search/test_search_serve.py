@@ -1,0 +1,198 @@
+"""The HTTP service, started for real on a loopback port and driven with real HTTP clients."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from test_search_index import make_word_model_folder, sentences, write_lines
+
+import isbert
+from isbert.errors import IsbertError
+from isbert.search.index import SearchIndex
+from isbert.search.serve import Limits, create_app
+
+TEXTS = sentences(60)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object, SearchIndex]]:
+    """A uvicorn server in a thread, on a socket bound to 127.0.0.1 with a port chosen by the OS."""
+    root = tmp_path_factory.mktemp("serve")
+    folder = make_word_model_folder(root)
+    model = isbert.load(folder, device="cpu")
+    SearchIndex.build(root / "idx", model, str(folder), write_lines(root / "c.txt", TEXTS), show_progress=False)
+    index = SearchIndex.open(root / "idx")
+    app = create_app(model, "tiny-isbert", index=index, limits=Limits(max_texts=8, max_chars=200), batch_wait_ms=10)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "the server did not start"
+    yield f"http://127.0.0.1:{port}", model, index
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+def test_health_embed_similarity(served) -> None:
+    url, model, _ = served
+    with httpx.Client(base_url=url, timeout=30) as client:
+        health = client.get("/health").json()
+        assert health["status"] == "ok" and health["dimension"] == 24 and health["index"]["size"] == 60
+        body = client.post("/embed", json={"texts": TEXTS[:3]}).json()
+        vectors = np.asarray(body["embeddings"])
+        want = model.encode(TEXTS[:3], normalize_embeddings=True)
+        np.testing.assert_allclose(vectors, want, atol=1e-5)
+        assert body["truncated"] == []
+        scores = client.post("/similarity", json={"a": TEXTS[0], "b": [TEXTS[0], TEXTS[1]]}).json()["scores"]
+        assert np.asarray(scores).shape == (1, 2) and scores[0][0] == pytest.approx(1.0, abs=1e-5)
+        assert scores[0][1] < scores[0][0]
+
+
+def test_search_returns_the_indexed_sentence_first(served) -> None:
+    url, _, _ = served
+    with httpx.Client(base_url=url, timeout=30) as client:
+        single = client.post("/search", json={"query": TEXTS[11], "k": 3}).json()["results"]
+        assert single["hits"][0]["text"] == TEXTS[11] and len(single["hits"]) == 3 and not single["truncated"]
+        many = client.post("/search", json={"queries": TEXTS[20:24], "k": 1}).json()["results"]
+        assert [r["hits"][0]["text"] for r in many] == TEXTS[20:24]
+        long_query = " ".join(["the dog runs"] * 10)
+        assert client.post("/search", json={"query": long_query, "k": 1}).json()["results"]["truncated"] is True
+
+
+def test_openai_embeddings_shape_and_the_openai_client(served) -> None:
+    url, model, _ = served
+    with httpx.Client(base_url=url, timeout=30) as client:
+        body = client.post("/v1/embeddings", json={"input": TEXTS[:2], "model": "text-embedding-3-small"}).json()
+        assert body["object"] == "list" and body["model"] == "tiny-isbert"
+        assert [item["object"] for item in body["data"]] == ["embedding", "embedding"]
+        assert [item["index"] for item in body["data"]] == [0, 1] and len(body["data"][0]["embedding"]) == 24
+        assert body["usage"]["prompt_tokens"] == body["usage"]["total_tokens"] > 0
+        packed = client.post("/v1/embeddings", json={"input": TEXTS[0], "encoding_format": "base64"}).json()
+        decoded = np.frombuffer(base64.b64decode(packed["data"][0]["embedding"]), dtype="<f4")
+        np.testing.assert_allclose(decoded, body["data"][0]["embedding"], atol=1e-6)
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    response = client.embeddings.create(model="anything", input=TEXTS[:3])
+    got = np.asarray([item.embedding for item in response.data])
+    np.testing.assert_allclose(got, model.encode(TEXTS[:3], normalize_embeddings=True), atol=1e-5)
+    with pytest.raises(openai.APIStatusError) as raised:
+        client.embeddings.create(model="anything", input="")
+    assert raised.value.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "status", "code"),
+    [
+        ("/embed", b'{"texts": ["a", ', 400, "invalid_json"),
+        ("/embed", b'{"texts": ["caf\xe9"]}', 400, "invalid_encoding"),
+        ("/embed", b"[1, 2]", 400, "invalid_json"),
+        ("/embed", b"", 400, "invalid_json"),
+        ("/embed", b'{"texts": []}', 400, "invalid_type"),
+        ("/embed", b'{"texts": ["ok", "  "]}', 400, "empty_text"),
+        ("/embed", b'{"texts": ["' + b"x" * 201 + b'"]}', 413, "text_too_long"),
+        ("/embed", b'{"texts": [' + b",".join([b'"a"'] * 9) + b"]}", 413, "too_many_texts"),
+        ("/embed", b'{"texts": ["' + b"x" * 200_000 + b'"]}', 413, "body_too_large"),
+        ("/search", b'{"query": ""}', 400, "empty_text"),
+        ("/search", b'{"query": "dog", "k": 0}', 400, "invalid_k"),
+        ("/v1/embeddings", b'{"input": [[1, 2, 3]]}', 400, "invalid_type"),
+        ("/v1/embeddings", b'{"input": "a", "encoding_format": "int8"}', 400, "invalid_encoding_format"),
+        ("/v1/embeddings", b'{"model": "x"}', 400, "missing_field"),
+    ],
+)
+def test_bad_requests_get_clear_answers(served, path: str, content: bytes, status: int, code: str) -> None:
+    url, _, _ = served
+    response = httpx.post(url + path, content=content, headers={"content-type": "application/json"}, timeout=30)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error["type"] == "invalid_request_error" and error["message"]
+
+
+def test_an_index_from_another_model_is_refused(served, tmp_path: Path) -> None:
+    _, _, index = served
+    other = isbert.load(make_word_model_folder(tmp_path, seed=3), device="cpu")
+    with pytest.raises(IsbertError, match="not the model the index"):
+        create_app(other, "other", index=index)
+
+
+def test_bounded_load(served) -> None:
+    """200 requests from 4 concurrent clients: none fails, concurrent requests are batched, stats are reported."""
+    url, _, _ = served
+    total, clients = 200, 4
+    latencies: list[float] = []
+    failures: list[str] = []
+
+    async def client_loop(worker: int, client: httpx.AsyncClient) -> None:
+        for n in range(worker, total, clients):
+            body = {"input": [TEXTS[n % len(TEXTS)], TEXTS[(n * 7) % len(TEXTS)]], "model": "m"}
+            start = time.perf_counter()
+            response = await client.post("/v1/embeddings", json=body)
+            latencies.append(time.perf_counter() - start)
+            if response.status_code != 200 or len(response.json()["data"]) != 2:
+                failures.append(f"{response.status_code}: {response.text[:100]}")
+
+    async def run() -> float:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            before = (await client.get("/health")).json()["batching"]
+            start = time.perf_counter()
+            await asyncio.wait_for(asyncio.gather(*(client_loop(w, client) for w in range(clients))), timeout=120)
+            elapsed = time.perf_counter() - start
+            after = (await client.get("/health")).json()["batching"]
+        batches = after["batches"] - before["batches"]
+        requests = after["requests"] - before["requests"]
+        assert requests == total and batches < total, (batches, requests)
+        return elapsed
+
+    elapsed = asyncio.run(run())
+    p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+    print(
+        f"\nload: {total} requests, {clients} clients: {total / elapsed:.1f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+    )
+    assert not failures, failures[:3]
+    assert len(latencies) == total and p50 <= p99
+
+
+def test_the_serve_command_runs_on_loopback(tmp_path: Path) -> None:
+    folder = make_word_model_folder(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "isbert", "serve", str(folder), "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert time.monotonic() < deadline, "the server did not start in 60 s"
+                time.sleep(0.2)
+        assert health.json()["index"] is None
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/embeddings", json={"input": "hi", "model": "m"})
+        assert response.status_code == 200 and len(response.json()["data"][0]["embedding"]) == 24
+        assert httpx.post(f"http://127.0.0.1:{port}/search", json={"query": "hi"}).status_code == 404
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
