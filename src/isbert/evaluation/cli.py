@@ -1,0 +1,131 @@
+"""``isbert eval`` and ``isbert data {check,download}``: added to the main parser by :func:`add_commands`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from isbert.evaluation.data import ALL_TASKS, ENV_VAR, GROUPS
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``eval`` and ``data`` subcommands; each sets ``func(args) -> exit code``."""
+    tasks_help = f"comma-separated, case-insensitive: groups {', '.join(GROUPS)} or tasks {', '.join(ALL_TASKS)}"
+    data_help = f"data folder (layout of shared/data/README.md); default: ${ENV_VAR}"
+
+    ev = subparsers.add_parser(
+        "eval",
+        help="evaluate a model on STS and SentEval transfer tasks, beside the paper's rows",
+        description="Evaluate a sentence embedding model: STS (cosine Spearman x100, the paper's Table 1 protocol) "
+        "and SentEval transfer tasks (logistic regression accuracy).",
+    )
+    ev.add_argument("model", help="model folder, hub id, or 'offline-minilm' (the packaged all-MiniLM-L6-v2)")
+    ev.add_argument("--tasks", default="sts", help=f"tasks to run (default: sts); {tasks_help}")
+    ev.add_argument("--data-dir", default=None, help=data_help)
+    ev.add_argument(
+        "--text",
+        choices=("senteval", "raw"),
+        default="senteval",
+        help="STS sentences: SentEval's tokenized files (default, as in the paper) or the original text",
+    )
+    ev.add_argument("--full", action="store_true", help="SentEval's full transfer protocol (10-fold, inner CV); slower")
+    ev.add_argument(
+        "--standardize",
+        action="store_true",
+        help="standardize features before the transfer classifier (not SentEval's protocol)",
+    )
+    ev.add_argument(
+        "--pooling",
+        choices=("mean", "cls", "first-last-mean"),
+        default=None,
+        help="training-free baseline: this pooling over the model's encoder instead of the model's own head",
+    )
+    ev.add_argument("--whiten", action="store_true", help="apply BERT-whitening fitted on unlabeled sentences")
+    ev.add_argument(
+        "--whiten-dim", type=_positive_int, default=None, help="keep this many whitened dimensions (default: all)"
+    )
+    ev.add_argument(
+        "--whiten-file", default=None, help="unlabeled sentences for whitening, one per line (default: SNLI in data)"
+    )
+    ev.add_argument("--batch-size", type=_positive_int, default=64, help="encoding batch size (default: 64)")
+    ev.add_argument("--cache-dir", default=None, help="cache embeddings here, keyed by model and sentence")
+    ev.add_argument("--device", default=None, help="cpu, cuda, ... (default: best available)")
+    ev.add_argument("--json", dest="json_out", default=None, metavar="OUT.json", help="write the results as JSON")
+    ev.add_argument("--markdown", default=None, metavar="OUT.md", help="write the tables as Markdown")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ev.set_defaults(func=run_eval)
+
+    data = subparsers.add_parser("data", help="check or download the evaluation data")
+    data_sub = data.add_subparsers(dest="data_command", metavar="{check,download}", required=True)
+    check = data_sub.add_parser("check", help="verify layout, pair counts and checksums of the evaluation data")
+    check.add_argument("--data-dir", default=None, help=data_help)
+    check.add_argument("--tasks", default="all", help=f"tasks to check (default: all); {tasks_help}")
+    check.set_defaults(func=run_check)
+    download = data_sub.add_parser("download", help="download the evaluation data from its original sources")
+    download.add_argument("--data-dir", required=True, help="folder to download into (created if needed)")
+    download.add_argument(
+        "--sources", default=None, help="JSON list of sources (name, url, kind, members) to use instead (a mirror)"
+    )
+    download.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default: 60)")
+    download.set_defaults(func=run_download)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from isbert.evaluation import evaluate
+    from isbert.evaluation.report import format_table, write_json, write_markdown
+
+    results = evaluate(
+        args.model,
+        args.tasks,
+        args.data_dir,
+        text=args.text,
+        pooling=args.pooling,
+        whiten=args.whiten or args.whiten_dim is not None,
+        whiten_dim=args.whiten_dim,
+        whiten_file=args.whiten_file,
+        full=args.full,
+        standardize=args.standardize,
+        batch_size=args.batch_size,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        show_progress=not args.no_progress,
+        log=lambda message: print(message, file=sys.stderr),
+    )
+    print(format_table(results))
+    if args.json_out:
+        write_json(results, args.json_out)
+    if args.markdown:
+        write_markdown(results, args.markdown)
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from isbert.evaluation.data import canonical_task_names, check_data
+
+    lines = check_data(args.data_dir, canonical_task_names(args.tasks))
+    for line in lines:
+        print(("ok    " if line.ok else "FAIL  ") + line.message)
+    failed = sum(not line.ok for line in lines)
+    print(f"{len(lines) - failed} ok, {failed} failed")
+    return 1 if failed else 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from isbert.evaluation.data import download, load_sources
+
+    sources = load_sources(args.sources) if args.sources else None
+    written = download(args.data_dir, sources, timeout=args.timeout)
+    print(f"wrote {len(written)} files under {args.data_dir}")
+    if sources is None:
+        print(
+            "note: the original sources give the raw STS text (use --text raw) and no MRPC (Microsoft's .msi); "
+            "SentEval's data/downstream/get_transfer_data.bash makes the tokenized files and MRPC."
+        )
+    return 0

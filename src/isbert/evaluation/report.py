@@ -1,0 +1,107 @@
+"""Result reports: a terminal table with the paper's rows beside the model's, JSON, and Markdown."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from isbert.evaluation.data import STS_SUBSETS, STS_TASKS, TRANSFER_TASKS
+
+PAPER_SOURCE = "reported in the paper (IS-BERT, Zhang et al., EMNLP 2020, Table 1; baselines from SBERT)"
+PAPER_STS: dict[str, tuple[float, ...]] = {
+    "Avg. GloVe embeddings": (55.14, 70.66, 59.73, 68.25, 63.66, 58.02, 53.76),
+    "Avg. BERT embeddings": (38.78, 57.98, 57.98, 63.15, 61.06, 46.35, 58.40),
+    "BERT CLS": (20.16, 30.01, 20.09, 36.88, 38.08, 16.50, 42.63),
+    "IS-BERT-NLI": (56.77, 69.24, 61.21, 75.23, 70.16, 69.21, 64.25),
+}
+"""Cosine Spearman x100 in the order of ``STS_TASKS``, reported in the paper, never computed here."""
+PAPER_TRANSFER: dict[str, tuple[float, ...]] = {
+    "Avg. GloVe embeddings": (77.25, 78.30, 91.17, 87.85, 80.18, 83.0, 72.87),
+    "Avg. BERT embeddings": (78.66, 86.25, 94.37, 88.66, 84.40, 92.8, 69.45),
+    "BERT CLS": (78.68, 84.85, 94.21, 88.23, 84.13, 91.4, 71.13),
+    "IS-BERT-NLI": (81.09, 87.18, 94.96, 88.75, 85.96, 88.64, 74.24),
+}
+"""Accuracy x100 in the order of ``TRANSFER_TASKS``, reported in the paper, never computed here."""
+
+_HEADERS = {"STSBenchmark": "STSb", "SST2": "SST"}
+
+
+def _row(label: str, values: list[float | None]) -> list[str]:
+    cells = [f"{v:.2f}" if v is not None else "-" for v in values]
+    average = f"{sum(values) / len(values):.2f}" if values and all(v is not None for v in values) else "-"  # type: ignore[arg-type]
+    return [label, *cells, average]
+
+
+def _tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of the STS and transfer tables, for the task groups present in ``results``."""
+    model = str(results.get("model", "model"))
+    tables = []
+    for title, tasks, paper, metric in (
+        ("STS (cosine Spearman x100)", STS_TASKS, PAPER_STS, "spearman"),
+        ("Transfer (accuracy x100)", TRANSFER_TASKS, PAPER_TRANSFER, "accuracy"),
+    ):
+        if not any(task in results for task in tasks):
+            continue
+        header = ["Model", *(_HEADERS.get(t, t) for t in tasks), "Avg."]
+        rows = [_row(f"{name} (paper)", list(values)) for name, values in paper.items()]
+        rows.append(_row(f"{model} (this run)", [results[t][metric] if t in results else None for t in tasks]))
+        tables.append((title, header, rows))
+    breakdown = [t for t in STS_SUBSETS if t in results]
+    if breakdown:
+        header = ["Task", "all", "mean", "wmean", *("sub-datasets",)]
+        rows = []
+        for task in breakdown:
+            r = results[task]
+            subs = ", ".join(f"{name} {v['spearman']:.2f}" for name, v in r["subsets"].items())
+            rows.append([task, f"{r['all']:.2f}", f"{r['mean']:.2f}", f"{r['wmean']:.2f}", subs])
+        tables.append(("STS12-16 aggregations (Spearman x100)", header, rows))
+    return tables
+
+
+def _align(cells: list[str], widths: list[int], left: set[int]) -> str:
+    padded = (c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+    return "  ".join(padded).rstrip()
+
+
+def format_table(results: Mapping[str, Any]) -> str:
+    """Plain-text tables for the terminal: the paper's rows, then this model's row."""
+    out = []
+    for title, header, rows in _tables(results):
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        left = {0, len(header) - 1} if title.startswith("STS12") else {0}
+        lines = [_align(cells, widths, left) for cells in [header, *rows]]
+        out += [title, lines[0], "  ".join("-" * w for w in widths), *lines[1:], ""]
+    out.append(f"Rows marked (paper): {PAPER_SOURCE}.")
+    timing = results.get("timing")
+    if timing:
+        out.append(
+            f"{timing['distinct_sentences']} distinct sentences ({timing['encoded_sentences']} encoded, rest cached); "
+            f"encoding {timing['encode_seconds']:.0f} s, total {timing['total_seconds']:.0f} s."
+        )
+    return "\n".join(out)
+
+
+def format_markdown(results: Mapping[str, Any]) -> str:
+    """The same tables as Markdown, with the settings, for reports."""
+    out = [f"### Evaluation of `{results.get('model', 'model')}`", ""]
+    for title, header, rows in _tables(results):
+        out += [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(r) + " |" for r in rows]
+        out.append("")
+    out.append(f"Rows marked (paper): {PAPER_SOURCE}.")
+    settings = results.get("settings")
+    if settings:
+        out.append("")
+        out.append("Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items() if k not in ("tasks", "data_dir")))
+    return "\n".join(out) + "\n"
+
+
+def write_json(results: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    Path(path).write_text(json.dumps(results, indent=2, default=float) + "\n", encoding="utf-8")
+
+
+def write_markdown(results: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    Path(path).write_text(format_markdown(results), encoding="utf-8")

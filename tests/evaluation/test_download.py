@@ -1,0 +1,137 @@
+"""`isbert data download` against a local HTTP server serving small fixture archives; unsafe members refused."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import io
+import json
+import tarfile
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from isbert.errors import IsbertError
+from isbert.evaluation import data
+from isbert.evaluation.cli import add_commands
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An http.server on 127.0.0.1 (random port) serving ``tmp_path / "www"``."""
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *args, **kwargs: None  # type: ignore[attr-defined]
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", www
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def make_zip(path: Path, members: dict[str, str]) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+
+
+def test_download_zip_tar_and_file(server: tuple[str, Path], tmp_path: Path) -> None:
+    url, www = server
+    make_zip(www / "sts.zip", {"test-gold/STS.input.x.txt": "a\tb\n", "test-gold/STS.gs.x.txt": "5\n", "junk.txt": "-"})
+    with tarfile.open(www / "stsb.tar.gz", "w:gz") as tar:
+        payload = b"g\tf\ty\t1\t2.0\ta\tb\n"
+        info = tarfile.TarInfo("stsbenchmark/sts-test.csv")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    (www / "sentiment-dev").write_text("good\t1\n")
+    sources = [
+        data.Source("STS", f"{url}/sts.zip", "zip", {"test-gold/": "sts/raw/STS12/"}),
+        data.Source(
+            "STSb", f"{url}/stsb.tar.gz", "tar", {"stsbenchmark/sts-test.csv": "sts/STSBenchmark/sts-test.csv"}
+        ),
+        data.Source("SST", f"{url}/sentiment-dev", "file", {"": "transfer/SST/binary/sentiment-dev"}),
+    ]
+    target = tmp_path / "data"
+    written = data.download(target, sources, log=lambda message: None)
+    assert sorted(p.relative_to(target).as_posix() for p in written) == [
+        "sts/STSBenchmark/sts-test.csv",
+        "sts/raw/STS12/STS.gs.x.txt",
+        "sts/raw/STS12/STS.input.x.txt",
+        "transfer/SST/binary/sentiment-dev",
+    ]
+    assert not (target / "junk.txt").exists()
+    assert data.read_stsb(target / "sts/STSBenchmark/sts-test.csv").sentences1 == ["a"]
+
+
+def test_archive_member_escaping_the_target_is_refused(server: tuple[str, Path], tmp_path: Path) -> None:
+    url, www = server
+    make_zip(www / "evil.zip", {"ok/a.txt": "fine", "ok/../../../escaped.txt": "pwned"})
+    target = tmp_path / "data"
+    with pytest.raises(IsbertError, match=r"refusing .*ok/\.\./\.\./\.\./escaped\.txt.*outside"):
+        data.download(target, [data.Source("evil", f"{url}/evil.zip", "zip", {"ok/": "x/"})], log=lambda m: None)
+    assert not (tmp_path / "escaped.txt").exists()
+    make_zip(www / "abs.zip", {"/etc/passwd-copy": "x"})
+    with pytest.raises(IsbertError, match="refusing"):
+        data.download(target, [data.Source("abs", f"{url}/abs.zip", "zip", {"": "x/"})], log=lambda m: None)
+
+
+def test_tar_symlink_member_is_refused(server: tuple[str, Path], tmp_path: Path) -> None:
+    url, www = server
+    with tarfile.open(www / "link.tar", "w") as tar:
+        info = tarfile.TarInfo("d/link")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        tar.addfile(info)
+    with pytest.raises(IsbertError, match="not a regular file"):
+        data.download(tmp_path / "data", [data.Source("l", f"{url}/link.tar", "tar", {"d/": "x/"})], log=lambda m: None)
+
+
+def test_target_path_escaping_is_refused_before_download(tmp_path: Path) -> None:
+    source = data.Source("bad", "http://127.0.0.1:9/never-fetched", "file", {"": "../outside.txt"})
+    with pytest.raises(IsbertError, match=r"refusing .*\.\./outside\.txt"):
+        data.download(tmp_path / "data", [source], log=lambda m: None)
+
+
+def test_http_error_names_source(server: tuple[str, Path], tmp_path: Path) -> None:
+    url, _ = server
+    with pytest.raises(IsbertError, match=r"could not download missing from .*/nothing-here"):
+        data.download(tmp_path, [data.Source("missing", f"{url}/nothing-here", "file", {"": "x"})], log=lambda m: None)
+
+
+def test_cli_download_with_sources_file(server: tuple[str, Path], tmp_path: Path, capsys) -> None:
+    url, www = server
+    (www / "TREC_10.label").write_text("NUM:dist How far ?\n")
+    sources = tmp_path / "sources.json"
+    sources.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "TREC",
+                    "url": f"{url}/TREC_10.label",
+                    "kind": "file",
+                    "members": {"": "transfer/TREC/TREC_10.label"},
+                }
+            ]
+        )
+    )
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    args = parser.parse_args(["data", "download", "--data-dir", str(tmp_path / "d"), "--sources", str(sources)])
+    assert args.func(args) == 0
+    assert (tmp_path / "d/transfer/TREC/TREC_10.label").read_text() == "NUM:dist How far ?\n"
+    assert "wrote 1 files" in capsys.readouterr().out
+
+
+def test_default_sources_cover_the_raw_layout() -> None:
+    targets = {dest for source in data.default_sources() for dest in source.members.values()}
+    for task in data.STS_SUBSETS:
+        assert set(data.task_files(task, "raw")) <= targets
+    assert "sts/STSBenchmark/sts-test.csv" in targets and "sts/SICK/SICK_test_annotated.txt" in targets

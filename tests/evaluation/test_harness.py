@@ -1,0 +1,193 @@
+"""evaluate() end to end on a tiny hand-made data folder with a fake encoder: de-duplication, cache, errors,
+reports and the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from isbert.errors import IsbertError
+from isbert.evaluation import EmbeddingCache, data, encode_unique, evaluate
+from isbert.evaluation.cli import add_commands
+from isbert.evaluation.report import PAPER_STS, format_markdown, format_table
+
+
+class HashedBagOfWords:
+    """Deterministic fake encoder: each word adds a hashed random vector; records every sentence it encodes."""
+
+    def __init__(self, dim: int = 16, nan: bool = False) -> None:
+        self.dim, self.nan = dim, nan
+        self.seen: list[str] = []
+
+    def encode(self, sentences: list[str], batch_size: int = 32, **kwargs: object) -> np.ndarray:
+        self.seen.extend(sentences)
+        out = np.zeros((len(sentences), self.dim), dtype=np.float32)
+        for row, sentence in enumerate(sentences):
+            for word in sentence.lower().split():
+                seed = int.from_bytes(hashlib.md5(word.encode()).digest()[:4], "little")
+                out[row] += np.random.default_rng(seed).normal(size=self.dim)
+        if self.nan:
+            out[0, 0] = np.nan
+        return out
+
+
+SENTENCES = ["a man plays guitar", "a man plays a guitar", "a woman cuts onions", "a dog runs", "the cat sleeps"]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """STS12 with two tiny sub-datasets, SICK-R and MR, with the expected sizes patched to match."""
+    root = tmp_path / "data"
+    monkeypatch.setitem(data.STS_SUBSETS, "STS12", {"MSRpar": 4, "MSRvid": 3})
+    monkeypatch.setitem(data.EXPECTED_COUNTS, "SICK-R", 4)
+    monkeypatch.setitem(data.EXPECTED_COUNTS, "MR", 20)
+    sts = root / "sts" / "STS12"
+    sts.mkdir(parents=True)
+    pairs = [(0, 1, 5.0), (0, 2, 1.0), (2, 3, 0.5), (3, 4, 2.0), (1, 1, 4.9)]
+    (sts / "STS.input.MSRpar.txt").write_text("".join(f"{SENTENCES[a]}\t{SENTENCES[b]}\n" for a, b, _ in pairs))
+    (sts / "STS.gs.MSRpar.txt").write_text("5.0\n1.0\n0.5\n\n4.9\n")  # one unscored pair
+    (sts / "STS.input.MSRvid.txt").write_text(
+        f"{SENTENCES[0]}\t{SENTENCES[1]}\n{SENTENCES[3]}\t{SENTENCES[4]}\n{SENTENCES[2]}\t{SENTENCES[2]}\n"
+    )
+    (sts / "STS.gs.MSRvid.txt").write_text("4\n1\n5\n")
+    sick = root / "sts" / "SICK" / "senteval"
+    sick.mkdir(parents=True)
+    rows = [f"{i}\t{SENTENCES[a]}\t{SENTENCES[b]}\t{s}\tNEUTRAL\r\n" for i, (a, b, s) in enumerate(pairs[:4])]
+    (sick / "SICK_test_annotated.txt").write_text(
+        "pair_ID\tsentence_A\tsentence_B\trelatedness_score\tx\r\n" + "".join(rows)
+    )
+    mr = root / "transfer" / "MR"
+    mr.mkdir(parents=True)
+    (mr / "rt-polarity.pos").write_text("".join(f"great good film {i}\n" for i in range(10)))
+    (mr / "rt-polarity.neg").write_text("".join(f"awful bad film {i}\n" for i in range(10)))
+    return root
+
+
+def test_each_distinct_sentence_is_encoded_once(data_dir: Path) -> None:
+    model = HashedBagOfWords()
+    results = evaluate(model, "sts12,sick-r,mr", data_dir, show_progress=False, model_name="fake")
+    assert sorted(model.seen) == sorted(set(model.seen))
+    assert set(SENTENCES) <= set(model.seen)
+    assert results["timing"]["encoded_sentences"] == len(model.seen) == results["timing"]["distinct_sentences"]
+    assert results["STS12"]["subsets"]["MSRpar"]["n"] == 4
+    assert {"spearman", "all", "mean", "wmean"} <= set(results["STS12"])
+    assert "spearman" in results["SICK-R"] and "accuracy" in results["MR"]
+    assert results["MR"]["accuracy"] == pytest.approx(100.0)
+    assert set(results["checksums"]) == {*data.task_files("STS12"), *data.task_files("SICK-R"), *data.task_files("MR")}
+    assert results["versions"]["numpy"] == np.__version__
+
+
+def test_cache_round_trip(data_dir: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    first = HashedBagOfWords()
+    a = evaluate(first, "sts12", data_dir, cache_dir=cache_dir, model_name="fake", show_progress=False)
+    second = HashedBagOfWords()
+    b = evaluate(second, "sts12", data_dir, cache_dir=cache_dir, model_name="fake", show_progress=False)
+    assert second.seen == [] and b["timing"]["encoded_sentences"] == 0
+    assert b["STS12"]["spearman"] == pytest.approx(a["STS12"]["spearman"])
+    other = HashedBagOfWords()
+    evaluate(other, "sts12", data_dir, cache_dir=cache_dir, model_name="another model", show_progress=False)
+    assert len(other.seen) == a["timing"]["distinct_sentences"]  # a different model key shares nothing
+
+
+def test_encode_unique_with_partial_cache(tmp_path: Path) -> None:
+    model = HashedBagOfWords()
+    cache = EmbeddingCache(tmp_path, "m")
+    index, matrix, n = encode_unique(model, ["x y", "z"], cache=cache, show_progress=False)
+    index2, matrix2, n2 = encode_unique(
+        model, ["z", "w", "z"], cache=EmbeddingCache(tmp_path, "m"), show_progress=False
+    )
+    assert (n, n2) == (2, 1) and model.seen == ["x y", "z", "w"]
+    np.testing.assert_allclose(matrix2[index2["z"]], matrix[index["z"]])
+
+
+def test_nan_embeddings_are_an_error(data_dir: Path) -> None:
+    with pytest.raises(IsbertError, match="non-finite sentence embeddings"):
+        evaluate(HashedBagOfWords(nan=True), "sts12", data_dir, show_progress=False)
+
+
+def test_unknown_task_and_missing_data_dir(data_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(IsbertError, match=r"unknown task 'sts99'.*STSBenchmark"):
+        evaluate(HashedBagOfWords(), "sts12,sts99", data_dir)
+    with pytest.raises(IsbertError, match=r"data directory not found.*isbert data download"):
+        evaluate(HashedBagOfWords(), "sts12", tmp_path / "absent")
+
+
+def test_whitening_changes_scores_and_cuts_dimensions(data_dir: Path, tmp_path: Path) -> None:
+    unlabeled = tmp_path / "unlabeled.txt"
+    unlabeled.write_text(
+        "\n".join(f"sentence number {i} about {w}" for i, w in enumerate("abcdefghijklmnopqrstuvwxyz"))
+    )
+    results = evaluate(
+        HashedBagOfWords(), "sts12", data_dir, whiten=True, whiten_dim=4, whiten_file=unlabeled, show_progress=False
+    )
+    assert np.isfinite(results["STS12"]["spearman"])
+    assert "whitening (4 dims)" in results["model"]
+
+
+def test_reports_show_paper_rows_beside_the_model(data_dir: Path, tmp_path: Path) -> None:
+    results = evaluate(HashedBagOfWords(), "sts12,mr", data_dir, show_progress=False, model_name="fake-bow")
+    table = format_table(results)
+    assert "IS-BERT-NLI (paper)" in table and "fake-bow (this run)" in table
+    assert f"{PAPER_STS['IS-BERT-NLI'][0]:.2f}" in table
+    assert f"{results['STS12']['spearman']:.2f}" in table
+    markdown = format_markdown(results)
+    assert markdown.count("| IS-BERT-NLI (paper) |") == 2
+
+
+def test_cli_eval_writes_json_and_markdown(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import isbert.model
+
+    monkeypatch.setattr(isbert.model, "load", lambda name, device=None: HashedBagOfWords())
+    monkeypatch.setattr("isbert.evaluation.model_fingerprint", lambda name: name)
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
+    args = parser.parse_args(
+        [
+            "eval",
+            "fake",
+            "--tasks",
+            "STS12,MR",
+            "--data-dir",
+            str(data_dir),
+            "--json",
+            str(out_json),
+            "--markdown",
+            str(out_md),
+            "--no-progress",
+        ]
+    )
+    assert args.func(args) == 0
+    saved = json.loads(out_json.read_text())
+    assert saved["STS12"]["spearman"] == pytest.approx(saved["STS12"]["all"])
+    assert 0 <= saved["MR"]["accuracy"] <= 100
+    assert saved["model"] == "fake" and "checksums" in saved and "versions" in saved
+    assert "IS-BERT-NLI (paper)" in out_md.read_text()
+    assert "fake (this run)" in capsys.readouterr().out
+
+
+def test_cli_data_check_fails_on_fixture_checksums(data_dir: Path, capsys) -> None:
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    args = parser.parse_args(["data", "check", "--data-dir", str(data_dir), "--tasks", "sts12,sick-r,mr,trec"])
+    assert args.func(args) == 1
+    out = capsys.readouterr().out
+    assert "STS12 (senteval): counts ok" in out and "checksum differs" in out
+    assert "TREC: missing transfer/TREC/train_5500.label" in out
+
+
+def test_cache_keeps_texts_whose_hash_ends_in_a_nul_byte(tmp_path: Path) -> None:
+    """Regression: fixed-width numpy bytes strip trailing NULs, which lost about 1 in 256 cached sentences."""
+    text = next(f"s{i}" for i in range(100_000) if hashlib.sha256(f"s{i}".encode()).digest().endswith(b"\0"))
+    model = HashedBagOfWords()
+    encode_unique(model, [text, "other"], cache=EmbeddingCache(tmp_path, "m"), show_progress=False)
+    _, _, encoded = encode_unique(model, [text, "other"], cache=EmbeddingCache(tmp_path, "m"), show_progress=False)
+    assert encoded == 0

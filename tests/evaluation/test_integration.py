@@ -1,0 +1,55 @@
+"""A few checks on the real evaluation data (shared/data), skipped where it is not present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from isbert.evaluation import data
+
+DATA_DIR = Path(os.environ.get(data.ENV_VAR) or Path(__file__).resolve().parents[2] / ".." / "shared" / "data")
+needs_data = pytest.mark.skipif(
+    not (DATA_DIR / "sts").is_dir(), reason=f"evaluation data not found at {DATA_DIR} (set {data.ENV_VAR})"
+)
+
+
+@needs_data
+@pytest.mark.parametrize("text", ["senteval", "raw"])
+def test_real_sts_counts_match_senteval(text: data.TextVariant) -> None:
+    sizes = {
+        task: sum(len(s) for s in data.load_task(task, DATA_DIR, text).subsets.values()) for task in data.STS_TASKS
+    }
+    assert sizes == {
+        "STS12": 3108,
+        "STS13": 1500,
+        "STS14": 3750,
+        "STS15": 3000,
+        "STS16": 1186,
+        "STSBenchmark": 1379,
+        "SICK-R": 4927,
+    }
+
+
+@needs_data
+def test_real_data_check_passes() -> None:
+    lines = data.check_data(DATA_DIR)
+    assert all(line.ok for line in lines), [line.message for line in lines if not line.ok]
+
+
+@needs_data
+@pytest.mark.slow
+def test_packaged_minilm_on_a_stsb_subset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The packaged all-MiniLM-L6-v2 correlates well with STSb gold on its first 60 pairs."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import numpy as np
+
+    import isbert
+    from isbert.evaluation.sts import cosine_rows, spearman
+
+    subset = data.read_stsb(DATA_DIR / "sts/STSBenchmark/senteval/sts-test.csv")
+    model = isbert.load("offline-minilm", device="cpu")
+    a = model.encode(subset.sentences1[:60], convert_to_numpy=True, show_progress_bar=False)
+    b = model.encode(subset.sentences2[:60], convert_to_numpy=True, show_progress_bar=False)
+    assert spearman(cosine_rows(a, b), np.asarray(subset.scores[:60])) > 60.0
