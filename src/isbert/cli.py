@@ -13,7 +13,7 @@ from isbert import __version__
 from isbert.errors import IsbertError
 
 # Modules that add subcommands: each defines add_commands(subparsers).
-COMMAND_MODULES: tuple[str, ...] = ("isbert.search.cli",)
+COMMAND_MODULES: tuple[str, ...] = ("isbert.evaluation.cli", "isbert.training.cli", "isbert.search.cli")
 
 
 def _quiet_libraries() -> None:

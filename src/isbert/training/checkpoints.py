@@ -1,0 +1,92 @@
+"""Crash-safe checkpoint folders: written under a temporary name, fsynced, then renamed into place.
+
+A folder is a checkpoint only when it is named ``checkpoint-STEP`` and holds the marker file; a run killed while
+saving leaves a ``.partial-*`` folder that nothing ever picks up (it is removed at the next save or start).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+MARKER = "isbert_checkpoint.json"
+"""Written last into a complete checkpoint (it also holds the model-selection history at that step)."""
+
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+PARTIAL_PREFIX = ".partial-"
+
+
+def fsync_tree(folder: str | os.PathLike[str]) -> None:
+    """Flush every file and folder below ``folder`` to disk, so that a rename after it publishes complete data."""
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(root)
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def publish_dir(staged: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Move a fully written folder to ``target`` (replacing it): the old one is removed only after the swap."""
+    staged, target = Path(staged), Path(target)
+    fsync_tree(staged)
+    old = None
+    if target.exists():
+        old = target.with_name(f"{PARTIAL_PREFIX}old-{target.name}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(target, old)
+    os.rename(staged, target)
+    fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def list_checkpoints(folder: str | os.PathLike[str]) -> list[tuple[int, Path]]:
+    """Complete checkpoints under ``folder`` as ``(step, path)``, oldest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for child in folder.iterdir():
+        match = _CHECKPOINT_RE.match(child.name)
+        if match and child.is_dir() and (child / MARKER).is_file() and (child / "trainer_state.json").is_file():
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def latest_checkpoint(folder: str | os.PathLike[str]) -> Path | None:
+    checkpoints = list_checkpoints(folder)
+    return checkpoints[-1][1] if checkpoints else None
+
+
+def remove_partials(folder: str | os.PathLike[str]) -> None:
+    """Remove what an interrupted save left behind."""
+    folder = Path(folder)
+    if folder.is_dir():
+        for child in folder.iterdir():
+            if child.name.startswith(PARTIAL_PREFIX):
+                shutil.rmtree(child, ignore_errors=True)
+
+
+def rotate(folder: str | os.PathLike[str], keep_last: int) -> None:
+    """Keep the ``keep_last`` newest complete checkpoints (the best model lives in its own folder)."""
+    checkpoints = list_checkpoints(folder)
+    for _step, path in checkpoints[: max(0, len(checkpoints) - keep_last)]:
+        shutil.rmtree(path, ignore_errors=True)

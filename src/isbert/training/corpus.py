@@ -1,0 +1,183 @@
+"""Training corpus: stream text files into a memory-mapped Arrow dataset with one ``text`` column.
+
+Why Arrow (``datasets.Dataset.from_generator``): lines are written to disk as they are read, so a corpus larger than
+memory works, and a map-style dataset gives the Trainer a seeded shuffled sampler whose position it can restore
+exactly on resume (which an iterable dataset cannot).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from isbert.errors import IsbertError
+from isbert.io import EncodingErrors, ReadStats, iter_texts
+
+TEXT_COLUMN = "text"
+
+# Statistics of generators run by datasets.Dataset.from_generator, by token: the generator runs in this process,
+# but datasets hashes its arguments, so the (mutable) stats travel by name instead of by value.
+_RUNNING_STATS: dict[str, CorpusStats] = {}
+
+
+@dataclass
+class CorpusStats:
+    """What reading the corpus did: per-file and total lines used, skipped and why."""
+
+    files: list[dict[str, Any]] = field(default_factory=list)
+    lines: int = 0
+    used: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    heldout: int = 0
+
+    def add_file(self, path: str, stats: ReadStats, duplicates: int) -> None:
+        skipped = dict(stats.skipped)
+        if duplicates:
+            skipped["duplicate"] = duplicates
+        used = stats.used - duplicates
+        self.files.append({"path": path, "lines": stats.lines, "used": used, "skipped": skipped})
+        self.lines += stats.lines
+        self.used += used
+        for reason, count in skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + count
+
+    def summary(self) -> str:
+        skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(self.skipped.items()))
+        text = f"corpus: {self.used} sentences used of {self.lines} lines"
+        text += f" (skipped: {skipped})" if skipped else " (none skipped)"
+        if self.heldout:
+            text += f"; {self.heldout} held out for the label-free criterion, {self.used - self.heldout} for training"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def corpus_fingerprint(paths: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """Path, size and modification time of each file: enough to notice a corpus that changed before ``--resume``."""
+    result = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise IsbertError(f"corpus file not found: {path}")
+        stat = path.stat()
+        result.append({"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+    return result
+
+
+def iter_corpus(
+    paths: Sequence[str | os.PathLike[str]],
+    stats: CorpusStats,
+    *,
+    text_field: str = "text",
+    column: str = "text",
+    encoding_errors: EncodingErrors = "strict",
+    dedup: bool = False,
+) -> Iterator[str]:
+    """Stripped, non-empty sentences of every file in order; optionally only the first occurrence of each.
+
+    De-duplication keeps an 8-byte hash of every distinct sentence in a set: memory grows with the number of
+    distinct sentences (about 100 bytes each in CPython), not with their length.
+    """
+    seen: set[bytes] = set()
+    for path in paths:
+        read = ReadStats()
+        duplicates = 0
+        for _, text in iter_texts(
+            path,
+            text_field=text_field,
+            column=column,
+            encoding_errors=encoding_errors,
+            skip_empty=True,
+            strip=True,
+            stats=read,
+        ):
+            if dedup:
+                key = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+                if key in seen:
+                    duplicates += 1
+                    continue
+                seen.add(key)
+            yield text
+        stats.add_file(str(path), read, duplicates)
+
+
+def _generate(token: str, paths: list[str], options: dict[str, Any]) -> Iterator[dict[str, str]]:
+    for text in iter_corpus(paths, _RUNNING_STATS[token], **options):
+        yield {TEXT_COLUMN: text}
+
+
+def build_corpus_dataset(
+    paths: Sequence[str | os.PathLike[str]],
+    cache_dir: str | os.PathLike[str],
+    *,
+    text_field: str = "text",
+    column: str = "text",
+    encoding_errors: EncodingErrors = "strict",
+    dedup: bool = False,
+) -> tuple[Any, CorpusStats]:
+    """Read the corpus into an Arrow dataset under ``cache_dir`` (rebuilt each time, so the stats are real).
+
+    Returns ``(dataset, stats)``; raises :class:`IsbertError` on an empty corpus or unreadable input.
+    """
+    import datasets
+    from datasets.exceptions import DatasetGenerationError
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    if not paths:
+        raise IsbertError("no corpus files given")
+    corpus_fingerprint(paths)  # fail early, with the file name, on a missing file
+    cache_dir = Path(cache_dir)
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex
+    stats = CorpusStats()
+    _RUNNING_STATS[token] = stats
+    options = {"text_field": text_field, "column": column, "encoding_errors": encoding_errors, "dedup": dedup}
+    try:
+        dataset = datasets.Dataset.from_generator(
+            _generate,
+            gen_kwargs={"token": token, "paths": [str(p) for p in paths], "options": options},
+            cache_dir=str(cache_dir),
+            features=datasets.Features({TEXT_COLUMN: datasets.Value("string")}),
+        )
+    except ValueError:  # datasets refuses a generator that yielded nothing
+        if stats.used == 0:
+            raise IsbertError(
+                f"the corpus is empty: no non-empty lines in {', '.join(str(p) for p in paths)}"
+            ) from None
+        raise
+    except DatasetGenerationError as error:
+        cause = error.__cause__ or error.__context__
+        if isinstance(cause, IsbertError):
+            raise cause from None
+        raise IsbertError(f"could not read the corpus: {cause or error}") from error
+    finally:
+        _RUNNING_STATS.pop(token, None)
+    if len(dataset) == 0:
+        raise IsbertError(f"the corpus is empty: no non-empty lines in {', '.join(str(p) for p in paths)}")
+    return dataset, stats
+
+
+def default_heldout_size(num_sentences: int) -> int:
+    """1% of the corpus, at least 16 and at most 1,000 sentences; 0 for corpora under 200 sentences."""
+    if num_sentences < 200:
+        return 0
+    return min(1000, max(16, num_sentences // 100))
+
+
+def split_heldout(dataset: Any, size: int, seed: int) -> tuple[Any, Any | None]:
+    """A seeded random held-out slice of ``size`` sentences (never trained on) and the rest for training."""
+    if size <= 0:
+        return dataset, None
+    if size >= len(dataset):
+        raise IsbertError(f"--heldout-size {size} leaves no training sentences (the corpus has {len(dataset)})")
+    parts = dataset.train_test_split(test_size=size, seed=seed, shuffle=True)
+    return parts["train"], parts["test"]

@@ -1,0 +1,69 @@
+"""Helpers for the training tests; run as a script it is the per-rank worker of the DDP test (torchrun)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+REPO = TESTS.parent
+
+TINY_ARGS = ["--max-seq-length", "16", "--out-channels", "8", "--no-progress", "--logging-steps", "2"]
+
+
+def write_corpus(path: Path, n: int = 300, seed: int = 0, extra: str = "") -> Path:
+    """``n`` random sentences from the tiny vocabulary, one per line."""
+    sys.path.insert(0, str(TESTS))
+    from tiny_models import WORDS
+
+    rng = random.Random(seed)
+    lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 10))) for _ in range(n)]
+    path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
+    return path
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
+    return env
+
+
+def isbert_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "isbert", "train", *args]
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(isbert_cmd(*args), env=cli_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def parameter_digest(model) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _ddp_worker(backbone: str, corpus: str, output: str, digest_dir: str) -> None:
+    from transformers import TrainerCallback
+
+    from isbert.training import train
+
+    class Digest(TrainerCallback):
+        def on_train_end(self, args, state, control, model=None, **kwargs):
+            rank = int(os.environ.get("RANK", "0"))
+            Path(digest_dir, f"rank{rank}.txt").write_text(parameter_digest(model))
+
+    train(
+        model=backbone, corpus=[corpus], output=output, max_steps=6, batch_size=8, save_steps=3, eval_steps=3,
+        max_seq_length=16, out_channels=8, device="cpu", show_progress=False, heldout_size=16, lr=1e-3,
+        callbacks=[Digest()],
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    _ddp_worker(*sys.argv[1:5])

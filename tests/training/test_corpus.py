@@ -1,0 +1,74 @@
+"""Corpus reading: counts of used and skipped lines, formats, errors."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from isbert.errors import InputError, IsbertError
+from isbert.training.corpus import build_corpus_dataset, default_heldout_size, split_heldout
+
+
+def test_txt_stats_strip_empty_and_dedup(tmp_path: Path) -> None:
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("  a man walks \n\n   \nA dog runs\na man walks\n", encoding="utf-8")
+    dataset, stats = build_corpus_dataset([corpus], tmp_path / "cache", dedup=True)
+    assert list(dataset["text"]) == ["a man walks", "A dog runs"]
+    assert (stats.lines, stats.used, stats.skipped) == (5, 2, {"empty": 2, "duplicate": 1})
+    assert "2 sentences used of 5 lines" in stats.summary()
+    dataset, stats = build_corpus_dataset([corpus], tmp_path / "cache", dedup=False)
+    assert len(dataset) == 3 and stats.skipped == {"empty": 2}
+
+
+def test_gz_jsonl_csv_and_several_files(tmp_path: Path) -> None:
+    gz = tmp_path / "a.txt.gz"
+    with gzip.open(gz, "wt", encoding="utf-8") as handle:
+        handle.write("one\ntwo\n")
+    jsonl = tmp_path / "b.jsonl"
+    jsonl.write_text('{"sent": "three"}\n{"sent": " "}\n', encoding="utf-8")
+    dataset, stats = build_corpus_dataset([gz, jsonl], tmp_path / "cache", text_field="sent")
+    assert list(dataset["text"]) == ["one", "two", "three"]
+    assert [f["used"] for f in stats.files] == [2, 1]
+    tsv = tmp_path / "c.tsv"
+    tsv.write_text("id\tsentence\n1\tfour\n", encoding="utf-8")
+    dataset, _ = build_corpus_dataset([tsv], tmp_path / "cache", column="sentence")
+    assert list(dataset["text"]) == ["four"]
+
+
+def test_missing_field_column_and_bad_utf8(tmp_path: Path) -> None:
+    jsonl = tmp_path / "b.jsonl"
+    jsonl.write_text('{"text": "x"}\n{"other": "y"}\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"b.jsonl:2: no field 'text'"):
+        build_corpus_dataset([jsonl], tmp_path / "cache")
+    csv_file = tmp_path / "c.csv"
+    csv_file.write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(InputError, match="no column 'text'"):
+        build_corpus_dataset([csv_file], tmp_path / "cache")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"good line\nbad \xff line\nanother\n")
+    with pytest.raises(InputError, match=r"bad.txt:2: not valid UTF-8"):
+        build_corpus_dataset([bad], tmp_path / "cache")
+    dataset, stats = build_corpus_dataset([bad], tmp_path / "cache", encoding_errors="skip")
+    assert len(dataset) == 2 and stats.skipped == {"not valid UTF-8": 1}
+
+
+def test_empty_and_missing_corpus(tmp_path: Path) -> None:
+    empty = tmp_path / "e.txt"
+    empty.write_text("\n \n", encoding="utf-8")
+    with pytest.raises(IsbertError, match="the corpus is empty"):
+        build_corpus_dataset([empty], tmp_path / "cache")
+    with pytest.raises(IsbertError, match="corpus file not found"):
+        build_corpus_dataset([tmp_path / "nope.txt"], tmp_path / "cache")
+
+
+def test_heldout_split_is_seeded_and_disjoint(tmp_path: Path) -> None:
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("".join(f"sentence {i}\n" for i in range(500)), encoding="utf-8")
+    dataset, _ = build_corpus_dataset([corpus], tmp_path / "cache")
+    assert default_heldout_size(500) == 16 and default_heldout_size(150) == 0 and default_heldout_size(10**7) == 1000
+    train_a, held_a = split_heldout(dataset, 16, seed=1)
+    _, held_b = split_heldout(dataset, 16, seed=1)
+    assert list(held_a["text"]) == list(held_b["text"])
+    assert len(train_a) == 484 and not set(held_a["text"]) & set(train_a["text"])
