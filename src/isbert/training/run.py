@@ -462,6 +462,8 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
     if resume_from is None:
         torch.manual_seed(config.seed)  # the CNN's initial weights
     model = _build_model(config)
+    # We write our own model card; sentence-transformers' widget sampling would print a bar and draw from `random`.
+    model.model_card_data.set_widget_examples = lambda dataset: None
     loss = MutualInformationLoss(model, estimator=config.estimator)
     frozen = freeze_unused_parameters(model, loss)
 
