@@ -33,3 +33,39 @@ def tiny_isbert(tiny_backbone: Path):
     import isbert
 
     return isbert.build(str(tiny_backbone), out_channels=8, max_seq_length=32, device="cpu")
+
+
+# --- Reliability summary (`make reliability`) -------------------------------------------------------------------
+# Tests marked `reliability` report the faults they inject and the fuzz cases they try; the run ends with one line.
+_RELIABILITY = {"faults_injected": 0, "faults_survived": 0, "fuzz_cases": 0, "failures": 0, "tests": 0}
+
+
+class ReliabilityCounter:
+    """Counts what a reliability test did, for the summary printed at the end of the run."""
+
+    def fault(self, survived: bool) -> None:
+        _RELIABILITY["faults_injected"] += 1
+        _RELIABILITY["faults_survived"] += int(survived)
+
+    def fuzz_case(self, count: int = 1) -> None:
+        _RELIABILITY["fuzz_cases"] += count
+
+
+@pytest.fixture(scope="session")
+def reliability() -> ReliabilityCounter:
+    return ReliabilityCounter()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "reliability" in report.keywords and report.when == "call":
+        _RELIABILITY["tests"] += 1
+        _RELIABILITY["failures"] += int(report.failed)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's own type is private
+    if _RELIABILITY["tests"]:
+        r = _RELIABILITY
+        terminalreporter.write_line(
+            f"reliability: {r['tests']} tests; {r['faults_injected']} faults injected, {r['faults_survived']} "
+            f"survived; {r['fuzz_cases']} fuzz cases tried; failures: {r['failures']}"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import Transformer
 from sentence_transformers.sentence_transformer.modules import Pooling
 
+from isbert.atomic import replace_dir
 from isbert.errors import IsbertError
 from isbert.modules import MaskedCNN
 
@@ -125,47 +127,70 @@ MutualInformationCitation = """@inproceedings{zhang-etal-2020-unsupervised,
 }"""
 
 
+CHECKSUMS_FILE = "isbert_checksums.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def save(model: SentenceTransformer, path: str | os.PathLike[str], **kwargs: Any) -> Path:
     """Save ``model`` as a sentence-transformers folder, atomically: a crash or a full disk never leaves a
     half-written folder under ``path``, and an existing model there stays intact until the new one is complete.
 
-    The model is written to a hidden sibling folder, its files are fsynced and verified, then the folder is
-    renamed into place (the old one, if any, is removed only after the rename).
+    The model is written to a hidden sibling folder with a sha256 manifest of its files (``isbert_checksums.json``,
+    checked by :func:`load`), fsynced and verified, then swapped into place in one atomic rename (on Linux; where
+    the system cannot swap folders, the old folder is moved aside first, a window of two renames).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
-    retired = target.with_name(f".{target.name}.old-{os.getpid()}")
     try:
         model.save(str(staging), safe_serialization=True, **kwargs)
-        for file in staging.rglob("*"):
-            if file.is_file():
-                with file.open("rb") as handle:
-                    os.fsync(handle.fileno())
+        files = sorted(file for file in staging.rglob("*") if file.is_file())
+        checksums = {file.relative_to(staging).as_posix(): _sha256(file) for file in files}
+        (staging / CHECKSUMS_FILE).write_text(json.dumps(checksums, indent=1), encoding="utf-8")
+        for file in [*files, staging / CHECKSUMS_FILE]:
+            with file.open("rb") as handle:
+                os.fsync(handle.fileno())
         verify_model_folder(staging)
-        if target.exists():
-            os.replace(target, retired)
-        os.replace(staging, target)
+        replace_dir(staging, target)
     except OSError as error:
-        if retired.exists() and not target.exists():
-            os.replace(retired, target)
         reason = "the disk is full" if error.errno == errno.ENOSPC else error.strerror or str(error)
         raise IsbertError(f"could not save the model to {target}: {reason}; nothing there was changed") from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(retired, ignore_errors=True)
     return target
 
 
 def verify_model_folder(folder: str | os.PathLike[str]) -> None:
-    """Refuse a folder whose JSON configs or safetensors files are truncated or corrupt, naming the file.
+    """Refuse a folder whose files are truncated or corrupt, naming the file.
 
-    Reads only the JSON files and the safetensors headers (which also checks that the file covers every tensor),
-    so it is cheap next to loading; without it a torn file fails deep inside the loaders.
+    Where the folder has a checksum manifest (written by :func:`save`), every file listed must exist and match its
+    sha256. Otherwise only the JSON files and the safetensors headers are read (which also checks that each file
+    covers every tensor). Without this a torn file fails deep inside the loaders, or loads silently wrong.
     """
     from safetensors import SafetensorError, safe_open
 
     root = Path(folder)
+    manifest = root / CHECKSUMS_FILE
+    if manifest.is_file():
+        try:
+            checksums = json.loads(manifest.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise IsbertError(f"{manifest}: corrupt checksum manifest ({error}); the model folder is damaged") from None
+        for relative, expected in checksums.items():
+            path = root / relative
+            if not path.is_file():
+                raise IsbertError(f"{path}: missing (listed in {CHECKSUMS_FILE}); the model folder is damaged")
+            if _sha256(path) != expected:
+                raise IsbertError(
+                    f"{path}: checksum mismatch, the file was changed or corrupted; the model folder is damaged"
+                )
     for path in sorted(root.glob("*.json")) + sorted(root.glob("*/*.json")):
         try:
             json.loads(path.read_text(encoding="utf-8"))

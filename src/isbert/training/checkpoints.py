@@ -11,6 +11,8 @@ import re
 import shutil
 from pathlib import Path
 
+from isbert.atomic import replace_dir
+
 MARKER = "isbert_checkpoint.json"
 """Written last into a complete checkpoint (it also holds the model-selection history at that step)."""
 
@@ -44,18 +46,9 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
 
 
 def publish_dir(staged: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
-    """Move a fully written folder to ``target`` (replacing it): the old one is removed only after the swap."""
-    staged, target = Path(staged), Path(target)
+    """Move a fully written folder to ``target``: flushed first, then swapped in atomically (see isbert.atomic)."""
     fsync_tree(staged)
-    old = None
-    if target.exists():
-        old = target.with_name(f"{PARTIAL_PREFIX}old-{target.name}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(target, old)
-    os.rename(staged, target)
-    fsync_dir(target.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_dir(staged, target)
 
 
 def list_checkpoints(folder: str | os.PathLike[str]) -> list[tuple[int, Path]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -566,6 +567,13 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
         raise IsbertError(
             f"{error}; training stopped ({where}; it loads with isbert.load). Try a lower --lr or --precision fp32"
         ) from None
+    except OSError as error:  # a full disk or a vanished folder while writing a checkpoint or the log
+        ckpt.remove_partials(checkpoint_dir)
+        last = ckpt.latest_checkpoint(checkpoint_dir)
+        reason = "the disk is full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
+        where = f"the last complete checkpoint is {last}; --resume continues from it" if last else "no checkpoint yet"
+        log.write({"event": "stopped", "step": trainer.state.global_step, "reason": reason})
+        raise IsbertError(f"training stopped at step {trainer.state.global_step}: {reason} ({where})") from None
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)

@@ -247,6 +247,9 @@ class IsbertTrainer(SentenceTransformerTrainer):
         self.accelerator.wait_for_everyone()  # every rank has written its RNG state
         if self.args.should_save:
             folder = os.path.join(staging, f"checkpoint-{step}")
+            # The Trainer pickles its arguments here for reference only; training_run.json records the settings,
+            # and a run folder should hold nothing that needs unpickling.
+            Path(folder, "training_args.bin").unlink(missing_ok=True)
             marker = {"step": step, "selection": self.selection.state_dict() if self.selection else None}
             Path(folder, ckpt.MARKER).write_text(json.dumps(marker, indent=1), encoding="utf-8")
             ckpt.publish_dir(folder, os.path.join(root, f"checkpoint-{step}"))

@@ -1,0 +1,48 @@
+"""Crash-safe replacement of folders: a reader sees the old folder or the new one, never a mix or nothing."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def exchange_paths(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Atomically swap two existing paths (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(error, os.strerror(error), str(b))
+
+
+def replace_dir(staged: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Put the complete folder ``staged`` at ``target``, replacing what is there, then delete the old one.
+
+    A new target is one ``rename``; an existing one is swapped with ``staged`` in one atomic exchange. Where the
+    system cannot exchange, the old folder is moved aside first (a window of two renames).
+    """
+    staged, target = Path(staged), Path(target)
+    if not target.exists():
+        os.replace(staged, target)
+    elif exchange_paths(staged, target):
+        shutil.rmtree(staged, ignore_errors=True)  # now holds the previous folder
+    else:
+        retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, retired / "old")
+        os.replace(staged, target)
+        shutil.rmtree(retired, ignore_errors=True)
+    fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

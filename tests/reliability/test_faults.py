@@ -1,0 +1,211 @@
+"""Faults survived: SIGKILL at random points of training, saving and encoding; a full disk; torn or altered files.
+
+Each test injects real faults (a SIGKILL to a real process, bytes cut or flipped on disk) and counts them in the
+summary line printed at the end of `make reliability`.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import isbert
+from isbert.errors import IsbertError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+from helpers_training import TINY_ARGS, cli_env, isbert_cmd, run_cli, write_corpus
+
+pytestmark = pytest.mark.reliability
+TEXTS = ["a man runs in the park", "hi", "the red car is very fast", "she reads"]
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    tensors = {}
+    for file in sorted(folder.rglob("model.safetensors")):
+        if "checkpoints" in file.parts:
+            continue
+        for key, value in load_file(file).items():
+            tensors[f"{file.relative_to(folder)}:{key}"] = value
+    return tensors
+
+
+def training_step(folder: Path) -> int:
+    """The last step the run logged (the log is appended and flushed after every record)."""
+    log = folder / "training_log.jsonl"
+    if not log.is_file():
+        return -1
+    steps = [json.loads(line).get("step", -1) for line in log.read_text().splitlines() if line.strip()]
+    return max(steps, default=-1)
+
+
+@pytest.mark.slow
+def test_repeated_sigkill_during_training_resumes_to_the_same_model(tmp_path: Path, tiny_backbone: Path, reliability):
+    corpus = write_corpus(tmp_path / "c.txt", 400)
+    common = ["--model", str(tiny_backbone), "--corpus", str(corpus), "--max-steps", "40", "--batch-size", "8",
+              "--save-steps", "4", "--heldout-size", "0", "--lr", "1e-3", "--device", "cpu", *TINY_ARGS]  # fmt: skip
+    reference = run_cli(*common, "--output", str(tmp_path / "ref"))
+    assert reference.returncode == 0, reference.stderr[-2000:]
+
+    out = tmp_path / "killed"
+    kill_points = sorted(random.Random(7).sample(range(6, 36), 2))  # random steps, not aligned with saves
+    for number, kill_at in enumerate(kill_points):
+        args = [*common, "--output", str(out), *(["--resume"] if number else [])]
+        process = subprocess.Popen(isbert_cmd(*args), env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 180
+        while training_step(out) < kill_at and process.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        assert process.poll() is None, f"the run ended before step {kill_at}"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    survived = False
+    try:
+        resumed = run_cli(*common, "--output", str(out), "--resume")
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        expected, got = weights(tmp_path / "ref"), weights(out)
+        assert expected.keys() == got.keys() and expected
+        for key in expected:
+            torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-6, msg=key)
+        survived = True
+    finally:
+        for _ in kill_points:
+            reliability.fault(survived)
+
+
+SAVE_LOOP = """
+import sys, torch, isbert
+model = isbert.load(sys.argv[1], device="cpu")
+print("ready", flush=True)
+version = 0
+while True:
+    version += 1
+    with torch.no_grad():
+        model[1].convs[0].bias.fill_(float(version % 2))
+    isbert.save(model, sys.argv[2])
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_during_model_save_never_leaves_a_broken_model(tmp_path: Path, tiny_isbert_folder: Path, reliability):
+    target = tmp_path / "model"
+    isbert.save(isbert.load(tiny_isbert_folder, device="cpu"), target)
+    initial_bias = float(isbert.load(target, device="cpu")[1].convs[0].bias[0].detach())
+    script = tmp_path / "save_loop.py"
+    script.write_text(SAVE_LOOP)
+    rng = random.Random(3)
+    for _ in range(4):
+        process = subprocess.Popen(
+            [sys.executable, str(script), str(tiny_isbert_folder), str(target)],
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.05, 1.5))  # somewhere inside one of the saves
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        model = isbert.load(target, device="cpu")  # verifies every file against the checksum manifest
+        assert float(model[1].convs[0].bias[0].detach()) in (initial_bias, 0.0, 1.0)  # one complete version, old or new
+        assert model.encode(TEXTS).shape == (4, 24)
+        reliability.fault(survived=True)
+
+
+def test_full_disk_during_a_training_checkpoint_keeps_the_last_one(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch, reliability
+) -> None:
+    from isbert.training import checkpoints, train
+
+    corpus = write_corpus(tmp_path / "c.txt", 200)
+    saves = {"count": 0}
+    publish = checkpoints.publish_dir
+
+    def full_disk_on_second_save(staged, target):
+        saves["count"] += 1
+        if saves["count"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        publish(staged, target)
+
+    monkeypatch.setattr(checkpoints, "publish_dir", full_disk_on_second_save)
+    with pytest.raises(IsbertError) as info:
+        train(
+            model=str(tiny_backbone), corpus=[str(corpus)], output=str(tmp_path / "run"), max_steps=12,
+            batch_size=8, save_steps=4, heldout_size=0, out_channels=8, max_seq_length=16, show_progress=False,
+            device="cpu",
+        )  # fmt: skip
+    assert "No space left" in str(info.value) or "disk is full" in str(info.value)
+    complete = checkpoints.list_checkpoints(tmp_path / "run" / "checkpoints")
+    assert [step for step, _ in complete] == [4]
+    assert isbert.load(complete[0][1], device="cpu").encode(TEXTS).shape == (4, 24)
+    reliability.fault(survived=True)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
+def test_damaged_saved_model_is_refused_naming_the_file(
+    tmp_path: Path, tiny_isbert_folder: Path, damage: str, reliability
+) -> None:
+    target = tmp_path / "model"
+    isbert.save(isbert.load(tiny_isbert_folder, device="cpu"), target)
+    rng = random.Random(damage)
+    files = sorted(p for p in target.rglob("*") if p.is_file() and p.name != "isbert_checksums.json")
+    victim = rng.choice([p for p in files if p.suffix in (".safetensors", ".json")])
+    data = victim.read_bytes()
+    if damage == "truncate":
+        victim.write_bytes(data[: rng.randrange(len(data))])
+    elif damage == "flip":  # a flipped bit deep inside the tensor data: invisible to the format, not to sha256
+        position = rng.randrange(len(data) // 2, len(data))
+        victim.write_bytes(data[:position] + bytes([data[position] ^ 0x10]) + data[position + 1 :])
+    else:
+        victim.unlink()
+    with pytest.raises(IsbertError, match="damaged") as info:
+        isbert.load(target, device="cpu")
+    assert str(victim) in str(info.value)
+    reliability.fault(survived=True)
+
+
+def test_ctrl_c_then_resume_unpickles_nothing_but_plain_tensors(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch, reliability
+) -> None:
+    """Ctrl-C saves a checkpoint; resuming reads optimizer, scheduler and RNG only via torch.load(weights_only=True)."""
+    from transformers import TrainerCallback
+
+    from isbert.training import TrainingInterrupted, train
+
+    class CtrlCAtStep5(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 5:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    corpus = write_corpus(tmp_path / "c.txt", 200)
+    settings = {
+        "model": str(tiny_backbone), "corpus": [str(corpus)], "output": str(tmp_path / "run"), "max_steps": 10,
+        "batch_size": 8, "save_steps": 100, "heldout_size": 0, "out_channels": 8, "max_seq_length": 16,
+        "show_progress": False, "device": "cpu",
+    }  # fmt: skip
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        train(callbacks=[CtrlCAtStep5()], **settings)
+
+    calls: list[object] = []
+    real_load = torch.load
+
+    def guarded_load(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", guarded_load)
+    result = train(resume=True, **settings)
+    assert result.steps == 10
+    assert calls, "resuming read no optimizer/scheduler/RNG state"
+    assert all(flag is True for flag in calls), f"torch.load called without weights_only=True: {calls}"
+    assert not list((tmp_path / "run").rglob("*.bin")) and not list((tmp_path / "run").rglob("pytorch_model*"))
+    reliability.fault(survived=True)
