@@ -62,7 +62,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _RELIABILITY["failures"] += int(report.failed)
 
 
-def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's own type is private
+def pytest_terminal_summary(terminalreporter) -> None:
     if _RELIABILITY["tests"]:
         r = _RELIABILITY
         terminalreporter.write_line(

@@ -199,6 +199,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"isbert {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a path that cannot be read or written (parent is a file, disk full, permissions)
+        if args.verbose:
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"isbert {args.command}: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         hint = getattr(args, "interrupt_hint", "")
         print(f"isbert {args.command}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)

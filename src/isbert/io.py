@@ -69,7 +69,10 @@ def iter_lines(
             for number, raw in enumerate(handle, start=1):
                 if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
-                raw = raw.rstrip(b"\n").rstrip(b"\r")
+                    if not raw:  # a file holding only a BOM is empty, not one empty line
+                        break
+                raw = raw[:-1] if raw.endswith(b"\n") else raw
+                raw = raw[:-1] if raw.endswith(b"\r") else raw  # one CR of a CRLF; more belong to the text
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as error:
@@ -162,9 +165,19 @@ def _jsonl_records(
         yield number, value
 
 
+def allow_long_csv_fields() -> None:
+    """Lift the csv module's 128 KiB field limit (process-wide, only ever raised): a long text is not an error."""
+    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+        csv.field_size_limit(_CSV_FIELD_LIMIT)
+
+
+_CSV_FIELD_LIMIT = 2**31 - 1  # the largest value every platform's C long accepts
+
+
 def _table_records(
     path: str | Path, lines: Iterator[tuple[int, str]], column: str, delimiter: str
 ) -> Iterator[tuple[int, str]]:
+    allow_long_csv_fields()
     # csv.reader pulls lines lazily; keep the number of the line it last consumed for messages.
     current = {"line": 0}
 

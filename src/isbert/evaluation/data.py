@@ -26,6 +26,7 @@ from typing import Literal
 import numpy as np
 
 from isbert.errors import InputError, IsbertError
+from isbert.io import allow_long_csv_fields
 
 ENV_VAR = "ISBERT_DATA_DIR"
 """Environment variable naming the data folder; ``--data-dir`` overrides it."""
@@ -354,6 +355,8 @@ def read_lines(path: str | os.PathLike[str], encoding: str = "utf-8") -> list[st
         data = path.read_bytes()
     except FileNotFoundError:
         raise IsbertError(f"missing data file: {path}; {GET_DATA_HINT}") from None
+    except OSError as error:  # a folder in its place, no permission, an I/O error
+        raise IsbertError(f"{path}: cannot read ({error.strerror or error})") from None
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as error:
@@ -421,6 +424,7 @@ def read_stsb(path: str | os.PathLike[str]) -> StsSubset:
     source columns at the end); score in column 5, sentences in columns 6 and 7."""
     path = Path(path)
     lines = read_lines(path)
+    allow_long_csv_fields()
     s1, s2, scores = [], [], []
     for number, row in enumerate(csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE), start=1):
         if len(row) not in (7, 9):
@@ -474,7 +478,8 @@ def read_sst(path: str | os.PathLike[str]) -> LabeledSplit:
     texts, labels = [], []
     for number, line in enumerate(read_lines(path), start=1):
         row = line.strip().split("\t")
-        if len(row) != 2 or not row[1].strip().lstrip("-").isdigit():
+        digits = row[1].strip().removeprefix("-") if len(row) == 2 else ""
+        if not (digits.isascii() and digits.isdigit()):  # not str.isdigit alone: it accepts '²', which int() refuses
             raise InputError(str(path), number, "expected 'sentence<TAB>integer label'")
         texts.append(row[0])
         labels.append(int(row[1]))

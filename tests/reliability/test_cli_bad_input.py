@@ -1,0 +1,263 @@
+"""Every subcommand with bad arguments: wrong flags, wrong types, missing files and models, unwritable output.
+
+The outcome must be a short error on stderr and a non-zero exit code: argparse's usage error (a usage line and an
+error line, exit 2) for malformed command lines, and exactly one ``isbert CMD: error: ...`` line for isbert's own
+errors. Never a traceback. Most cases run in-process (``isbert.cli.main``); a few go through ``python -m isbert``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from isbert.cli import main
+
+pytestmark = pytest.mark.reliability
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory, tiny_isbert_folder: Path) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("cli-bad-input")
+    corpus = root / "corpus.txt"
+    corpus.write_text("a man runs\nthe dog sleeps\na cat eats\nhello there\n", encoding="utf-8")
+    blocker = root / "a-file"
+    blocker.write_text("not a folder\n")
+    bad_jsonl = root / "bad.jsonl"
+    bad_jsonl.write_text('{"text": "ok"}\n{"body": "no text field"}\n')
+    bad_utf8 = root / "bad.txt"
+    bad_utf8.write_bytes(b"ok\n\xff\xfe broken\n")
+    bad_sources = root / "sources.json"
+    bad_sources.write_text("{not json")
+    empty_data = root / "empty-data"
+    empty_data.mkdir()
+    return {
+        "model": str(tiny_isbert_folder),
+        "corpus": str(corpus),
+        "root": str(root),
+        "under_file": str(blocker / "sub" / "out"),
+        "missing": str(root / "does-not-exist.txt"),
+        "missing_model": str(root / "no-such-model"),
+        "missing_index": str(root / "no-such-index"),
+        "bad_jsonl": str(bad_jsonl),
+        "bad_utf8": str(bad_utf8),
+        "bad_sources": str(bad_sources),
+        "empty_data": str(empty_data),
+        "file": str(blocker),
+    }
+
+
+# (case id, argv template, kind): kind "usage" = argparse usage error, "error" = isbert's one-line error.
+# Templates use {model}, {corpus}, {under_file}, ... from the `files` fixture.
+CASES: list[tuple[str, list[str], str]] = [
+    # --- top level
+    ("no-such-command", ["frobnicate"], "usage"),
+    ("top-unknown-flag", ["--bogus"], "usage"),
+    # --- encode
+    ("encode-unknown-flag", ["encode", "{model}", "-i", "{corpus}", "-o", "{root}/e.npy", "--bogus"], "usage"),
+    ("encode-batch-abc", ["encode", "{model}", "-i", "{corpus}", "-o", "{root}/e.npy", "--batch-size", "abc"], "usage"),
+    ("encode-batch-zero", ["encode", "{model}", "-i", "{corpus}", "-o", "{root}/e.npy", "--batch-size", "0"], "usage"),
+    ("encode-chunk-neg", ["encode", "{model}", "-i", "{corpus}", "-o", "{root}/e.npy", "--chunk-size", "-1"], "usage"),
+    ("encode-bad-choice", ["encode", "{model}", "-i", "{corpus}", "-o", "{root}/e.npy", "--backend", "tf"], "usage"),
+    ("encode-no-output", ["encode", "{model}", "-i", "{corpus}"], "usage"),
+    ("encode-missing-input", ["encode", "{model}", "-i", "{missing}", "-o", "{root}/e.npy"], "error"),
+    ("encode-input-is-folder", ["encode", "{model}", "-i", "{root}", "-o", "{root}/e.npy"], "error"),
+    ("encode-missing-model", ["encode", "{missing_model}", "-i", "{corpus}", "-o", "{root}/e.npy"], "error"),
+    ("encode-bad-jsonl", ["encode", "{model}", "-i", "{bad_jsonl}", "-o", "{root}/j.npy"], "error"),
+    ("encode-bad-utf8", ["encode", "{model}", "-i", "{bad_utf8}", "-o", "{root}/u.npy"], "error"),
+    ("encode-output-under-file", ["encode", "{model}", "-i", "{corpus}", "-o", "{under_file}.npy"], "error"),
+    ("encode-output-is-folder", ["encode", "{model}", "-i", "{corpus}", "-o", "{root}"], "error"),
+    # --- export
+    ("export-unknown-flag", ["export", "{model}", "-o", "{root}/x", "--bogus"], "usage"),
+    ("export-bad-choice", ["export", "{model}", "-o", "{root}/x", "--quantize", "int4"], "usage"),
+    ("export-missing-model", ["export", "{missing_model}", "-o", "{root}/x"], "error"),
+    ("export-output-under-file", ["export", "{model}", "-o", "{under_file}"], "error"),
+    # --- train
+    ("train-unknown-flag", ["train", "--corpus", "{corpus}", "-o", "{root}/t", "--bogus"], "usage"),
+    ("train-batch-abc", ["train", "--corpus", "{corpus}", "-o", "{root}/t", "--batch-size", "abc"], "usage"),
+    ("train-lr-neg", ["train", "--corpus", "{corpus}", "-o", "{root}/t", "--lr", "-1"], "usage"),
+    ("train-epochs-nan", ["train", "--corpus", "{corpus}", "-o", "{root}/t", "--epochs", "nan"], "usage"),
+    ("train-heldout-neg", ["train", "--corpus", "{corpus}", "-o", "{root}/t", "--heldout-size", "-3"], "usage"),
+    ("train-no-corpus", ["train", "-o", "{root}/t"], "usage"),
+    ("train-missing-corpus", ["train", "--model", "{model}", "--corpus", "{missing}", "-o", "{root}/t1"], "error"),
+    (
+        "train-missing-model",
+        ["train", "--model", "{missing_model}", "--corpus", "{corpus}", "-o", "{root}/t2"],
+        "error",
+    ),
+    ("train-output-under-file", ["train", "--model", "{model}", "--corpus", "{corpus}", "-o", "{under_file}"], "error"),
+    # --- eval
+    ("eval-unknown-flag", ["eval", "{model}", "--bogus"], "usage"),
+    ("eval-batch-abc", ["eval", "{model}", "--batch-size", "abc"], "usage"),
+    ("eval-batch-neg", ["eval", "{model}", "--batch-size", "-1"], "usage"),
+    ("eval-whiten-dim-abc", ["eval", "{model}", "--whiten-dim", "x"], "usage"),
+    ("eval-bad-text", ["eval", "{model}", "--text", "cased"], "usage"),
+    ("eval-unknown-task", ["eval", "{model}", "--tasks", "NOPE", "--data-dir", "{empty_data}"], "error"),
+    ("eval-missing-data-dir", ["eval", "{model}", "--data-dir", "{missing}"], "error"),
+    ("eval-data-dir-is-file", ["eval", "{model}", "--data-dir", "{file}"], "error"),
+    ("eval-empty-data-dir", ["eval", "{model}", "--tasks", "STS12", "--data-dir", "{empty_data}"], "error"),
+    ("eval-missing-model", ["eval", "{missing_model}", "--tasks", "STS12", "--data-dir", "{empty_data}"], "error"),
+    # --- data
+    ("data-no-action", ["data"], "usage"),
+    ("data-bad-action", ["data", "frob"], "usage"),
+    ("data-check-unknown-flag", ["data", "check", "--bogus"], "usage"),
+    ("data-check-missing-dir", ["data", "check", "--data-dir", "{missing}"], "error"),
+    ("data-check-bad-task", ["data", "check", "--data-dir", "{empty_data}", "--tasks", "NOPE"], "error"),
+    ("data-download-no-dir", ["data", "download"], "usage"),
+    ("data-download-timeout-abc", ["data", "download", "--data-dir", "{root}/d", "--timeout", "abc"], "usage"),
+    (
+        "data-download-bad-sources",
+        ["data", "download", "--data-dir", "{root}/d", "--sources", "{bad_sources}"],
+        "error",
+    ),
+    (
+        "data-download-missing-sources",
+        ["data", "download", "--data-dir", "{root}/d", "--sources", "{missing}"],
+        "error",
+    ),
+    (
+        "data-download-dir-under-file",
+        ["data", "download", "--data-dir", "{under_file}", "--sources", "{bad_sources}"],
+        "error",
+    ),
+    # --- index
+    ("index-no-action", ["index"], "usage"),
+    (
+        "index-build-unknown-flag",
+        ["index", "build", "{model}", "--index", "{root}/i", "-i", "{corpus}", "--bogus"],
+        "usage",
+    ),
+    (
+        "index-build-batch-abc",
+        ["index", "build", "{model}", "--index", "{root}/i", "-i", "{corpus}", "--batch-size", "abc"],
+        "usage",
+    ),
+    (
+        "index-build-bad-kind",
+        ["index", "build", "{model}", "--index", "{root}/i", "-i", "{corpus}", "--kind", "lsh"],
+        "usage",
+    ),
+    (
+        "index-build-nlist-neg",
+        ["index", "build", "{model}", "--index", "{root}/i", "-i", "{corpus}", "--nlist", "-4"],
+        "usage",
+    ),
+    ("index-build-missing-input", ["index", "build", "{model}", "--index", "{root}/i1", "-i", "{missing}"], "error"),
+    (
+        "index-build-missing-model",
+        ["index", "build", "{missing_model}", "--index", "{root}/i2", "-i", "{corpus}"],
+        "error",
+    ),
+    ("index-build-under-file", ["index", "build", "{model}", "--index", "{under_file}", "-i", "{corpus}"], "error"),
+    ("index-build-index-is-file", ["index", "build", "{model}", "--index", "{file}", "-i", "{corpus}"], "error"),
+    ("index-build-bad-utf8", ["index", "build", "{model}", "--index", "{root}/i3", "-i", "{bad_utf8}"], "error"),
+    ("index-add-missing-index", ["index", "add", "{missing_index}", "-i", "{corpus}"], "error"),
+    ("index-add-batch-abc", ["index", "add", "{missing_index}", "-i", "{corpus}", "--batch-size", "abc"], "usage"),
+    ("index-info-missing", ["index", "info", "{missing_index}"], "error"),
+    ("index-info-is-file", ["index", "info", "{file}"], "error"),
+    ("index-info-extra-arg", ["index", "info", "{missing_index}", "extra"], "usage"),
+    # --- search
+    ("search-unknown-flag", ["search", "{missing_index}", "q", "--bogus"], "usage"),
+    ("search-k-abc", ["search", "{missing_index}", "q", "-k", "abc"], "usage"),
+    ("search-k-neg", ["search", "{missing_index}", "q", "-k", "-1"], "usage"),
+    ("search-missing-index", ["search", "{missing_index}", "hello"], "error"),
+    ("search-no-query", ["search", "{missing_index}"], "error"),
+    ("search-missing-queries-file", ["search", "{missing_index}", "--queries", "{missing}"], "error"),
+    ("search-bad-queries-file", ["search", "{missing_index}", "--queries", "{bad_jsonl}"], "error"),
+    # --- cluster
+    ("cluster-unknown-flag", ["cluster", "{model}", "-i", "{corpus}", "--k", "2", "--bogus"], "usage"),
+    ("cluster-k-abc", ["cluster", "{model}", "-i", "{corpus}", "--k", "abc"], "usage"),
+    ("cluster-k-neg", ["cluster", "{model}", "-i", "{corpus}", "--k", "-1"], "usage"),
+    ("cluster-bad-method", ["cluster", "{model}", "-i", "{corpus}", "--method", "dbscan"], "usage"),
+    (
+        "cluster-threshold-abc",
+        ["cluster", "{model}", "-i", "{corpus}", "--method", "agglomerative", "--distance-threshold", "abc"],
+        "usage",
+    ),
+    ("cluster-no-k", ["cluster", "{model}", "-i", "{corpus}"], "error"),
+    ("cluster-missing-input", ["cluster", "{model}", "-i", "{missing}", "--k", "2"], "error"),
+    ("cluster-missing-model", ["cluster", "{missing_model}", "-i", "{corpus}", "--k", "2"], "error"),
+    (
+        "cluster-output-under-file",
+        ["cluster", "{model}", "-i", "{corpus}", "--k", "2", "--no-plot", "--no-progress", "-o", "{under_file}"],
+        "error",
+    ),
+    (
+        "cluster-k-too-big",
+        ["cluster", "{model}", "-i", "{corpus}", "--k", "50", "--no-plot", "--no-progress", "-o", "{root}/c"],
+        "error",
+    ),
+    # --- similar
+    ("similar-unknown-flag", ["similar", "{model}", "-i", "{corpus}", "-t", "0.9", "--bogus"], "usage"),
+    ("similar-threshold-abc", ["similar", "{model}", "-i", "{corpus}", "-t", "abc"], "usage"),
+    ("similar-no-threshold", ["similar", "{model}", "-i", "{corpus}"], "usage"),
+    ("similar-block-zero", ["similar", "{model}", "-i", "{corpus}", "-t", "0.9", "--block", "0"], "usage"),
+    ("similar-missing-input", ["similar", "{model}", "-i", "{missing}", "-t", "0.9"], "error"),
+    ("similar-missing-model", ["similar", "{missing_model}", "-i", "{corpus}", "-t", "0.9"], "error"),
+    (
+        "similar-output-under-file",
+        ["similar", "{model}", "-i", "{corpus}", "-t", "-1", "--no-progress", "-o", "{under_file}.tsv"],
+        "error",
+    ),
+    # --- serve (never reaches the point of binding a port)
+    ("serve-unknown-flag", ["serve", "{model}", "--bogus"], "usage"),
+    ("serve-port-abc", ["serve", "{model}", "--port", "abc"], "usage"),
+    ("serve-max-texts-zero", ["serve", "{model}", "--max-texts", "0"], "usage"),
+    ("serve-port-out-of-range", ["serve", "{model}", "--port", "70000"], "error"),
+    ("serve-missing-index", ["serve", "{model}", "--index", "{missing_index}"], "error"),
+    ("serve-missing-model", ["serve", "{missing_model}", "--port", "1"], "error"),
+]
+
+
+def _argv(template: list[str], files: dict[str, str]) -> list[str]:
+    return [part.format(**files) for part in template]
+
+
+def _check_stderr(err: str, kind: str, command: str) -> None:
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    if kind == "usage":
+        # argparse: "usage: ..." (possibly wrapped over several lines) then exactly one "PROG: error: ..." line
+        assert lines and lines[0].startswith("usage:"), err
+        errors = [line for line in lines if ": error: " in line]
+        assert len(errors) == 1 and lines[-1] == errors[0], err
+    else:
+        assert len(lines) == 1, f"expected one line, got {len(lines)}:\n{err}"
+        assert lines[0].startswith(f"isbert {command}: error: "), err
+
+
+@pytest.mark.parametrize(("template", "kind"), [(c[1], c[2]) for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_arguments_give_a_short_error(template, kind, files, capsys, reliability) -> None:
+    reliability.fuzz_case()
+    argv = _argv(template, files)
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code not in (0, None), err
+    assert code == 2, (code, err)
+    _check_stderr(err, kind, argv[0])
+
+
+@pytest.mark.parametrize(
+    ("template", "kind"),
+    [
+        (["encode", "{model}", "-i", "{corpus}", "-o", "{root}/s.npy", "--batch-size", "abc"], "usage"),
+        (["encode", "{missing_model}", "-i", "{corpus}", "-o", "{root}/s.npy"], "error"),
+        (["encode", "{model}", "-i", "{corpus}", "-o", "{under_file}.npy"], "error"),
+    ],
+    ids=["usage", "missing-model", "unwritable-output"],
+)
+def test_subprocess_exit_code_and_no_traceback(template, kind, files, reliability) -> None:
+    reliability.fuzz_case()
+    argv = _argv(template, files)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "isbert", *argv], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 2, result.stderr
+    _check_stderr(result.stderr, kind, argv[0])
