@@ -54,21 +54,45 @@ def test_download_zip_tar_and_file(server: tuple[str, Path], tmp_path: Path) -> 
     (www / "sentiment-dev").write_text("good\t1\n")
     sources = [
         data.Source("STS", f"{url}/sts.zip", "zip", {"test-gold/": "sts/raw/STS12/"}),
-        data.Source(
-            "STSb", f"{url}/stsb.tar.gz", "tar", {"stsbenchmark/sts-test.csv": "sts/STSBenchmark/sts-test.csv"}
-        ),
-        data.Source("SST", f"{url}/sentiment-dev", "file", {"": "transfer/SST/binary/sentiment-dev"}),
+        # Fixture contents differ from the real files, so they go to paths without a known checksum.
+        data.Source("STSb", f"{url}/stsb.tar.gz", "tar", {"stsbenchmark/sts-test.csv": "mirror/sts-test.csv"}),
+        data.Source("SST", f"{url}/sentiment-dev", "file", {"": "mirror/sentiment-dev"}),
     ]
     target = tmp_path / "data"
     written = data.download(target, sources, log=lambda message: None)
     assert sorted(p.relative_to(target).as_posix() for p in written) == [
-        "sts/STSBenchmark/sts-test.csv",
+        "mirror/sentiment-dev",
+        "mirror/sts-test.csv",
         "sts/raw/STS12/STS.gs.x.txt",
         "sts/raw/STS12/STS.input.x.txt",
-        "transfer/SST/binary/sentiment-dev",
     ]
     assert not (target / "junk.txt").exists()
-    assert data.read_stsb(target / "sts/STSBenchmark/sts-test.csv").sentences1 == ["a"]
+    assert data.read_stsb(target / "mirror/sts-test.csv").sentences1 == ["a"]
+
+
+def test_downloaded_file_with_a_known_path_must_match_its_checksum(server: tuple[str, Path], tmp_path: Path) -> None:
+    url, www = server
+    (www / "sentiment-dev").write_text("not the real file\t1\n")
+    source = data.Source("SST", f"{url}/sentiment-dev", "file", {"": "transfer/SST/binary/sentiment-dev"})
+    target = tmp_path / "data"
+    with pytest.raises(IsbertError, match=r"sentiment-dev: checksum mismatch after download"):
+        data.download(target, [source], log=lambda message: None)
+    assert not (target / "transfer/SST/binary/sentiment-dev").exists()
+
+
+def test_source_checksum_is_checked_before_writing(server: tuple[str, Path], tmp_path: Path) -> None:
+    import hashlib
+
+    url, www = server
+    (www / "f.txt").write_text("content\n")
+    good = hashlib.sha256(b"content\n").hexdigest()
+    target = tmp_path / "data"
+    source = data.Source("F", f"{url}/f.txt", "file", {"": "mirror/f.txt"}, sha256="0" * 64)
+    with pytest.raises(IsbertError, match=r"checksum mismatch .*nothing written"):
+        data.download(target, [source], log=lambda message: None)
+    assert not (target / "mirror/f.txt").exists()
+    source = data.Source("F", f"{url}/f.txt", "file", {"": "mirror/f.txt"}, sha256=good)
+    assert data.download(target, [source], log=lambda message: None) == [(target / "mirror/f.txt").resolve()]
 
 
 def test_archive_member_escaping_the_target_is_refused(server: tuple[str, Path], tmp_path: Path) -> None:
@@ -117,7 +141,7 @@ def test_cli_download_with_sources_file(server: tuple[str, Path], tmp_path: Path
                     "name": "TREC",
                     "url": f"{url}/TREC_10.label",
                     "kind": "file",
-                    "members": {"": "transfer/TREC/TREC_10.label"},
+                    "members": {"": "mirror/TREC_10.label"},
                 }
             ]
         )
@@ -126,7 +150,7 @@ def test_cli_download_with_sources_file(server: tuple[str, Path], tmp_path: Path
     add_commands(parser.add_subparsers())
     args = parser.parse_args(["data", "download", "--data-dir", str(tmp_path / "d"), "--sources", str(sources)])
     assert args.func(args) == 0
-    assert (tmp_path / "d/transfer/TREC/TREC_10.label").read_text() == "NUM:dist How far ?\n"
+    assert (tmp_path / "d/mirror/TREC_10.label").read_text() == "NUM:dist How far ?\n"
     assert "wrote 1 files" in capsys.readouterr().out
 
 

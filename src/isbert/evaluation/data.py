@@ -626,6 +626,8 @@ class Source:
     url: str
     kind: Literal["file", "zip", "tar"]
     members: dict[str, str]
+    sha256: str | None = None
+    """Expected sha256 of the downloaded bytes, where known (a mirror can pin its files)."""
 
 
 _IXA = "http://ixa2.si.ehu.eus/stswiki/images"
@@ -694,10 +696,10 @@ def default_sources() -> list[Source]:
 
 
 def load_sources(path: str | os.PathLike[str]) -> list[Source]:
-    """Read a JSON list of ``{"name", "url", "kind", "members"}`` objects (a mirror, or a test server)."""
+    """Read a JSON list of ``{"name", "url", "kind", "members"[, "sha256"]}`` objects (a mirror, a test server)."""
     try:
         items = json.loads(Path(path).read_text(encoding="utf-8"))
-        return [Source(str(i["name"]), str(i["url"]), i["kind"], dict(i["members"])) for i in items]
+        return [Source(str(i["name"]), str(i["url"]), i["kind"], dict(i["members"]), i.get("sha256")) for i in items]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise IsbertError(f"{path}: not a valid sources file ({error})") from None
 
@@ -756,6 +758,17 @@ def _extract(blob: bytes, source: Source, root: Path) -> list[Path]:
     return written
 
 
+def _verify_download(target: Path, root: Path) -> None:
+    """A downloaded file whose path has a known sha256 (the reference copy's) must match it; else it is removed."""
+    expected = KNOWN_SHA256.get(target.relative_to(root.resolve()).as_posix())
+    if expected and (got := sha256_file(target)) != expected:
+        target.unlink()
+        raise IsbertError(
+            f"{target}: checksum mismatch after download (expected sha256 {expected[:16]}..., got {got[:16]}...); "
+            "the source changed or the transfer was corrupted, so the file was removed"
+        )
+
+
 def download(
     data_dir: str | os.PathLike[str],
     sources: list[Source] | None = None,
@@ -764,6 +777,9 @@ def download(
     log: Callable[[str], None] = print,
 ) -> list[Path]:
     """Fetch the sources into ``data_dir`` (created if needed) and return the files written.
+
+    A source's own ``sha256`` (if given) is checked before anything is written, and every written file whose path
+    has a known checksum (:data:`KNOWN_SHA256`, the reference copy) must match it.
 
     Every target path is checked to stay inside ``data_dir`` before anything is written; archives are read in
     memory (they are a few MB) so nothing outside the mapped members touches the disk.
@@ -780,6 +796,10 @@ def download(
                 blob = response.read()
         except OSError as error:
             raise IsbertError(f"could not download {source.name} from {source.url}: {error}") from None
+        if source.sha256 and (got := hashlib.sha256(blob).hexdigest()) != source.sha256:
+            raise IsbertError(
+                f"{source.url}: checksum mismatch (expected sha256 {source.sha256}, got {got}); nothing written"
+            )
         if source.kind == "file":
             (dest,) = source.members.values()
             target = _safe_target(root, dest, f"target path of {source.name}")
@@ -793,4 +813,6 @@ def download(
                 written.extend(_extract(blob, source, root))
             except (zipfile.BadZipFile, tarfile.TarError) as error:
                 raise IsbertError(f"{source.url}: not a valid {source.kind} archive ({error})") from None
+    for target in written:
+        _verify_download(target, root)
     return written
