@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from isbert import __version__
+from isbert.cli_types import MODEL_HELP, positive_int
 from isbert.errors import IsbertError
 
 # Modules that add subcommands: each defines add_commands(subparsers).
@@ -26,16 +27,6 @@ def _quiet_libraries() -> None:
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
-
-
 def _add_encode(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "encode",
@@ -48,12 +39,12 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
             "is streamed and the output written in chunks; an interrupted run resumes when run again."
         ),
     )
-    parser.add_argument("model", help="a saved model folder, a Hugging Face model id, or 'offline-minilm'")
+    parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("--input", "-i", required=True, help="the text file to encode")
     parser.add_argument("--output", "-o", required=True, help="where to write the embeddings (.npy)")
     parser.add_argument("--text-field", default="text", help="JSON field holding the text (.jsonl; default: text)")
     parser.add_argument("--column", default="text", help="column holding the text (.csv/.tsv; default: text)")
-    parser.add_argument("--batch-size", type=_positive_int, default=32, help="texts per forward pass (default: 32)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default: 32)")
     parser.add_argument("--normalize", action="store_true", help="L2-normalize each embedding")
     parser.add_argument(
         "--encoding-errors",
@@ -76,7 +67,7 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--chunk-size",
-        type=_positive_int,
+        type=positive_int,
         default=8192,
         help="texts encoded and written per step; an interrupted run resumes after the last full step (default: 8192)",
     )
@@ -87,7 +78,7 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
         help="local (this process, default) or ray: model replicas on a Ray cluster (pip install 'isbert[ray]')",
     )
     parser.add_argument(
-        "--workers", type=_positive_int, default=2, help="with --engine ray: model replicas (default: 2)"
+        "--workers", type=positive_int, default=2, help="with --engine ray: model replicas (default: 2)"
     )
     parser.add_argument(
         "--ray-address",
@@ -109,7 +100,7 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
             "the fp32 graph is kept too."
         ),
     )
-    parser.add_argument("model", help="a saved model folder, a Hugging Face model id, or 'offline-minilm'")
+    parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("--output", "-o", required=True, help="the folder to write (must be new or an export)")
     parser.add_argument("--quantize", choices=("int8", "none"), default="int8", help="default: int8")
     parser.set_defaults(func=_run_export)

@@ -5,14 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from isbert.cli_types import positive_int
 from isbert.evaluation.data import ALL_TASKS, ENV_VAR, GROUPS
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -49,12 +43,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--whiten", action="store_true", help="apply BERT-whitening fitted on unlabeled sentences")
     ev.add_argument(
-        "--whiten-dim", type=_positive_int, default=None, help="keep this many whitened dimensions (default: all)"
+        "--whiten-dim", type=positive_int, default=None, help="keep this many whitened dimensions (default: all)"
     )
     ev.add_argument(
         "--whiten-file", default=None, help="unlabeled sentences for whitening, one per line (default: SNLI in data)"
     )
-    ev.add_argument("--batch-size", type=_positive_int, default=64, help="encoding batch size (default: 64)")
+    ev.add_argument("--batch-size", type=positive_int, default=64, help="encoding batch size (default: 64)")
     ev.add_argument("--cache-dir", default=None, help="cache embeddings here, keyed by model and sentence")
     ev.add_argument("--device", default=None, help="cpu, cuda, ... (default: best available)")
     ev.add_argument("--json", dest="json_out", default=None, metavar="OUT.json", help="write the results as JSON")

@@ -7,19 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from isbert.cli_types import MODEL_HELP, positive_int
 from isbert.errors import IsbertError
-
-MODEL_HELP = "a saved model folder, a Hugging Face model id, or 'offline-minilm'"
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
 
 
 def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +21,7 @@ def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
         default="strict",
         help="on bytes that are not UTF-8: stop with file and line (default), replace them, or skip the line",
     )
-    parser.add_argument("--batch-size", type=_positive_int, default=32, help="texts per forward pass (default: 32)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default: 32)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps ... (default: best available)")
     parser.add_argument("--no-progress", action="store_true", help="do not show progress bars")
 
@@ -73,10 +62,10 @@ def _add_index(subparsers: argparse._SubParsersAction) -> None:
     _corpus_arguments(build)
     build.add_argument("--kind", choices=("auto", "flat", "hnsw", "ivf"), default="auto", help="index type")
     build.add_argument("--storage", choices=("float32", "float16", "int8"), default="float32", help="vector storage")
-    build.add_argument("--nlist", type=_positive_int, default=0, help="IVF lists (default: ~4 sqrt(n))")
-    build.add_argument("--nprobe", type=_positive_int, default=0, help="IVF lists searched (default: nlist/16, >= 8)")
-    build.add_argument("--hnsw-m", type=_positive_int, default=0, help="HNSW neighbours per node (default: 32)")
-    build.add_argument("--ef-search", type=_positive_int, default=0, help="HNSW search breadth (default: 64)")
+    build.add_argument("--nlist", type=positive_int, default=0, help="IVF lists (default: ~4 sqrt(n))")
+    build.add_argument("--nprobe", type=positive_int, default=0, help="IVF lists searched (default: nlist/16, >= 8)")
+    build.add_argument("--hnsw-m", type=positive_int, default=0, help="HNSW neighbours per node (default: 32)")
+    build.add_argument("--ef-search", type=positive_int, default=0, help="HNSW search breadth (default: 64)")
     build.add_argument("--ids-only", action="store_true", help="store only each text's file:line, not the text")
     build.add_argument("--overwrite", action="store_true", help="replace an existing index in the folder")
     build.set_defaults(func=_run_index_build)
@@ -163,7 +152,7 @@ def _add_search(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("index", help="the index folder")
     parser.add_argument("query", nargs="*", help="query texts")
     parser.add_argument("--queries", "-q", default=None, help="a file of queries (.txt one per line, .jsonl, .csv)")
-    parser.add_argument("-k", type=_positive_int, default=10, help="results per query (default: 10)")
+    parser.add_argument("-k", type=positive_int, default=10, help="results per query (default: 10)")
     parser.add_argument("--model", default=None, help="override the model reference stored in the index")
     parser.add_argument("--json", action="store_true", help="print one JSON object per query")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps ... (default: best available)")
@@ -218,13 +207,13 @@ def _add_cluster(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", help=MODEL_HELP)
     _corpus_arguments(parser)
-    parser.add_argument("--k", type=_positive_int, default=None, help="number of clusters")
+    parser.add_argument("--k", type=positive_int, default=None, help="number of clusters")
     parser.add_argument("--method", choices=("kmeans", "agglomerative"), default="kmeans", help="default: kmeans")
     parser.add_argument(
         "--distance-threshold", type=float, default=None, help="agglomerative: merge below this cosine distance"
     )
     parser.add_argument("--output", "-o", default="clusters", help="output folder (default: ./clusters)")
-    parser.add_argument("--top", type=_positive_int, default=5, help="central sentences per cluster (default: 5)")
+    parser.add_argument("--top", type=positive_int, default=5, help="central sentences per cluster (default: 5)")
     parser.add_argument("--projection", choices=("auto", "pca", "umap"), default="auto", help="UMAP if installed")
     parser.add_argument("--no-plot", action="store_true", help="skip projection.png")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -276,9 +265,9 @@ def _add_similar(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", help=MODEL_HELP)
     _corpus_arguments(parser)
     parser.add_argument("--threshold", "-t", type=float, required=True, help="minimum cosine similarity, e.g. 0.9")
-    parser.add_argument("--max-pairs", type=_positive_int, default=100_000, help="keep the best N pairs (100000)")
+    parser.add_argument("--max-pairs", type=positive_int, default=100_000, help="keep the best N pairs (100000)")
     parser.add_argument("--output", "-o", default=None, help="write all pairs as .jsonl or .tsv (default: print)")
-    parser.add_argument("--block", type=_positive_int, default=4096, help="tile size (default: 4096)")
+    parser.add_argument("--block", type=positive_int, default=4096, help="tile size (default: 4096)")
     parser.set_defaults(func=_run_similar)
 
 
@@ -339,9 +328,9 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--index", default=None, help="an index folder for /search")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    parser.add_argument("--max-texts", type=_positive_int, default=256, help="texts per request (default: 256)")
-    parser.add_argument("--max-chars", type=_positive_int, default=10_000, help="characters per text (10000)")
-    parser.add_argument("--max-batch", type=_positive_int, default=64, help="texts per merged batch (default: 64)")
+    parser.add_argument("--max-texts", type=positive_int, default=256, help="texts per request (default: 256)")
+    parser.add_argument("--max-chars", type=positive_int, default=10_000, help="characters per text (10000)")
+    parser.add_argument("--max-batch", type=positive_int, default=64, help="texts per merged batch (default: 64)")
     parser.add_argument("--batch-wait-ms", type=float, default=5.0, help="wait for more requests (default: 5 ms)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps ... (default: best available)")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default: warning)")

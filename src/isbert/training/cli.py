@@ -6,30 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
-
-
-def _non_negative_int(value: str) -> int:
-    number = _positive_int(value) if value.strip() != "0" else 0
-    return number
-
-
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return number
+from isbert.cli_types import non_negative_int, positive_float, positive_int
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -75,14 +52,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="keep only the first occurrence of each sentence (memory ~ number of distinct sentences)",
     )
     opt = parser.add_argument_group("optimization")
-    opt.add_argument("--max-steps", type=_positive_int, default=None, help="stop after N steps (overrides --epochs)")
-    opt.add_argument("--epochs", type=_positive_float, default=1.0, help="passes over the corpus")
-    opt.add_argument("--batch-size", type=_positive_int, default=32, help="sentences per step and device")
-    opt.add_argument("--lr", type=_positive_float, default=2e-6, help="AdamW peak learning rate")
+    opt.add_argument("--max-steps", type=positive_int, default=None, help="stop after N steps (overrides --epochs)")
+    opt.add_argument("--epochs", type=positive_float, default=1.0, help="passes over the corpus")
+    opt.add_argument("--batch-size", type=positive_int, default=32, help="sentences per step and device")
+    opt.add_argument("--lr", type=positive_float, default=2e-6, help="AdamW peak learning rate")
     opt.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (not biases/LayerNorm)")
-    opt.add_argument("--adam-epsilon", type=_positive_float, default=1e-7, help="AdamW epsilon")
+    opt.add_argument("--adam-epsilon", type=positive_float, default=1e-7, help="AdamW epsilon")
     opt.add_argument("--warmup-ratio", type=float, default=0.1, help="linear warm-up fraction, then linear decay")
-    opt.add_argument("--max-grad-norm", type=_positive_float, default=1.0, help="gradient clipping")
+    opt.add_argument("--max-grad-norm", type=positive_float, default=1.0, help="gradient clipping")
     opt.add_argument("--seed", type=int, default=42, help="seed for weights, data order, dropout and held-out slice")
     opt.add_argument(
         "--precision",
@@ -99,8 +76,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="CNN activation: none (released code) or relu (paper)",
     )
     arch.add_argument("--estimator", choices=("jsd", "infonce", "dv"), default="jsd", help="MI estimator")
-    arch.add_argument("--max-seq-length", type=_positive_int, default=128, help="tokens per sentence")
-    arch.add_argument("--out-channels", type=_positive_int, default=256, help="CNN filters per window size")
+    arch.add_argument("--max-seq-length", type=positive_int, default=128, help="tokens per sentence")
+    arch.add_argument("--out-channels", type=positive_int, default=256, help="CNN filters per window size")
     sel = parser.add_argument_group("evaluation and model selection")
     sel.add_argument(
         "--dev",
@@ -117,18 +94,18 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     sel.add_argument(
         "--heldout-size",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=None,
         help="held-out corpus sentences for the label-free criterion (default 1%% in 16..1000; 0 = off)",
     )
-    sel.add_argument("--eval-steps", type=_positive_int, default=1000, help="evaluate every N steps")
-    sel.add_argument("--eval-batch-size", type=_positive_int, default=64, help="batch size for evaluation")
+    sel.add_argument("--eval-steps", type=positive_int, default=1000, help="evaluate every N steps")
+    sel.add_argument("--eval-batch-size", type=positive_int, default=64, help="batch size for evaluation")
     ck = parser.add_argument_group("checkpoints and output")
     ck.add_argument(
-        "--save-steps", type=_positive_int, default=None, help="checkpoint every N steps (default: --eval-steps)"
+        "--save-steps", type=positive_int, default=None, help="checkpoint every N steps (default: --eval-steps)"
     )
-    ck.add_argument("--keep-checkpoints", type=_positive_int, default=2, help="keep the last K checkpoints (+ best)")
-    ck.add_argument("--logging-steps", type=_positive_int, default=10, help="log the loss every N steps")
+    ck.add_argument("--keep-checkpoints", type=positive_int, default=2, help="keep the last K checkpoints (+ best)")
+    ck.add_argument("--logging-steps", type=positive_int, default=10, help="log the loss every N steps")
     ck.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last checkpoint")
     ck.add_argument("--overwrite", action="store_true", help="delete the previous run in OUTPUT first")
     ck.add_argument("--no-progress", action="store_true", help="no progress bar")
