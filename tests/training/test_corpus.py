@@ -72,3 +72,22 @@ def test_heldout_split_is_seeded_and_disjoint(tmp_path: Path) -> None:
     _, held_b = split_heldout(dataset, 16, seed=1)
     assert list(held_a["text"]) == list(held_b["text"])
     assert len(train_a) == 484 and not set(held_a["text"]) & set(train_a["text"])
+
+
+def test_summary_warns_when_training_lowers_the_dev_score(tmp_path) -> None:
+    from isbert.training import TrainResult
+    from isbert.training.corpus import CorpusStats
+
+    def result(scores: list[float]) -> TrainResult:
+        history = [{"step": 50 * i, "stsb_dev_spearman": v} for i, v in enumerate(scores)]
+        best = max(history, key=lambda h: h["stsb_dev_spearman"])
+        return TrainResult(
+            output_dir=tmp_path, steps=50 * (len(scores) - 1), seconds=1.0, sentences_per_second=1.0,
+            corpus=CorpusStats(), best={"step": best["step"], "metric": "stsb_dev_spearman",
+            "value": best["stsb_dev_spearman"]}, start=history[0], history=history, agreement=None,
+        )  # fmt: skip
+
+    fell = result([0.8666, 0.8616, 0.8548])
+    assert "warning: training lowered STSb dev from 86.66 (start) to 85.48 (step 100)" in fell.summary()
+    assert result([0.80, 0.805, 0.81]).degradation_warning() is None
+    assert result([0.8666, 0.8600]).degradation_warning() is None  # 0.66 points: within noise

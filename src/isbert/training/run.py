@@ -136,10 +136,25 @@ class TrainResult:
             final = next((h for h in self.history if h["step"] == self.best["step"]), {})
             if "stsb_dev_spearman" in final:
                 lines.append(f"STSb dev Spearman of the saved model: {100 * final['stsb_dev_spearman']:.2f}")
+        if warning := self.degradation_warning():
+            lines.append(warning)
         if self.agreement:
             lines.append(self.agreement["text"])
         lines.append(f"saved model: {self.output_dir}  (isbert.load({str(self.output_dir)!r}))")
         return "\n".join(lines)
+
+    def degradation_warning(self, points: float = 1.0) -> str | None:
+        """A warning when training left STSb dev well below the starting model's (``points`` x100 or more)."""
+        scored = [h for h in self.history if "stsb_dev_spearman" in h]
+        if self.start is None or "stsb_dev_spearman" not in self.start or len(scored) < 2:
+            return None
+        start, last = 100 * self.start["stsb_dev_spearman"], 100 * scored[-1]["stsb_dev_spearman"]
+        if start - last < points:
+            return None
+        return (
+            f"warning: training lowered STSb dev from {start:.2f} (start) to {last:.2f} (step {scored[-1]['step']}); "
+            "the objective is hurting this backbone (an already-tuned encoder?) - see README, Training"
+        )
 
 
 class TrainingInterrupted(IsbertError):
@@ -618,6 +633,8 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
                     "note": "no evaluation beat the starting model; the starting model is kept as the best",
                 }
             )
+        if warning := result.degradation_warning():
+            log.write({"event": "warning", "step": steps, "warning": warning})
         log.write(
             {
                 "event": "done",
