@@ -120,12 +120,12 @@ def encode_file(
     """Encode every record of ``input_path`` and write a float32 ``(rows, dim)`` array to ``output_path``.
 
     The input is read twice, streaming (once to count rows for the ``.npy`` header, once to encode), and the
-    output is written chunk by chunk into a memory-mapped file, so memory stays flat for any file size. The
+    output is written chunk by chunk with plain file writes, so memory stays flat for any file size. The
     file appears under its final name only when complete. Empty lines are kept, encoded as the empty string,
     so that row ``i`` is always record ``i``; lines skipped for undecodable bytes (``encoding_errors="skip"``)
     have no row, and the report counts them.
 
-    Resumable: after every chunk the partial matrix is flushed and a small progress file records how many rows
+    Resumable: after every chunk the partial matrix is flushed to disk and a small progress file records how many rows
     are done. Running again with the same input file (unchanged size and modification time), model id and options
     continues after the last finished chunk; anything else starts over. Chunks are the same either way, so a
     resumed output equals an uninterrupted one.
@@ -164,13 +164,18 @@ def encode_file(
     }
     done = {"written": 0, "empty": 0, "truncated": 0}
     saved = json.loads(progress_file.read_text(encoding="utf-8")) if progress_file.is_file() else {}
-    resuming = saved.get("job") == job and partial.is_file()
+    row_bytes = dimension * np.dtype(np.float32).itemsize
+    # A partial file shorter than header + all rows was not made by this job (or was cut): start over.
+    resuming = saved.get("job") == job and partial.is_file() and partial.stat().st_size > rows * row_bytes
     if resuming:
         done = saved["done"]
-        matrix = np.load(partial, mmap_mode="r+")
         logger.info("resuming %s after %d of %d rows", output_path, done["written"], rows)
     else:
-        matrix = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(rows, dimension))
+        # Writes the .npy header and sizes the (sparse) file; rows are then written with plain file writes, not
+        # through a memory map, whose written pages would count in this process's resident memory.
+        np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(rows, dimension)).flush()
+    data_offset = partial.stat().st_size - rows * row_bytes
+    output = partial.open("r+b")
     stats = ReadStats()
     records = iter_texts(input_path, stats=stats, **read)  # type: ignore[arg-type]
     skip_chunks = done["written"] // chunk_size
@@ -186,8 +191,10 @@ def encode_file(
                 if not np.isfinite(embeddings).all():
                     raise IsbertError(f"the model produced NaN or infinite embeddings near row {done['written'] + 1}")
                 written = done["written"]
-                matrix[written : written + len(chunk)] = embeddings
-                matrix.flush()
+                output.seek(data_offset + written * row_bytes)
+                output.write(np.ascontiguousarray(embeddings, dtype=np.float32).tobytes())
+                output.flush()
+                os.fsync(output.fileno())  # the progress file below must never get ahead of the data
                 done = {
                     "written": written + len(chunk),
                     "empty": done["empty"] + sum(1 for text in chunk if not text.strip()),
@@ -196,13 +203,14 @@ def encode_file(
                 _write_json_atomically(progress_file, {"job": job, "done": done})
                 bar.update(len(chunk))
     except IsbertError:
-        del matrix
+        output.close()
         partial.unlink(missing_ok=True)
         progress_file.unlink(missing_ok=True)
         raise
+    finally:
+        output.close()
     if done["written"] != rows:
         raise IsbertError(f"{input_path} changed while it was being encoded ({rows} rows, then {done['written']})")
-    del matrix
     os.replace(partial, output_path)
     progress_file.unlink(missing_ok=True)
     return EncodeReport(done["written"], dimension, done["empty"], done["truncated"], stats, output_path)
