@@ -130,3 +130,11 @@ def test_jsonl_round_trip(tmp_path: Path, records: list[str]) -> None:
     path = tmp_path / "r.jsonl"
     path.write_text("\n".join(json.dumps({"text": text}) for text in records) + "\n", encoding="utf-8")
     assert texts(path) == records
+
+
+def test_error_quoting_file_content_stays_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text('"col\nwith newline",other\n1,2\n', encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        texts(path)
+    assert "\n" not in str(info.value) and "col\\nwith newline" in str(info.value)

@@ -14,4 +14,9 @@ class InputError(IsbertError):
         self.path = str(path)
         self.line = line
         where = f"{self.path}:{line}" if line is not None else self.path
-        super().__init__(f"{where}: {message}")
+        super().__init__(f"{where}: {printable(message)}")
+
+
+def printable(text: str) -> str:
+    """Escape control characters (a column name may hold a newline), so that an error stays on one line."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
