@@ -146,3 +146,28 @@ def test_optimizing_the_loss_raises_the_mutual_information_estimate(tiny_isbert)
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] - 0.1
+
+
+def test_simcse_equals_a_plain_reference(tiny_isbert) -> None:
+    """Same dropout masks for both computations: seed, run the loss, reseed, recompute by hand."""
+    texts = ["a man runs", "the dog sleeps in the park", "hi", "red car"]
+    tiny_isbert.train()
+    loss_module = isbert.losses.SimCSELoss(tiny_isbert, temperature=0.05)
+    torch.manual_seed(0)
+    got = loss_module([tiny_isbert.preprocess(texts)]).item()
+    torch.manual_seed(0)
+    u = tiny_isbert(tiny_isbert.preprocess(texts))["sentence_embedding"].detach()
+    v = tiny_isbert(tiny_isbert.preprocess(texts))["sentence_embedding"].detach()
+    total = 0.0
+    for i in range(len(texts)):
+        logits = [float(F.cosine_similarity(u[i], v[j], dim=0)) / 0.05 for j in range(len(texts))]
+        total += -(logits[i] - math.log(sum(math.exp(x) for x in logits)))
+    assert got == pytest.approx(total / len(texts), abs=1e-4)
+    assert not torch.allclose(u, v), "dropout must make the two views differ"
+
+
+def test_simcse_refuses_bad_settings(tiny_isbert) -> None:
+    with pytest.raises(ValueError, match="temperature"):
+        isbert.losses.SimCSELoss(tiny_isbert, temperature=0)
+    with pytest.raises(ValueError, match="at least 2 sentences"):
+        isbert.losses.SimCSELoss(tiny_isbert)([tiny_isbert.preprocess(["alone"])])

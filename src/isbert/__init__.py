@@ -1,7 +1,7 @@
 """isbert: unsupervised sentence embeddings by mutual-information maximization (IS-BERT, EMNLP 2020)."""
 
 from isbert.errors import InputError, IsbertError
-from isbert.losses import MutualInformationLoss, mutual_information_loss
+from isbert.losses import MutualInformationLoss, SimCSELoss, mutual_information_loss
 from isbert.model import OFFLINE_ALIAS, build, load, resolve_model_name, save
 from isbert.modules import MaskedCNN
 
@@ -13,6 +13,7 @@ __all__ = [
     "IsbertError",
     "MaskedCNN",
     "MutualInformationLoss",
+    "SimCSELoss",
     "__version__",
     "build",
     "load",

@@ -136,3 +136,42 @@ def _concat_outputs(outputs: list[dict[str, Tensor]]) -> tuple[Tensor, Tensor, T
     mask = torch.cat([F.pad(out["attention_mask"], (0, length - out["attention_mask"].shape[1])) for out in outputs])
     sentence = torch.cat([out["sentence_embedding"] for out in outputs])
     return local, mask, sentence
+
+
+class SimCSELoss(nn.Module):
+    r"""Unsupervised SimCSE: the same batch encoded twice with dropout on; each sentence must pick its own twin.
+
+    Gao, Yao, Chen. "SimCSE: Simple Contrastive Learning of Sentence Embeddings". EMNLP 2021, arXiv:2104.08821.
+    With :math:`u_i, v_i` the two dropout-noised sentence vectors of sentence i and temperature :math:`\tau`::
+
+        loss = mean_i( -log softmax_j( cos(u_i, v_j) / tau )[i] )
+
+    The other sentences of the batch are the negatives, as in :class:`MutualInformationLoss`, so the two
+    objectives can be compared on the same backbone, data and budget. The model must be in training mode (dropout
+    on); otherwise the twins are identical and the loss is trivial.
+
+    Args:
+        model: any :class:`~sentence_transformers.SentenceTransformer` (an IS-BERT model included).
+        temperature: 0.05 in the paper.
+    """
+
+    def __init__(self, model: SentenceTransformer, temperature: float = 0.05) -> None:
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.model = model
+        self.temperature = temperature
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        (features,) = sentence_features
+        # Modules write into the feature dict: each pass gets its own shallow copy of the tokenizer output.
+        first = self.model(dict(features))["sentence_embedding"]
+        second = self.model(dict(features))["sentence_embedding"]
+        if first.shape[0] < 2:
+            raise ValueError("SimCSE needs at least 2 sentences in a batch: the others are the negatives")
+        similarity = F.normalize(first.float(), dim=-1) @ F.normalize(second.float(), dim=-1).T
+        targets = torch.arange(first.shape[0], device=first.device)
+        return F.cross_entropy(similarity / self.temperature, targets)
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"temperature": self.temperature}
