@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from isbert import __version__
-from isbert.cli_types import MODEL_HELP, positive_int
+from isbert.cli_types import MODEL_HELP, add_reader_arguments, positive_int
 from isbert.errors import IsbertError
 
 # Modules that add subcommands: each defines add_commands(subparsers).
@@ -42,16 +42,9 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("--input", "-i", required=True, help="the text file to encode")
     parser.add_argument("--output", "-o", required=True, help="where to write the embeddings (.npy)")
-    parser.add_argument("--text-field", default="text", help="JSON field holding the text (.jsonl; default: text)")
-    parser.add_argument("--column", default="text", help="column holding the text (.csv/.tsv; default: text)")
+    add_reader_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default: 32)")
     parser.add_argument("--normalize", action="store_true", help="L2-normalize each embedding")
-    parser.add_argument(
-        "--encoding-errors",
-        choices=("strict", "replace", "skip"),
-        default="strict",
-        help="on bytes that are not UTF-8: stop with file and line (strict, default), replace them, or skip the line",
-    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: best available)")
     parser.add_argument(
         "--backend",

@@ -7,24 +7,22 @@ import argparse
 MODEL_HELP = "a saved model folder, a Hugging Face model id, or 'offline-minilm'"
 
 
-def positive_int(value: str) -> int:
+def _int_at_least(value: str, minimum: int) -> int:
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    if number < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {number}")
     return number
+
+
+def positive_int(value: str) -> int:
+    return _int_at_least(value, 1)
 
 
 def non_negative_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {number}")
-    return number
+    return _int_at_least(value, 0)
 
 
 def positive_float(value: str) -> float:
@@ -35,3 +33,17 @@ def positive_float(value: str) -> float:
     if not number > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
     return number
+
+
+def add_reader_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--text-field``, ``--column`` and ``--encoding-errors``: how :func:`isbert.io.iter_texts` reads a file."""
+    parser.add_argument("--text-field", default="text", help="JSON field holding the text (.jsonl; default: text)")
+    parser.add_argument(
+        "--column", default="text", help="column holding the text (.csv/.tsv with a header; default: text)"
+    )
+    parser.add_argument(
+        "--encoding-errors",
+        choices=("strict", "replace", "skip"),
+        default="strict",
+        help="on bytes that are not UTF-8: stop with file and line (strict, default), replace them, or skip the line",
+    )

@@ -7,20 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from isbert.cli_types import MODEL_HELP, positive_int
+from isbert.cli_types import MODEL_HELP, add_reader_arguments, positive_int
 from isbert.errors import IsbertError
 
 
 def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", "-i", required=True, help="the corpus: .txt, .jsonl, .csv or .tsv (optionally .gz)")
-    parser.add_argument("--text-field", default="text", help="JSON field holding the text (.jsonl; default: text)")
-    parser.add_argument("--column", default="text", help="column holding the text (.csv/.tsv; default: text)")
-    parser.add_argument(
-        "--encoding-errors",
-        choices=("strict", "replace", "skip"),
-        default="strict",
-        help="on bytes that are not UTF-8: stop with file and line (default), replace them, or skip the line",
-    )
+    add_reader_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default: 32)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps ... (default: best available)")
     parser.add_argument("--no-progress", action="store_true", help="do not show progress bars")

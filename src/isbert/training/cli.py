@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from isbert.cli_types import non_negative_int, positive_float, positive_int
+from isbert.cli_types import add_reader_arguments, non_negative_int, positive_float, positive_int
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -38,14 +38,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--output", "-o", required=True, help="run folder (the selected model is saved in it)")
     data = parser.add_argument_group("corpus")
-    data.add_argument("--text-field", default="text", help="JSON field holding the sentence (.jsonl)")
-    data.add_argument("--column", default="text", help="column holding the sentence (.csv/.tsv with a header)")
-    data.add_argument(
-        "--encoding-errors",
-        choices=("strict", "replace", "skip"),
-        default="strict",
-        help="bytes that are not UTF-8: stop with file:line, replace them, or skip the line",
-    )
+    add_reader_arguments(data)
     data.add_argument(
         "--dedup",
         action="store_true",
