@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import isbert
-from isbert.losses import ESTIMATORS, mutual_information_loss
+from isbert.losses import ESTIMATORS, AnchoredObjective, mutual_information_loss, relational_distillation
 
 
 def reference_loss(local: torch.Tensor, lengths: list[int], sentence: torch.Tensor, estimator: str) -> float:
@@ -171,3 +171,105 @@ def test_simcse_refuses_bad_settings(tiny_isbert) -> None:
         isbert.losses.SimCSELoss(tiny_isbert, temperature=0)
     with pytest.raises(ValueError, match="at least 2 sentences"):
         isbert.losses.SimCSELoss(tiny_isbert)([tiny_isbert.preprocess(["alone"])])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    lengths=st.lists(st.integers(min_value=1, max_value=6), min_size=2, max_size=5),
+    dim=st.integers(min_value=2, max_value=8),
+    seed=st.integers(min_value=0, max_value=10_000),
+    estimator=st.sampled_from(ESTIMATORS),
+    temperature=st.floats(min_value=0.05, max_value=2.0),
+)
+def test_cosine_critic_equals_dot_critic_on_rescaled_vectors(lengths, dim, seed, estimator, temperature) -> None:
+    """cos(l, g) / tau is the dot critic applied to l / (tau |l|) and g / |g|: check against the loop reference."""
+    local, mask, sentence = random_batch(lengths, dim, seed, pad_to=max(lengths) + 1)
+    scaled_local = F.normalize(local, dim=-1) / temperature
+    scaled_sentence = F.normalize(sentence, dim=-1)
+    want = reference_loss(scaled_local, lengths, scaled_sentence, estimator)
+    got = mutual_information_loss(local, mask, sentence, estimator, critic="cosine", temperature=temperature).item()
+    assert got == pytest.approx(want, rel=1e-5, abs=1e-5)
+    # Bounded critic: scaling the features changes nothing.
+    assert mutual_information_loss(local * 7, mask, sentence * 3, estimator, "cosine", temperature).item() == (
+        pytest.approx(got, rel=1e-6, abs=1e-6)
+    )
+
+
+def test_objective_refuses_bad_critic(tiny_isbert) -> None:
+    with pytest.raises(ValueError, match="critic"):
+        isbert.MutualInformationLoss(tiny_isbert, critic="bilinear")
+    with pytest.raises(ValueError, match="temperature"):
+        isbert.MutualInformationLoss(tiny_isbert, critic="cosine", temperature=0.0)
+    with pytest.raises(ValueError, match="objective"):
+        AnchoredObjective(tiny_isbert, "bert")
+    with pytest.raises(ValueError, match="anchor"):
+        AnchoredObjective(tiny_isbert, anchor="ewc", anchor_weight=1.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(batch=st.integers(min_value=1, max_value=6), dim=st.integers(min_value=1, max_value=5), seed=st.integers(0, 999))
+def test_relational_distillation_reference_and_rotation_invariance(batch, dim, seed) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    student = torch.randn(batch, dim, generator=generator, dtype=torch.float64) + 0.1
+    teacher = torch.randn(batch, dim, generator=generator, dtype=torch.float64) + 0.1
+
+    def cos(x: torch.Tensor, i: int, j: int) -> float:
+        return float(F.cosine_similarity(x[i], x[j], dim=0))
+
+    want = sum((cos(student, i, j) - cos(teacher, i, j)) ** 2 for i in range(batch) for j in range(batch)) / batch**2
+    assert relational_distillation(student, teacher).item() == pytest.approx(want, abs=1e-5)
+    rotation, _ = torch.linalg.qr(torch.randn(dim, dim, generator=generator, dtype=torch.float64))
+    assert relational_distillation(3.0 * student @ rotation, student).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_anchored_objective_terms_match_the_plain_losses(tiny_isbert) -> None:
+    texts = ["a man runs", "the dog sleeps in the park", "hi", "red car"]
+    tiny_isbert.train()
+    features = tiny_isbert.preprocess(texts)
+    for objective, plain in (
+        ("is", isbert.MutualInformationLoss(tiny_isbert, estimator="infonce", critic="cosine", temperature=0.1)),
+        ("simcse", isbert.SimCSELoss(tiny_isbert, temperature=0.05)),
+    ):
+        combined = AnchoredObjective(tiny_isbert, objective, estimator="infonce", critic="cosine", temperature=0.1)
+        torch.manual_seed(1)
+        got = combined([dict(features)]).item()
+        torch.manual_seed(1)
+        assert got == pytest.approx(plain([dict(features)]).item(), abs=1e-6), objective
+    both = AnchoredObjective(tiny_isbert, "is+simcse")
+    torch.manual_seed(2)
+    got = both([dict(features)]).item()
+    torch.manual_seed(2)
+    out = tiny_isbert(dict(features))
+    want = mutual_information_loss(out["token_embeddings"], out["attention_mask"], out["sentence_embedding"])
+    want = want + isbert.losses.simcse_loss(
+        out["sentence_embedding"], tiny_isbert(dict(features))["sentence_embedding"]
+    )
+    assert got == pytest.approx(want.item(), abs=1e-6)
+
+
+def test_distillation_anchor_is_zero_at_start_and_grows_with_drift(tiny_isbert) -> None:
+    features = tiny_isbert.preprocess(["a man runs", "the dog sleeps", "hi there", "red car"])
+    tiny_isbert.eval()  # no dropout: the student equals its frozen copy
+    plain = AnchoredObjective(tiny_isbert, "is")
+    anchored = AnchoredObjective(tiny_isbert, "is", anchor="distill", anchor_weight=10.0)
+    assert anchored.teacher is not None and not any(p.requires_grad for p in anchored.teacher.parameters())
+    assert anchored([dict(features)]).item() == pytest.approx(plain([dict(features)]).item(), abs=1e-6)
+    with torch.no_grad():
+        for parameter in tiny_isbert[1].parameters():
+            parameter.add_(torch.randn_like(parameter))
+    assert anchored([dict(features)]).item() > plain([dict(features)]).item() + 1e-4
+    assert anchored.teacher is not tiny_isbert and anchored.teacher[1] is not tiny_isbert[1]
+
+
+def test_l2sp_anchor_is_the_squared_distance_to_the_start(tiny_isbert) -> None:
+    features = tiny_isbert.preprocess(["a man runs", "the dog sleeps", "hi there"])
+    tiny_isbert.eval()
+    plain = AnchoredObjective(tiny_isbert, "is")
+    anchored = AnchoredObjective(tiny_isbert, "is", anchor="l2sp", anchor_weight=0.5)
+    assert anchored([dict(features)]).item() == pytest.approx(plain([dict(features)]).item(), abs=1e-6)
+    conv = tiny_isbert[1].convs[0].weight
+    with torch.no_grad():
+        conv.add_(0.1)
+    expected_drift = 0.5 * 0.01 * conv.numel()
+    gap = anchored([dict(features)]).item() - plain([dict(features)]).item()
+    assert gap == pytest.approx(expected_drift, rel=1e-4)

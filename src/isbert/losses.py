@@ -13,17 +13,31 @@ from torch import Tensor, nn
 
 Estimator = Literal["jsd", "infonce", "dv"]
 ESTIMATORS: tuple[str, ...] = ("jsd", "infonce", "dv")
+Critic = Literal["dot", "cosine"]
+CRITICS: tuple[str, ...] = ("dot", "cosine")
 LOG2 = math.log(2.0)
 
 
-def local_global_scores(local: Tensor, sentence: Tensor) -> Tensor:
-    """``scores[b, t, c] = <local feature of token t of sentence b, sentence vector of c>``, shape (B, T, B)."""
+def local_global_scores(local: Tensor, sentence: Tensor, critic: Critic = "dot", temperature: float = 1.0) -> Tensor:
+    """``scores[b, t, c] = critic(local feature of token t of sentence b, sentence vector of c)``, shape (B, T, B).
+
+    ``dot`` is the released critic (an inner product, unbounded); ``cosine`` divides the cosine by ``temperature``,
+    so the score is bounded and cannot be raised by growing vector norms.
+    """
+    if critic == "cosine":
+        local, sentence = F.normalize(local, dim=-1), F.normalize(sentence, dim=-1)
     batch, length, dim = local.shape
-    return (local.reshape(batch * length, dim) @ sentence.T).view(batch, length, -1)
+    scores = (local.reshape(batch * length, dim) @ sentence.T).view(batch, length, -1)
+    return scores / temperature if critic == "cosine" else scores
 
 
 def mutual_information_loss(
-    local: Tensor, local_mask: Tensor, sentence: Tensor, estimator: Estimator = "jsd"
+    local: Tensor,
+    local_mask: Tensor,
+    sentence: Tensor,
+    estimator: Estimator = "jsd",
+    critic: Critic = "dot",
+    temperature: float = 1.0,
 ) -> Tensor:
     """Negative lower bound on I(local; global) over a batch; see :class:`MutualInformationLoss`.
 
@@ -32,6 +46,7 @@ def mutual_information_loss(
         local_mask: (B, T) mask of the tokens that count (1) and padding (0).
         sentence: (B, D) sentence vectors.
         estimator: ``"jsd"``, ``"infonce"`` or ``"dv"``.
+        critic: ``"dot"`` (the paper) or ``"cosine"`` (cosine / ``temperature``).
     """
     batch = sentence.shape[0]
     if batch < 2:
@@ -39,10 +54,9 @@ def mutual_information_loss(
             "the mutual-information loss needs at least 2 sentences in a batch: the other sentences' "
             f"vectors are the negatives (got a batch of {batch})"
         )
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    _check_objective(estimator, critic, temperature)
     # The (B, T, B) score tensor is small; float32 keeps softplus/logsumexp stable under fp16/bf16 autocast.
-    scores = local_global_scores(local, sentence).float()
+    scores = local_global_scores(local.float(), sentence.float(), critic, temperature)
     token = local_mask.unsqueeze(-1).to(scores.dtype)  # (B, T, 1)
     own = torch.eye(batch, dtype=scores.dtype, device=scores.device).unsqueeze(1)  # (B, 1, B)
     positive, negative = token * own, token * (1 - own)  # 0/1 weights: masked sums need no gather or sync
@@ -86,30 +100,36 @@ class MutualInformationLoss(nn.Module):
           loss = log mean_neg(exp(s)) - mean_pos(s)
 
     The means run over real tokens only; padding never enters. A batch needs at least two sentences.
+    ``critic="cosine"`` replaces the inner product by :math:`\cos(\ell_{b,t}, g_c) / \tau` (not in the paper; an
+    option studied in ``experiments/``).
 
     Args:
         model: an IS-BERT :class:`~sentence_transformers.SentenceTransformer` (see :func:`isbert.build`),
             whose output holds the local features (``token_embeddings``), their mask (``attention_mask``)
             and the ``sentence_embedding``.
         estimator: ``"jsd"``, ``"infonce"`` or ``"dv"``.
+        critic, temperature: ``"dot"`` (the paper) or ``"cosine"`` divided by ``temperature``.
 
     Inputs: a dataset with one text column (more columns are treated as more sentences); labels are ignored.
     """
 
-    def __init__(self, model: SentenceTransformer, estimator: Estimator = "jsd") -> None:
+    def __init__(
+        self, model: SentenceTransformer, estimator: Estimator = "jsd", critic: Critic = "dot", temperature: float = 1.0
+    ) -> None:
         super().__init__()
-        if estimator not in ESTIMATORS:
-            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        _check_objective(estimator, critic, temperature)
         self.model = model
         self.estimator = estimator
+        self.critic = critic
+        self.temperature = temperature
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         outputs = [self.model(features) for features in sentence_features]
         local, mask, sentence = _concat_outputs(outputs)
-        return mutual_information_loss(local, mask, sentence, self.estimator)
+        return mutual_information_loss(local, mask, sentence, self.estimator, self.critic, self.temperature)
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"estimator": self.estimator}
+        return {"estimator": self.estimator, "critic": self.critic, "temperature": self.temperature}
 
     @property
     def citation(self) -> str:
@@ -136,6 +156,34 @@ def _concat_outputs(outputs: list[dict[str, Tensor]]) -> tuple[Tensor, Tensor, T
     mask = torch.cat([F.pad(out["attention_mask"], (0, length - out["attention_mask"].shape[1])) for out in outputs])
     sentence = torch.cat([out["sentence_embedding"] for out in outputs])
     return local, mask, sentence
+
+
+def _check_objective(estimator: str, critic: str, temperature: float) -> None:
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if critic not in CRITICS:
+        raise ValueError(f"critic must be one of {CRITICS}, got {critic!r}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+
+
+def simcse_loss(first: Tensor, second: Tensor, temperature: float = 0.05) -> Tensor:
+    """``mean_i -log softmax_j(cos(first_i, second_j) / temperature)[i]``; see :class:`SimCSELoss`."""
+    if first.shape[0] < 2:
+        raise ValueError("SimCSE needs at least 2 sentences in a batch: the others are the negatives")
+    similarity = F.normalize(first.float(), dim=-1) @ F.normalize(second.float(), dim=-1).T
+    targets = torch.arange(first.shape[0], device=first.device)
+    return F.cross_entropy(similarity / temperature, targets)
+
+
+def relational_distillation(student: Tensor, teacher: Tensor) -> Tensor:
+    """``mean_{i,j} (cos(student_i, student_j) - cos(teacher_i, teacher_j))^2`` over a batch.
+
+    Relational knowledge distillation (Park, Kim, Lu, Cho, CVPR 2019) with the cosine as the relation: it keeps the
+    batch's similarity structure - what STS and search read - while leaving the vectors free to rotate or rescale.
+    """
+    s, t = F.normalize(student.float(), dim=-1), F.normalize(teacher.float(), dim=-1)
+    return (s @ s.T - t @ t.T).pow(2).mean()
 
 
 class SimCSELoss(nn.Module):
@@ -167,11 +215,112 @@ class SimCSELoss(nn.Module):
         # Modules write into the feature dict: each pass gets its own shallow copy of the tokenizer output.
         first = self.model(dict(features))["sentence_embedding"]
         second = self.model(dict(features))["sentence_embedding"]
-        if first.shape[0] < 2:
-            raise ValueError("SimCSE needs at least 2 sentences in a batch: the others are the negatives")
-        similarity = F.normalize(first.float(), dim=-1) @ F.normalize(second.float(), dim=-1).T
-        targets = torch.arange(first.shape[0], device=first.device)
-        return F.cross_entropy(similarity / self.temperature, targets)
+        return simcse_loss(first, second, self.temperature)
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"temperature": self.temperature}
+
+
+Objective = Literal["is", "simcse", "is+simcse"]
+OBJECTIVES: tuple[str, ...] = ("is", "simcse", "is+simcse")
+Anchor = Literal["none", "distill", "l2sp"]
+ANCHORS: tuple[str, ...] = ("none", "distill", "l2sp")
+
+
+class AnchoredObjective(nn.Module):
+    r"""The training loss of ``isbert train``: IS-BERT and/or SimCSE, optionally anchored to the starting model.
+
+    ::
+
+        loss = [IS]  mutual_information_loss(local, mask, g)          (objective "is" or "is+simcse")
+             + [SimCSE] simcse_loss(g, g')                              (objective "simcse" or "is+simcse")
+             + anchor_weight * anchor
+
+    with ``g, g'`` two dropout-noised encodings of the batch. The anchor keeps an already-tuned encoder near where it
+    started ("adapt without forgetting"):
+
+    - ``"distill"``: :func:`relational_distillation` toward the frozen starting model's sentence vectors of the same
+      batch (one extra forward pass without gradients);
+    - ``"l2sp"``: :math:`\sum_\theta \lVert\theta - \theta_0\rVert^2` over the trained weights (Li, Grandvalet,
+      Davoine, "Explicit Inductive Bias for Transfer Learning with Convolutional Networks", ICML 2018).
+
+    Args:
+        model: the model being trained; ``anchor="distill"`` copies it (as it is now) as the frozen teacher, and
+            ``"l2sp"`` records its current weights.
+        objective: ``"is"``, ``"simcse"`` or ``"is+simcse"``.
+        estimator, critic, temperature: of the IS term (:func:`mutual_information_loss`).
+        simcse_temperature: of the SimCSE term (0.05 in the SimCSE paper).
+        anchor, anchor_weight: the regularizer and its weight (0 = off).
+    """
+
+    def __init__(
+        self,
+        model: SentenceTransformer,
+        objective: Objective = "is",
+        *,
+        estimator: Estimator = "jsd",
+        critic: Critic = "dot",
+        temperature: float = 1.0,
+        simcse_temperature: float = 0.05,
+        anchor: Anchor = "none",
+        anchor_weight: float = 0.0,
+    ) -> None:
+        super().__init__()
+        _check_objective(estimator, critic, temperature)
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        if anchor not in ANCHORS:
+            raise ValueError(f"anchor must be one of {ANCHORS}, got {anchor!r}")
+        if not simcse_temperature > 0 or anchor_weight < 0:
+            raise ValueError("simcse_temperature must be positive and anchor_weight not negative")
+        self.model = model
+        self.objective, self.estimator, self.critic, self.temperature = objective, estimator, critic, temperature
+        self.simcse_temperature = simcse_temperature
+        self.anchor, self.anchor_weight = anchor, anchor_weight
+        self.teacher: SentenceTransformer | None = None
+        self.initial: dict[str, Tensor] = {}
+        if anchor == "distill" and anchor_weight > 0:
+            import copy
+
+            self.teacher = copy.deepcopy(model).eval().requires_grad_(False)
+        elif anchor == "l2sp" and anchor_weight > 0:
+            # Plain tensors rather than buffers: the teacher weights must never reach a checkpoint or the optimizer.
+            self.initial = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+    def _apply(self, fn: Any, recurse: bool = True) -> AnchoredObjective:
+        super()._apply(fn, recurse)  # .to(device) moves model and teacher; the l2sp anchor follows them
+        self.initial = {name: fn(t) for name, t in self.initial.items()}
+        return self
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        (features,) = sentence_features
+        out = self.model(dict(features))  # modules write into the dict: each pass gets its own copy
+        sentence = out["sentence_embedding"]
+        loss = sentence.new_zeros((), dtype=torch.float32)
+        if self.objective in ("is", "is+simcse"):
+            loss = loss + mutual_information_loss(
+                out["token_embeddings"], out["attention_mask"], sentence, self.estimator, self.critic, self.temperature
+            )
+        if self.objective in ("simcse", "is+simcse"):
+            twin = self.model(dict(features))["sentence_embedding"]
+            loss = loss + simcse_loss(sentence, twin, self.simcse_temperature)
+        if self.teacher is not None:
+            self.teacher.eval()  # no dropout in the reference, whatever mode the trainer put the loss in
+            with torch.no_grad():
+                target = self.teacher(dict(features))["sentence_embedding"]
+            loss = loss + self.anchor_weight * relational_distillation(sentence, target)
+        if self.initial:
+            trained = [(p, self.initial[n]) for n, p in self.model.named_parameters() if n in self.initial]
+            loss = loss + self.anchor_weight * sum((p - p0).pow(2).sum() for p, p0 in trained)
+        return loss
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {
+            "objective": self.objective,
+            "estimator": self.estimator,
+            "critic": self.critic,
+            "temperature": self.temperature,
+            "simcse_temperature": self.simcse_temperature,
+            "anchor": self.anchor,
+            "anchor_weight": self.anchor_weight,
+        }

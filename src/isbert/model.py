@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import Transformer
 from sentence_transformers.sentence_transformer.modules import Pooling
@@ -77,6 +78,7 @@ def build(
     activation: str = "relu",
     include_special_tokens: bool = True,
     max_seq_length: int | None = 128,
+    encoder_layers: int | None = None,
     device: str | None = None,
 ) -> SentenceTransformer:
     """Build a fresh IS-BERT model: pretrained encoder -> masked multi-window CNN -> mean pooling.
@@ -86,6 +88,8 @@ def build(
             of which only the encoder is used), or ``"offline-minilm"``.
         out_channels, kernel_sizes, activation, include_special_tokens: see :class:`isbert.modules.MaskedCNN`.
         max_seq_length: tokens per sentence; longer sentences are truncated.
+        encoder_layers: keep only the encoder's first N transformer layers (0 = its static token embeddings); a
+            weak backbone for experiments. None keeps them all.
         device: ``"cpu"``, ``"cuda"``, ...; None picks the best available.
     """
     path = resolve_model_name(backbone)
@@ -93,6 +97,8 @@ def build(
         encoder = Transformer(path, max_seq_length=max_seq_length)
     except (OSError, ValueError) as error:
         raise _hub_error(path, error) from error
+    if encoder_layers is not None:
+        truncate_encoder(encoder, encoder_layers)
     tokenizer = encoder.tokenizer
     special_ids = sorted(set(tokenizer.all_special_ids))
     cnn = MaskedCNN(
@@ -107,6 +113,23 @@ def build(
     model = SentenceTransformer(modules=[encoder, cnn, pooling], device=device)
     _describe_model_card(model, backbone)
     return model
+
+
+def truncate_encoder(encoder: Transformer, layers: int) -> Transformer:
+    """Keep the first ``layers`` transformer layers of ``encoder`` (in place); 0 leaves the embedding layer only.
+
+    The config's ``num_hidden_layers`` is updated too, so a saved model reloads with the same depth.
+    """
+    model = encoder.auto_model
+    total = int(model.config.num_hidden_layers)
+    if not 0 <= layers <= total:
+        raise IsbertError(f"encoder_layers must be between 0 and {total} for this encoder, got {layers}")
+    stacks = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) == total]
+    if len(stacks) != 1:
+        raise IsbertError(f"cannot find the layer stack of {type(model).__name__} to truncate it")
+    del stacks[0][layers:]
+    model.config.num_hidden_layers = layers
+    return encoder
 
 
 def _describe_model_card(model: SentenceTransformer, backbone: str) -> None:

@@ -51,7 +51,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     opt.add_argument("--lr", type=positive_float, default=2e-6, help="AdamW peak learning rate")
     opt.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (not biases/LayerNorm)")
     opt.add_argument("--adam-epsilon", type=positive_float, default=1e-7, help="AdamW epsilon")
-    opt.add_argument("--warmup-ratio", type=float, default=0.1, help="linear warm-up fraction, then linear decay")
+    opt.add_argument("--warmup-ratio", type=float, default=0.1, help="linear warm-up fraction, then --lr-scheduler")
+    opt.add_argument(
+        "--lr-scheduler", choices=("linear", "constant", "cosine"), default="linear", help="after the warm-up"
+    )
     opt.add_argument("--max-grad-norm", type=positive_float, default=1.0, help="gradient clipping")
     opt.add_argument("--seed", type=int, default=42, help="seed for weights, data order, dropout and held-out slice")
     opt.add_argument(
@@ -68,7 +71,42 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         default="none",
         help="CNN activation: none (released code) or relu (paper)",
     )
+    arch.add_argument(
+        "--objective",
+        choices=("is", "simcse", "is+simcse"),
+        default="is",
+        help="is: IS-BERT; simcse: unsupervised SimCSE (encoder + mean pooling, dropout twins, no CNN); "
+        "is+simcse: both terms on the IS-BERT model",
+    )
     arch.add_argument("--estimator", choices=("jsd", "infonce", "dv"), default="jsd", help="MI estimator")
+    arch.add_argument(
+        "--critic",
+        choices=("dot", "cosine"),
+        default="dot",
+        help="IS critic: dot (paper) or cosine / --temperature",
+    )
+    arch.add_argument("--temperature", type=positive_float, default=1.0, help="temperature of the cosine critic")
+    arch.add_argument("--simcse-temperature", type=positive_float, default=0.05, help="temperature of SimCSE")
+    arch.add_argument(
+        "--anchor",
+        choices=("none", "distill", "l2sp"),
+        default="none",
+        help="keep a tuned encoder near its start: distill (relational distillation toward the frozen starting "
+        "model) or l2sp (distance to the initial weights); weight --anchor-weight",
+    )
+    arch.add_argument("--anchor-weight", type=float, default=0.0, help="weight of --anchor (0 = off)")
+    arch.add_argument(
+        "--train-parts",
+        choices=("all", "head", "head+embeddings"),
+        default="all",
+        help="what is trained: all, the CNN only (encoder frozen), or the CNN and the encoder's embedding layer",
+    )
+    arch.add_argument(
+        "--encoder-layers",
+        type=non_negative_int,
+        default=None,
+        help="keep only the encoder's first N transformer layers (0 = static token embeddings: a weak backbone)",
+    )
     arch.add_argument("--max-seq-length", type=positive_int, default=128, help="tokens per sentence")
     arch.add_argument("--out-channels", type=positive_int, default=256, help="CNN filters per window size")
     sel = parser.add_argument_group("evaluation and model selection")
@@ -113,6 +151,9 @@ def config_from_args(args: argparse.Namespace) -> Any:
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, adam_epsilon=args.adam_epsilon,
         warmup_ratio=args.warmup_ratio, max_grad_norm=args.max_grad_norm, max_seq_length=args.max_seq_length,
         seed=args.seed, activation=args.activation, estimator=args.estimator, out_channels=args.out_channels,
+        objective=args.objective, critic=args.critic, temperature=args.temperature,
+        simcse_temperature=args.simcse_temperature, anchor=args.anchor, anchor_weight=args.anchor_weight,
+        train_parts=args.train_parts, encoder_layers=args.encoder_layers, lr_scheduler=args.lr_scheduler,
         text_field=args.text_field, column=args.column, encoding_errors=args.encoding_errors, dedup=args.dedup,
         dev=args.dev, data_dir=args.data_dir, select=args.select, heldout_size=args.heldout_size,
         eval_steps=args.eval_steps, save_steps=args.save_steps, logging_steps=args.logging_steps,

@@ -35,8 +35,11 @@ CORPUS_CACHE = ".corpus-cache"
 _TRAJECTORY = (
     "model", "max_steps", "epochs", "batch_size", "lr", "weight_decay", "adam_epsilon", "warmup_ratio",
     "max_grad_norm", "max_seq_length", "seed", "activation", "estimator", "include_special_tokens", "out_channels",
-    "text_field", "column", "encoding_errors", "dedup", "heldout_size", "precision",
+    "text_field", "column", "encoding_errors", "dedup", "heldout_size", "precision", "objective", "critic",
+    "temperature", "simcse_temperature", "anchor", "anchor_weight", "train_parts", "encoder_layers", "lr_scheduler",
 )  # fmt: skip
+TRAIN_PARTS = ("all", "head", "head+embeddings")
+LR_SCHEDULERS = {"linear": "linear", "constant": "constant_with_warmup", "cosine": "cosine"}
 
 
 @dataclass
@@ -54,7 +57,17 @@ class TrainConfig:
         warmup_ratio: linear warm-up over this fraction of the steps, then linear decay to 0.
         max_grad_norm: gradient clipping.
         activation: CNN activation: ``none`` (released code, default) or ``relu`` (the paper).
+        objective: ``is`` (IS-BERT), ``simcse`` (unsupervised SimCSE on the encoder with mean pooling, no CNN) or
+            ``is+simcse`` (both terms on the IS-BERT model); see :class:`isbert.losses.AnchoredObjective`.
         estimator: MI estimator: ``jsd`` (paper), ``infonce`` or ``dv``.
+        critic, temperature: IS critic: ``dot`` (paper) or ``cosine`` divided by ``temperature``.
+        simcse_temperature: temperature of the SimCSE term (0.05 in its paper).
+        anchor, anchor_weight: keep the model near its start: ``distill`` (relational distillation toward the frozen
+            starting model) or ``l2sp`` (squared distance to the initial weights), times ``anchor_weight``.
+        train_parts: ``all``, ``head`` (the CNN only, encoder frozen) or ``head+embeddings`` (the CNN and the
+            encoder's embedding layer; transformer layers frozen).
+        encoder_layers: keep only the encoder's first N transformer layers (0 = static token embeddings); None = all.
+        lr_scheduler: ``linear`` decay (released code), ``constant`` or ``cosine``, after the warm-up.
         dev: ``stsb`` evaluates labeled STS Benchmark dev (needs the data directory) or ``none``.
         select: ``stsb`` or ``label-free`` (held-out alignment+uniformity); None = ``stsb`` with ``dev="stsb"``.
         heldout_size: corpus sentences held out for the label-free criterion; None = 1% (16..1,000), 0 = off.
@@ -79,7 +92,16 @@ class TrainConfig:
     max_seq_length: int = 128
     seed: int = 42
     activation: Literal["relu", "none"] = "none"
+    objective: Literal["is", "simcse", "is+simcse"] = "is"
     estimator: Literal["jsd", "infonce", "dv"] = "jsd"
+    critic: Literal["dot", "cosine"] = "dot"
+    temperature: float = 1.0
+    simcse_temperature: float = 0.05
+    anchor: Literal["none", "distill", "l2sp"] = "none"
+    anchor_weight: float = 0.0
+    train_parts: Literal["all", "head", "head+embeddings"] = "all"
+    encoder_layers: int | None = None
+    lr_scheduler: Literal["linear", "constant", "cosine"] = "linear"
     include_special_tokens: bool = True
     out_channels: int = 256
     text_field: str = "text"
@@ -119,6 +141,8 @@ class TrainResult:
     history: list[dict[str, Any]]
     agreement: dict[str, Any] | None
     interrupted: bool = False
+    alternative: dict[str, Any] | None = None
+    """The best model by the other criterion (``{"step", "metric", "value", "path"}``), saved at ``path``."""
 
     def summary(self) -> str:
         lines = [self.corpus.summary()]
@@ -199,13 +223,20 @@ def prepare_output(config: TrainConfig, fingerprint: list[dict[str, Any]]) -> No
     os.replace(partial, run_file)
 
 
-def _build_model(config: TrainConfig) -> Any:
+def build_model(config: TrainConfig) -> Any:
+    """The model a run starts from: a fresh IS-BERT model (``objective`` ``is``/``is+simcse``) or the encoder with
+    mean pooling (``simcse``); a saved isbert model is continued as it is. Seed torch first for a reproducible head.
+    """
     import isbert
 
     path = isbert.resolve_model_name(config.model)
+    if config.objective == "simcse":
+        return build_baseline(config, "mean")
     if os.path.isfile(os.path.join(path, "modules.json")) and "MaskedCNN" in Path(path, "modules.json").read_text():
         model = isbert.load(path, device=config.device)
         model.max_seq_length = config.max_seq_length
+        if config.encoder_layers is not None:
+            isbert.model.truncate_encoder(model[0], config.encoder_layers)
         return model
     return isbert.build(
         config.model,
@@ -213,8 +244,38 @@ def _build_model(config: TrainConfig) -> Any:
         activation=config.activation,
         include_special_tokens=config.include_special_tokens,
         max_seq_length=config.max_seq_length,
+        encoder_layers=config.encoder_layers,
         device=config.device,
     )
+
+
+def build_baseline(config: TrainConfig, pooling: str) -> Any:
+    """A training-free baseline: the (possibly truncated) encoder of ``config.model`` with ``pooling``
+    (``mean``, ``cls`` or ``first-last-mean``) and no head."""
+    import isbert
+    from isbert.evaluation.baselines import pooled_encoder
+
+    model = pooled_encoder(isbert.resolve_model_name(config.model), pooling, device=config.device)
+    model.max_seq_length = config.max_seq_length
+    if config.encoder_layers is not None:
+        isbert.model.truncate_encoder(model[0], config.encoder_layers)
+    return model
+
+
+def freeze_parts(model: Any, parts: str) -> list[str]:
+    """Freeze what ``train_parts`` leaves out: the encoder (``head``) or its transformer layers
+    (``head+embeddings``). Returns the frozen parameter names."""
+    if parts == "all":
+        return []
+    encoder = model[0]
+    frozen = []
+    for name, parameter in encoder.named_parameters():
+        if parts == "head" or ".embeddings." not in f".{name}":
+            parameter.requires_grad_(False)
+            frozen.append(f"0.{name}")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise IsbertError(f"--train-parts {parts} leaves nothing to train in this model (no head after the encoder)")
+    return frozen
 
 
 def freeze_unused_parameters(model: Any, loss: Any) -> list[str]:
@@ -409,7 +470,7 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
     import torch
     from accelerate import PartialState
 
-    from isbert.losses import MutualInformationLoss
+    from isbert.losses import AnchoredObjective
     from isbert.training.trainer import (
         CRITERIA,
         CombinedEvaluator,
@@ -467,7 +528,13 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
     if heldout is not None and len(heldout) >= 2:
         evaluators.append(
             LabelFreeEvaluator(
-                list(heldout["text"]), seed=config.seed, batch_size=config.eval_batch_size, estimator=config.estimator
+                list(heldout["text"]),
+                seed=config.seed,
+                batch_size=config.eval_batch_size,
+                estimator=config.estimator,
+                critic=config.critic,
+                temperature=config.temperature,
+                mi=config.objective != "simcse",  # a mean-pooled encoder has no local features to score
             )
         )
     elif select == "label-free" and config.select == "label-free":
@@ -475,13 +542,23 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
     metric, greater = CRITERIA[select]
     evaluator = CombinedEvaluator(evaluators, metric, greater) if evaluators else None
 
-    if resume_from is None:
-        torch.manual_seed(config.seed)  # the CNN's initial weights
-    model = _build_model(config)
+    # The CNN's initial weights; also on resume, where the anchor needs the very same starting model again.
+    torch.manual_seed(config.seed)
+    model = build_model(config)
     # We write our own model card; sentence-transformers' widget sampling would print a bar and draw from `random`.
     model.model_card_data.set_widget_examples = lambda dataset: None
-    loss = MutualInformationLoss(model, estimator=config.estimator)
-    frozen = freeze_unused_parameters(model, loss)
+    frozen = freeze_parts(model, config.train_parts)
+    loss = AnchoredObjective(
+        model,
+        config.objective,
+        estimator=config.estimator,
+        critic=config.critic,
+        temperature=config.temperature,
+        simcse_temperature=config.simcse_temperature,
+        anchor=config.anchor,
+        anchor_weight=config.anchor_weight,
+    )
+    frozen += freeze_unused_parameters(model, loss)
 
     from sentence_transformers.sentence_transformer import SentenceTransformerTrainingArguments
 
@@ -496,7 +573,7 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
         weight_decay=config.weight_decay,
         adam_epsilon=config.adam_epsilon,
         optim="adamw_torch",
-        lr_scheduler_type="linear",
+        lr_scheduler_type=LR_SCHEDULERS[config.lr_scheduler],
         warmup_steps=config.warmup_ratio,
         max_grad_norm=config.max_grad_norm,
         logging_steps=config.logging_steps,
@@ -518,7 +595,11 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
         **_precision_flags(config.precision, use_cuda),
     )
     plot = (out / LOG_FILE, out / PLOT_FILE)
-    selection = SelectionCallback(select, checkpoint_dir / BEST_DIR, log, plot if main else None)
+    other = "label-free" if select == "stsb" else "stsb"
+    selection = SelectionCallback(
+        select, checkpoint_dir / BEST_DIR, log, plot if main else None, secondary=other,
+        secondary_dir=checkpoint_dir / f"{BEST_DIR}-{other}",
+    )  # fmt: skip
     control = ControlCallback(evaluate=evaluator is not None)
     world = max(1, args.world_size)
     progress = ProgressCallback(config.batch_size * world, enabled=config.show_progress)
@@ -607,6 +688,7 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
         history=history,
         agreement=_agreement(history),
         interrupted=control.interrupted,
+        alternative=selection.secondary_best,
     )
     if control.interrupted:
         log.write({"event": "interrupted", "step": steps})
@@ -667,6 +749,15 @@ def _validate(config: TrainConfig) -> None:
         (config.heldout_size is None or config.heldout_size >= 0, "--heldout-size must not be negative"),
         (config.activation in ("relu", "none"), "--activation must be relu or none"),
         (config.estimator in ("jsd", "infonce", "dv"), "--estimator must be jsd, infonce or dv"),
+        (config.objective in ("is", "simcse", "is+simcse"), "--objective must be is, simcse or is+simcse"),
+        (config.critic in ("dot", "cosine"), "--critic must be dot or cosine"),
+        (config.temperature > 0 and config.simcse_temperature > 0, "temperatures must be positive"),
+        (config.anchor in ("none", "distill", "l2sp"), "--anchor must be none, distill or l2sp"),
+        (config.anchor_weight >= 0, "--anchor-weight must not be negative"),
+        (config.train_parts in TRAIN_PARTS, f"--train-parts must be one of {', '.join(TRAIN_PARTS)}"),
+        (config.encoder_layers is None or config.encoder_layers >= 0, "--encoder-layers must not be negative"),
+        (config.lr_scheduler in LR_SCHEDULERS, f"--lr-scheduler must be one of {', '.join(LR_SCHEDULERS)}"),
+        (config.objective != "simcse" or config.train_parts != "head", "--objective simcse has no head to train"),
         (config.dev in ("none", "stsb"), "--dev must be none or stsb"),
     ]
     for ok, message in checks:

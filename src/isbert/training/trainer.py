@@ -63,13 +63,21 @@ class LabelFreeEvaluator(BaseEvaluator):
     """
 
     def __init__(
-        self, sentences: list[str], *, seed: int, batch_size: int = 64, estimator: str = "jsd", mi: bool = True
+        self,
+        sentences: list[str],
+        *,
+        seed: int,
+        batch_size: int = 64,
+        estimator: str = "jsd",
+        critic: str = "dot",
+        temperature: float = 1.0,
+        mi: bool = True,
     ) -> None:
         super().__init__()
         self.sentences = sentences
         self.seed = seed
         self.batch_size = batch_size
-        self.estimator = estimator
+        self.estimator, self.critic, self.temperature = estimator, critic, temperature
         self.mi = mi
         self.greater_is_better = False
         self.primary_metric = LABEL_FREE_KEY
@@ -102,7 +110,12 @@ class LabelFreeEvaluator(BaseEvaluator):
                 plain.append(out["sentence_embedding"].float())
                 if self.mi and len(batch) >= 2:
                     loss = mutual_information_loss(
-                        out["token_embeddings"], out["attention_mask"], out["sentence_embedding"], self.estimator
+                        out["token_embeddings"],
+                        out["attention_mask"],
+                        out["sentence_embedding"],
+                        self.estimator,  # type: ignore[arg-type]
+                        self.critic,  # type: ignore[arg-type]
+                        self.temperature,
                     )
                     losses.append(float(loss) * len(batch))
         finally:
@@ -317,7 +330,8 @@ class SelectionCallback(TrainerCallback):
     """Keeps the best model by the chosen criterion in ``best_dir`` (written atomically), including step 0.
 
     A later evaluation must be strictly better to replace the best, so when training never beats the starting
-    model the starting model stays selected.
+    model the starting model stays selected. With ``secondary``, the best model by that other criterion is kept too
+    (in ``secondary_dir``), so both choices can be evaluated afterwards.
     """
 
     criterion: str
@@ -326,24 +340,44 @@ class SelectionCallback(TrainerCallback):
     plot: tuple[Path, Path] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] | None = None
+    secondary: str | None = None
+    secondary_dir: Path | None = None
+    secondary_best: dict[str, Any] | None = None
 
     @property
     def metric(self) -> str:
         return CRITERIA[self.criterion][0]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"criterion": self.criterion, "history": self.history, "best": self.best}
+        return {
+            "criterion": self.criterion,
+            "history": self.history,
+            "best": self.best,
+            "secondary": self.secondary_best,
+        }
 
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
         if state:
             self.history = list(state.get("history", []))
             self.best = state.get("best")
+            self.secondary_best = state.get("secondary")
 
-    def _better(self, value: float) -> bool:
-        if self.best is None:
+    @staticmethod
+    def _better(criterion: str, value: float, best: dict[str, Any] | None) -> bool:
+        if not math.isfinite(value):
+            return False
+        if best is None:
             return True
-        greater = CRITERIA[self.criterion][1]
-        return value > self.best["value"] if greater else value < self.best["value"]
+        greater = CRITERIA[criterion][1]
+        return value > best["value"] if greater else value < best["value"]
+
+    @staticmethod
+    def _save(model: Any, folder: Path, record: dict[str, Any]) -> None:
+        staged = folder.with_name(f"{ckpt.PARTIAL_PREFIX}{folder.name}")
+        shutil.rmtree(staged, ignore_errors=True)
+        model.save(str(staged))
+        (staged / "isbert_best.json").write_text(json.dumps(record), encoding="utf-8")
+        ckpt.publish_dir(staged, folder)
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict | None = None, **kwargs: Any) -> None:
         metrics = {k.removeprefix("eval_"): v for k, v in (metrics or {}).items()}
@@ -352,16 +386,20 @@ class SelectionCallback(TrainerCallback):
         entry = {"step": state.global_step, **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
         self.history = [h for h in self.history if h["step"] != state.global_step] + [entry]
         value = float(metrics[self.metric])
-        new_best = math.isfinite(value) and self._better(value)
+        new_best = self._better(self.criterion, value, self.best)
         if new_best:
             self.best = {"step": state.global_step, "metric": self.metric, "value": value}
             if state.is_world_process_zero:
-                model = kwargs["model"]
-                staged = self.best_dir.with_name(f"{ckpt.PARTIAL_PREFIX}best")
-                shutil.rmtree(staged, ignore_errors=True)
-                model.save(str(staged))
-                (staged / "isbert_best.json").write_text(json.dumps(self.best), encoding="utf-8")
-                ckpt.publish_dir(staged, self.best_dir)
+                self._save(kwargs["model"], self.best_dir, self.best)
+        other = CRITERIA[self.secondary][0] if self.secondary else None
+        if other in metrics and self.secondary_dir is not None:
+            other_value = float(metrics[other])
+            if self._better(self.secondary, other_value, self.secondary_best):  # type: ignore[arg-type]
+                self.secondary_best = {
+                    "step": state.global_step, "metric": other, "value": other_value, "path": str(self.secondary_dir)
+                }  # fmt: skip
+                if state.is_world_process_zero:
+                    self._save(kwargs["model"], self.secondary_dir, self.secondary_best)
         if state.is_world_process_zero:
             self.log.write(
                 {
