@@ -8,6 +8,7 @@ the vectorized loss. Both run on the same encoder weights, the same batches, the
 round by round; the ratios are medians measured in this one run.
 
     python benchmarks/training_step.py --model offline-minilm --data-dir ../shared/data --threads 2
+    python benchmarks/training_step.py --model bert-base-uncased --device cuda --output /tmp/training_step_gpu
 
 Writes benchmarks/results/training_step.{json,md}.
 """
@@ -65,19 +66,19 @@ def corpus(data_dir: Path, count: int) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()][:count]
 
 
-def build_models(model_name: str):
+def build_models(model_name: str, device: str):
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import CNN, Pooling
 
     import isbert
 
     torch.manual_seed(0)
-    ours = isbert.build(model_name, activation="none", device="cpu")
+    ours = isbert.build(model_name, activation="none", device=device)
     encoder = ours[0]
     stock = CNN(encoder.get_embedding_dimension(), out_channels=256, kernel_sizes=[1, 3, 5])
     for stock_conv, conv in zip(stock.convs, ours[1].convs, strict=True):
         stock_conv.load_state_dict(conv.state_dict())
-    released = SentenceTransformer(modules=[encoder, stock, Pooling(768, "mean")], device="cpu")
+    released = SentenceTransformer(modules=[encoder, stock, Pooling(768, "mean")], device=device)
     return ours, released
 
 
@@ -90,20 +91,33 @@ def time_steps(model, loss: nn.Module, batches: list[list[str]], bf16: bool = Fa
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-6, eps=1e-7)
     model.train()
 
+    device = model.device
+
     def step(texts: list[str]) -> None:
-        features = model.preprocess(texts)
+        features = to_device(model.preprocess(texts), device)
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             value = loss([features], None)
         value.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
 
     step(batches[0])
+    synchronize(device)
     start = time.perf_counter()
     for texts in batches:
         step(texts)
+    synchronize(device)
     return (time.perf_counter() - start) / len(batches)
+
+
+def to_device(features: dict, device: torch.device) -> dict:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def time_loss(function, inputs, repeats: int) -> float:
@@ -121,6 +135,7 @@ def main() -> None:
         "--data-dir", default=os.environ.get("ISBERT_DATA_DIR", str(HERE.parent.parent / "shared" / "data"))
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (bf16 rows then use CUDA autocast)")
     parser.add_argument("--steps", type=int, default=4, help="timed steps per round and batch size")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
@@ -135,7 +150,7 @@ def main() -> None:
 
     _quiet_libraries()
     sentences = corpus(Path(args.data_dir), 64 * args.steps * 2)
-    ours, released = build_models(args.model)
+    ours, released = build_models(args.model, args.device)
     rows = []
     for batch_size in (32, 64):
         batches = [sentences[i : i + batch_size] for i in range(0, batch_size * args.steps, batch_size)]
@@ -161,7 +176,7 @@ def main() -> None:
     # The loss alone, on the same fixed model outputs (batch 64), forward only.
     with torch.no_grad():
         ours.eval()
-        out = ours(ours.preprocess(sentences[:64]))
+        out = ours(to_device(ours.preprocess(sentences[:64]), ours.device))
         tokens, mask, sentence = out["token_embeddings"], out["attention_mask"], out["sentence_embedding"]
     ours_loss, released_loss_s = [], []
     for _ in range(args.rounds):
@@ -177,13 +192,17 @@ def main() -> None:
             "absolute_difference_of_values": agree,
         }
     )
-    result = {"model": args.model, "threads": args.threads, "rounds": args.rounds, "steps": args.steps, "rows": rows}
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {args.threads} threads"
+    result = {
+        "model": args.model, "device": where, "threads": args.threads, "rounds": args.rounds, "steps": args.steps,
+        "rows": rows,
+    }  # fmt: skip
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     lines = [
-        f"{args.model}, {args.threads} threads, median of {args.rounds} alternating rounds "
-        f"({args.steps} steps each); released approach = stock CNN + loop-built masks, fp32, on CPU.",
+        f"{args.model}, {where}, median of {args.rounds} alternating rounds "
+        f"({args.steps} steps each); released approach = stock CNN + loop-built masks, fp32, same device.",
         "",
         "| measurement | isbert | released approach | speed-up |",
         "|---|---|---|---|",

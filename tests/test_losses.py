@@ -273,3 +273,58 @@ def test_l2sp_anchor_is_the_squared_distance_to_the_start(tiny_isbert) -> None:
     expected_drift = 0.5 * 0.01 * conv.numel()
     gap = anchored([dict(features)]).item() - plain([dict(features)]).item()
     assert gap == pytest.approx(expected_drift, rel=1e-4)
+
+
+def reference_excluded(
+    local: torch.Tensor, lengths: list[int], sentence: torch.Tensor, estimator: str, critic: str, tau: float, r: int
+) -> float:
+    """Loop reference of ``exclude_radius``: positives against the mean of the local features beyond r positions."""
+
+    def score(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float(F.cosine_similarity(a, b, dim=0)) / tau if critic == "cosine" else float(torch.dot(a, b))
+
+    positives, negatives, nce = [], [], []
+    for b, n in enumerate(lengths):
+        for t in range(n):
+            far = [s for s in range(n) if abs(s - t) > r]
+            row = [score(local[b, t], sentence[c]) for c in range(len(lengths))]
+            negatives += [x for c, x in enumerate(row) if c != b]
+            if far:
+                row[b] = score(local[b, t], local[b, far].mean(0))
+                positives.append(row[b])
+                nce.append(row[b] - math.log(sum(math.exp(x) for x in row)))
+    log2 = math.log(2.0)
+    if estimator == "jsd":
+        e_pos = sum(log2 - math.log1p(math.exp(-s)) for s in positives) / len(positives)
+        return sum(math.log1p(math.exp(s)) - log2 for s in negatives) / len(negatives) - e_pos
+    if estimator == "dv":
+        return math.log(sum(math.exp(s) for s in negatives) / len(negatives)) - sum(positives) / len(positives)
+    return -sum(nce) / len(nce)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(min_value=1, max_value=7), min_size=2, max_size=5).filter(lambda ls: max(ls) >= 4),
+    dim=st.integers(min_value=1, max_value=6),
+    seed=st.integers(min_value=0, max_value=10_000),
+    estimator=st.sampled_from(ESTIMATORS),
+    critic=st.sampled_from(["dot", "cosine"]),
+    radius=st.integers(min_value=0, max_value=2),
+)
+def test_exclude_radius_equals_a_loop_reference(lengths, dim, seed, estimator, critic, radius) -> None:
+    local, mask, sentence = random_batch(lengths, dim, seed, pad_to=max(lengths) + 2)
+    want = reference_excluded(local, lengths, sentence, estimator, critic, 0.5, radius)
+    got = mutual_information_loss(local, mask, sentence, estimator, critic, 0.5, exclude_radius=radius).item()
+    assert got == pytest.approx(want, rel=1e-5, abs=1e-5)
+
+
+def test_exclude_radius_removes_the_tokens_own_share() -> None:
+    """One-hot tokens (a bag of words): with the paper's positives every token scores 1/T with its own sentence,
+    purely from its own share of the mean; leaving itself out, the same tokens score 0."""
+    local = torch.eye(6, dtype=torch.float64).view(2, 3, 6)  # 2 sentences of 3 distinct one-hot tokens
+    mask = torch.ones(2, 3, dtype=torch.long)
+    sentence = local.mean(1)
+    paper = mutual_information_loss(local, mask, sentence, "dv")
+    excluded = mutual_information_loss(local, mask, sentence, "dv", exclude_radius=0)
+    assert paper.item() == pytest.approx(-1 / 3)  # log mean exp(0) - mean(1/3)
+    assert excluded.item() == pytest.approx(0.0)

@@ -38,15 +38,20 @@ def mutual_information_loss(
     estimator: Estimator = "jsd",
     critic: Critic = "dot",
     temperature: float = 1.0,
+    exclude_radius: int | None = None,
 ) -> Tensor:
     """Negative lower bound on I(local; global) over a batch; see :class:`MutualInformationLoss`.
 
     Args:
         local: (B, T, D) local token features.
         local_mask: (B, T) mask of the tokens that count (1) and padding (0).
-        sentence: (B, D) sentence vectors.
+        sentence: (B, D) sentence vectors (the mean of each sentence's local features).
         estimator: ``"jsd"``, ``"infonce"`` or ``"dv"``.
         critic: ``"dot"`` (the paper) or ``"cosine"`` (cosine / ``temperature``).
+        exclude_radius: None (the paper) scores each token against its own sentence vector. An integer r scores it
+            against the mean of its sentence's other local features more than r positions away (0 = all but itself),
+            so a token cannot "recognise" its sentence through its own share of the mean; tokens with nothing left
+            have no positive.
     """
     batch = sentence.shape[0]
     if batch < 2:
@@ -55,11 +60,16 @@ def mutual_information_loss(
             f"vectors are the negatives (got a batch of {batch})"
         )
     _check_objective(estimator, critic, temperature)
+    local, sentence = local.float(), sentence.float()
     # The (B, T, B) score tensor is small; float32 keeps softplus/logsumexp stable under fp16/bf16 autocast.
-    scores = local_global_scores(local.float(), sentence.float(), critic, temperature)
-    token = local_mask.unsqueeze(-1).to(scores.dtype)  # (B, T, 1)
+    scores = local_global_scores(local, sentence, critic, temperature)
+    token = local_mask.to(scores.dtype)  # (B, T)
     own = torch.eye(batch, dtype=scores.dtype, device=scores.device).unsqueeze(1)  # (B, 1, B)
-    positive, negative = token * own, token * (1 - own)  # 0/1 weights: masked sums need no gather or sync
+    anchor = token
+    if exclude_radius is not None:
+        own_score, anchor = _scores_against_the_rest(local, token, critic, temperature, exclude_radius)
+        scores = scores * (1 - own) + own * own_score.unsqueeze(-1)  # replace the diagonal
+    positive, negative = anchor.unsqueeze(-1) * own, token.unsqueeze(-1) * (1 - own)  # masked sums: no gather/sync
     n_positive, n_negative = positive.sum(), negative.sum()
 
     if estimator == "jsd":
@@ -72,7 +82,30 @@ def mutual_information_loss(
         return e_neg - e_pos
     # infonce: each real token picks its own sentence out of the batch.
     log_prob_own = scores.diagonal(dim1=0, dim2=2).T - torch.logsumexp(scores, dim=-1)  # (B, T)
-    return -(log_prob_own * local_mask.to(scores.dtype)).sum() / n_positive
+    return -(log_prob_own * anchor).sum() / n_positive
+
+
+def _scores_against_the_rest(
+    local: Tensor, token: Tensor, critic: Critic, temperature: float, radius: int
+) -> tuple[Tensor, Tensor]:
+    """Score of each token against the mean of its sentence's local features beyond ``radius`` positions, and the
+    (B, T) mask of tokens that have any such feature."""
+    masked = local * token.unsqueeze(-1)
+    near_sum, near_count = _window_sum(masked, radius), _window_sum(token.unsqueeze(-1), radius).squeeze(-1)
+    far_count = token.sum(1, keepdim=True) - near_count  # (B, T)
+    rest = (masked.sum(1, keepdim=True) - near_sum) / far_count.clamp(min=1).unsqueeze(-1)  # (B, T, D)
+    if critic == "cosine":
+        local, rest = F.normalize(local, dim=-1), F.normalize(rest, dim=-1) * (1 / temperature)
+    return (local * rest).sum(-1), token * (far_count > 0).to(token.dtype)
+
+
+def _window_sum(x: Tensor, radius: int) -> Tensor:
+    """``out[:, t] = sum of x[:, s] for |s - t| <= radius`` along dim 1, from a cumulative sum."""
+    length = x.shape[1]
+    cumulative = F.pad(x.cumsum(1), (0, 0, 1, 0))  # cumulative[:, i] = sum of x[:, :i]
+    positions = torch.arange(length, device=x.device)
+    upper, lower = (positions + radius + 1).clamp(max=length), (positions - radius).clamp(min=0)
+    return cumulative[:, upper] - cumulative[:, lower]
 
 
 class MutualInformationLoss(nn.Module):
@@ -100,8 +133,9 @@ class MutualInformationLoss(nn.Module):
           loss = log mean_neg(exp(s)) - mean_pos(s)
 
     The means run over real tokens only; padding never enters. A batch needs at least two sentences.
-    ``critic="cosine"`` replaces the inner product by :math:`\cos(\ell_{b,t}, g_c) / \tau` (not in the paper; an
-    option studied in ``experiments/``).
+    ``critic="cosine"`` replaces the inner product by :math:`\cos(\ell_{b,t}, g_c) / \tau`, and ``exclude_radius``
+    scores a positive against the mean of the sentence's *other* local features (not in the paper; options studied in
+    ``experiments/``: with the paper's positives a token's own share of the mean makes part of the task trivial).
 
     Args:
         model: an IS-BERT :class:`~sentence_transformers.SentenceTransformer` (see :func:`isbert.build`),
@@ -109,27 +143,41 @@ class MutualInformationLoss(nn.Module):
             and the ``sentence_embedding``.
         estimator: ``"jsd"``, ``"infonce"`` or ``"dv"``.
         critic, temperature: ``"dot"`` (the paper) or ``"cosine"`` divided by ``temperature``.
+        exclude_radius: see :func:`mutual_information_loss`; None = the paper.
 
     Inputs: a dataset with one text column (more columns are treated as more sentences); labels are ignored.
     """
 
     def __init__(
-        self, model: SentenceTransformer, estimator: Estimator = "jsd", critic: Critic = "dot", temperature: float = 1.0
+        self,
+        model: SentenceTransformer,
+        estimator: Estimator = "jsd",
+        critic: Critic = "dot",
+        temperature: float = 1.0,
+        exclude_radius: int | None = None,
     ) -> None:
         super().__init__()
-        _check_objective(estimator, critic, temperature)
+        _check_objective(estimator, critic, temperature, exclude_radius)
         self.model = model
         self.estimator = estimator
         self.critic = critic
         self.temperature = temperature
+        self.exclude_radius = exclude_radius
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         outputs = [self.model(features) for features in sentence_features]
         local, mask, sentence = _concat_outputs(outputs)
-        return mutual_information_loss(local, mask, sentence, self.estimator, self.critic, self.temperature)
+        return mutual_information_loss(
+            local, mask, sentence, self.estimator, self.critic, self.temperature, self.exclude_radius
+        )
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"estimator": self.estimator, "critic": self.critic, "temperature": self.temperature}
+        return {
+            "estimator": self.estimator,
+            "critic": self.critic,
+            "temperature": self.temperature,
+            "exclude_radius": self.exclude_radius,
+        }
 
     @property
     def citation(self) -> str:
@@ -158,13 +206,15 @@ def _concat_outputs(outputs: list[dict[str, Tensor]]) -> tuple[Tensor, Tensor, T
     return local, mask, sentence
 
 
-def _check_objective(estimator: str, critic: str, temperature: float) -> None:
+def _check_objective(estimator: str, critic: str, temperature: float, exclude_radius: int | None = None) -> None:
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     if critic not in CRITICS:
         raise ValueError(f"critic must be one of {CRITICS}, got {critic!r}")
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
+    if exclude_radius is not None and exclude_radius < 0:
+        raise ValueError(f"exclude_radius must be None or at least 0, got {exclude_radius}")
 
 
 def simcse_loss(first: Tensor, second: Tensor, temperature: float = 0.05) -> Tensor:
@@ -248,7 +298,7 @@ class AnchoredObjective(nn.Module):
         model: the model being trained; ``anchor="distill"`` copies it (as it is now) as the frozen teacher, and
             ``"l2sp"`` records its current weights.
         objective: ``"is"``, ``"simcse"`` or ``"is+simcse"``.
-        estimator, critic, temperature: of the IS term (:func:`mutual_information_loss`).
+        estimator, critic, temperature, exclude_radius: of the IS term (:func:`mutual_information_loss`).
         simcse_temperature: of the SimCSE term (0.05 in the SimCSE paper).
         anchor, anchor_weight: the regularizer and its weight (0 = off).
     """
@@ -261,12 +311,13 @@ class AnchoredObjective(nn.Module):
         estimator: Estimator = "jsd",
         critic: Critic = "dot",
         temperature: float = 1.0,
+        exclude_radius: int | None = None,
         simcse_temperature: float = 0.05,
         anchor: Anchor = "none",
         anchor_weight: float = 0.0,
     ) -> None:
         super().__init__()
-        _check_objective(estimator, critic, temperature)
+        _check_objective(estimator, critic, temperature, exclude_radius)
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         if anchor not in ANCHORS:
@@ -275,6 +326,7 @@ class AnchoredObjective(nn.Module):
             raise ValueError("simcse_temperature must be positive and anchor_weight not negative")
         self.model = model
         self.objective, self.estimator, self.critic, self.temperature = objective, estimator, critic, temperature
+        self.exclude_radius = exclude_radius
         self.simcse_temperature = simcse_temperature
         self.anchor, self.anchor_weight = anchor, anchor_weight
         self.teacher: SentenceTransformer | None = None
@@ -299,8 +351,9 @@ class AnchoredObjective(nn.Module):
         loss = sentence.new_zeros((), dtype=torch.float32)
         if self.objective in ("is", "is+simcse"):
             loss = loss + mutual_information_loss(
-                out["token_embeddings"], out["attention_mask"], sentence, self.estimator, self.critic, self.temperature
-            )
+                out["token_embeddings"], out["attention_mask"], sentence, self.estimator, self.critic,
+                self.temperature, self.exclude_radius,
+            )  # fmt: skip
         if self.objective in ("simcse", "is+simcse"):
             twin = self.model(dict(features))["sentence_embedding"]
             loss = loss + simcse_loss(sentence, twin, self.simcse_temperature)
@@ -320,6 +373,7 @@ class AnchoredObjective(nn.Module):
             "estimator": self.estimator,
             "critic": self.critic,
             "temperature": self.temperature,
+            "exclude_radius": self.exclude_radius,
             "simcse_temperature": self.simcse_temperature,
             "anchor": self.anchor,
             "anchor_weight": self.anchor_weight,

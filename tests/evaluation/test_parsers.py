@@ -173,3 +173,22 @@ def test_resolve_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(data, "DEFAULT_DATA_DIR", tmp_path / "nowhere")
     with pytest.raises(IsbertError, match="default location"):
         data.resolve_data_dir(None)
+
+
+def test_task_corpus_sentences_are_the_distinct_training_sentences(tmp_path) -> None:
+    from isbert.errors import IsbertError
+    from isbert.evaluation.data import task_corpus_sentences
+
+    folder = tmp_path / "sts" / "STSBenchmark" / "senteval"
+    folder.mkdir(parents=True)
+    rows = [
+        "g\tf\t2012\t1\t5.0\ta plane takes off .\tan air plane takes off .",
+        "g\tf\t2012\t2\t1.0\ta dog .\ta plane takes off .",
+    ]
+    (folder / "sts-train.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    sentences = task_corpus_sentences("stsb-train", tmp_path)
+    assert sentences == ["a plane takes off .", "an air plane takes off .", "a dog ."]
+    with pytest.raises(IsbertError, match="sick-train"):
+        task_corpus_sentences("sick-train", tmp_path)
+    with pytest.raises(IsbertError, match="unknown task corpus 'mnli'"):
+        task_corpus_sentences("mnli", tmp_path)

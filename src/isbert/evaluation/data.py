@@ -553,6 +553,28 @@ def load_task(task: str, data_dir: str | os.PathLike[str], text: TextVariant = "
     return TransferTask(task, "dev" if task == "SST2" else "kfold", splits, files)
 
 
+TASK_CORPORA = {
+    "stsb-train": ("sts/STSBenchmark/senteval/sts-train.csv", read_stsb),
+    "sick-train": ("sts/SICK/senteval/SICK_train.txt", read_sick),
+}
+"""Unlabeled in-domain corpora: the sentences of a task's *training* split (the test split stays unseen)."""
+
+
+def task_corpus_sentences(name: str, data_dir: str | os.PathLike[str]) -> list[str]:
+    """The distinct sentences of a task's training split, in order of first appearance, scores dropped.
+
+    In the same (SentEval) text form as the evaluation files, so that in-domain training sees what the test sees.
+    """
+    if name not in TASK_CORPORA:
+        raise IsbertError(f"unknown task corpus '{name}'; valid: {', '.join(TASK_CORPORA)}")
+    relative, reader = TASK_CORPORA[name]
+    path = Path(data_dir) / relative
+    if not path.is_file():
+        raise IsbertError(f"{path}: not found (task corpus '{name}'). {GET_DATA_HINT}")
+    pairs = reader(path)
+    return list(dict.fromkeys(text for pair in zip(pairs.sentences1, pairs.sentences2, strict=True) for text in pair))
+
+
 # ----------------------------------------------------------------------------------------------------
 # checksums and `isbert data check`
 

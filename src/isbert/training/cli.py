@@ -86,6 +86,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="IS critic: dot (paper) or cosine / --temperature",
     )
     arch.add_argument("--temperature", type=positive_float, default=1.0, help="temperature of the cosine critic")
+    arch.add_argument(
+        "--exclude-radius",
+        type=non_negative_int,
+        default=None,
+        help="score each token against the mean of its sentence's local features more than R positions away "
+        "(0 = all but itself) instead of its own sentence vector (default: the paper's positives)",
+    )
     arch.add_argument("--simcse-temperature", type=positive_float, default=0.05, help="temperature of SimCSE")
     arch.add_argument(
         "--anchor",
@@ -151,7 +158,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, adam_epsilon=args.adam_epsilon,
         warmup_ratio=args.warmup_ratio, max_grad_norm=args.max_grad_norm, max_seq_length=args.max_seq_length,
         seed=args.seed, activation=args.activation, estimator=args.estimator, out_channels=args.out_channels,
-        objective=args.objective, critic=args.critic, temperature=args.temperature,
+        objective=args.objective, critic=args.critic, temperature=args.temperature, exclude_radius=args.exclude_radius,
         simcse_temperature=args.simcse_temperature, anchor=args.anchor, anchor_weight=args.anchor_weight,
         train_parts=args.train_parts, encoder_layers=args.encoder_layers, lr_scheduler=args.lr_scheduler,
         text_field=args.text_field, column=args.column, encoding_errors=args.encoding_errors, dedup=args.dedup,

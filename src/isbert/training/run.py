@@ -36,7 +36,8 @@ _TRAJECTORY = (
     "model", "max_steps", "epochs", "batch_size", "lr", "weight_decay", "adam_epsilon", "warmup_ratio",
     "max_grad_norm", "max_seq_length", "seed", "activation", "estimator", "include_special_tokens", "out_channels",
     "text_field", "column", "encoding_errors", "dedup", "heldout_size", "precision", "objective", "critic",
-    "temperature", "simcse_temperature", "anchor", "anchor_weight", "train_parts", "encoder_layers", "lr_scheduler",
+    "temperature", "exclude_radius", "simcse_temperature", "anchor", "anchor_weight", "train_parts", "encoder_layers",
+    "lr_scheduler",
 )  # fmt: skip
 TRAIN_PARTS = ("all", "head", "head+embeddings")
 LR_SCHEDULERS = {"linear": "linear", "constant": "constant_with_warmup", "cosine": "cosine"}
@@ -61,6 +62,8 @@ class TrainConfig:
             ``is+simcse`` (both terms on the IS-BERT model); see :class:`isbert.losses.AnchoredObjective`.
         estimator: MI estimator: ``jsd`` (paper), ``infonce`` or ``dv``.
         critic, temperature: IS critic: ``dot`` (paper) or ``cosine`` divided by ``temperature``.
+        exclude_radius: None (paper): a token's positive is its own sentence vector; r: the mean of the sentence's
+            local features more than r positions away (see :func:`isbert.losses.mutual_information_loss`).
         simcse_temperature: temperature of the SimCSE term (0.05 in its paper).
         anchor, anchor_weight: keep the model near its start: ``distill`` (relational distillation toward the frozen
             starting model) or ``l2sp`` (squared distance to the initial weights), times ``anchor_weight``.
@@ -96,6 +99,7 @@ class TrainConfig:
     estimator: Literal["jsd", "infonce", "dv"] = "jsd"
     critic: Literal["dot", "cosine"] = "dot"
     temperature: float = 1.0
+    exclude_radius: int | None = None
     simcse_temperature: float = 0.05
     anchor: Literal["none", "distill", "l2sp"] = "none"
     anchor_weight: float = 0.0
@@ -554,6 +558,7 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
         estimator=config.estimator,
         critic=config.critic,
         temperature=config.temperature,
+        exclude_radius=config.exclude_radius,
         simcse_temperature=config.simcse_temperature,
         anchor=config.anchor,
         anchor_weight=config.anchor_weight,
@@ -756,6 +761,7 @@ def _validate(config: TrainConfig) -> None:
         (config.anchor_weight >= 0, "--anchor-weight must not be negative"),
         (config.train_parts in TRAIN_PARTS, f"--train-parts must be one of {', '.join(TRAIN_PARTS)}"),
         (config.encoder_layers is None or config.encoder_layers >= 0, "--encoder-layers must not be negative"),
+        (config.exclude_radius is None or config.exclude_radius >= 0, "--exclude-radius must not be negative"),
         (config.lr_scheduler in LR_SCHEDULERS, f"--lr-scheduler must be one of {', '.join(LR_SCHEDULERS)}"),
         (config.objective != "simcse" or config.train_parts != "head", "--objective simcse has no head to train"),
         (config.dev in ("none", "stsb"), "--dev must be none or stsb"),
