@@ -14,7 +14,12 @@ from isbert.cli_types import MODEL_HELP, add_reader_arguments, positive_int
 from isbert.errors import IsbertError
 
 # Modules that add subcommands: each defines add_commands(subparsers).
-COMMAND_MODULES: tuple[str, ...] = ("isbert.evaluation.cli", "isbert.training.cli", "isbert.search.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "isbert.evaluation.cli",
+    "isbert.training.cli",
+    "isbert.search.cli",
+    "isbert.experiments.cli",
+)
 
 
 def _quiet_libraries() -> None:

@@ -41,6 +41,7 @@ def test_label_free_evaluator_is_reproducible_and_leaves_rng(tiny_isbert) -> Non
     assert first == second
     assert first["heldout_align_uniform"] == pytest.approx(first["heldout_alignment"] + first["heldout_uniformity"])
     assert first["heldout_alignment"] > 0  # dropout makes the two views differ
+    assert 0.3 < first["heldout_zero_fraction"] < 0.7  # a fresh ReLU head zeroes about half its outputs
 
 
 def test_agreement_known_case() -> None:

@@ -55,7 +55,8 @@ def uniformity(x: torch.Tensor, t: float = 2.0) -> float:
 
 
 class LabelFreeEvaluator(BaseEvaluator):
-    """Alignment + uniformity of held-out corpus sentences, and the held-out MI loss: no labels involved.
+    """Alignment + uniformity of held-out corpus sentences, the held-out MI loss and the fraction of local feature
+    values that are exactly zero (a ReLU head collapsing into sparse codes): no labels involved.
 
     Positives for alignment are two encodings of the same sentence under different dropout masks (as in SimCSE);
     the masks come from a fixed seed in a forked RNG, so the score is reproducible and training's RNG is untouched.
@@ -104,10 +105,13 @@ class LabelFreeEvaluator(BaseEvaluator):
                     for _ in range(2)
                 ]
             model.eval()
-            plain, losses = [], []
+            plain, losses, zeros, values = [], [], 0, 0
             for batch in self._batches():
                 out = self._forward(model, batch)
                 plain.append(out["sentence_embedding"].float())
+                if self.mi:  # ReLU features that collapse into sparse codes show up here first
+                    local = out["token_embeddings"][out["attention_mask"].bool()]
+                    zeros, values = zeros + int((local == 0).sum()), values + local.numel()
                 if self.mi and len(batch) >= 2:
                     loss = mutual_information_loss(
                         out["token_embeddings"],
@@ -124,6 +128,8 @@ class LabelFreeEvaluator(BaseEvaluator):
         metrics = {"heldout_alignment": align, "heldout_uniformity": uniform, LABEL_FREE_KEY: align + uniform}
         if losses:
             metrics["heldout_mi_loss"] = sum(losses) / sum(len(b) for b in self._batches() if len(b) >= 2)
+        if values:
+            metrics["heldout_zero_fraction"] = zeros / values
         return metrics
 
     def __call__(self, model: Any, output_path: str | None = None, epoch: float = -1, steps: int = -1) -> dict:

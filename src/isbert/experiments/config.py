@@ -1,0 +1,312 @@
+"""Experiment files (TOML): one file = one experiment = a list of runs over shared training defaults.
+
+```toml
+[experiment]
+name = "weak-backbone"        # optional, default: the file's stem
+description = "free text"     # shown above the results table
+budget_minutes = 40           # the stated CPU budget of the whole file
+tasks = "sts"                 # isbert.evaluation.evaluate tasks ("sts", "all", a list)
+seeds = [42]                  # each run is repeated for each seed
+
+[defaults]                    # isbert.training.TrainConfig fields shared by all runs
+model = "offline-minilm"
+corpus = ["{data}/unlabeled/nli_sentences.snli_dev_test.txt"]
+
+[[run]]
+name = "mean-pooling"
+baseline = "mean"             # mean | cls | first-last-mean | untrained: no training
+
+[[run]]
+name = "is-relu"
+activation = "relu"           # any other key overrides [defaults]
+note = "free text shown below the table"
+```
+
+Everything is checked when the file is read, so a typo fails before hours of training, with the file, the run and
+the key in the message.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+import types
+from dataclasses import dataclass, fields
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from isbert.errors import IsbertError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+DATA_PLACEHOLDER = "{data}"
+"""Expands to the data directory (``--data-dir``, else ``$ISBERT_DATA_DIR``) in string settings."""
+TASK_CORPUS_PREFIX = "task:"
+"""``corpus = ["task:stsb-train"]``: the distinct sentences of a task's training split, labels dropped (see
+:data:`isbert.evaluation.data.TASK_CORPORA`), written once to ``<runs dir>/corpora/``."""
+POOLING_BASELINES = ("mean", "cls", "first-last-mean")
+BASELINES = (*POOLING_BASELINES, "untrained")
+RUNNER_KEYS = ("output", "resume", "overwrite", "seed", "show_progress", "data_dir", "select")
+"""TrainConfig fields the runner sets itself: seeds come from ``seeds``, the data directory from the command line,
+the selection from ``dev``; the rest are per-invocation mechanics."""
+RUN_KEYS = ("name", "baseline", "note")
+EXPERIMENT_KEYS = ("name", "description", "budget_minutes", "tasks", "seeds")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One ``[[run]]``: its own keys (``overrides``) on top of ``[defaults]``, or a training-free ``baseline``."""
+
+    name: str
+    overrides: dict[str, Any]
+    baseline: str | None = None
+    note: str | None = None
+
+    @property
+    def seeded(self) -> bool:
+        """Pooling baselines are deterministic: they are evaluated once, not once per seed."""
+        return self.baseline not in POOLING_BASELINES
+
+    def differs(self) -> dict[str, Any]:
+        """What sets this run apart from ``[defaults]``, for the table."""
+        return {**({"baseline": self.baseline} if self.baseline else {}), **self.overrides}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A parsed, checked experiment file."""
+
+    path: Path
+    name: str
+    description: str
+    budget_minutes: float | None
+    tasks: list[str]
+    seeds: list[int]
+    defaults: dict[str, Any]
+    runs: list[RunSpec]
+
+    def run(self, name: str) -> RunSpec:
+        for spec in self.runs:
+            if spec.name == name:
+                return spec
+        raise IsbertError(f"{self.path}: no run named '{name}'; runs: {', '.join(r.name for r in self.runs)}")
+
+    def device(self, spec: RunSpec) -> str | None:
+        """The file's ``device`` setting (``--device`` overrides it); not part of what a run means."""
+        value = {**self.defaults, **spec.overrides}.get("device")
+        return str(value) if value is not None else None
+
+    def seeds_of(self, spec: RunSpec) -> list[int | None]:
+        return list(self.seeds) if spec.seeded else [None]
+
+    def portable_settings(self, spec: RunSpec) -> dict[str, Any]:
+        """``[defaults]`` + the run's keys + TrainConfig's defaults, with paths as written (``{data}`` kept):
+        what a run means, independent of the machine, so stored results stay valid when the data moves."""
+        from isbert.training.run import TrainConfig
+
+        merged = {**self.defaults, **spec.overrides}
+        # The runner reports both selections, so it always scores STSb dev unless the file turns it off.
+        merged["dev"] = "none" if merged.get("dev") == "none" else "stsb"
+        merged["select"] = "stsb" if merged["dev"] == "stsb" else "label-free"
+        merged["data_dir"] = DATA_PLACEHOLDER
+        settings = {f.name: getattr(TrainConfig(**merged), f.name) for f in fields(TrainConfig)}
+        for key in ("output", "resume", "overwrite", "show_progress", "device"):  # per invocation, not per run
+            settings.pop(key, None)
+        return settings
+
+    def resolve_paths(self, settings: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+        """Expand ``{data}`` and make relative corpus paths relative to the experiment file's folder."""
+        data = str(data_dir)
+        resolved: dict[str, Any] = {}
+        for key, value in settings.items():
+            if isinstance(value, str):
+                value = value.replace(DATA_PLACEHOLDER, data)
+            elif isinstance(value, list):
+                value = [v.replace(DATA_PLACEHOLDER, data) if isinstance(v, str) else v for v in value]
+            resolved[key] = value
+        base = self.path.parent
+        resolved["corpus"] = [
+            str(Path(raw.replace(DATA_PLACEHOLDER, data)).expanduser())
+            if DATA_PLACEHOLDER in raw or raw.startswith(TASK_CORPUS_PREFIX) or Path(raw).expanduser().is_absolute()
+            else str((base / raw).resolve())
+            for raw in settings.get("corpus", [])
+        ]
+        return resolved
+
+
+@cache
+def train_config_types() -> dict[str, Any]:
+    """TrainConfig's field types, resolved (the module uses postponed annotations)."""
+    from isbert.training import run
+
+    hints = get_type_hints(run.TrainConfig, vars(run))
+    return {f.name: hints[f.name] for f in fields(run.TrainConfig)}
+
+
+def _describe(hint: Any) -> str:
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in get_args(hint) if a is not type(None))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(hint))
+    if origin is list:
+        return f"a list of {_describe(get_args(hint)[0]) if get_args(hint) else 'values'}"
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )
+
+
+def _convert(value: Any, hint: Any) -> tuple[bool, Any]:
+    """(matches, value as the field wants it): TOML integers are accepted where a float is expected."""
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        for option in get_args(hint):
+            ok, converted = _convert(value, option)
+            if ok:
+                return True, converted
+        return False, None
+    if origin is Literal:
+        return any(value == a and type(value) is type(a) for a in get_args(hint)), value
+    if origin is list:
+        if not isinstance(value, list):
+            return False, None
+        (item,) = get_args(hint) or (Any,)
+        converted = [_convert(v, item) for v in value]
+        return all(ok for ok, _ in converted), [v for _, v in converted]
+    if hint is type(None):
+        return False, None  # TOML has no null: leaving a key out keeps TrainConfig's default
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else None
+    if hint is str:
+        return isinstance(value, str), value
+    return True, value  # a type this checker does not know: TrainConfig / train() check it
+
+
+def _check_settings(table: dict[str, Any], where: str) -> dict[str, Any]:
+    types_ = train_config_types()
+    checked = {}
+    for key, value in table.items():
+        if key in RUNNER_KEYS:
+            why = "seeds come from [experiment] seeds" if key == "seed" else "the runner sets it"
+            raise IsbertError(f"{where}: key '{key}' cannot be set here ({why})")
+        if key not in types_:
+            allowed = [k for k in types_ if k not in RUNNER_KEYS]
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise IsbertError(f"{where}: unknown key '{key}' ({hint}valid: TrainConfig fields {', '.join(allowed)})")
+        ok, converted = _convert(value, types_[key])
+        if not ok:
+            raise IsbertError(f"{where}: key '{key}' must be {_describe(types_[key])}, got {value!r}")
+        checked[key] = converted
+    return checked
+
+
+def _table(document: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = document.get(key, {})
+    if not isinstance(value, dict):
+        raise IsbertError(f"{where}: [{key}] must be a table")
+    return value
+
+
+def _name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _SAFE_NAME.match(value):
+        raise IsbertError(
+            f"{where}: name must be a non-empty string of letters, digits, '.', '_', '+' and '-' "
+            f"(it names a folder), got {value!r}"
+        )
+    return value
+
+
+def load_experiment(path: str | os.PathLike[str]) -> Experiment:
+    """Read and check an experiment file; every problem is an IsbertError naming the file (and run and key)."""
+    from isbert.evaluation.data import canonical_task_names
+
+    path = Path(path)
+    if not path.is_file():
+        raise IsbertError(f"{path}: experiment file not found")
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise IsbertError(f"{path}: invalid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise IsbertError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    unknown = sorted(set(document) - {"experiment", "defaults", "run"})
+    if unknown:
+        raise IsbertError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; expected [experiment], "
+                          "[defaults] and [[run]] tables")  # fmt: skip
+
+    head = _table(document, "experiment", str(path))
+    where = f"{path}: [experiment]"
+    extra = sorted(set(head) - set(EXPERIMENT_KEYS))
+    if extra:
+        raise IsbertError(f"{where}: unknown key(s) {', '.join(extra)}; valid: {', '.join(EXPERIMENT_KEYS)}")
+    name = _name(head.get("name", path.stem), where)
+    description = head.get("description", "")
+    if not isinstance(description, str):
+        raise IsbertError(f"{where}: key 'description' must be a string")
+    budget = head.get("budget_minutes")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
+        raise IsbertError(f"{where}: key 'budget_minutes' must be a positive number, got {budget!r}")
+    tasks_spec = head.get("tasks", "sts")
+    if not isinstance(tasks_spec, str) and not (
+        isinstance(tasks_spec, list) and all(isinstance(t, str) for t in tasks_spec)
+    ):
+        raise IsbertError(f"{where}: key 'tasks' must be a string or a list of strings, got {tasks_spec!r}")
+    try:
+        tasks = canonical_task_names(tasks_spec)
+    except IsbertError as error:
+        raise IsbertError(f"{where}: key 'tasks': {error}") from None
+    seeds = head.get("seeds", [42])
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
+        raise IsbertError(f"{where}: key 'seeds' must be a non-empty list of distinct whole numbers, got {seeds!r}")
+
+    defaults = _check_settings(_table(document, "defaults", str(path)), f"{path}: [defaults]")
+    raw_runs = document.get("run", [])
+    if not isinstance(raw_runs, list) or not all(isinstance(r, dict) for r in raw_runs):
+        raise IsbertError(f"{path}: 'run' must be an array of tables ([[run]] entries)")
+    if not raw_runs:
+        raise IsbertError(f"{path}: no runs; add [[run]] tables")
+    runs: list[RunSpec] = []
+    for number, raw in enumerate(raw_runs, start=1):
+        if "name" not in raw:
+            raise IsbertError(f"{path}: run #{number} has no name")
+        run_name = _name(raw["name"], f"{path}: run #{number}")
+        where = f"{path}: run '{run_name}'"
+        if any(r.name == run_name for r in runs):
+            raise IsbertError(f"{where}: duplicate run name")
+        baseline = raw.get("baseline")
+        if baseline is not None and baseline not in BASELINES:
+            raise IsbertError(f"{where}: key 'baseline' must be one of {', '.join(BASELINES)}, got {baseline!r}")
+        note = raw.get("note")
+        if note is not None and not isinstance(note, str):
+            raise IsbertError(f"{where}: key 'note' must be a string")
+        overrides = _check_settings({k: v for k, v in raw.items() if k not in RUN_KEYS}, where)
+        spec = RunSpec(run_name, overrides, baseline, note)
+        runs.append(spec)
+
+    experiment = Experiment(path, name, description, float(budget) if budget else None, tasks, seeds, defaults, runs)
+    for spec in runs:  # TrainConfig itself may refuse a combination; say which run
+        try:
+            settings = experiment.portable_settings(spec)
+        except (TypeError, ValueError) as error:
+            raise IsbertError(f"{path}: run '{spec.name}': {error}") from None
+        if spec.baseline is None and not settings.get("corpus"):
+            raise IsbertError(f"{path}: run '{spec.name}': no corpus (set corpus in [defaults] or in the run)")
+    return experiment

@@ -1,0 +1,283 @@
+"""The results of an experiment: ``<name>.json`` (every run, per seed and aggregated), ``<name>.md`` (one table
+row per run) and ``<name>_dev_curves.png``, all made from the stored per-run ``result.json`` files."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from isbert.evaluation.data import STS_TASKS, TRANSFER_TASKS
+from isbert.evaluation.report import _HEADERS as TASK_HEADERS
+
+if TYPE_CHECKING:
+    from isbert.experiments.config import Experiment
+    from isbert.experiments.runner import Job
+
+SELECTIONS = ("labeled", "label_free")
+
+
+def aggregate(values: list[float | None]) -> dict[str, Any] | None:
+    """``{"mean", "sd", "n"}`` over the seeds that have a value; ``sd`` (sample) is None for one value."""
+    present = [float(v) for v in values if v is not None]
+    if not present:
+        return None
+    sd = statistics.stdev(present) if len(present) > 1 else None
+    return {"mean": statistics.fmean(present), "sd": sd, "n": len(present)}
+
+
+def _gap(result: dict[str, Any]) -> float | None:
+    labeled, free = result["scores"]["labeled"], result["scores"]["label_free"]
+    if not labeled or not free or "avg" not in labeled or "avg" not in free:
+        return None
+    return free["avg"] - labeled["avg"]
+
+
+def summarize_run(results: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
+    """Mean and sd over the seeds of one run, for every number the table shows."""
+
+    def over(get: Any) -> dict[str, Any] | None:
+        values = []
+        for result in results:
+            try:
+                values.append(get(result))
+            except (KeyError, TypeError, ValueError):  # a selection or task this run does not have
+                values.append(None)
+        return aggregate(values)
+
+    summary: dict[str, Any] = {"seeds": [r["seed"] for r in results]}
+    for kind in SELECTIONS:
+        per_task = {task: over(lambda r, task=task, kind=kind: r["scores"][kind][task]) for task in [*tasks, "avg"]}
+        summary[kind] = {task: agg for task, agg in per_task.items() if agg is not None} or None
+    summary["gap"] = over(_gap)
+    transfer = [t for t in TRANSFER_TASKS if t in tasks]
+    summary["transfer_avg"] = over(lambda r: statistics.fmean(r["scores"]["labeled"][t] for t in transfer))
+    summary["stsb_dev_start"] = over(lambda r: r["stsb_dev"]["start"])
+    summary["stsb_dev_labeled"] = over(lambda r: r["stsb_dev"]["labeled"])
+    summary["steps"] = over(lambda r: r["steps"]["trained"])
+    summary["train_minutes"] = over(lambda r: r["train_seconds"] / 60)
+    summary["minutes"] = over(lambda r: r["wall_seconds"] / 60)
+    return summary
+
+
+def machine_line(machine: dict[str, Any]) -> str:
+    parts = [machine.get("cpu", "unknown CPU"), f"{machine.get('cpu_count')} CPUs"]
+    if machine.get("gpu"):
+        parts.append(machine["gpu"])
+    parts += [f"device {machine.get('device')}", f"torch {machine.get('torch')}", f"isbert {machine.get('isbert')}"]
+    return ", ".join(str(p) for p in parts)
+
+
+def build_summary(
+    experiment: Experiment, jobs: list[Job], results: list[dict[str, Any] | None], command: str
+) -> dict[str, Any]:
+    """The content of ``<name>.json``: nothing in it depends on when it was made, so reusing gives the same file."""
+    runs = []
+    not_run = []
+    for spec in experiment.runs:
+        stored = [r for job, r in zip(jobs, results, strict=True) if job.spec.name == spec.name and r is not None]
+        if not stored:
+            not_run.append(spec.name)
+            continue
+        runs.append(
+            {
+                "name": spec.name,
+                "baseline": spec.baseline,
+                "note": spec.note,
+                "differs": spec.differs(),
+                "aggregate": summarize_run(stored, experiment.tasks),
+                "results": {("none" if r["seed"] is None else str(r["seed"])): r for r in stored},
+            }
+        )
+    done = [r for r in results if r is not None]
+    machines = list(dict.fromkeys(machine_line(r["machine"]) for r in done))
+    return {
+        "experiment": experiment.name,
+        "file": str(experiment.path),
+        "description": experiment.description,
+        "command": command,
+        "tasks": experiment.tasks,
+        "seeds": experiment.seeds,
+        "defaults": experiment.defaults,
+        "budget_minutes": experiment.budget_minutes,
+        # What the stored runs cost when they ran (training + evaluation); a resumed run counts its last part.
+        "measured_minutes": sum(r["wall_seconds"] for r in done) / 60,
+        "machines": machines,
+        "max_load": max((r["machine"].get("load_average_1min") or 0.0 for r in done), default=0.0),
+        "runs": runs,
+        "not_run": not_run,
+    }
+
+
+def _cell(agg: dict[str, Any] | None, signed: bool = False) -> str:
+    if agg is None:
+        return "-"
+    text = f"{agg['mean']:+.2f}" if signed else f"{agg['mean']:.2f}"
+    return text + (f" ± {agg['sd']:.2f}" if agg.get("sd") is not None else "")
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return str(value)
+
+
+def _differs(differs: dict[str, Any]) -> str:
+    if not differs:
+        return "(defaults)"
+    return ", ".join(f"{key}={_value(value)}" for key, value in differs.items()).replace("|", "\\|")
+
+
+def _dev(run: dict[str, Any]) -> str:
+    agg = run["aggregate"]
+    start, best = _cell(agg["stsb_dev_start"]), _cell(agg["stsb_dev_labeled"])
+    if run["baseline"]:
+        return start  # not trained: its one score
+    if "-" in (start, best):
+        return "-"  # dev = "none": no labeled curve
+    steps = sorted({r["steps"]["labeled"] for r in run["results"].values() if r["steps"]["labeled"] is not None})
+    return f"{start} → {best} (step {'/'.join(map(str, steps))})"
+
+
+def _steps(run: dict[str, Any]) -> str:
+    if run["baseline"]:
+        return "-"
+    return "/".join(str(s) for s in dict.fromkeys(r["steps"]["trained"] for r in run["results"].values()))
+
+
+def format_markdown(summary: dict[str, Any]) -> str:
+    """Description, command, machine and cost, then one row per run (labeled selection's tasks), then notes."""
+    tasks = summary["tasks"]
+    sts = [t for t in STS_TASKS if t in tasks]
+    transfer = [t for t in TRANSFER_TASKS if t in tasks]
+    lines = [f"# Experiment `{summary['experiment']}`", ""]
+    if summary["description"]:
+        lines += [summary["description"].strip(), ""]
+    lines.append(f"Reproduce: `{summary['command']}` (data directory from `--data-dir` or `$ISBERT_DATA_DIR`).")
+    lines.append("")
+    for machine in summary["machines"] or ["-"]:
+        lines.append(f"Machine: {machine}.")
+    budget = summary["budget_minutes"]
+    lines.append("")
+    lines.append(
+        f"Compute: {summary['measured_minutes']:.1f} min measured (training + evaluation of the runs below)"
+        + (f" vs {budget:g} min stated budget." if budget else "; no budget stated.")
+        + (
+            f" Highest 1-min load average at the end of a run: {summary['max_load']:.2f}."
+            if summary["max_load"]
+            else ""
+        )
+    )
+    seeds = summary["seeds"]
+    lines += [
+        "",
+        f"Seeds: {', '.join(map(str, seeds))}"
+        + (" (cells: mean ± sample sd over the seeds)" if len(seeds) > 1 else "")
+        + ". Scores: cosine Spearman x100 of the model selected by the labeled STSb dev criterion; "
+        "*avg label-free*: the same average for the model selected by the label-free criterion (held-out "
+        "alignment + uniformity); *gap* = label-free minus labeled. Baselines are not trained (both equal).",
+        "",
+    ]
+    header = ["run", "differs from defaults", "steps", "STSb dev start → best", *(TASK_HEADERS.get(t, t) for t in sts)]
+    header += ["avg", "avg label-free", "gap", "train min"]
+    lines += ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
+    for run in summary["runs"]:
+        agg = run["aggregate"]
+        labeled, free = agg["labeled"] or {}, agg["label_free"] or {}
+        cells = [f"`{run['name']}`", _differs(run["differs"]), _steps(run), _dev(run)]
+        cells += [_cell(labeled.get(t)) for t in sts]
+        cells += [_cell(labeled.get("avg")), _cell(free.get("avg")), _cell(agg["gap"], signed=True)]
+        cells.append("-" if run["baseline"] else _cell(agg["train_minutes"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    if transfer:
+        lines += ["", "Transfer tasks (accuracy x100, labeled selection):", ""]
+        header = ["run", *(TASK_HEADERS.get(t, t) for t in transfer), "avg"]
+        lines += ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+        for run in summary["runs"]:
+            labeled = run["aggregate"]["labeled"] or {}
+            avg = _cell(run["aggregate"]["transfer_avg"])
+            lines.append(
+                "| " + " | ".join([f"`{run['name']}`", *(_cell(labeled.get(t)) for t in transfer), avg]) + " |"
+            )
+    notes = [(run["name"], run["note"]) for run in summary["runs"] if run["note"]]
+    if notes or summary["not_run"]:
+        lines.append("")
+    for name, note in notes:
+        lines.append(f"- `{name}`: {note.strip()}")
+    if summary["not_run"]:
+        lines.append(f"- not run yet: {', '.join(f'`{n}`' for n in summary['not_run'])}")
+    return "\n".join(lines) + "\n"
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def plot_dev_curves(summary: dict[str, Any], path: str | os.PathLike[str]) -> Path | None:
+    """STSb dev (x100, top) and the label-free metric (bottom) against the step, one line per trained run (its
+    first seed). None when no run has a curve."""
+    curves = []
+    for run in summary["runs"]:
+        first = next(iter(run["results"].values()))
+        if first["history"]:
+            curves.append((run["name"], first["seed"], first["history"]))
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+    for name, seed, history in curves:
+        dev = [(h["step"], 100 * h["stsb_dev_spearman"]) for h in history if "stsb_dev_spearman" in h]
+        free = [(h["step"], h["heldout_align_uniform"]) for h in history if "heldout_align_uniform" in h]
+        label = name if seed is None else f"{name} (seed {seed})"
+        if dev:
+            top.plot(*zip(*dev, strict=True), "o-", ms=3, lw=1.2, label=label)
+        if free:
+            bottom.plot(*zip(*free, strict=True), "s--", ms=3, lw=1.2, label=label)
+    top.set_ylabel("STSb dev Spearman x100")
+    top.set_title(f"{summary['experiment']}: model-selection curves")
+    bottom.set_ylabel("held-out align + uniform (lower = better)")
+    bottom.set_xlabel("step")
+    for axis in (top, bottom):
+        axis.grid(alpha=0.3)
+        if axis.get_lines():
+            axis.legend(loc="best", fontsize=8)
+    figure.tight_layout()
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    figure.savefig(partial, format="png", dpi=100)
+    plt.close(figure)
+    os.replace(partial, path)
+    return path
+
+
+def write_reports(
+    experiment: Experiment,
+    jobs: list[Job],
+    results: list[dict[str, Any] | None],
+    results_dir: str | os.PathLike[str],
+    command: str,
+) -> list[Path]:
+    """Write ``<name>.json``, ``<name>.md`` and ``<name>_dev_curves.png`` atomically; returns the paths written."""
+    folder = Path(results_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = build_summary(experiment, jobs, results, command)
+    json_path, md_path = folder / f"{experiment.name}.json", folder / f"{experiment.name}.md"
+    _write_text_atomic(json_path, json.dumps(summary, indent=1, default=float) + "\n")
+    _write_text_atomic(md_path, format_markdown(summary))
+    written = [json_path, md_path]
+    plot = plot_dev_curves(summary, folder / f"{experiment.name}_dev_curves.png")
+    if plot is not None:
+        written.append(plot)
+    else:  # no trained run has results (any more): a previous figure would contradict the table
+        (folder / f"{experiment.name}_dev_curves.png").unlink(missing_ok=True)
+    return written

@@ -1,0 +1,590 @@
+"""Run an experiment file: every run x seed in its own folder, reused while its settings are unchanged.
+
+``RUNS_DIR/<experiment>/<run>/seed-<seed>/`` holds ``result.json`` (settings, hash, scores, timings, history,
+machine) and the training log and curves; ``train/`` is the training run folder (models deleted once scored
+unless ``keep_models``). A folder with a training run but no ``result.json`` was interrupted: it is resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from isbert.errors import IsbertError
+from isbert.experiments.config import POOLING_BASELINES, TASK_CORPUS_PREFIX, Experiment, RunSpec
+
+RESULT_FILE = "result.json"
+TRAINED_FILE = "trained.json"
+"""Written when training finishes, so an interruption during evaluation does not train again."""
+TRAIN_DIR = "train"
+DEFAULT_RUNS_DIR = Path("runs/experiments")
+DEFAULT_RESULTS_DIR = Path("experiments/results")
+INTERRUPTED = "interrupted; run the same command again: finished runs are reused and this one resumes"
+STSB_KEY = "stsb_dev_spearman"
+LABEL_FREE_KEY = "heldout_align_uniform"
+SELECTIONS = ("labeled", "label_free")
+
+# TrainConfig fields that only shape training: a baseline's result does not depend on them, so changing them in
+# [defaults] must not re-evaluate baselines. Unknown (new) fields stay in the hash: re-evaluating is the safe side.
+TRAINING_ONLY = (
+    "corpus", "max_steps", "epochs", "batch_size", "lr", "weight_decay", "adam_epsilon", "warmup_ratio",
+    "max_grad_norm", "estimator", "text_field", "column", "encoding_errors", "dedup", "select", "heldout_size",
+    "eval_steps", "save_steps", "logging_steps", "keep_checkpoints", "precision", "critic", "temperature",
+    "simcse_temperature", "anchor", "anchor_weight", "train_parts", "lr_scheduler",
+)  # fmt: skip
+HEAD_ONLY = ("activation", "objective", "out_channels", "include_special_tokens")
+"""What a pooling baseline (no head) also ignores; the ``untrained`` baseline is built from them."""
+
+
+class ExperimentInterrupted(IsbertError):
+    """Ctrl-C during a run: the training checkpoint is saved and the next invocation resumes it."""
+
+
+def canonical_hash(settings: dict[str, Any]) -> str:
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@cache
+def _field_defaults() -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from isbert.training.run import TrainConfig
+
+    return json.loads(json.dumps(asdict(TrainConfig()), default=str))
+
+
+def same_settings(stored: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether a stored run is the run ``current`` describes.
+
+    Equal settings, except that a setting the stored run did not have yet is accepted at TrainConfig's default:
+    new training options keep the old behaviour at their default, and adding one must not invalidate every stored
+    result (code changes do not either). A setting that disappeared, or any other difference, is a different run.
+    """
+    current = json.loads(json.dumps(current, default=str))  # compare as stored: tuples are lists in JSON
+    defaults = _field_defaults()
+    for key in stored.keys() | current.keys():
+        if key not in current:
+            return False
+        if key in stored:
+            if stored[key] != current[key]:
+                return False
+        elif key not in defaults or current[key] != defaults[key]:
+            return False
+    return True
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Temporary file + rename: a reader (or a crash) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=1, default=float) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The stored object, or None when absent or unreadable (then the run is simply redone)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@cache
+def _cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine_info(device: str | None) -> dict[str, Any]:
+    import torch
+
+    import isbert
+
+    if device is None:
+        if torch.cuda.is_available():
+            device = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            device = "mps"
+        else:
+            device = "cpu"
+    info: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": device,
+        "platform": platform.platform(),
+        "isbert": isbert.__version__,
+    }
+    with contextlib.suppress(OSError, AttributeError):  # other work slows a run down: keep the load beside timings
+        info["load_average_1min"] = round(os.getloadavg()[0], 2)
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+@dataclass
+class Job:
+    """One run x seed: where it lives, what it means (``settings``, hashed) and the TrainConfig it uses."""
+
+    experiment: Experiment
+    spec: RunSpec
+    seed: int | None
+    folder: Path
+    settings: dict[str, Any]
+    config: dict[str, Any] = field(repr=False)
+    device: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.experiment.name}/{self.spec.name}" + (f" seed {self.seed}" if self.seed is not None else "")
+
+    @property
+    def settings_hash(self) -> str:
+        return canonical_hash(self.settings)
+
+    @property
+    def train_settings(self) -> dict[str, Any]:
+        """What training depends on: everything but the evaluation tasks."""
+        return {k: v for k, v in self.settings.items() if k != "tasks"}
+
+    def matches(self, stored: dict[str, Any] | None) -> bool:
+        """Whether a stored ``result.json`` is this run's (see :func:`same_settings`)."""
+        if stored is None:
+            return False
+        return stored.get("settings_hash") == self.settings_hash or same_settings(
+            stored.get("settings", {}), self.settings
+        )
+
+    def trained_matches(self, trained: dict[str, Any] | None) -> bool:
+        return trained is not None and same_settings(trained.get("settings", {}), self.train_settings)
+
+    def train_config(self, **changes: Any) -> Any:
+        from isbert.training.run import TrainConfig
+
+        return TrainConfig(**{**self.config, **changes})
+
+    def stored(self) -> dict[str, Any] | None:
+        result = read_json(self.folder / RESULT_FILE)
+        return result if self.matches(result) else None
+
+    def state(self) -> str:
+        """What the next invocation does with this run, in words (starts with ``done`` when it is reused)."""
+        result = read_json(self.folder / RESULT_FILE)
+        if result is not None:
+            return "done" if self.matches(result) else "stale (settings changed: runs again)"
+        if (self.folder / TRAINED_FILE).is_file():
+            return "trained, not evaluated yet"
+        if (self.folder / TRAIN_DIR).is_dir():
+            return "interrupted (resumes)"
+        return "not run"
+
+
+def plan(
+    experiment: Experiment, data_dir: Path, runs_dir: str | os.PathLike[str], device: str | None = None
+) -> list[Job]:
+    """Every run x seed of the experiment (pooling baselines once: they do not depend on the seed)."""
+    jobs = []
+    for spec in experiment.runs:
+        base = experiment.portable_settings(spec)
+        run_device = device or experiment.device(spec)
+        for seed in experiment.seeds_of(spec):
+            leaf = f"seed-{seed}" if seed is not None else "no-seed"
+            folder = Path(runs_dir).resolve() / experiment.name / spec.name / leaf
+            settings = dict(base)
+            if spec.baseline is not None:
+                ignored = TRAINING_ONLY + (HEAD_ONLY if spec.baseline in POOLING_BASELINES else ())
+                settings = {k: v for k, v in settings.items() if k not in ignored}
+            if seed is None:
+                settings.pop("seed", None)
+            else:
+                settings["seed"] = seed
+            settings["baseline"] = spec.baseline
+            settings["tasks"] = list(experiment.tasks)
+            config = experiment.resolve_paths(base, data_dir)
+            config["corpus"] = [_task_corpus(c, data_dir, runs_dir) for c in config.get("corpus", [])]
+            config.update(
+                seed=seed if seed is not None else config.get("seed", 42),
+                data_dir=str(data_dir),
+                output=str(folder / TRAIN_DIR),
+                device=run_device,
+            )
+            jobs.append(Job(experiment, spec, seed, folder, settings, config, run_device))
+    return jobs
+
+
+def _task_corpus(entry: str, data_dir: Path, runs_dir: str | os.PathLike[str]) -> str:
+    """A ``task:NAME`` corpus entry becomes a text file of that task's training sentences (written once)."""
+    if not entry.startswith(TASK_CORPUS_PREFIX):
+        return entry
+    from isbert.evaluation.data import task_corpus_sentences
+
+    name = entry.removeprefix(TASK_CORPUS_PREFIX)
+    path = Path(runs_dir).resolve() / "corpora" / f"{name}.txt"
+    if not path.is_file():
+        text = "".join(f"{sentence}\n" for sentence in task_corpus_sentences(name, data_dir))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    return str(path)
+
+
+def average(scores: dict[str, float], tasks: Iterable[str]) -> float | None:
+    """Mean over the STS tasks present."""
+    from isbert.evaluation.data import STS_TASKS
+
+    values = [scores[t] for t in tasks if t in STS_TASKS and t in scores]
+    return sum(values) / len(values) if values else None
+
+
+def _scores(results: dict[str, Any], tasks: list[str]) -> dict[str, float]:
+    compact = {t: float(results[t].get("spearman", results[t].get("accuracy"))) for t in tasks if t in results}
+    avg = average(compact, tasks)
+    if avg is not None:
+        compact["avg"] = avg
+    return compact
+
+
+def _details(results: dict[str, Any], tasks: list[str]) -> dict[str, Any]:
+    return {t: results[t] for t in tasks if t in results}
+
+
+def _train(job: Job, resume: bool, show_progress: bool, log: Callable[[str], None], prefix: str) -> Any:
+    from isbert.training import run as training
+
+    config = job.train_config(resume=resume, show_progress=show_progress)
+    try:
+        try:
+            return training.train(config)
+        except training.TrainingInterrupted:
+            raise
+        except IsbertError as error:
+            if not resume or "differ" not in str(error):
+                raise
+            log(f"{prefix}: the interrupted training run differs from the settings now ({error}); starting over")
+            return training.train(job.train_config(resume=False, overwrite=True, show_progress=show_progress))
+    except training.TrainingInterrupted:
+        raise ExperimentInterrupted(INTERRUPTED) from None
+
+
+def _models_exist(trained: dict[str, Any], train_dir: Path) -> bool:
+    alternative = trained.get("alternative")
+    return (train_dir / "modules.json").is_file() and (not alternative or Path(alternative["path"]).is_dir())
+
+
+def _trained_record(job: Job, result: Any) -> dict[str, Any]:
+    corpus = getattr(result, "corpus", None)
+    return {
+        "settings": job.train_settings,
+        "select": job.config.get("select"),
+        "steps": result.steps,
+        "seconds": result.seconds,
+        "sentences_per_second": result.sentences_per_second,
+        "best": result.best,
+        "alternative": getattr(result, "alternative", None),  # added to TrainResult alongside this runner
+        "history": result.history,
+        "agreement": result.agreement,
+        "corpus": corpus.to_dict() if hasattr(corpus, "to_dict") else None,
+    }
+
+
+def _selections(trained: dict[str, Any], train_dir: Path) -> dict[str, dict[str, Any] | None]:
+    """The models to score: ``{"labeled": {"step", "path"}, "label_free": ...}`` (None where not available)."""
+    best = trained.get("best")
+    chosen = {"step": best["step"] if best else trained["steps"], "path": str(train_dir)}
+    if trained.get("select") != "stsb":
+        return {"labeled": None, "label_free": chosen}
+    alternative = trained.get("alternative")
+    if alternative:
+        label_free: dict[str, Any] | None = {"step": alternative["step"], "path": str(alternative["path"])}
+    else:
+        # No second model was saved; the label-free choice is still known from the history, and when it is the
+        # labeled one, its scores are the labeled model's.
+        scored = [h for h in trained["history"] if LABEL_FREE_KEY in h]
+        step = min(scored, key=lambda h: h[LABEL_FREE_KEY])["step"] if scored else None
+        label_free = chosen if step == chosen["step"] else None
+    if label_free is not None and label_free["step"] == chosen["step"]:
+        label_free = chosen  # same step, same model: scored once
+    return {"labeled": chosen, "label_free": label_free}
+
+
+def _dev_at(history: list[dict[str, Any]], step: int | None) -> float | None:
+    row = next((h for h in history if h["step"] == step and STSB_KEY in h), None)
+    return 100 * row[STSB_KEY] if row else None
+
+
+def _evaluate_trained(job: Job, trained: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    from isbert.evaluation import evaluate
+
+    tasks = job.experiment.tasks
+    chosen = _selections(trained, job.folder / TRAIN_DIR)
+    scores: dict[str, dict[str, float] | None] = {}
+    details: dict[str, dict[str, Any] | None] = {}
+    started = time.perf_counter()
+    done: dict[str, tuple[dict[str, float], dict[str, Any]]] = {}
+    for kind in SELECTIONS:
+        selection = chosen[kind]
+        if selection is None:
+            scores[kind] = details[kind] = None
+            continue
+        if selection["path"] not in done:
+            results = evaluate(
+                selection["path"], tasks, data_dir, show_progress=False, device=job.device,
+                model_name=f"{job.label} ({kind}, step {selection['step']})",
+            )  # fmt: skip
+            done[selection["path"]] = (_scores(results, tasks), _details(results, tasks))
+        scores[kind], details[kind] = done[selection["path"]]
+    history = trained["history"]
+    steps = {kind: (chosen[kind] or {}).get("step") for kind in SELECTIONS}
+    return {
+        "scores": scores,
+        "steps": {"trained": trained["steps"], **steps},
+        "stsb_dev": {"start": _dev_at(history, 0), **{kind: _dev_at(history, steps[kind]) for kind in SELECTIONS}},
+        "train_seconds": trained["seconds"],
+        "eval_seconds": time.perf_counter() - started,
+        "sentences_per_second": trained["sentences_per_second"],
+        "history": history,
+        "agreement": trained.get("agreement"),
+        "corpus": trained.get("corpus"),
+        "evaluation": details,
+    }
+
+
+def _evaluate_baseline(job: Job, data_dir: Path) -> dict[str, Any]:
+    import torch
+
+    from isbert.evaluation import evaluate
+    from isbert.training import run as training
+
+    started = time.perf_counter()
+    config = job.train_config(show_progress=False)
+    baseline = job.spec.baseline
+    if baseline in POOLING_BASELINES:
+        model = training.build_baseline(config, baseline)
+    else:  # the model training would start from, with the seed's initial head weights
+        torch.manual_seed(config.seed)
+        model = training.build_model(config)
+    dev = None
+    if job.settings.get("dev") == "stsb":
+        from isbert.training.trainer import load_stsb_dev
+
+        dev = 100 * load_stsb_dev(data_dir)(model)[STSB_KEY]
+    results = evaluate(model, job.experiment.tasks, data_dir, show_progress=False, model_name=job.label)
+    scores = _scores(results, job.experiment.tasks)
+    return {
+        "scores": {"labeled": scores, "label_free": scores},  # nothing to select: both columns are the model
+        "steps": {"trained": 0, "labeled": None, "label_free": None},
+        "stsb_dev": {"start": dev, "labeled": dev, "label_free": dev},
+        "train_seconds": 0.0,
+        "eval_seconds": time.perf_counter() - started,
+        "sentences_per_second": None,
+        "history": [],
+        "agreement": None,
+        "corpus": None,
+        "evaluation": {"labeled": _details(results, job.experiment.tasks), "label_free": None},
+    }
+
+
+def _drop_models(folder: Path) -> None:
+    """Keep result.json and the training log/curves; the model weights are what take the space."""
+    from isbert.training.run import LOG_FILE, PLOT_FILE, RUN_FILE, SUMMARY_FILE
+
+    train_dir = folder / TRAIN_DIR
+    if train_dir.is_dir():
+        for child in train_dir.iterdir():
+            if child.name in (LOG_FILE, PLOT_FILE, RUN_FILE, SUMMARY_FILE):
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    (folder / TRAINED_FILE).unlink(missing_ok=True)
+
+
+def _after_line(result: dict[str, Any]) -> str:
+    def num(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    scores, dev = result["scores"], result["stsb_dev"]
+    parts = []
+    if result["settings"].get("baseline"):
+        if dev["start"] is not None:
+            parts.append(f"STSb dev {num(dev['start'])}")
+    else:
+        parts.append(f"{result['steps']['trained']} steps")
+        if dev["labeled"] is not None:
+            parts.append(f"STSb dev {num(dev['start'])} -> {num(dev['labeled'])} (step {result['steps']['labeled']})")
+    if scores["labeled"]:
+        parts.append(f"avg {num(scores['labeled'].get('avg'))}")
+    if scores["label_free"] and not result["settings"].get("baseline"):
+        parts.append(f"label-free avg {num(scores['label_free'].get('avg'))} (step {result['steps']['label_free']})")
+    return ", ".join(parts)
+
+
+def run_job(
+    job: Job,
+    data_dir: Path,
+    *,
+    force: bool = False,
+    keep_models: bool = False,
+    show_progress: bool = True,
+    log: Callable[[str], None] = print,
+    prefix: str = "",
+) -> dict[str, Any]:
+    """Reuse, resume or run one run x seed; returns its stored result."""
+    folder, prefix = job.folder, prefix or job.label
+    previous = read_json(folder / RESULT_FILE)
+    if not force and job.matches(previous):
+        log(f"{prefix}: reused ({_after_line(previous)})")
+        return previous
+    train_dir = folder / TRAIN_DIR
+    trained = None if force else read_json(folder / TRAINED_FILE)
+    if trained is not None and not (job.trained_matches(trained) and _models_exist(trained, train_dir)):
+        trained = None
+    if force or (previous is not None and trained is None):
+        # A finished run of other settings (its models deleted): nothing in the folder can be reused or resumed.
+        shutil.rmtree(folder, ignore_errors=True)
+    elif previous is not None:
+        (folder / RESULT_FILE).unlink()  # only the evaluation changed: score the kept models again
+    if trained is None:
+        (folder / TRAINED_FILE).unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    from isbert.training.run import RUN_FILE
+
+    started = time.perf_counter()
+    data_dir = Path(data_dir)
+    if job.spec.baseline is not None:
+        log(f"{prefix}: evaluating the {job.spec.baseline} baseline ...")
+        outcome = _evaluate_baseline(job, data_dir)
+    else:
+        if trained is None:
+            resume = (train_dir / RUN_FILE).is_file()
+            if train_dir.exists() and not resume:
+                shutil.rmtree(train_dir)  # a folder train() never started in: nothing to resume
+            steps = job.config.get("max_steps")
+            amount = f"{steps} steps" if steps else f"{job.config.get('epochs')} epoch(s)"
+            log(f"{prefix}: {'resuming the interrupted training of' if resume else 'training'} {amount} ...")
+            trained = _trained_record(job, _train(job, resume, show_progress, log, prefix))
+            write_json_atomic(folder / TRAINED_FILE, trained)
+        else:
+            log(f"{prefix}: training finished before; evaluating ...")
+        outcome = _evaluate_trained(job, trained, data_dir)
+    machine = machine_info(job.device)
+    result = {
+        "experiment": job.experiment.name,
+        "run": job.spec.name,
+        "seed": job.seed,
+        "settings": job.settings,
+        "settings_hash": job.settings_hash,
+        "resolved": job.config,
+        **outcome,
+        "wall_seconds": time.perf_counter() - started,
+        "machine": machine,
+        "isbert_version": machine["isbert"],
+    }
+    write_json_atomic(folder / RESULT_FILE, result)
+    if not keep_models:
+        _drop_models(folder)
+    log(f"{prefix}: done in {result['wall_seconds'] / 60:.1f} min: {_after_line(result)}")
+    return result
+
+
+@dataclass
+class ExperimentOutcome:
+    """The jobs of one experiment, their stored results (None = none yet) and the report files written."""
+
+    experiment: Experiment
+    jobs: list[Job]
+    results: list[dict[str, Any] | None]
+    outputs: list[Path]
+
+
+def run_experiment(
+    experiment: Experiment,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    runs_dir: str | os.PathLike[str] = DEFAULT_RUNS_DIR,
+    results_dir: str | os.PathLike[str] = DEFAULT_RESULTS_DIR,
+    only: Iterable[str] | None = None,
+    device: str | None = None,
+    keep_models: bool = False,
+    force: bool = False,
+    show_progress: bool = True,
+    log: Callable[[str], None] = print,
+    command: str | None = None,
+) -> ExperimentOutcome:
+    """Run (or reuse) the runs of ``experiment`` (``only``: a subset by name), then write the reports from every
+    stored result: ``<results_dir>/<name>.json``, ``.md`` and ``_dev_curves.png``."""
+    from isbert.evaluation.data import resolve_data_dir
+    from isbert.experiments.report import write_reports
+
+    root = resolve_data_dir(data_dir).resolve()
+    wanted = set(only) if only is not None else None
+    if wanted is not None:
+        unknown = sorted(wanted - {spec.name for spec in experiment.runs})
+        if unknown:
+            raise IsbertError(
+                f"{experiment.path}: no run named {', '.join(unknown)}; runs: "
+                + ", ".join(spec.name for spec in experiment.runs)
+            )
+    jobs = plan(experiment, root, runs_dir, device)
+    selected = [job for job in jobs if wanted is None or job.spec.name in wanted]
+    command = command or f"isbert experiment {experiment.path}"
+    for number, job in enumerate(selected, start=1):
+        run_job(
+            job, root, force=force, keep_models=keep_models, show_progress=show_progress, log=log,
+            prefix=f"[{number}/{len(selected)}] {job.label}",
+        )  # fmt: skip
+        if number < len(selected):  # the tables grow run by run: a long experiment shows its results as they come
+            write_reports(experiment, jobs, [j.stored() for j in jobs], results_dir, command)
+    results = [job.stored() for job in jobs]
+    outputs = write_reports(experiment, jobs, results, results_dir, command)
+    return ExperimentOutcome(experiment, jobs, results, outputs)
+
+
+def list_jobs(
+    experiment: Experiment,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    runs_dir: str | os.PathLike[str] = DEFAULT_RUNS_DIR,
+    device: str | None = None,
+) -> list[tuple[Job, str]]:
+    """Each run x seed with its state (see :meth:`Job.state`)."""
+    from isbert.evaluation.data import resolve_data_dir
+
+    jobs = plan(experiment, resolve_data_dir(data_dir).resolve(), runs_dir, device)
+    return [(job, job.state()) for job in jobs]
+
+
+__all__ = [
+    "DEFAULT_RESULTS_DIR",
+    "DEFAULT_RUNS_DIR",
+    "ExperimentInterrupted",
+    "ExperimentOutcome",
+    "Job",
+    "list_jobs",
+    "plan",
+    "run_experiment",
+    "run_job",
+]

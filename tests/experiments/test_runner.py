@@ -1,0 +1,298 @@
+"""The experiment runner on the tiny random BERT and a tiny data folder: reports, reuse, partial reruns, --only,
+Ctrl-C and resume; and the CI subset experiments/quick.toml end to end on the real data."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tiny_models import WORDS
+
+from isbert.cli import main
+from isbert.evaluation import data
+from isbert.experiments import ExperimentInterrupted, load_experiment, run_experiment
+from isbert.training import run as training
+
+REPO = Path(__file__).resolve().parents[2]
+PAIRS = 24
+
+
+def sentence(rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 8)))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """STSb (dev and test) and SICK-R with a few random pairs, sizes patched to match."""
+    rng = random.Random(0)
+    root = tmp_path / "data"
+    stsb = root / "sts" / "STSBenchmark"
+    (stsb / "senteval").mkdir(parents=True)
+    for path in (stsb / "sts-dev.csv", stsb / "senteval" / "sts-test.csv"):
+        rows = [f"g\tf\t2012\t{i:04d}\t{rng.uniform(0, 5):.2f}\t{sentence(rng)}\t{sentence(rng)}" for i in range(PAIRS)]
+        path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    sick = root / "sts" / "SICK" / "senteval"
+    sick.mkdir(parents=True)
+    rows = [f"{i}\t{sentence(rng)}\t{sentence(rng)}\t{rng.uniform(1, 5):.2f}\tNEUTRAL" for i in range(PAIRS)]
+    (sick / "SICK_test_annotated.txt").write_text("pair_ID\tA\tB\tscore\tlabel\n" + "\n".join(rows) + "\n")
+    monkeypatch.setitem(data.EXPECTED_COUNTS, "STSBenchmark", PAIRS)
+    monkeypatch.setitem(data.EXPECTED_COUNTS, "SICK-R", PAIRS)
+    monkeypatch.setenv(data.ENV_VAR, str(root))
+    return root
+
+
+def write_experiment(folder: Path, backbone: Path, lr_b: float = 1e-3, name: str = "tiny.toml") -> Path:
+    rng = random.Random(1)
+    (folder / "corpus.txt").write_text("\n".join(sentence(rng) for _ in range(200)) + "\n", encoding="utf-8")
+    path = folder / name
+    path.write_text(
+        f"""
+[experiment]
+description = "tiny runner test"
+budget_minutes = 2
+tasks = "stsb,sick-r"
+seeds = [7]
+
+[defaults]
+model = "{backbone}"
+corpus = ["corpus.txt"]       # relative to this file
+max_steps = 4
+eval_steps = 2
+batch_size = 8
+max_seq_length = 16
+out_channels = 8
+heldout_size = 16
+logging_steps = 2
+lr = 1e-3
+device = "cpu"
+
+[[run]]
+name = "mean"
+baseline = "mean"
+
+[[run]]
+name = "is-a"
+note = "the default objective"
+
+[[run]]
+name = "is-b"
+activation = "relu"
+lr = {lr_b}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+class TrainSpy:
+    """Wraps the real train(): records each call's run folder and resume flag; ``fail`` makes any call an error."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, callbacks: list[Any] | None = None) -> None:
+        self.real = training.train
+        self.calls: list[tuple[str, bool]] = []
+        self.callbacks = callbacks
+        self.fail = False
+        monkeypatch.setattr(training, "train", self)
+
+    def __call__(self, config: Any) -> Any:
+        self.calls.append((Path(config.output).parent.parent.name, config.resume))
+        if self.fail:
+            raise AssertionError("train() must not run")
+        return self.real(config, callbacks=self.callbacks)
+
+
+def table_rows(markdown: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in markdown.splitlines():
+        if line.startswith("| `"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[cells[0].strip("`")] = cells
+    return rows
+
+
+def test_run_reuse_partial_rerun_and_only(
+    tmp_path: Path, data_dir: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_experiment(tmp_path, tiny_backbone)
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    spy = TrainSpy(monkeypatch)
+    lines: list[str] = []
+    outcome = run_experiment(load_experiment(config), runs_dir=runs, results_dir=results, log=lines.append)
+    assert sorted(name for name, _ in spy.calls) == ["is-a", "is-b"]
+    assert [p.name for p in outcome.outputs] == ["tiny.json", "tiny.md", "tiny_dev_curves.png"]
+    assert re.match(r"\[1/3\] tiny/mean: evaluating the mean baseline", lines[0])
+    assert any(re.match(r"\[2/3\] tiny/is-a seed 7: training 4 steps \.\.\.$", line) for line in lines)
+
+    summary = json.loads((results / "tiny.json").read_text())
+    assert [r["name"] for r in summary["runs"]] == ["mean", "is-a", "is-b"] and summary["not_run"] == []
+    result = summary["runs"][1]["results"]["7"]
+    assert set(result["scores"]["labeled"]) == {"STSBenchmark", "SICK-R", "avg"}
+    assert result["scores"]["labeled"]["avg"] == pytest.approx(
+        (result["scores"]["labeled"]["STSBenchmark"] + result["scores"]["labeled"]["SICK-R"]) / 2
+    )
+    assert result["steps"]["trained"] == 4 and result["steps"]["labeled"] in (0, 2, 4)
+    assert result["stsb_dev"]["start"] == pytest.approx(100 * result["history"][0]["stsb_dev_spearman"])
+    assert result["machine"]["cpu_count"] == os.cpu_count() and result["settings"]["seed"] == 7
+    assert result["scores"]["label_free"] is not None and result["steps"]["label_free"] in (0, 2, 4)
+    if result["steps"]["label_free"] == result["steps"]["labeled"]:
+        assert result["scores"]["label_free"] == result["scores"]["labeled"]
+    baseline = summary["runs"][0]["results"]["none"]
+    assert baseline["scores"]["labeled"] == baseline["scores"]["label_free"] and baseline["stsb_dev"]["start"]
+    # The models are gone, the log and curves stay.
+    folder = runs / "tiny" / "is-a" / "seed-7"
+    assert sorted(p.name for p in (folder / "train").iterdir()) == [
+        "training_curves.png", "training_log.jsonl", "training_run.json", "training_summary.json",
+    ]  # fmt: skip
+
+    markdown = (results / "tiny.md").read_text()
+    assert "Reproduce: `isbert experiment" in markdown and "vs 2 min stated budget" in markdown
+    assert "- `is-a`: the default objective" in markdown
+    rows = table_rows(markdown)
+    assert list(rows) == ["mean", "is-a", "is-b"]
+    assert rows["is-b"][1] == "activation=relu, lr=0.001" and rows["mean"][1] == "baseline=mean"
+    assert re.fullmatch(r"-?\d+\.\d\d → -?\d+\.\d\d \(step \d\)", rows["is-a"][3])
+    assert re.fullmatch(r"-?\d+\.\d\d", rows["is-a"][6])  # avg of the labeled selection
+
+    # Second run: everything reused, nothing trained, same JSON.
+    spy.fail = True
+    before = (results / "tiny.json").read_text()
+    lines.clear()
+    run_experiment(load_experiment(config), runs_dir=runs, results_dir=results, log=lines.append)
+    assert all(": reused (" in line for line in lines) and len(lines) == 3
+    assert (results / "tiny.json").read_text() == before
+
+    # A changed setting retrains that run only; --only leaves the others alone and the table keeps them.
+    spy.fail, spy.calls = False, []
+    write_experiment(tmp_path, tiny_backbone, lr_b=2e-3)
+    assert main(["experiment", str(config), "--runs-dir", str(runs), "--results-dir", str(results),
+                 "--only", "is-a", "--no-progress"]) == 0  # fmt: skip
+    assert spy.calls == []  # is-a is unchanged
+    assert json.loads((results / "tiny.json").read_text())["not_run"] == ["is-b"]  # its result is stale
+    assert main(["experiment", str(config), "--runs-dir", str(runs), "--results-dir", str(results),
+                 "--no-progress", "--keep-models"]) == 0  # fmt: skip
+    assert spy.calls == [("is-b", False)]
+    summary = json.loads((results / "tiny.json").read_text())
+    assert summary["runs"][2]["results"]["7"]["settings"]["lr"] == 2e-3
+
+    # Other evaluation tasks: kept models are scored again without training.
+    spy.fail = True
+    config.write_text(config.read_text().replace('tasks = "stsb,sick-r"', 'tasks = "sick-r"'))
+    lines.clear()
+    run_experiment(load_experiment(config), runs_dir=runs, results_dir=results, only=["is-b"], log=lines.append)
+    assert "training finished before; evaluating" in lines[0]
+    summary = json.loads((results / "tiny.json").read_text())
+    assert [r["name"] for r in summary["runs"]] == ["is-b"]
+    assert set(summary["runs"][0]["results"]["7"]["scores"]["labeled"]) == {"SICK-R", "avg"}
+
+
+def test_list_and_only_validation(
+    tmp_path: Path, data_dir: Path, tiny_backbone: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_experiment(tmp_path, tiny_backbone)
+    assert main(["experiment", str(config), "--runs-dir", str(tmp_path / "runs"), "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "mean [baseline mean]: not run" in out and "is-b seed 7 [trained]: not run" in out
+    assert main(["experiment", str(config), "--only", "nope", "--list"]) == 2
+    assert "--only: no run named nope" in capsys.readouterr().err
+    assert main(["experiment", str(tmp_path / "absent.toml")]) == 2
+    assert "experiment file not found" in capsys.readouterr().err
+
+
+class SigintAt:
+    """A TrainerCallback that presses Ctrl-C (SIGINT to this process) at a given step."""
+
+    def __init__(self, step: int) -> None:
+        from transformers import TrainerCallback
+
+        self.step = step
+        outer = self
+
+        class Callback(TrainerCallback):
+            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                if state.global_step == outer.step:
+                    os.kill(os.getpid(), signal.SIGINT)
+
+        self.callback = Callback()
+
+
+def test_interrupted_run_resumes(
+    tmp_path: Path, data_dir: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_experiment(tmp_path, tiny_backbone)
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    experiment = load_experiment(config)
+    spy = TrainSpy(monkeypatch, callbacks=[SigintAt(2).callback])
+    with pytest.raises(ExperimentInterrupted, match="interrupted; run the same command again"):
+        run_experiment(experiment, runs_dir=runs, results_dir=results, only=["is-a"], log=lambda m: None)
+    folder = runs / "tiny" / "is-a" / "seed-7"
+    assert not (folder / "result.json").exists() and (folder / "train" / "checkpoints").is_dir()
+    spy.callbacks, spy.calls = None, []
+    lines: list[str] = []
+    run_experiment(experiment, runs_dir=runs, results_dir=results, only=["is-a"], log=lines.append)
+    assert spy.calls == [("is-a", True)]
+    assert any("resuming the interrupted training" in line for line in lines)
+    result = json.loads((folder / "result.json").read_text())
+    assert result["steps"]["trained"] == 4 and [h["step"] for h in result["history"]] == [0, 2, 4]
+    summary = json.loads((results / "tiny.json").read_text())
+    assert [r["name"] for r in summary["runs"]] == ["is-a"] and summary["not_run"] == ["mean", "is-b"]
+    assert "not run yet: `mean`, `is-b`" in (results / "tiny.md").read_text()
+
+
+@pytest.mark.slow
+def test_quick_experiment_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shared = REPO.parent / "shared" / "data"
+    if not (shared / "unlabeled" / "nli_sentences.snli_dev_test.txt").is_file():
+        pytest.skip(f"no data directory at {shared}")
+    results = tmp_path / "results"
+    code = main(["experiment", str(REPO / "experiments" / "quick.toml"), "--data-dir", str(shared),
+                 "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results), "--no-progress"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    rows = table_rows((results / "quick.md").read_text())
+    assert list(rows) == ["mean-pooling", "is-jsd", "simcse"]
+    for cells in rows.values():
+        assert len(cells) == 15
+        assert all(re.fullmatch(r"-?\d+\.\d\d", cell) for cell in cells[4:12]), cells  # 7 STS columns and avg
+        assert 0 < float(cells[11]) < 100
+    assert (results / "quick_dev_curves.png").stat().st_size > 0
+
+
+def test_task_corpus_entry_becomes_the_training_sentences(tmp_path: Path, data_dir: Path, tiny_backbone: Path) -> None:
+    """``corpus = ["task:stsb-train"]`` trains on the task's training sentences, written once under the runs dir."""
+    rng = random.Random(2)
+    rows = [f"g\tf\t2012\t{i:04d}\t1.0\t{sentence(rng)}\t{sentence(rng)}" for i in range(60)]
+    (data_dir / "sts" / "STSBenchmark" / "senteval" / "sts-train.csv").write_text("\n".join(rows) + "\n")
+    path = tmp_path / "task.toml"
+    path.write_text(
+        f"""
+[experiment]
+tasks = "stsb"
+[defaults]
+model = "{tiny_backbone}"
+corpus = ["task:stsb-train"]
+max_steps = 2
+eval_steps = 2
+batch_size = 8
+out_channels = 8
+max_seq_length = 16
+device = "cpu"
+[[run]]
+name = "in-domain"
+""",
+        encoding="utf-8",
+    )
+    outcome = run_experiment(
+        load_experiment(path), runs_dir=tmp_path / "runs", results_dir=tmp_path / "results", show_progress=False,
+        log=lambda message: None,
+    )  # fmt: skip
+    corpus = tmp_path / "runs" / "corpora" / "stsb-train.txt"
+    expected = list(dict.fromkeys(text for row in rows for text in row.split("\t")[5:7]))
+    assert corpus.read_text(encoding="utf-8").splitlines() == expected
+    (result,) = outcome.results
+    assert result is not None and result["resolved"]["corpus"] == [str(corpus)]
+    assert result["settings"]["corpus"] == ["task:stsb-train"]  # the hash does not depend on where the runs live
