@@ -172,17 +172,54 @@ class TrainResult:
         return "\n".join(lines)
 
     def degradation_warning(self, points: float = 1.0) -> str | None:
-        """A warning when training left STSb dev well below the starting model's (``points`` x100 or more)."""
-        scored = [h for h in self.history if "stsb_dev_spearman" in h]
-        if self.start is None or "stsb_dev_spearman" not in self.start or len(scored) < 2:
-            return None
-        start, last = 100 * self.start["stsb_dev_spearman"], 100 * scored[-1]["stsb_dev_spearman"]
-        if start - last < points:
-            return None
-        return (
-            f"warning: training lowered STSb dev from {start:.2f} (start) to {last:.2f} (step {scored[-1]['step']}); "
-            "the objective is hurting this backbone (an already-tuned encoder?) - see README, Training"
-        )
+        """Warnings when training made things worse than at the start, one per line, or None:
+
+        - STSb dev ended ``points`` x100 or more below the starting model's;
+        - the label-free criterion (held-out alignment + uniformity, lower is better) ended 0.1 or more above its
+          start;
+        - the local features collapsed into sparse codes (90% or more exact zeros, from fewer at the start): the
+          pattern of the paper's ReLU head that lowered every STS score in experiments/weak-backbone.toml.
+        """
+        warnings = []
+        first, last = self._first_and_last("stsb_dev_spearman")
+        if (
+            first is not None
+            and last is not None
+            and 100 * (first["stsb_dev_spearman"] - last["stsb_dev_spearman"]) >= points
+        ):
+            warnings.append(
+                f"warning: training lowered STSb dev from {100 * first['stsb_dev_spearman']:.2f} (start) to "
+                f"{100 * last['stsb_dev_spearman']:.2f} (step {last['step']}); the objective is hurting this backbone "
+                "(an already-tuned encoder?) - see README, Results"
+            )
+        first, last = self._first_and_last("heldout_align_uniform")
+        if (
+            first is not None
+            and last is not None
+            and last["heldout_align_uniform"] - first["heldout_align_uniform"] >= 0.1
+        ):
+            warnings.append(
+                f"warning: the label-free criterion got worse, from {first['heldout_align_uniform']:.4f} (start) to "
+                f"{last['heldout_align_uniform']:.4f} (step {last['step']}; lower is better)"
+            )
+        first, last = self._first_and_last("heldout_zero_fraction")
+        if (
+            first is not None
+            and last is not None
+            and first["heldout_zero_fraction"] < 0.9 <= last["heldout_zero_fraction"]
+        ):
+            warnings.append(
+                f"warning: {100 * last['heldout_zero_fraction']:.0f}% of the local feature values are exactly zero "
+                f"(start: {100 * first['heldout_zero_fraction']:.0f}%): the ReLU head is collapsing into sparse codes, "
+                "which lowered STS in our experiments; try --activation none"
+            )
+        return "\n".join(warnings) or None
+
+    def _first_and_last(self, metric: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        scored = [h for h in self.history if metric in h]
+        if self.start is None or metric not in self.start or len(scored) < 2:
+            return None, None
+        return self.start, scored[-1]
 
 
 class TrainingInterrupted(IsbertError):
