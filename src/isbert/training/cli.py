@@ -136,7 +136,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="held-out corpus sentences for the label-free criterion (default 1%% in 16..1000; 0 = off)",
     )
-    sel.add_argument("--eval-steps", type=positive_int, default=1000, help="evaluate every N steps")
+    sel.add_argument("--eval-steps", type=positive_int, default=250, help="evaluate (and checkpoint) every N steps")
     sel.add_argument("--eval-batch-size", type=positive_int, default=64, help="batch size for evaluation")
     ck = parser.add_argument_group("checkpoints and output")
     ck.add_argument(

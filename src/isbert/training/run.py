@@ -116,7 +116,7 @@ class TrainConfig:
     data_dir: str | None = None
     select: Literal["stsb", "label-free"] | None = None
     heldout_size: int | None = None
-    eval_steps: int = 1000
+    eval_steps: int = 250
     save_steps: int | None = None
     logging_steps: int = 10
     keep_checkpoints: int = 2
