@@ -107,13 +107,18 @@ class TrainSpy:
         return self.real(config, callbacks=self.callbacks)
 
 
-def table_rows(markdown: str) -> dict[str, list[str]]:
-    rows = {}
+def table_rows(markdown: str, table: int = 0) -> dict[str, list[str]]:
+    """Rows of the ``table``-th Markdown table (0 = the main one, 1 = the label-free selection), by run name."""
+    tables: list[dict[str, list[str]]] = []
+    inside = False
     for line in markdown.splitlines():
+        if line.startswith("|") and not inside:
+            tables.append({})
+        inside = line.startswith("|")
         if line.startswith("| `"):
             cells = [c.strip() for c in line.strip("|").split("|")]
-            rows[cells[0].strip("`")] = cells
-    return rows
+            tables[-1][cells[0].strip("`")] = cells
+    return tables[table]
 
 
 def test_run_reuse_partial_rerun_and_only(
@@ -158,6 +163,11 @@ def test_run_reuse_partial_rerun_and_only(
     assert rows["is-b"][1] == "activation=relu, lr=0.001" and rows["mean"][1] == "baseline=mean"
     assert re.fullmatch(r"-?\d+\.\d\d → -?\d+\.\d\d \(step \d\)", rows["is-a"][3])
     assert re.fullmatch(r"-?\d+\.\d\d", rows["is-a"][6])  # avg of the labeled selection
+    free = table_rows(markdown, table=1)  # the label-free selection's own table: trained runs only
+    assert list(free) == ["is-a", "is-b"]
+    result_a = summary["runs"][1]["results"]["7"]
+    assert free["is-a"][1] == str(result_a["steps"]["label_free"])
+    assert free["is-a"][-1] == f"{result_a['scores']['label_free']['avg']:.2f}"
 
     # Second run: everything reused, nothing trained, same JSON.
     spy.fail = True

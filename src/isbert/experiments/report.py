@@ -193,6 +193,16 @@ def format_markdown(summary: dict[str, Any]) -> str:
         cells += [_cell(labeled.get("avg")), _cell(free.get("avg")), _cell(agg["gap"], signed=True)]
         cells.append("-" if run["baseline"] else _cell(agg["train_minutes"]))
         lines.append("| " + " | ".join(cells) + " |")
+    trained = [run for run in summary["runs"] if not run["baseline"] and (run["aggregate"]["label_free"] or {})]
+    if trained:
+        lines += ["", "The same runs, model chosen by the **label-free** criterion (no labels used anywhere):", ""]
+        header = ["run", "step chosen", *(TASK_HEADERS.get(t, t) for t in sts), "avg"]
+        lines += ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
+        for run in trained:
+            free = run["aggregate"]["label_free"]
+            chosen = dict.fromkeys(r["steps"].get("label_free") for r in run["results"].values())
+            cells = [f"`{run['name']}`", "/".join(str(step) for step in chosen)]
+            lines.append("| " + " | ".join([*cells, *(_cell(free.get(t)) for t in sts), _cell(free.get("avg"))]) + " |")
     if transfer:
         lines += ["", "Transfer tasks (accuracy x100, labeled selection):", ""]
         header = ["run", *(TASK_HEADERS.get(t, t) for t in transfer), "avg"]
