@@ -118,3 +118,13 @@ def test_a_new_setting_at_its_default_keeps_stored_results() -> None:
     assert not same_settings(stored, {"lr": 1e-3, "tasks": ["SICK-R"], "not_a_field": 1})
     assert not same_settings(stored, {"lr": 2e-3, "tasks": ["SICK-R"]})
     assert not same_settings(stored, {"tasks": ["SICK-R"]})  # a setting that disappeared
+
+
+def test_tradeoff_task_must_be_an_evaluated_task(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    body = '[defaults]\ncorpus = ["c.txt"]\n[[run]]\nname = "a"\n'
+    path.write_text('[experiment]\ntasks = "stsb,sick-r"\ntradeoff_task = "stsb"\n' + body)
+    assert load_experiment(path).tradeoff_task == "STSBenchmark"
+    path.write_text('[experiment]\ntasks = "sick-r"\ntradeoff_task = "stsb"\n' + body)
+    with pytest.raises(IsbertError, match=r"t\.toml: \[experiment\]: key 'tradeoff_task' must name one of"):
+        load_experiment(path)

@@ -57,6 +57,7 @@ def write_experiment(folder: Path, backbone: Path, lr_b: float = 1e-3, name: str
 description = "tiny runner test"
 budget_minutes = 2
 tasks = "stsb,sick-r"
+tradeoff_task = "stsb"
 seeds = [7]
 
 [defaults]
@@ -130,7 +131,7 @@ def test_run_reuse_partial_rerun_and_only(
     lines: list[str] = []
     outcome = run_experiment(load_experiment(config), runs_dir=runs, results_dir=results, log=lines.append)
     assert sorted(name for name, _ in spy.calls) == ["is-a", "is-b"]
-    assert [p.name for p in outcome.outputs] == ["tiny.json", "tiny.md", "tiny_dev_curves.png"]
+    assert [p.name for p in outcome.outputs] == ["tiny.json", "tiny.md", "tiny_dev_curves.png", "tiny_tradeoff.png"]
     assert re.match(r"\[1/3\] tiny/mean: evaluating the mean baseline", lines[0])
     assert any(re.match(r"\[2/3\] tiny/is-a seed 7: training 4 steps \.\.\.$", line) for line in lines)
 
@@ -163,6 +164,7 @@ def test_run_reuse_partial_rerun_and_only(
     assert rows["is-b"][1] == "activation=relu, lr=0.001" and rows["mean"][1] == "baseline=mean"
     assert re.fullmatch(r"-?\d+\.\d\d → -?\d+\.\d\d \(step \d\)", rows["is-a"][3])
     assert re.fullmatch(r"-?\d+\.\d\d", rows["is-a"][6])  # avg of the labeled selection
+    assert (results / "tiny_tradeoff.png").read_bytes().startswith(b"\x89PNG")  # tradeoff_task = "stsb"
     free = table_rows(markdown, table=1)  # the label-free selection's own table: trained runs only
     assert list(free) == ["is-a", "is-b"]
     result_a = summary["runs"][1]["results"]["7"]
@@ -192,7 +194,9 @@ def test_run_reuse_partial_rerun_and_only(
 
     # Other evaluation tasks: kept models are scored again without training.
     spy.fail = True
-    config.write_text(config.read_text().replace('tasks = "stsb,sick-r"', 'tasks = "sick-r"'))
+    config.write_text(
+        config.read_text().replace('tasks = "stsb,sick-r"', 'tasks = "sick-r"').replace('"stsb"', '"sick-r"')
+    )
     lines.clear()
     run_experiment(load_experiment(config), runs_dir=runs, results_dir=results, only=["is-b"], log=lines.append)
     assert "training finished before; evaluating" in lines[0]

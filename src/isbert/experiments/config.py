@@ -7,6 +7,7 @@ description = "free text"     # shown above the results table
 budget_minutes = 40           # the stated CPU budget of the whole file
 tasks = "sts"                 # isbert.evaluation.evaluate tasks ("sts", "all", a list)
 seeds = [42]                  # each run is repeated for each seed
+tradeoff_task = "STSBenchmark"  # optional: also plot this task's score against the STS average
 
 [defaults]                    # isbert.training.TrainConfig fields shared by all runs
 model = "offline-minilm"
@@ -56,7 +57,7 @@ RUNNER_KEYS = ("output", "resume", "overwrite", "seed", "show_progress", "data_d
 """TrainConfig fields the runner sets itself: seeds come from ``seeds``, the data directory from the command line,
 the selection from ``dev``; the rest are per-invocation mechanics."""
 RUN_KEYS = ("name", "baseline", "note")
-EXPERIMENT_KEYS = ("name", "description", "budget_minutes", "tasks", "seeds")
+EXPERIMENT_KEYS = ("name", "description", "budget_minutes", "tasks", "seeds", "tradeoff_task")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
@@ -91,6 +92,8 @@ class Experiment:
     seeds: list[int]
     defaults: dict[str, Any]
     runs: list[RunSpec]
+    tradeoff_task: str | None = None
+    """Draw ``<name>_tradeoff.png``: this task's score against the STS average, one point per run and selection."""
 
     def run(self, name: str) -> RunSpec:
         for spec in self.runs:
@@ -277,6 +280,15 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
     ):
         raise IsbertError(f"{where}: key 'seeds' must be a non-empty list of distinct whole numbers, got {seeds!r}")
 
+    tradeoff = head.get("tradeoff_task")
+    if tradeoff is not None:
+        try:
+            tradeoff = canonical_task_names([tradeoff])[0] if isinstance(tradeoff, str) else None
+        except IsbertError:
+            tradeoff = None
+        if tradeoff not in tasks:
+            raise IsbertError(f"{where}: key 'tradeoff_task' must name one of the evaluated tasks ({', '.join(tasks)})")
+
     defaults = _check_settings(_table(document, "defaults", str(path)), f"{path}: [defaults]")
     raw_runs = document.get("run", [])
     if not isinstance(raw_runs, list) or not all(isinstance(r, dict) for r in raw_runs):
@@ -301,7 +313,9 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
         spec = RunSpec(run_name, overrides, baseline, note)
         runs.append(spec)
 
-    experiment = Experiment(path, name, description, float(budget) if budget else None, tasks, seeds, defaults, runs)
+    experiment = Experiment(
+        path, name, description, float(budget) if budget else None, tasks, seeds, defaults, runs, tradeoff
+    )
     for spec in runs:  # TrainConfig itself may refuse a combination; say which run
         try:
             settings = experiment.portable_settings(spec)

@@ -102,6 +102,7 @@ def build_summary(
         "seeds": experiment.seeds,
         "defaults": experiment.defaults,
         "budget_minutes": experiment.budget_minutes,
+        "tradeoff_task": experiment.tradeoff_task,
         # What the stored runs cost when they ran (training + evaluation); a resumed run counts its last part.
         "measured_minutes": sum(r["wall_seconds"] for r in done) / 60,
         "machines": machines,
@@ -290,4 +291,43 @@ def write_reports(
         written.append(plot)
     else:  # no trained run has results (any more): a previous figure would contradict the table
         (folder / f"{experiment.name}_dev_curves.png").unlink(missing_ok=True)
+    if experiment.tradeoff_task:
+        tradeoff = plot_tradeoff(summary, experiment.tradeoff_task, folder / f"{experiment.name}_tradeoff.png")
+        written += [tradeoff] if tradeoff is not None else []
     return written
+
+
+def plot_tradeoff(summary: dict[str, Any], task: str, path: str | os.PathLike[str]) -> Path | None:
+    """One point per run and selection: ``task`` (y) against the STS average (x), so what a run gains on its target
+    task can be read against what it costs in general. None when no run has both numbers."""
+    points = []
+    for run in summary["runs"]:
+        for kind, marker in (("labeled", "o"), ("label_free", "^")):
+            scores = run["aggregate"][kind] or {}
+            if task in scores and "avg" in scores and not (run["baseline"] and kind == "label_free"):
+                points.append((run["name"], kind, marker, scores["avg"]["mean"], scores[task]["mean"]))
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 6))
+    colors = {name: f"C{i % 10}" for i, name in enumerate(dict.fromkeys(p[0] for p in points))}
+    for name, kind, marker, x, y in points:
+        label = f"{name} ({'labeled' if kind == 'labeled' else 'label-free'} choice)"
+        axis.scatter([x], [y], marker=marker, color=colors[name], s=50, label=label)
+        axis.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    axis.set_xlabel("7-task STS average (general)")
+    axis.set_ylabel(f"{TASK_HEADERS.get(task, task)} (target)")
+    axis.set_title(f"{summary['experiment']}: target task against general average (o labeled, ^ label-free choice)")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="best", fontsize=7)
+    figure.tight_layout()
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    figure.savefig(partial, format="png", dpi=100)
+    plt.close(figure)
+    os.replace(partial, path)
+    return path
