@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from isbert.evaluation.data import STS_TASKS, TRANSFER_TASKS
 from isbert.evaluation.report import _HEADERS as TASK_HEADERS
+from isbert.training.plots import save_figure
 
 if TYPE_CHECKING:
     from isbert.experiments.config import Experiment
@@ -262,13 +263,7 @@ def plot_dev_curves(summary: dict[str, Any], path: str | os.PathLike[str]) -> Pa
         axis.grid(alpha=0.3)
         if axis.get_lines():
             axis.legend(loc="best", fontsize=8)
-    figure.tight_layout()
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    figure.savefig(partial, format="png", dpi=100)
-    plt.close(figure)
-    os.replace(partial, path)
-    return path
+    return save_figure(figure, path)
 
 
 def write_reports(
@@ -324,10 +319,4 @@ def plot_tradeoff(summary: dict[str, Any], task: str, path: str | os.PathLike[st
     axis.set_title(f"{summary['experiment']}: target task against general average (o labeled, ^ label-free choice)")
     axis.grid(alpha=0.3)
     axis.legend(loc="best", fontsize=7)
-    figure.tight_layout()
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    figure.savefig(partial, format="png", dpi=100)
-    plt.close(figure)
-    os.replace(partial, path)
-    return path
+    return save_figure(figure, path)

@@ -64,10 +64,17 @@ def plot_curves(log_path: str | os.PathLike[str], png_path: str | os.PathLike[st
         bottom.legend(handles=handles, loc="best", fontsize=8)
     bottom.set_xlabel("step")
     bottom.grid(alpha=0.3)
+    return save_figure(figure, png_path)
+
+
+def save_figure(figure: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a matplotlib figure as PNG atomically (a reader never sees half a file) and close it."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
-    png_path = Path(png_path)
-    partial = png_path.with_name(f".{png_path.name}.partial")
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
     figure.savefig(partial, format="png", dpi=100)
     plt.close(figure)
-    os.replace(partial, png_path)
-    return png_path
+    os.replace(partial, path)
+    return path
