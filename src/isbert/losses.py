@@ -336,7 +336,7 @@ class AnchoredObjective(nn.Module):
 
             self.teacher = copy.deepcopy(model).eval().requires_grad_(False)
         elif anchor == "l2sp" and anchor_weight > 0:
-            # Plain tensors rather than buffers: the teacher weights must never reach a checkpoint or the optimizer.
+            # Plain tensors rather than buffers: the initial weights must never reach a checkpoint or the optimizer.
             self.initial = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
 
     def _apply(self, fn: Any, recurse: bool = True) -> AnchoredObjective:

@@ -575,6 +575,7 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
                 estimator=config.estimator,
                 critic=config.critic,
                 temperature=config.temperature,
+                exclude_radius=config.exclude_radius,
                 mi=config.objective != "simcse",  # a mean-pooled encoder has no local features to score
             )
         )
@@ -777,6 +778,9 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
 
 
 def _validate(config: TrainConfig) -> None:
+    from isbert.losses import ANCHORS, CRITICS, ESTIMATORS, OBJECTIVES
+    from isbert.modules import ACTIVATIONS
+
     if not config.corpus:
         raise IsbertError("no corpus files given (--corpus FILE ...)")
     checks = [
@@ -789,12 +793,12 @@ def _validate(config: TrainConfig) -> None:
         (config.save_steps is None or config.save_steps >= 1, "--save-steps must be at least 1"),
         (config.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1"),
         (config.heldout_size is None or config.heldout_size >= 0, "--heldout-size must not be negative"),
-        (config.activation in ("relu", "none"), "--activation must be relu or none"),
-        (config.estimator in ("jsd", "infonce", "dv"), "--estimator must be jsd, infonce or dv"),
-        (config.objective in ("is", "simcse", "is+simcse"), "--objective must be is, simcse or is+simcse"),
-        (config.critic in ("dot", "cosine"), "--critic must be dot or cosine"),
+        (config.activation in ACTIVATIONS, f"--activation must be one of {', '.join(ACTIVATIONS)}"),
+        (config.estimator in ESTIMATORS, f"--estimator must be one of {', '.join(ESTIMATORS)}"),
+        (config.objective in OBJECTIVES, f"--objective must be one of {', '.join(OBJECTIVES)}"),
+        (config.critic in CRITICS, f"--critic must be one of {', '.join(CRITICS)}"),
         (config.temperature > 0 and config.simcse_temperature > 0, "temperatures must be positive"),
-        (config.anchor in ("none", "distill", "l2sp"), "--anchor must be none, distill or l2sp"),
+        (config.anchor in ANCHORS, f"--anchor must be one of {', '.join(ANCHORS)}"),
         (config.anchor_weight >= 0, "--anchor-weight must not be negative"),
         (config.train_parts in TRAIN_PARTS, f"--train-parts must be one of {', '.join(TRAIN_PARTS)}"),
         (config.encoder_layers is None or config.encoder_layers >= 0, "--encoder-layers must not be negative"),

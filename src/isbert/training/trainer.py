@@ -72,6 +72,7 @@ class LabelFreeEvaluator(BaseEvaluator):
         estimator: str = "jsd",
         critic: str = "dot",
         temperature: float = 1.0,
+        exclude_radius: int | None = None,
         mi: bool = True,
     ) -> None:
         super().__init__()
@@ -79,6 +80,7 @@ class LabelFreeEvaluator(BaseEvaluator):
         self.seed = seed
         self.batch_size = batch_size
         self.estimator, self.critic, self.temperature = estimator, critic, temperature
+        self.exclude_radius = exclude_radius
         self.mi = mi
         self.greater_is_better = False
         self.primary_metric = LABEL_FREE_KEY
@@ -120,6 +122,7 @@ class LabelFreeEvaluator(BaseEvaluator):
                         self.estimator,  # type: ignore[arg-type]
                         self.critic,  # type: ignore[arg-type]
                         self.temperature,
+                        self.exclude_radius,
                     )
                     losses.append(float(loss) * len(batch))
         finally:
