@@ -46,22 +46,36 @@ _RELIABILITY = {"faults_injected": 0, "faults_survived": 0, "fuzz_cases": 0, "fa
 
 
 class ReliabilityCounter:
-    """Counts what a reliability test did, for the summary printed at the end of the run."""
+    """Counts what a reliability test did, for the summary printed at the end of the run.
 
-    def fault(self, survived: bool) -> None:
-        _RELIABILITY["faults_injected"] += 1
-        _RELIABILITY["faults_survived"] += int(survived)
+    A test calls ``fault()`` where it injects a fault; the faults of a test count as survived only when the whole
+    test passed, i.e. when its assertions about the outcome held.
+    """
+
+    def __init__(self) -> None:
+        self.pending_faults = 0
+
+    def fault(self, count: int = 1) -> None:
+        _RELIABILITY["faults_injected"] += count
+        self.pending_faults += count
 
     def fuzz_case(self, count: int = 1) -> None:
         _RELIABILITY["fuzz_cases"] += count
 
 
+_COUNTER = ReliabilityCounter()
+
+
 @pytest.fixture(scope="session")
 def reliability() -> ReliabilityCounter:
-    return ReliabilityCounter()
+    return _COUNTER
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.passed:
+        _RELIABILITY["faults_survived"] += _COUNTER.pending_faults
+    if report.when == "teardown":
+        _COUNTER.pending_faults = 0
     if "reliability" in report.keywords and report.when == "call":
         _RELIABILITY["tests"] += 1
         _RELIABILITY["failures"] += int(report.failed)

@@ -63,7 +63,7 @@ def test_interrupted_run_resumes_to_the_same_output(tiny_isbert_folder: Path, tm
     assert report.rows == 50
     np.testing.assert_array_equal(np.load(output), np.load(reference))
     assert not list(tmp_path.glob(".out.npy*"))
-    reliability.fault(survived=True)
+    reliability.fault()
 
 
 def test_changed_input_or_model_starts_over(tiny_isbert_folder: Path, tmp_path: Path) -> None:
@@ -106,4 +106,4 @@ def test_sigkill_during_cli_encode_then_rerun_equals_uninterrupted(
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     np.testing.assert_array_equal(np.load(output), np.load(reference))
-    reliability.fault(survived=True)
+    reliability.fault()

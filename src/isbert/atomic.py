@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -41,8 +43,36 @@ def replace_dir(staged: str | os.PathLike[str], target: str | os.PathLike[str]) 
         os.replace(target, retired / "old")
         os.replace(staged, target)
         shutil.rmtree(retired, ignore_errors=True)
-    fd = os.open(target.parent, os.O_RDONLY)
+    fsync_parent(target)
+
+
+def fsync_parent(path: str | os.PathLike[str]) -> None:
+    """Make a rename inside ``path``'s folder durable."""
+    fd = os.open(Path(path).parent, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write; on success it is fsynced and renamed to ``path``.
+
+    On an error the temporary file is removed and ``path`` keeps its previous content (or stays absent).
+    """
+    target = Path(path)
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(handle)
+    partial = Path(name)
+    try:
+        yield partial
+        fd = os.open(partial, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(partial, target)
+        fsync_parent(target)
+    finally:
+        partial.unlink(missing_ok=True)

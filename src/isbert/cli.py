@@ -104,6 +104,31 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run_export)
 
 
+def _add_convert_weights(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "convert-weights",
+        help="convert a model folder's pickle weights (pytorch_model.bin) to safetensors, once",
+        description=(
+            "isbert loads weights only from safetensors files, because unpickling can run code. This command reads "
+            "each pickle-only weights file of FOLDER (and of its module folders) with torch.load(weights_only=True), "
+            "which accepts plain tensors only, and writes model.safetensors beside it. A pickle that holds anything "
+            "else is refused and nothing is written."
+        ),
+    )
+    parser.add_argument("folder", help="a local model folder holding pytorch_model.bin (or .pt) weights")
+    parser.set_defaults(func=_run_convert_weights)
+
+
+def _run_convert_weights(args: argparse.Namespace) -> int:
+    from isbert.pickle_weights import convert_pickle_weights
+
+    if not os.path.isdir(args.folder):
+        raise IsbertError(f"model folder not found: {args.folder}")
+    for written in convert_pickle_weights(args.folder):
+        print(f"wrote {written}")
+    return 0
+
+
 def _run_export(args: argparse.Namespace) -> int:
     from isbert.model import load
     from isbert.onnx_backend import export_onnx
@@ -173,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_encode(subparsers)
     _add_export(subparsers)
+    _add_convert_weights(subparsers)
     for module_name in COMMAND_MODULES:
         add_commands: Callable[[argparse._SubParsersAction], None] = importlib.import_module(module_name).add_commands
         add_commands(subparsers)

@@ -17,8 +17,10 @@ from sentence_transformers.base.modules import Transformer
 from sentence_transformers.sentence_transformer.modules import Pooling
 
 from isbert.atomic import replace_dir
+from isbert.confined import confined_path
 from isbert.errors import IsbertError
 from isbert.modules import MaskedCNN
+from isbert.pickle_weights import refuse_pickle_weights
 
 if TYPE_CHECKING:
     from isbert.onnx_backend import OnnxEncoder
@@ -93,6 +95,8 @@ def build(
         device: ``"cpu"``, ``"cuda"``, ...; None picks the best available.
     """
     path = resolve_model_name(backbone)
+    if _is_local(path):
+        refuse_pickle_weights(path)
     try:
         encoder = Transformer(path, max_seq_length=max_seq_length)
     except (OSError, ValueError) as error:
@@ -209,8 +213,10 @@ def verify_model_folder(folder: str | os.PathLike[str]) -> None:
             checksums = json.loads(manifest.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as error:
             raise IsbertError(f"{manifest}: corrupt checksum manifest ({error}); the model folder is damaged") from None
+        if not isinstance(checksums, dict):
+            raise IsbertError(f"{manifest}: corrupt checksum manifest (not an object); the model folder is damaged")
         for relative, expected in checksums.items():
-            path = root / relative
+            path = confined_path(root, relative, str(manifest))
             if not path.is_file():
                 raise IsbertError(f"{path}: missing (listed in {CHECKSUMS_FILE}); the model folder is damaged")
             if _sha256(path) != expected:
@@ -257,19 +263,26 @@ def load(
         raise IsbertError(f"unknown backend {backend!r}; choose torch or onnx")
     if _is_local(path):
         verify_model_folder(path)
-    if not _is_local(path) and _looks_like_path(path):
+        refuse_pickle_weights(path)
+    elif _looks_like_path(path):
         raise IsbertError(f"model folder not found: {path}")
+    if TRUST_REMOTE_CODE and "trust_remote_code" not in kwargs:
+        kwargs["trust_remote_code"] = True
     try:
-        if TRUST_REMOTE_CODE and "trust_remote_code" not in kwargs:
-            kwargs["trust_remote_code"] = True
         return SentenceTransformer._load_with_module_classes(path, ISBERT_MODULE_CLASSES, device=device, **kwargs)
-    except (OSError, ValueError, ImportError) as error:  # ImportError: a module class that is not installed
-        if _is_local(path):
-            detail = " ".join(str(error).split())
-            if "Importing it executes third-party code" in detail:
-                detail += (
-                    " Pass trust_remote_code=True (CLI: isbert --trust-remote-code ...) only if you trust this "
-                    "folder's code."
-                )
-            raise IsbertError(f"could not load the model in {path}: {detail}") from error
-        raise _hub_error(path, error) from error
+    except Exception as error:
+        if not _is_local(path) and isinstance(error, (OSError, ValueError)):
+            raise _hub_error(path, error) from error
+        raise _load_error(path, error) from error
+
+
+def _load_error(path: str, error: Exception) -> IsbertError:
+    """One line for anything a damaged or hostile folder makes the loaders raise (they may raise any type)."""
+    detail = " ".join(str(error).split())[:300] or type(error).__name__
+    if "Importing it executes third-party code" in detail:
+        detail += (
+            " Pass trust_remote_code=True (CLI: isbert --trust-remote-code ...) only if you trust this folder's code."
+        )
+    elif not isinstance(error, (OSError, ValueError, ImportError)):
+        detail = f"{type(error).__name__}: {detail}"
+    return IsbertError(f"could not load the model in {path}: {detail}")

@@ -23,6 +23,7 @@ from sentence_transformers import SentenceTransformer
 from torch import nn
 from tqdm.auto import tqdm
 
+from isbert.confined import confined_path
 from isbert.errors import IsbertError
 
 CONFIG_NAME = "isbert_onnx.json"
@@ -132,6 +133,30 @@ def export_onnx(
     return output_dir
 
 
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    """The export's config, checked for the fields the encoder reads (a damaged file is a one-line error)."""
+    path = folder / CONFIG_NAME
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise IsbertError(f"{path}: damaged ONNX export config ({error})") from None
+    valid = (
+        isinstance(config, dict)
+        and isinstance(config.get("files"), dict)
+        and isinstance(config.get("default"), str)
+        and isinstance(config.get("input_names"), list)
+        and all(isinstance(name, str) for name in config["input_names"])
+        and isinstance(config.get("max_seq_length"), int)
+    )
+    if not valid:
+        raise IsbertError(f"{path}: damaged ONNX export config; export the model again with `isbert export`")
+    return config
+
+
 def is_onnx_export(path: str | Path) -> bool:
     return (Path(path) / CONFIG_NAME).is_file()
 
@@ -146,20 +171,25 @@ class OnnxEncoder:
         self.path = Path(path)
         if not is_onnx_export(self.path):
             raise IsbertError(f"{self.path} is not an ONNX export (no {CONFIG_NAME}); create one with `isbert export`")
-        self.config = json.loads((self.path / CONFIG_NAME).read_text(encoding="utf-8"))
+        self.config = _read_config(self.path)
         self.quantization = quantization or self.config["default"]
         if self.quantization not in self.config["files"]:
             graphs = ", ".join(self.config["files"])
             raise IsbertError(f"{self.path} has no {self.quantization!r} graph (has: {graphs})")
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+        graph = confined_path(self.path, self.config["files"][self.quantization], str(self.path / CONFIG_NAME))
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+        except (OSError, ValueError) as error:
+            raise IsbertError(f"{self.path}: cannot load the tokenizer ({_first_line(error)})") from None
         self.max_seq_length: int = self.config["max_seq_length"]
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            str(self.path / self.config["files"][self.quantization]), options, providers=["CPUExecutionProvider"]
-        )
+        try:
+            self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types for unreadable graphs
+            raise IsbertError(f"{graph}: cannot load the ONNX graph ({_first_line(error)})") from None
 
     def get_embedding_dimension(self) -> int:
         return int(self.config["embedding_dimension"])

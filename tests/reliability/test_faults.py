@@ -68,18 +68,13 @@ def test_repeated_sigkill_during_training_resumes_to_the_same_model(tmp_path: Pa
         assert process.poll() is None, f"the run ended before step {kill_at}"
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-    survived = False
-    try:
-        resumed = run_cli(*common, "--output", str(out), "--resume")
-        assert resumed.returncode == 0, resumed.stderr[-2000:]
-        expected, got = weights(tmp_path / "ref"), weights(out)
-        assert expected.keys() == got.keys() and expected
-        for key in expected:
-            torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-6, msg=key)
-        survived = True
-    finally:
-        for _ in kill_points:
-            reliability.fault(survived)
+        reliability.fault()
+    resumed = run_cli(*common, "--output", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    expected, got = weights(tmp_path / "ref"), weights(out)
+    assert expected.keys() == got.keys() and expected
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
 SAVE_LOOP = """
@@ -115,10 +110,10 @@ def test_sigkill_during_model_save_never_leaves_a_broken_model(tmp_path: Path, t
         time.sleep(rng.uniform(0.05, 1.5))  # somewhere inside one of the saves
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+        reliability.fault()
         model = isbert.load(target, device="cpu")  # verifies every file against the checksum manifest
         assert float(model[1].convs[0].bias[0].detach()) in (initial_bias, 0.0, 1.0)  # one complete version, old or new
         assert model.encode(TEXTS).shape == (4, 24)
-        reliability.fault(survived=True)
 
 
 def test_full_disk_during_a_training_checkpoint_keeps_the_last_one(
@@ -147,7 +142,7 @@ def test_full_disk_during_a_training_checkpoint_keeps_the_last_one(
     complete = checkpoints.list_checkpoints(tmp_path / "run" / "checkpoints")
     assert [step for step, _ in complete] == [4]
     assert isbert.load(complete[0][1], device="cpu").encode(TEXTS).shape == (4, 24)
-    reliability.fault(survived=True)
+    reliability.fault()
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
@@ -170,7 +165,7 @@ def test_damaged_saved_model_is_refused_naming_the_file(
     with pytest.raises(IsbertError, match="damaged") as info:
         isbert.load(target, device="cpu")
     assert str(victim) in str(info.value)
-    reliability.fault(survived=True)
+    reliability.fault()
 
 
 def test_ctrl_c_then_resume_unpickles_nothing_but_plain_tensors(
@@ -208,4 +203,4 @@ def test_ctrl_c_then_resume_unpickles_nothing_but_plain_tensors(
     assert calls, "resuming read no optimizer/scheduler/RNG state"
     assert all(flag is True for flag in calls), f"torch.load called without weights_only=True: {calls}"
     assert not list((tmp_path / "run").rglob("*.bin")) and not list((tmp_path / "run").rglob("pytorch_model*"))
-    reliability.fault(survived=True)
+    reliability.fault()

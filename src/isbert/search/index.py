@@ -19,6 +19,7 @@ embeddings differ is refused.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -34,7 +35,8 @@ import faiss
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from isbert.errors import IsbertError
+from isbert.confined import confined_path
+from isbert.errors import IsbertError, printable
 from isbert.search.corpus import Chunk, CorpusOptions, EmbedStats, count_records, embed_texts, iter_embedded_chunks
 
 FORMAT_VERSION = 1
@@ -54,6 +56,9 @@ PROBE_SENTENCES = (
 )
 FINGERPRINT_MIN_COSINE = 0.999
 """Probe embeddings of the same model agree to ~1e-6 across runs and BLAS builds; other models are far below this."""
+
+MAX_RECORD_BYTES = 1 << 24
+"""A stored record is one text and its source; reading stops here even if a damaged file has no line breaks."""
 
 _SQ = {"float32": "Flat", "float16": "SQfp16", "int8": "SQ8"}
 
@@ -220,13 +225,22 @@ class BuildReport:
 
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
-    """One writer at a time per index folder (an advisory lock; readers never wait)."""
-    with (folder / ".lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """One writer at a time per index folder (an advisory lock; readers never wait).
+
+    The lock file is opened without following a symlink, so a planted ``.lock`` link cannot create or touch a file
+    elsewhere.
+    """
+    try:
+        fd = os.open(folder / ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise IsbertError(f"{folder / '.lock'} is a link leading outside the index; refused") from None
+        raise
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -284,21 +298,17 @@ class SearchIndex:
     @classmethod
     def open(cls, folder: str | Path) -> SearchIndex:
         folder = Path(folder)
-        manifest_path = folder / MANIFEST
-        if not manifest_path.is_file():
+        manifest = _read_manifest(folder)
+        if manifest is None:
             raise IsbertError(f"not an index folder (no {MANIFEST}): {folder}; build one with `isbert index build`")
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise IsbertError(f"{manifest_path}: damaged manifest ({error})") from None
-        if manifest.get("format") != FORMAT_VERSION:
-            raise IsbertError(f"{manifest_path}: unsupported index format {manifest.get('format')!r}")
         files = manifest["files"]
         try:
             index = faiss.read_index(str(folder / files["index"]))
-            offsets = np.load(folder / files["offsets"])
+            offsets = np.load(folder / files["offsets"], allow_pickle=False)
         except (RuntimeError, OSError, ValueError) as error:
             raise IsbertError(f"{folder}: cannot read the index files ({' '.join(str(error).split())[:200]})") from None
+        if offsets.ndim != 1 or offsets.dtype != np.int64:
+            raise IsbertError(f"{folder / files['offsets']}: not a list of text offsets; rebuild the index")
         if index.ntotal != len(offsets) or index.ntotal != manifest["count"]:
             raise IsbertError(
                 f"{folder}: index holds {index.ntotal} vectors but {len(offsets)} texts ({manifest['count']} in the "
@@ -351,8 +361,14 @@ class SearchIndex:
         out = []
         with self._texts_path.open("rb") as handle:
             for row in ids:
-                handle.seek(int(self.offsets[row]))
-                out.append(json.loads(handle.readline()))
+                handle.seek(max(0, int(self.offsets[row])))
+                try:
+                    record = json.loads(handle.readline(MAX_RECORD_BYTES))
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    record = None
+                if not isinstance(record, dict):
+                    raise IsbertError(f"{self._texts_path}: damaged record for vector {row}; rebuild the index")
+                out.append(record)
         return out
 
     def search_vectors(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -421,7 +437,13 @@ class SearchIndex:
         spec = choose_spec(count, kind, storage, **spec_overrides)
         folder.mkdir(parents=True, exist_ok=True)
         with _locked(folder):
-            previous = _read_manifest(folder)
+            try:
+                previous = _read_manifest(folder)
+            except IsbertError as error:
+                raise IsbertError(
+                    f"{error}; --overwrite removes only the files a sound manifest names, so delete {folder} "
+                    "yourself to start over"
+                ) from None
             generation = (previous["generation"] + 1) if previous else 1
             manifest = {
                 "format": FORMAT_VERSION,
@@ -515,8 +537,35 @@ class SearchIndex:
 
 
 def _read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The folder's manifest, checked: its file names must be the ones this module generates, inside the folder."""
     path = folder / MANIFEST
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise IsbertError(f"{path}: damaged manifest ({error})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise IsbertError(f"{path}: unsupported index format {found!r}")
+    generation = manifest.get("generation")
+    if not isinstance(generation, int) or isinstance(generation, bool) or not 0 < generation < 10**6:
+        raise IsbertError(f"{path}: damaged manifest (generation {generation!r}); rebuild the index")
+    files = manifest.get("files")
+    expected = _generation_files(generation)
+    if not isinstance(files, dict) or set(files) != set(expected):
+        raise IsbertError(f"{path}: damaged manifest (its 'files' entry is not a generation's files); rebuild it")
+    for role, name in files.items():
+        confined_path(folder, name, str(path))
+        if name != expected[role]:
+            raise IsbertError(
+                f"{path}: {role} file {printable(str(name))!r} is not the name this index generates "
+                f"({expected[role]!r}); refused (the manifest was tampered with)"
+            )
+    for key in ("count", "dimension"):
+        if not isinstance(manifest.get(key), int) or isinstance(manifest.get(key), bool) or manifest[key] < 0:
+            raise IsbertError(f"{path}: damaged manifest ({key} {manifest.get(key)!r}); rebuild the index")
+    return manifest
 
 
 def _remove_generation(folder: Path, manifest: dict[str, Any]) -> None:

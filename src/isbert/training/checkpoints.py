@@ -6,12 +6,15 @@ saving leaves a ``.partial-*`` folder that nothing ever picks up (it is removed 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 from isbert.atomic import replace_dir
+from isbert.errors import IsbertError
 
 MARKER = "isbert_checkpoint.json"
 """Written last into a complete checkpoint (it also holds the model-selection history at that step)."""
@@ -59,9 +62,30 @@ def list_checkpoints(folder: str | os.PathLike[str]) -> list[tuple[int, Path]]:
     found = []
     for child in folder.iterdir():
         match = _CHECKPOINT_RE.match(child.name)
+        if child.is_symlink():  # a checkpoint is a folder the run wrote; a link may lead anywhere
+            continue
         if match and child.is_dir() and (child / MARKER).is_file() and (child / "trainer_state.json").is_file():
             found.append((int(match.group(1)), child))
     return sorted(found)
+
+
+def read_marker(checkpoint: Path) -> dict[str, Any]:
+    """The checkpoint's marker, checked: its step is the folder's, its selection state a JSON object or null."""
+    path = checkpoint / MARKER
+    try:
+        marker = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise IsbertError(f"{path}: damaged checkpoint marker ({error}); remove {checkpoint} to resume") from None
+    match = _CHECKPOINT_RE.match(checkpoint.name)
+    valid = (
+        isinstance(marker, dict)
+        and match is not None
+        and marker.get("step") == int(match.group(1))
+        and isinstance(marker.get("selection"), (dict, type(None)))
+    )
+    if not valid:
+        raise IsbertError(f"{path}: damaged checkpoint marker; remove {checkpoint} to resume from an earlier one")
+    return marker
 
 
 def latest_checkpoint(folder: str | os.PathLike[str]) -> Path | None:

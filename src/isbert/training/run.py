@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import pickle
 import shutil
 import signal
 import time
@@ -666,7 +667,7 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
     transformers.utils.logging.disable_progress_bar()  # no per-save "Writing model shards" bars
 
     if resume_from is not None:
-        marker = json.loads((resume_from / ckpt.MARKER).read_text(encoding="utf-8"))
+        marker = ckpt.read_marker(resume_from)
         selection.load_state_dict(marker.get("selection"))
         log.truncate_after(marker["step"])
         log.write({"event": "resume", "step": marker["step"], "checkpoint": str(resume_from)})
@@ -705,6 +706,11 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
         where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
         raise IsbertError(
             f"{error}; training stopped ({where}; it loads with isbert.load). Try a lower --lr or --precision fp32"
+        ) from None
+    except pickle.UnpicklingError:  # a checkpoint's optimizer or RNG file holds more than tensors: not loaded
+        raise IsbertError(
+            f"{resume_from}: refused, a state file in the checkpoint holds objects other than tensors; remove the "
+            "checkpoint to resume from an earlier one"
         ) from None
     except OSError as error:  # a full disk or a vanished folder while writing a checkpoint or the log
         ckpt.remove_partials(checkpoint_dir)
