@@ -159,3 +159,16 @@ def test_default_sources_cover_the_raw_layout() -> None:
     for task in data.STS_SUBSETS:
         assert set(data.task_files(task, "raw")) <= targets
     assert "sts/STSBenchmark/sts-test.csv" in targets and "sts/SICK/SICK_test_annotated.txt" in targets
+
+
+def test_default_sources_use_https() -> None:
+    plain = [source.url for source in data.default_sources() if not source.url.startswith("https://")]
+    assert plain == []
+
+
+def test_every_default_target_has_a_pinned_checksum() -> None:
+    """A default download writes only files whose sha256 is known, so a changed source can never slip in."""
+    for source in data.default_sources():
+        for archive_path, target in source.members.items():
+            assert not target.endswith("/"), f"{source.name}: folder mapping {archive_path} -> {target} is not pinned"
+            assert target in data.KNOWN_SHA256, f"{source.name}: {target} has no pinned sha256"

@@ -143,7 +143,9 @@ dd4ca54d1dfcd7d1cabe67f0de98cde23f4c1696ecc0003afbecae1274305d63  sts/STS16/STS.
 9b455d8da1d1bae692d038da1d431827d23bfec04c64b109efc3b6b620fd422f  sts/STS16/STS.input.postediting.txt
 58920c7da7dbc1b860609310782d88b7457d599c90a226819b5880262dd7f58a  sts/STS16/STS.input.question-question.txt
 4cde2a19c9b7232c9ce92a89e5afd99805c8f66ba432a7824e0a5bad1a0a0ea0  sts/STSBenchmark/senteval/sts-test.csv
+5d7e944d8b02734b07bfdb5df67db3420c64bed153fcaa1ba47ad03480cf4234  sts/STSBenchmark/sts-dev.csv
 affe45928a66ee5a708531233c95b7dacbbdc57f974f002a3d32ea0180cf816a  sts/STSBenchmark/sts-test.csv
+0f71910b59aa1ad973c5897f0791f3b0965a92b8f82b1a95f3eea9f4162fda82  sts/STSBenchmark/sts-train.csv
 5526be59228bc34ccb3cb6f1f56c0d7278d3419b8886713ae016fd92b151f19c  sts/raw/STS12/STS.gs.MSRpar.txt
 9c6096c6bcfb0144c8bbddb00900ca9198c88498630cd0c8f08d18365f1d7150  sts/raw/STS12/STS.gs.MSRvid.txt
 708530c4d006d06881f3289fce35d624d7efe562dcf0fe5f8aa0eec3a135f6d4  sts/raw/STS12/STS.gs.SMTeuroparl.txt
@@ -652,7 +654,7 @@ class Source:
     """Expected sha256 of the downloaded bytes, where known (a mirror can pin its files)."""
 
 
-_IXA = "http://ixa2.si.ehu.eus/stswiki/images"
+_IXA = "https://ixa2.si.ehu.eus/stswiki/images"
 _STS_ARCHIVES = {
     "STS12": (f"{_IXA}/4/40/STS2012-en-test.zip", "test-gold/", "STS."),
     "STS13": (f"{_IXA}/2/2f/STS2013-en-test.zip", "test-gs/", "STS."),
@@ -693,11 +695,16 @@ def default_sources() -> list[Source]:
             "MR/CR/SUBJ/MPQA",
             "https://dl.fbaipublicfiles.com/senteval/senteval_data/datasmall_NB_ACL12.zip",
             "zip",
+            # Exact members rather than whole folders, so that every file written has a pinned checksum.
             {
-                "data/rt10662/": "transfer/MR/",
-                "data/customerr/": "transfer/CR/",
-                "data/subj/": "transfer/SUBJ/",
-                "data/mpqa/": "transfer/MPQA/",
+                f"data/{folder}/{name}": f"transfer/{task}/{name}"
+                for folder, task, names in (
+                    ("rt10662", "MR", ("rt-polarity.pos", "rt-polarity.neg")),
+                    ("customerr", "CR", ("custrev.pos", "custrev.neg")),
+                    ("subj", "SUBJ", ("subj.subjective", "subj.objective")),
+                    ("mpqa", "MPQA", ("mpqa.pos", "mpqa.neg")),
+                )
+                for name in names
             },
         )
     )
