@@ -159,3 +159,77 @@ def test_default_sources_cover_the_raw_layout() -> None:
     for task in data.STS_SUBSETS:
         assert set(data.task_files(task, "raw")) <= targets
     assert "sts/STSBenchmark/sts-test.csv" in targets and "sts/SICK/SICK_test_annotated.txt" in targets
+
+
+def test_default_sources_use_https() -> None:
+    plain = [source.url for source in data.default_sources() if not source.url.startswith("https://")]
+    assert plain == []
+
+
+def test_every_default_target_has_a_pinned_checksum() -> None:
+    """A default download writes only files whose sha256 is known, so a changed source can never slip in."""
+    for source in data.default_sources():
+        for archive_path, target in source.members.items():
+            assert not target.endswith("/"), f"{source.name}: folder mapping {archive_path} -> {target} is not pinned"
+            assert target in data.KNOWN_SHA256, f"{source.name}: {target} has no pinned sha256"
+
+
+def _cli(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    return parser.parse_args(argv)
+
+
+def test_cli_size_caps_have_defaults_and_are_passed_on(server: tuple[str, Path], tmp_path: Path) -> None:
+    url, www = server
+    (www / "big").write_bytes(b"x" * (2 << 20))
+    sources = tmp_path / "sources.json"
+    sources.write_text(json.dumps([{"name": "big", "url": f"{url}/big", "kind": "file", "members": {"": "m/big"}}]))
+    base = ["data", "download", "--data-dir", str(tmp_path / "d"), "--sources", str(sources)]
+    defaults = _cli(base)
+    assert (defaults.max_download_mb, defaults.max_extract_mb) == (
+        data.DEFAULT_MAX_DOWNLOAD_MB,
+        data.DEFAULT_MAX_EXTRACT_MB,
+    )
+    args = _cli([*base, "--max-download-mb", "1", "--max-extract-mb", "3"])
+    with pytest.raises(IsbertError, match=r"big: .*more than 1 MB.*--max-download-mb"):
+        args.func(args)
+    assert not (tmp_path / "d/m/big").exists()
+    assert _cli(base).func(_cli(base)) == 0 and (tmp_path / "d/m/big").stat().st_size == 2 << 20
+
+
+def test_failed_download_keeps_the_previous_file_and_leaves_no_temporary(
+    server: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, www = server
+    target = tmp_path / "data"
+    (target / "mirror").mkdir(parents=True)
+    (target / "mirror/STS.input.x.txt").write_text("previous\n")
+    make_zip(www / "bad.zip", {"test-gold/STS.input.x.txt": "new\n", "test-gold/../../evil.txt": "-"})
+    source = data.Source("bad", f"{url}/bad.zip", "zip", {"test-gold/": "mirror/"})
+    with pytest.raises(IsbertError, match="refusing"):
+        data.download(target, [source], log=lambda message: None)
+    assert sorted(p.name for p in target.rglob("*")) == ["STS.input.x.txt", "mirror"]
+    assert (target / "mirror/STS.input.x.txt").read_text() == "previous\n"
+    make_zip(www / "good.zip", {"test-gold/STS.input.x.txt": "new\n"})
+    data.download(target, [data.Source("good", f"{url}/good.zip", "zip", {"test-gold/": "mirror/"})], log=print)
+    assert sorted(p.name for p in target.rglob("*")) == ["STS.input.x.txt", "mirror"]
+    assert (target / "mirror/STS.input.x.txt").read_text() == "new\n"
+
+
+def test_a_missing_mapped_member_writes_nothing(server: tuple[str, Path], tmp_path: Path) -> None:
+    url, www = server
+    make_zip(www / "partial.zip", {"a.txt": "a"})
+    source = data.Source("partial", f"{url}/partial.zip", "zip", {"a.txt": "m/a.txt", "b.txt": "m/b.txt"})
+    with pytest.raises(IsbertError, match=r"partial: .*lacks b\.txt"):
+        data.download(tmp_path / "d", [source], log=lambda message: None)
+    assert list((tmp_path / "d").rglob("*")) == []
+
+
+def test_redirect_from_https_to_http_is_refused() -> None:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request("https://example.org/data.zip")
+    with pytest.raises(urllib.error.URLError, match="https"):
+        data.NoDowngradeRedirects().redirect_request(request, None, 302, "Found", {}, "http://example.org/data.zip")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from isbert.cli_types import positive_int
+from isbert.cli_types import positive_float, positive_int
 from isbert.evaluation.data import ALL_TASKS, ENV_VAR, GROUPS
+from isbert.evaluation.download import DEFAULT_MAX_DOWNLOAD_MB, DEFAULT_MAX_EXTRACT_MB
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -67,7 +68,20 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     download.add_argument(
         "--sources", default=None, help="JSON list of sources (name, url, kind, members) to use instead (a mirror)"
     )
-    download.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default: 60)")
+    download.add_argument("--timeout", type=positive_float, default=60.0, help="seconds per request (default: 60)")
+    download.add_argument(
+        "--max-download-mb",
+        type=positive_int,
+        default=DEFAULT_MAX_DOWNLOAD_MB,
+        help=f"stop any one download larger than this (default: {DEFAULT_MAX_DOWNLOAD_MB}; the real ones are smaller)",
+    )
+    download.add_argument(
+        "--max-extract-mb",
+        type=positive_int,
+        default=DEFAULT_MAX_EXTRACT_MB,
+        help=f"refuse an archive whose members add up to more than this, declared or decompressed (default: "
+        f"{DEFAULT_MAX_EXTRACT_MB}; the whole evaluation data is 33 MB)",
+    )
     download.set_defaults(func=run_download)
 
 
@@ -112,10 +126,16 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from isbert.evaluation.data import download, load_sources
+    from isbert.evaluation.download import MB, download, load_sources
 
     sources = load_sources(args.sources) if args.sources else None
-    written = download(args.data_dir, sources, timeout=args.timeout)
+    written = download(
+        args.data_dir,
+        sources,
+        timeout=args.timeout,
+        max_download_bytes=args.max_download_mb * MB,
+        max_extract_bytes=args.max_extract_mb * MB,
+    )
     print(f"wrote {len(written)} files under {args.data_dir}")
     if sources is None:
         print(

@@ -10,17 +10,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
-import json
+import importlib
 import os
-import shutil
-import tarfile
-import tempfile
-import urllib.request
-import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -143,7 +137,9 @@ dd4ca54d1dfcd7d1cabe67f0de98cde23f4c1696ecc0003afbecae1274305d63  sts/STS16/STS.
 9b455d8da1d1bae692d038da1d431827d23bfec04c64b109efc3b6b620fd422f  sts/STS16/STS.input.postediting.txt
 58920c7da7dbc1b860609310782d88b7457d599c90a226819b5880262dd7f58a  sts/STS16/STS.input.question-question.txt
 4cde2a19c9b7232c9ce92a89e5afd99805c8f66ba432a7824e0a5bad1a0a0ea0  sts/STSBenchmark/senteval/sts-test.csv
+5d7e944d8b02734b07bfdb5df67db3420c64bed153fcaa1ba47ad03480cf4234  sts/STSBenchmark/sts-dev.csv
 affe45928a66ee5a708531233c95b7dacbbdc57f974f002a3d32ea0180cf816a  sts/STSBenchmark/sts-test.csv
+0f71910b59aa1ad973c5897f0791f3b0965a92b8f82b1a95f3eea9f4162fda82  sts/STSBenchmark/sts-train.csv
 5526be59228bc34ccb3cb6f1f56c0d7278d3419b8886713ae016fd92b151f19c  sts/raw/STS12/STS.gs.MSRpar.txt
 9c6096c6bcfb0144c8bbddb00900ca9198c88498630cd0c8f08d18365f1d7150  sts/raw/STS12/STS.gs.MSRvid.txt
 708530c4d006d06881f3289fce35d624d7efe562dcf0fe5f8aa0eec3a135f6d4  sts/raw/STS12/STS.gs.SMTeuroparl.txt
@@ -636,205 +632,28 @@ def check_data(
 
 
 # ----------------------------------------------------------------------------------------------------
-# `isbert data download`
+# `isbert data download` lives in isbert.evaluation.download (it imports this module's tables); its names stay
+# importable from here, looked up lazily so that neither module imports the other at load time.
+
+_DOWNLOAD_NAMES = frozenset(
+    {
+        "DEFAULT_MAX_DOWNLOAD_MB",
+        "DEFAULT_MAX_EXTRACT_MB",
+        "NoDowngradeRedirects",
+        "Source",
+        "copy_capped",
+        "default_sources",
+        "download",
+        "load_sources",
+        "_extract",
+        "_map_member",
+        "_safe_target",
+        "_verify_download",
+    }
+)
 
 
-@dataclass
-class Source:
-    """One download: a plain file, or an archive whose members (exact names, or folder prefixes ending in '/')
-    are mapped to paths inside the data folder."""
-
-    name: str
-    url: str
-    kind: Literal["file", "zip", "tar"]
-    members: dict[str, str]
-    sha256: str | None = None
-    """Expected sha256 of the downloaded bytes, where known (a mirror can pin its files)."""
-
-
-_IXA = "http://ixa2.si.ehu.eus/stswiki/images"
-_STS_ARCHIVES = {
-    "STS12": (f"{_IXA}/4/40/STS2012-en-test.zip", "test-gold/", "STS."),
-    "STS13": (f"{_IXA}/2/2f/STS2013-en-test.zip", "test-gs/", "STS."),
-    "STS14": (f"{_IXA}/8/8c/STS2014-en-test.zip", "sts-en-test-gs-2014/", "STS."),
-    "STS15": (f"{_IXA}/d/da/STS2015-en-test.zip", "test_evaluation_task2a/", "STS."),
-    "STS16": (f"{_IXA}/9/98/STS2016-en-test.zip", "sts2016-english-with-gs-v1.0/", "STS2016."),
-}
-
-
-def default_sources() -> list[Source]:
-    """The original public sources, as in SentEval's ``data/downstream/get_transfer_data.bash``.
-
-    They give the ``raw`` text variant of STS12-16 and STSb (use ``--text raw``); SentEval's tokenized copies
-    and MRPC (distributed by Microsoft as an .msi installer) have to be made with SentEval's own script.
-    """
-    sources = []
-    for task, (url, folder, prefix) in _STS_ARCHIVES.items():
-        members = {
-            f"{folder}{prefix}{kind}.{sub}.txt": f"sts/raw/{task}/STS.{kind}.{sub}.txt"
-            for sub in STS_SUBSETS[task]
-            for kind in ("input", "gs")
-        }
-        sources.append(Source(task, url, "zip", members))
-    sources.append(
-        Source(
-            "STSBenchmark",
-            f"{_IXA}/4/48/Stsbenchmark.tar.gz",
-            "tar",
-            {f"stsbenchmark/sts-{s}.csv": f"sts/STSBenchmark/sts-{s}.csv" for s in ("train", "dev", "test")},
-        )
-    )
-    sick = "https://raw.githubusercontent.com/brmson/dataset-sts/master/data/sts/sick2014"
-    sources.append(
-        Source("SICK-R", f"{sick}/SICK_test_annotated.txt", "file", {"": "sts/SICK/SICK_test_annotated.txt"})
-    )
-    sources.append(
-        Source(
-            "MR/CR/SUBJ/MPQA",
-            "https://dl.fbaipublicfiles.com/senteval/senteval_data/datasmall_NB_ACL12.zip",
-            "zip",
-            {
-                "data/rt10662/": "transfer/MR/",
-                "data/customerr/": "transfer/CR/",
-                "data/subj/": "transfer/SUBJ/",
-                "data/mpqa/": "transfer/MPQA/",
-            },
-        )
-    )
-    sif = "https://raw.githubusercontent.com/PrincetonML/SIF/master/data"
-    for split in ("train", "dev", "test"):
-        sources.append(
-            Source(
-                f"SST2/{split}",
-                f"{sif}/sentiment-{split}",
-                "file",
-                {"": f"transfer/SST/binary/sentiment-{split}"},
-            )
-        )
-    trec = "https://cogcomp.seas.upenn.edu/Data/QA/QC"
-    for name in ("train_5500.label", "TREC_10.label"):
-        sources.append(Source(f"TREC/{name}", f"{trec}/{name}", "file", {"": f"transfer/TREC/{name}"}))
-    return sources
-
-
-def load_sources(path: str | os.PathLike[str]) -> list[Source]:
-    """Read a JSON list of ``{"name", "url", "kind", "members"[, "sha256"]}`` objects (a mirror, a test server)."""
-    try:
-        items = json.loads(Path(path).read_text(encoding="utf-8"))
-        return [Source(str(i["name"]), str(i["url"]), i["kind"], dict(i["members"]), i.get("sha256")) for i in items]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise IsbertError(f"{path}: not a valid sources file ({error})") from None
-
-
-def _safe_target(root: Path, relative: str, what: str) -> Path:
-    """Resolve ``relative`` inside ``root``; refuse absolute paths and anything climbing out (``..``)."""
-    pure = PurePosixPath(relative.replace("\\", "/"))
-    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
-        raise IsbertError(f"refusing {what} '{relative}': it would be written outside {root}")
-    target = (root / Path(*pure.parts)).resolve()
-    if not target.is_relative_to(root.resolve()):
-        raise IsbertError(f"refusing {what} '{relative}': it would be written outside {root}")
-    return target
-
-
-def _map_member(name: str, members: dict[str, str]) -> str | None:
-    for source, dest in members.items():
-        if source.endswith("/") and name.startswith(source) and not name.endswith("/"):
-            return dest + name[len(source) :]
-        if name == source:
-            return dest
-    return None
-
-
-def _extract(blob: bytes, source: Source, root: Path) -> list[Path]:
-    written: list[Path] = []
-    entries: list[tuple[str, Callable[[], bytes]]] = []
-    if source.kind == "zip":
-        archive = zipfile.ZipFile(io.BytesIO(blob))
-        entries = [
-            (info.filename, lambda info=info: archive.read(info)) for info in archive.infolist() if not info.is_dir()
-        ]
-    else:
-        tar = tarfile.open(fileobj=io.BytesIO(blob), mode="r:*")  # noqa: SIM115 (read lazily below)
-        for member in tar.getmembers():
-            if member.isdir():
-                continue
-            if not member.isfile():
-                if _map_member(member.name, source.members) is not None:
-                    raise IsbertError(f"refusing archive member '{member.name}' of {source.url}: not a regular file")
-                continue
-            entries.append((member.name, lambda member=member: tar.extractfile(member).read()))  # type: ignore[union-attr]
-    for name, read in entries:
-        _safe_target(root, name, f"archive member of {source.url}")  # the member name itself must stay inside
-        dest = _map_member(name, source.members)
-        if dest is None:
-            continue
-        target = _safe_target(root, dest, f"archive member '{name}' of {source.url}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(read())
-        written.append(target)
-    wanted = [m for m in source.members if not m.endswith("/")]
-    missing = [m for m in wanted if m not in {n for n, _ in entries}]
-    if missing:
-        raise IsbertError(f"{source.url}: archive lacks {', '.join(missing)}")
-    return written
-
-
-def _verify_download(target: Path, root: Path) -> None:
-    """A downloaded file whose path has a known sha256 (the reference copy's) must match it; else it is removed."""
-    expected = KNOWN_SHA256.get(target.relative_to(root.resolve()).as_posix())
-    if expected and (got := sha256_file(target)) != expected:
-        target.unlink()
-        raise IsbertError(
-            f"{target}: checksum mismatch after download (expected sha256 {expected[:16]}..., got {got[:16]}...); "
-            "the source changed or the transfer was corrupted, so the file was removed"
-        )
-
-
-def download(
-    data_dir: str | os.PathLike[str],
-    sources: list[Source] | None = None,
-    *,
-    timeout: float = 60.0,
-    log: Callable[[str], None] = print,
-) -> list[Path]:
-    """Fetch the sources into ``data_dir`` (created if needed) and return the files written.
-
-    A source's own ``sha256`` (if given) is checked before anything is written, and every written file whose path
-    has a known checksum (:data:`KNOWN_SHA256`, the reference copy) must match it.
-
-    Every target path is checked to stay inside ``data_dir`` before anything is written; archives are read in
-    memory (they are a few MB) so nothing outside the mapped members touches the disk.
-    """
-    root = Path(data_dir).expanduser()
-    root.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for source in sources if sources is not None else default_sources():
-        for dest in source.members.values():
-            _safe_target(root, dest or "x", f"target path of {source.name}")
-        log(f"downloading {source.name}: {source.url}")
-        try:
-            with urllib.request.urlopen(source.url, timeout=timeout) as response:
-                blob = response.read()
-        except OSError as error:
-            raise IsbertError(f"could not download {source.name} from {source.url}: {error}") from None
-        if source.sha256 and (got := hashlib.sha256(blob).hexdigest()) != source.sha256:
-            raise IsbertError(
-                f"{source.url}: checksum mismatch (expected sha256 {source.sha256}, got {got}); nothing written"
-            )
-        if source.kind == "file":
-            (dest,) = source.members.values()
-            target = _safe_target(root, dest, f"target path of {source.name}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
-                handle.write(blob)
-            shutil.move(handle.name, target)
-            written.append(target)
-        else:
-            try:
-                written.extend(_extract(blob, source, root))
-            except (zipfile.BadZipFile, tarfile.TarError) as error:
-                raise IsbertError(f"{source.url}: not a valid {source.kind} archive ({error})") from None
-    for target in written:
-        _verify_download(target, root)
-    return written
+def __getattr__(name: str) -> object:
+    if name in _DOWNLOAD_NAMES:
+        return getattr(importlib.import_module("isbert.evaluation.download"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
