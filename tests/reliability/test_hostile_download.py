@@ -181,7 +181,7 @@ def test_zip_bomb_is_refused_in_bounded_memory(server: str, www: Path, tmp_path:
     source = data.Source("bomb", f"{server}/bomb.zip", "zip", {"test-gold/": "mirror/"})
     peak, rss = measured(lambda: refused([source], tmp_path, r"bomb: .*more than .* MB.*--max-extract-mb"))
     assert peak < MEMORY_BOUND and rss < 4 * MEMORY_BOUND, (peak, rss)
-    reliability.fault(survived=True)
+    reliability.fault()
 
 
 def test_tar_bomb_is_refused_in_bounded_memory(server: str, www: Path, tmp_path: Path, reliability) -> None:
@@ -190,7 +190,7 @@ def test_tar_bomb_is_refused_in_bounded_memory(server: str, www: Path, tmp_path:
     source = data.Source("tarbomb", f"{server}/bomb.tar.gz", "tar", {"stsbenchmark/sts-test.csv": "mirror/t.csv"})
     peak, rss = measured(lambda: refused([source], tmp_path, r"tarbomb: .*more than .* MB.*--max-extract-mb"))
     assert peak < MEMORY_BOUND and rss < 4 * MEMORY_BOUND, (peak, rss)
-    reliability.fault(survived=True)
+    reliability.fault()
 
 
 def test_zip_member_lying_about_its_size_is_refused(server: str, www: Path, tmp_path: Path, reliability) -> None:
@@ -200,7 +200,7 @@ def test_zip_member_lying_about_its_size_is_refused(server: str, www: Path, tmp_
     source = data.Source("liar", f"{server}/liar.zip", "zip", {"d/big.txt": "mirror/big.txt"})
     peak, _ = measured(lambda: refused([source], tmp_path, r"liar: "))
     assert peak < MEMORY_BOUND, peak
-    reliability.fault(survived=True)
+    reliability.fault()
 
 
 def test_extraction_counts_the_bytes_it_reads_not_the_declared_size(reliability) -> None:
@@ -209,7 +209,7 @@ def test_extraction_counts_the_bytes_it_reads_not_the_declared_size(reliability)
     with pytest.raises(IsbertError, match=r"more than 1 MB"):
         data.copy_capped(ZeroReader(10**15), sink, limit=MB, what="endless member")
     assert len(sink.getvalue()) <= 2 * MB
-    reliability.fault(survived=True)
+    reliability.fault()
 
 
 def test_tar_member_lying_about_its_size_is_refused(server: str, www: Path, tmp_path: Path, reliability) -> None:
@@ -219,7 +219,7 @@ def test_tar_member_lying_about_its_size_is_refused(server: str, www: Path, tmp_
     (www / "liar.tar").write_bytes(header.tobuf() + b"A" * 2048 + bytes(1024))
     source = data.Source("tarliar", f"{server}/liar.tar", "tar", {header.name: "sts/STSBenchmark/sts-test.csv"})
     refused([source], tmp_path, r"tarliar|sts-test\.csv")
-    reliability.fault(survived=True)
+    reliability.fault()
 
 
 # ------------------------------------------------------------------------------------------------ bad members
@@ -239,7 +239,7 @@ def test_zip_with_a_bad_last_member_writes_nothing(server: str, www: Path, tmp_p
     source = data.Source("last", f"{server}/last.zip", "zip", {"test-gold/": "mirror/"})
     refused([source], tmp_path, r"refusing .*outside|refusing")
     assert not (tmp_path / "escaped.txt").exists() and not Path("/tmp/isbert-absolute.txt").exists()
-    reliability.fault(survived=True)
+    reliability.fault()
 
 
 def test_zip_symlink_member_is_refused(server: str, www: Path, tmp_path: Path, reliability) -> None:
@@ -252,7 +252,7 @@ def test_zip_symlink_member_is_refused(server: str, www: Path, tmp_path: Path, r
         archive.writestr(link, "/etc/passwd")
     source = data.Source("ziplink", f"{server}/ziplink.zip", "zip", {"test-gold/": "mirror/"})
     refused([source], tmp_path, r"not a regular file")
-    reliability.fault(survived=True)
+    reliability.fault()
 
 
 @pytest.mark.parametrize(
@@ -273,7 +273,7 @@ def test_tar_bad_last_member_writes_nothing(server: str, www: Path, tmp_path: Pa
     source = data.Source("badtar", f"{server}/bad.tar.gz", "tar", {"stsbenchmark/": "mirror/"})
     refused([source], tmp_path, r"refusing")
     assert not (tmp_path / "escaped.csv").exists()
-    reliability.fault(survived=True)
+    reliability.fault()
 
 
 def test_duplicate_member_names_are_refused(server: str, www: Path, tmp_path: Path, reliability) -> None:
@@ -282,7 +282,7 @@ def test_duplicate_member_names_are_refused(server: str, www: Path, tmp_path: Pa
         archive.writestr("d/a.txt", "first")
         archive.writestr("d/a.txt", "second")
     refused([data.Source("dup", f"{server}/dup.zip", "zip", {"d/": "mirror/"})], tmp_path, r"twice")
-    reliability.fault(survived=True)
+    reliability.fault()
 
 
 # ------------------------------------------------------------------------------------------------ responses
@@ -292,13 +292,13 @@ def test_download_over_the_cap_is_stopped(server: str, www: Path, tmp_path: Path
     (www / "big.txt").write_bytes(b"x" * (3 * MB))
     source = data.Source("big", f"{server}/big.txt", "file", {"": "mirror/big.txt"})
     refused([source], tmp_path, r"big: .*more than 1 MB.*--max-download-mb", max_download_bytes=MB)
-    reliability.fault(survived=True)
+    reliability.fault()
 
 
 def test_announced_size_over_the_cap_is_refused_before_reading(server: str, tmp_path: Path, reliability) -> None:
     source = data.Source("announced", f"{server}/announces-too-much", "file", {"": "mirror/x"})
     refused([source], tmp_path, r"announced: .*announces 1000000000000 bytes.*--max-download-mb")
-    reliability.fault(survived=True)
+    reliability.fault()
 
 
 def test_endless_response_is_stopped_at_the_cap(server: str, tmp_path: Path, reliability) -> None:
@@ -306,7 +306,7 @@ def test_endless_response_is_stopped_at_the_cap(server: str, tmp_path: Path, rel
     started = time.monotonic()
     refused([source], tmp_path, r"endless: .*more than 2 MB", max_download_bytes=2 * MB)
     assert time.monotonic() - started < 30
-    reliability.fault(survived=True)
+    reliability.fault()
 
 
 def test_stalled_response_times_out_in_one_line(server: str, tmp_path: Path, reliability) -> None:
@@ -315,14 +315,14 @@ def test_stalled_response_times_out_in_one_line(server: str, tmp_path: Path, rel
     with pytest.raises(IsbertError, match=r"could not download stalled .*timed out.*--timeout"):
         data.download(target, [source], timeout=0.5, log=lambda message: None)
     assert files_under(target) == []
-    reliability.fault(survived=True)
+    reliability.fault()
 
 
 def test_unreachable_host_and_bad_url_fail_in_one_line(tmp_path: Path, reliability) -> None:
     for url in ("http://127.0.0.1:9/closed-port", "nonsense://x", "http://[::1"):
         message = refused([data.Source("nowhere", url, "file", {"": "mirror/x"})], tmp_path, r"nowhere")
         assert "could not download nowhere" in message
-        reliability.fault(survived=True)
+        reliability.fault()
 
 
 # ------------------------------------------------------------------------------------------------ fuzzing
