@@ -408,3 +408,48 @@ def test_work_of_a_departed_client_is_dropped(model_and_folder) -> None:
         asyncio.run(run(url))
         assert "departed words" not in app.state.seen
         assert app.state.batcher.stats.dropped == 1
+
+
+def test_bounded_mixed_load_gives_each_good_request_its_own_rows(model_and_folder, reliability) -> None:
+    """300 requests (1 in 6 bad) of 1 to 5 texts from 6 clients on 127.0.0.1, within 60 s: every good one succeeds
+    with the embeddings of its own texts; every bad one gets its own 4xx."""
+    model, _ = model_and_folder
+    app = create_app(model, "tiny", limits=Limits(max_texts=8, max_chars=200), batch_wait_ms=5)
+    total, clients = 300, 6
+    latencies: list[float] = []
+    problems: list[str] = []
+
+    async def client_loop(worker: int, client: httpx.AsyncClient) -> None:
+        for n in range(worker, total, clients):
+            texts = [WORDS[(n + i) % 5] + f" {n}" * (i % 3) for i in range(1 + n % 5)]
+            bad = n % 6 == 0
+            body = json.dumps({"texts": [*texts, "\ud800"] if bad else texts}).encode()
+            begin = time.perf_counter()
+            response = await client.post("/embed", content=body, headers={"content-type": "application/json"})
+            latencies.append(time.perf_counter() - begin)
+            if bad and response.status_code != 400:
+                problems.append(f"bad request answered {response.status_code}")
+            elif not bad and response.status_code != 200:
+                problems.append(f"good request answered {response.status_code}: {response.text[:100]}")
+            elif not bad:
+                want = model.encode(texts, normalize_embeddings=True)
+                if not np.allclose(response.json()["embeddings"], want, atol=1e-5):
+                    problems.append(f"request {n} got rows that are not its own")
+
+    async def run(url: str) -> float:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            begin = time.perf_counter()
+            await asyncio.wait_for(asyncio.gather(*(client_loop(w, client) for w in range(clients))), timeout=60)
+            return time.perf_counter() - begin
+
+    with running(app) as (url, _):
+        elapsed = asyncio.run(run(url))
+        stats = app.state.batcher.stats
+    reliability.fuzz_case(total)
+    p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+    print(
+        f"\nmixed load: {total} requests, {clients} clients: {total / elapsed:.1f} req/s, p50 {p50:.1f} ms, "
+        f"p99 {p99:.1f} ms, {stats.batches} batches for {stats.requests} encoded requests"
+    )
+    assert not problems, problems[:3]
+    assert len(latencies) == total and stats.batches < stats.requests
