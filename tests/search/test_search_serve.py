@@ -196,3 +196,13 @@ def test_the_serve_command_runs_on_loopback(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.5", "::"])
+def test_binding_beyond_loopback_without_a_key_is_refused(host: str, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from isbert.cli import main
+
+    monkeypatch.delenv("ISBERT_API_KEY", raising=False)
+    assert main(["serve", "no-such-model", "--host", host]) == 2
+    message = capsys.readouterr().err.strip()
+    assert "--insecure-no-api-key" in message and "\n" not in message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -314,15 +315,28 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
         help="run an HTTP service: /embed, /similarity, /search, /health and OpenAI-style /v1/embeddings",
         description=(
             "Serve MODEL over HTTP (FastAPI + uvicorn). With --index, /search answers from that index, which must "
-            "have been built with the same model. Concurrent requests are batched together."
+            "have been built with the same model. Concurrent requests are batched together. Binding beyond "
+            "loopback needs an API key (--api-key or ISBERT_API_KEY); put TLS in front with a reverse proxy."
         ),
     )
     parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("--index", default=None, help="an index folder for /search")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    parser.add_argument("--model-name", default=None, help="the model's name in answers (default: its folder's name)")
+    _add_serve_security(parser)
     parser.add_argument("--max-texts", type=positive_int, default=256, help="texts per request (default: 256)")
     parser.add_argument("--max-chars", type=positive_int, default=10_000, help="characters per text (10000)")
+    parser.add_argument(
+        "--max-tokens-per-request", type=positive_int, default=100_000, help="tokens per request (default: 100000)"
+    )
+    parser.add_argument(
+        "--max-queued", type=positive_int, default=64, help="requests waiting to be encoded; 503 above (default: 64)"
+    )
+    parser.add_argument("--request-timeout", type=float, default=60.0, help="seconds per request; 504 after (60)")
+    parser.add_argument("--body-timeout", type=float, default=10.0, help="seconds to receive a body; 408 after (10)")
+    parser.add_argument("--header-timeout", type=float, default=10.0, help="seconds to receive headers (default: 10)")
+    parser.add_argument("--shutdown-timeout", type=float, default=3.0, help="seconds to finish at shutdown (3)")
     parser.add_argument("--max-batch", type=positive_int, default=64, help="texts per merged batch (default: 64)")
     parser.add_argument("--batch-wait-ms", type=float, default=5.0, help="wait for more requests (default: 5 ms)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps ... (default: best available)")
@@ -330,19 +344,80 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run_serve)
 
 
-def _run_serve(args: argparse.Namespace) -> int:
-    from isbert.search.index import SearchIndex
-    from isbert.search.serve import Limits, create_app, serve
+def _add_serve_security(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("ISBERT_API_KEY"),
+        help="require 'Authorization: Bearer KEY' (default: $ISBERT_API_KEY; prefer it: arguments show in ps)",
+    )
+    parser.add_argument(
+        "--insecure-no-api-key",
+        action="store_true",
+        help="allow a non-loopback --host without an API key (anyone who can reach the port can use it)",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name clients may use besides loopback names (repeatable; guards against DNS rebinding)",
+    )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser origin allowed to call the service, e.g. https://app.example (repeatable; default: none)",
+    )
+
+
+def _serve_settings(args: argparse.Namespace):
+    """The service's Limits and Security from the flags; a non-loopback bind without a key is refused."""
+    from isbert.search.serve import Limits, Security, is_loopback
 
     if not 0 < args.port < 65536:
         raise IsbertError(f"--port must be between 1 and 65535, got {args.port}")
+    for flag in ("request_timeout", "body_timeout", "header_timeout", "shutdown_timeout"):
+        if not getattr(args, flag) > 0:
+            raise IsbertError(f"--{flag.replace('_', '-')} must be a positive number of seconds")
+    loopback = is_loopback(args.host)
+    if not args.api_key and not loopback and not args.insecure_no_api_key:
+        raise IsbertError(
+            f"--host {args.host} is reachable from other machines; set an API key (--api-key or ISBERT_API_KEY) "
+            "or pass --insecure-no-api-key"
+        )
+    limits = Limits(
+        max_texts=args.max_texts,
+        max_chars=args.max_chars,
+        max_tokens=args.max_tokens_per_request,
+        max_queued=args.max_queued,
+        request_timeout_s=args.request_timeout,
+        body_timeout_s=args.body_timeout,
+        header_timeout_s=args.header_timeout,
+        shutdown_timeout_s=args.shutdown_timeout,
+    )
+    security = Security(
+        api_key=args.api_key or None,
+        check_host=loopback or bool(args.allowed_host),
+        allowed_hosts=tuple(args.allowed_host),
+        cors_origins=tuple(args.cors_origin),
+    )
+    return limits, security
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from isbert.search.index import SearchIndex
+    from isbert.search.serve import create_app, serve
+
+    limits, security = _serve_settings(args)
     index = SearchIndex.open(args.index) if args.index else None
     model = _load_model(args.model, args.device)
     app = create_app(
         model,
-        args.model,
+        args.model_name or Path(args.model.rstrip("/\\")).name or "model",
         index=index,
-        limits=Limits(max_texts=args.max_texts, max_chars=args.max_chars),
+        limits=limits,
+        security=security,
         max_batch=args.max_batch,
         batch_wait_ms=args.batch_wait_ms,
     )
