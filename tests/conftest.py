@@ -18,6 +18,21 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The evaluation data, found exactly as the CLI finds it (``ISBERT_DATA_DIR``; the README's test command sets
+    it to ``../shared/data``). Missing data skips a developer's run but fails CI, which is meant to have it."""
+    from isbert.errors import IsbertError
+    from isbert.evaluation.data import resolve_data_dir
+
+    try:
+        return resolve_data_dir()
+    except IsbertError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs the data tests: {error}", pytrace=False)
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"))
 

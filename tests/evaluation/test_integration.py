@@ -1,25 +1,18 @@
-"""A few checks on the real evaluation data (shared/data), skipped where it is not present."""
+"""A few checks on the real evaluation data (the `data_dir` fixture: skipped without it, except in CI)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from isbert.evaluation import data
 
-DATA_DIR = Path(os.environ.get(data.ENV_VAR) or Path(__file__).resolve().parents[2] / ".." / "shared" / "data")
-needs_data = pytest.mark.skipif(
-    not (DATA_DIR / "sts").is_dir(), reason=f"evaluation data not found at {DATA_DIR} (set {data.ENV_VAR})"
-)
 
-
-@needs_data
 @pytest.mark.parametrize("text", ["senteval", "raw"])
-def test_real_sts_counts_match_senteval(text: data.TextVariant) -> None:
+def test_real_sts_counts_match_senteval(data_dir: Path, text: data.TextVariant) -> None:
     sizes = {
-        task: sum(len(s) for s in data.load_task(task, DATA_DIR, text).subsets.values()) for task in data.STS_TASKS
+        task: sum(len(s) for s in data.load_task(task, data_dir, text).subsets.values()) for task in data.STS_TASKS
     }
     assert sizes == {
         "STS12": 3108,
@@ -32,15 +25,13 @@ def test_real_sts_counts_match_senteval(text: data.TextVariant) -> None:
     }
 
 
-@needs_data
-def test_real_data_check_passes() -> None:
-    lines = data.check_data(DATA_DIR)
+def test_real_data_check_passes(data_dir: Path) -> None:
+    lines = data.check_data(data_dir)
     assert all(line.ok for line in lines), [line.message for line in lines if not line.ok]
 
 
-@needs_data
 @pytest.mark.slow
-def test_packaged_minilm_on_a_stsb_subset(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_packaged_minilm_on_a_stsb_subset(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The packaged all-MiniLM-L6-v2 correlates well with STSb gold on its first 60 pairs."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     import numpy as np
@@ -48,7 +39,7 @@ def test_packaged_minilm_on_a_stsb_subset(monkeypatch: pytest.MonkeyPatch) -> No
     import isbert
     from isbert.evaluation.sts import cosine_rows, spearman
 
-    subset = data.read_stsb(DATA_DIR / "sts/STSBenchmark/senteval/sts-test.csv")
+    subset = data.read_stsb(data_dir / "sts/STSBenchmark/senteval/sts-test.csv")
     model = isbert.load("offline-minilm", device="cpu")
     a = model.encode(subset.sentences1[:60], convert_to_numpy=True, show_progress_bar=False)
     b = model.encode(subset.sentences2[:60], convert_to_numpy=True, show_progress_bar=False)

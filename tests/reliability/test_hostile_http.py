@@ -99,7 +99,7 @@ def test_a_bad_text_among_concurrent_requests_fails_alone(served, model_and_fold
             return await asyncio.gather(*(client.post("/embed", content=b, headers=headers) for b in bodies))
 
     responses = asyncio.run(run())
-    reliability.fault(survived=True)
+    reliability.fault()
     bad_response = responses.pop(3)
     assert bad_response.status_code == 400 and assert_error_shape(bad_response)["code"] == "invalid_text"
     for i, response in enumerate(responses):
@@ -123,7 +123,7 @@ def test_a_failing_merged_batch_is_retried_request_by_request(reliability) -> No
         return results, batcher
 
     results, batcher = asyncio.run(run())
-    reliability.fault(survived=True)
+    reliability.fault()
     assert isinstance(results[1], RuntimeError)
     assert [row[0] for row in results[0]] == [1, 2] and [row[0] for row in results[3]] == [4, 1, 2]
     assert batcher.stats.split_batches == 1 and batcher.stats.failed == 1
