@@ -18,7 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
+def real_data_dir() -> Path:
     """The evaluation data, found exactly as the CLI finds it (``ISBERT_DATA_DIR``; the README's test command sets
     it to ``../shared/data``). Missing data skips a developer's run but fails CI, which is meant to have it."""
     from isbert.errors import IsbertError

@@ -47,6 +47,27 @@ def test_special_tokens_can_be_left_out_of_the_local_tokens() -> None:
     assert torch.all(out["token_embeddings"][0, [0, 3, 4]] == 0)
 
 
+def test_left_out_special_tokens_still_feed_the_windows_as_context() -> None:
+    """With include_special_tokens=False, [CLS]/[SEP] are not local tokens but stay in their neighbours' windows."""
+    torch.manual_seed(0)
+    kept = MaskedCNN(3, out_channels=2, kernel_sizes=[3], activation="none")
+    left_out = MaskedCNN(3, out_channels=2, kernel_sizes=[3], activation="none", include_special_tokens=False,
+                         special_token_ids=[101, 102])  # fmt: skip
+    left_out.load_state_dict(kept.state_dict())
+    input_ids = torch.tensor([[101, 7, 8, 102]])
+    tokens = torch.randn(1, 4, 3)
+    mask = torch.ones(1, 4, dtype=torch.long)
+    full = kept({"token_embeddings": tokens.clone(), "attention_mask": mask})["token_embeddings"]
+    out = left_out({"token_embeddings": tokens.clone(), "attention_mask": mask, "input_ids": input_ids})
+    # Word positions 1 and 2 see [CLS] and [SEP] in their 3-token windows: the same features as with them kept.
+    torch.testing.assert_close(out["token_embeddings"][0, 1:3], full[0, 1:3])
+    # And they differ from windows where the special tokens were zeroed out, so the test can tell the two apart.
+    blanked = tokens.clone()
+    blanked[0, [0, 3]] = 0
+    without_context = kept({"token_embeddings": blanked, "attention_mask": mask})["token_embeddings"]
+    assert not torch.allclose(without_context[0, 1:3], full[0, 1:3])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -59,6 +59,13 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
 
 
+def check_model_reference(name_or_path: str | os.PathLike[str]) -> None:
+    """Fail at once on a model path that does not exist, before a command reads data or loads anything else."""
+    path = resolve_model_name(name_or_path)
+    if not _is_local(path) and _looks_like_path(path):
+        raise IsbertError(f"model folder not found: {path}")
+
+
 def _hub_error(name: str, error: Exception) -> IsbertError:
     if _looks_like_path(name):
         return IsbertError(f"model folder not found: {name}")
@@ -264,8 +271,7 @@ def load(
     if _is_local(path):
         verify_model_folder(path)
         refuse_pickle_weights(path)
-    elif _looks_like_path(path):
-        raise IsbertError(f"model folder not found: {path}")
+    check_model_reference(path)
     if TRUST_REMOTE_CODE and "trust_remote_code" not in kwargs:
         kwargs["trust_remote_code"] = True
     try:

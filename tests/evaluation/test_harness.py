@@ -191,3 +191,64 @@ def test_cache_keeps_texts_whose_hash_ends_in_a_nul_byte(tmp_path: Path) -> None
     encode_unique(model, [text, "other"], cache=EmbeddingCache(tmp_path, "m"), show_progress=False)
     _, _, encoded = encode_unique(model, [text, "other"], cache=EmbeddingCache(tmp_path, "m"), show_progress=False)
     assert encoded == 0
+
+
+def independent_scores(encoder: HashedBagOfWords, pairs: list[tuple[str, str, float]], transform=None) -> float:
+    """Cosine + Spearman x100 computed here with numpy and scipy only, as a check on the harness."""
+    from scipy.stats import spearmanr
+
+    first = encoder.encode([a for a, _, _ in pairs]).astype(np.float64)
+    second = encoder.encode([b for _, b, _ in pairs]).astype(np.float64)
+    if transform is not None:
+        first, second = transform(first), transform(second)
+    cosine = (first * second).sum(1) / (np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1))
+    return 100 * spearmanr(cosine, [gold for _, _, gold in pairs]).statistic
+
+
+PHRASES = ["a man plays guitar", "a woman cuts onions", "a dog runs fast", "the cat sleeps", "kids play ball",
+           "a man sings", "the sun is hot", "a car drives by", "birds fly south", "a girl reads books"]  # fmt: skip
+
+
+@pytest.fixture
+def scored_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[tuple[str, str, float]]]:
+    """STS12 as two sub-datasets of 8 pairs with distinct gold scores (no ties anywhere), and its pooled pairs."""
+    monkeypatch.setitem(data.STS_SUBSETS, "STS12", {"MSRpar": 8, "MSRvid": 8})
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "data" / "sts" / "STS12"
+    folder.mkdir(parents=True)
+    pooled = []
+    for number, subset in enumerate(["MSRpar", "MSRvid"]):
+        pairs = [(PHRASES[i], PHRASES[(i + 1 + number + i // 3) % 10] + f" {i}", 0.3 * i + number) for i in range(8)]
+        order = rng.permutation(8)
+        pairs = [pairs[i] for i in order]
+        (folder / f"STS.input.{subset}.txt").write_text("".join(f"{a}\t{b}\n" for a, b, _ in pairs))
+        (folder / f"STS.gs.{subset}.txt").write_text("".join(f"{gold}\n" for _, _, gold in pairs))
+        pooled += pairs
+    return tmp_path / "data", pooled
+
+
+def test_pooled_sts_scores_match_scipy_on_the_same_embeddings(scored_data_dir) -> None:
+    root, pooled = scored_data_dir
+    results = evaluate(HashedBagOfWords(), "sts12", root, show_progress=False)
+    assert results["STS12"]["spearman"] == pytest.approx(independent_scores(HashedBagOfWords(), pooled), rel=1e-9)
+
+
+def test_single_file_sts_score_matches_scipy(data_dir: Path) -> None:
+    results = evaluate(HashedBagOfWords(), "sick-r", data_dir, show_progress=False)
+    sick = [(SENTENCES[a], SENTENCES[b], s) for a, b, s in [(0, 1, 5.0), (0, 2, 1.0), (2, 3, 0.5), (3, 4, 2.0)]]
+    assert results["SICK-R"]["spearman"] == pytest.approx(independent_scores(HashedBagOfWords(), sick), rel=1e-9)
+
+
+def test_whitening_is_applied_to_the_scored_embeddings(scored_data_dir, tmp_path: Path) -> None:
+    root, pooled = scored_data_dir
+    unlabeled = [f"sentence number {i} about {w}" for i, w in enumerate("abcdefghijklmnopqrstuvwxyz")]
+    (tmp_path / "unlabeled.txt").write_text("\n".join(unlabeled))
+    results = evaluate(HashedBagOfWords(), "sts12", root, whiten=True, whiten_dim=4,
+                       whiten_file=tmp_path / "unlabeled.txt", show_progress=False)  # fmt: skip
+    x = HashedBagOfWords().encode(unlabeled).astype(np.float64)
+    mean = x.mean(0)
+    u, s, _ = np.linalg.svd(np.cov(x - mean, rowvar=False))
+    kernel = (u / np.sqrt(s + 1e-8))[:, :4]
+    whitened = independent_scores(HashedBagOfWords(), pooled, lambda e: (e - mean) @ kernel)
+    assert results["STS12"]["spearman"] == pytest.approx(whitened, rel=1e-9)
+    assert whitened != pytest.approx(independent_scores(HashedBagOfWords(), pooled))  # the test can tell them apart

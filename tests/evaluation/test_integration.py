@@ -1,4 +1,4 @@
-"""A few checks on the real evaluation data (the `data_dir` fixture: skipped without it, except in CI)."""
+"""A few checks on the real evaluation data (the `real_data_dir` fixture: skipped without it, except in CI)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from isbert.evaluation import data
 
 
 @pytest.mark.parametrize("text", ["senteval", "raw"])
-def test_real_sts_counts_match_senteval(data_dir: Path, text: data.TextVariant) -> None:
+def test_real_sts_counts_match_senteval(real_data_dir: Path, text: data.TextVariant) -> None:
     sizes = {
-        task: sum(len(s) for s in data.load_task(task, data_dir, text).subsets.values()) for task in data.STS_TASKS
+        task: sum(len(s) for s in data.load_task(task, real_data_dir, text).subsets.values()) for task in data.STS_TASKS
     }
     assert sizes == {
         "STS12": 3108,
@@ -25,13 +25,13 @@ def test_real_sts_counts_match_senteval(data_dir: Path, text: data.TextVariant) 
     }
 
 
-def test_real_data_check_passes(data_dir: Path) -> None:
-    lines = data.check_data(data_dir)
+def test_real_data_check_passes(real_data_dir: Path) -> None:
+    lines = data.check_data(real_data_dir)
     assert all(line.ok for line in lines), [line.message for line in lines if not line.ok]
 
 
 @pytest.mark.slow
-def test_packaged_minilm_on_a_stsb_subset(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_packaged_minilm_on_a_stsb_subset(real_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The packaged all-MiniLM-L6-v2 correlates well with STSb gold on its first 60 pairs."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     import numpy as np
@@ -39,7 +39,7 @@ def test_packaged_minilm_on_a_stsb_subset(data_dir: Path, monkeypatch: pytest.Mo
     import isbert
     from isbert.evaluation.sts import cosine_rows, spearman
 
-    subset = data.read_stsb(data_dir / "sts/STSBenchmark/senteval/sts-test.csv")
+    subset = data.read_stsb(real_data_dir / "sts/STSBenchmark/senteval/sts-test.csv")
     model = isbert.load("offline-minilm", device="cpu")
     a = model.encode(subset.sentences1[:60], convert_to_numpy=True, show_progress_bar=False)
     b = model.encode(subset.sentences2[:60], convert_to_numpy=True, show_progress_bar=False)

@@ -259,9 +259,9 @@ def test_interrupted_run_resumes(
 
 
 @pytest.mark.slow
-def test_quick_experiment_end_to_end(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_quick_experiment_end_to_end(real_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = tmp_path / "results"
-    code = main(["experiment", str(REPO / "experiments" / "quick.toml"), "--data-dir", str(data_dir),
+    code = main(["experiment", str(REPO / "experiments" / "quick.toml"), "--data-dir", str(real_data_dir),
                  "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results), "--no-progress"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     rows = table_rows((results / "quick.md").read_text())

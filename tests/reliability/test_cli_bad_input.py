@@ -8,6 +8,7 @@ errors. Never a traceback. Most cases run in-process (``isbert.cli.main``); a fe
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,8 @@ def files(tmp_path_factory: pytest.TempPathFactory, tiny_isbert_folder: Path) ->
     bad_utf8.write_bytes(b"ok\n\xff\xfe broken\n")
     bad_sources = root / "sources.json"
     bad_sources.write_text("{not json")
+    empty_sources = root / "no-sources.json"
+    empty_sources.write_text("[]")
     empty_data = root / "empty-data"
     empty_data.mkdir()
     return {
@@ -45,170 +48,445 @@ def files(tmp_path_factory: pytest.TempPathFactory, tiny_isbert_folder: Path) ->
         "bad_jsonl": str(bad_jsonl),
         "bad_utf8": str(bad_utf8),
         "bad_sources": str(bad_sources),
+        "empty_sources": str(empty_sources),
         "empty_data": str(empty_data),
         "file": str(blocker),
     }
 
 
-# (case id, argv template, kind): kind "usage" = argparse usage error, "error" = isbert's one-line error.
+# (case id, argv template, kind, message): kind "usage" = argparse usage error, "error" = isbert's one-line error;
+# message = a regex the error line must match, naming the actual cause (not just any error).
 # Templates use {model}, {corpus}, {under_file}, ... from the `files` fixture.
-CASES: list[tuple[str, list[str], str]] = [
+CASES: list[tuple[str, list[str], str, str]] = [
     # --- top level
-    ("no-such-command", ["frobnicate"], "usage"),
-    ("top-unknown-flag", ["--bogus"], "usage"),
+    ("no-such-command", ["frobnicate"], "usage", r"invalid choice: 'frobnicate'"),
+    ("top-unknown-flag", ["--bogus"], "usage", r"unrecognized arguments: --bogus"),
     # --- encode
-    ("encode-unknown-flag", ["encode", "{model}", "-i", "{corpus}", "-o", "{root}/e.npy", "--bogus"], "usage"),
-    ("encode-batch-abc", ["encode", "{model}", "-i", "{corpus}", "-o", "{root}/e.npy", "--batch-size", "abc"], "usage"),
-    ("encode-batch-zero", ["encode", "{model}", "-i", "{corpus}", "-o", "{root}/e.npy", "--batch-size", "0"], "usage"),
-    ("encode-chunk-neg", ["encode", "{model}", "-i", "{corpus}", "-o", "{root}/e.npy", "--chunk-size", "-1"], "usage"),
-    ("encode-bad-choice", ["encode", "{model}", "-i", "{corpus}", "-o", "{root}/e.npy", "--backend", "tf"], "usage"),
-    ("encode-no-output", ["encode", "{model}", "-i", "{corpus}"], "usage"),
-    ("encode-missing-input", ["encode", "{model}", "-i", "{missing}", "-o", "{root}/e.npy"], "error"),
-    ("encode-input-is-folder", ["encode", "{model}", "-i", "{root}", "-o", "{root}/e.npy"], "error"),
-    ("encode-missing-model", ["encode", "{missing_model}", "-i", "{corpus}", "-o", "{root}/e.npy"], "error"),
-    ("encode-bad-jsonl", ["encode", "{model}", "-i", "{bad_jsonl}", "-o", "{root}/j.npy"], "error"),
-    ("encode-bad-utf8", ["encode", "{model}", "-i", "{bad_utf8}", "-o", "{root}/u.npy"], "error"),
-    ("encode-output-under-file", ["encode", "{model}", "-i", "{corpus}", "-o", "{under_file}.npy"], "error"),
-    ("encode-output-is-folder", ["encode", "{model}", "-i", "{corpus}", "-o", "{root}"], "error"),
+    (
+        "encode-unknown-flag",
+        ["encode", "{model}", "-i", "{corpus}", "-o", "{root}/e.npy", "--bogus"],
+        "usage",
+        r"unrecognized arguments: --bogus",
+    ),
+    (
+        "encode-batch-abc",
+        ["encode", "{model}", "-i", "{corpus}", "-o", "{root}/e.npy", "--batch-size", "abc"],
+        "usage",
+        r"--batch-size: expected a whole number, got 'abc'",
+    ),
+    (
+        "encode-batch-zero",
+        ["encode", "{model}", "-i", "{corpus}", "-o", "{root}/e.npy", "--batch-size", "0"],
+        "usage",
+        r"--batch-size: must be at least 1, got 0",
+    ),
+    (
+        "encode-chunk-neg",
+        ["encode", "{model}", "-i", "{corpus}", "-o", "{root}/e.npy", "--chunk-size", "-1"],
+        "usage",
+        r"--chunk-size: must be at least 1, got -1",
+    ),
+    (
+        "encode-bad-choice",
+        ["encode", "{model}", "-i", "{corpus}", "-o", "{root}/e.npy", "--backend", "tf"],
+        "usage",
+        r"--backend: invalid choice: 'tf'",
+    ),
+    ("encode-no-output", ["encode", "{model}", "-i", "{corpus}"], "usage", r"required: --output"),
+    (
+        "encode-missing-input",
+        ["encode", "{model}", "-i", "{missing}", "-o", "{root}/e.npy"],
+        "error",
+        r"input file not found: .*does-not-exist.txt",
+    ),
+    (
+        "encode-input-is-folder",
+        ["encode", "{model}", "-i", "{root}", "-o", "{root}/e.npy"],
+        "error",
+        r"expected a file, got a folder",
+    ),
+    (
+        "encode-missing-model",
+        ["encode", "{missing_model}", "-i", "{corpus}", "-o", "{root}/e.npy"],
+        "error",
+        r"model folder not found: .*no-such-model",
+    ),
+    (
+        "encode-bad-jsonl",
+        ["encode", "{model}", "-i", "{bad_jsonl}", "-o", "{root}/j.npy"],
+        "error",
+        r"bad.jsonl:2: no field 'text'",
+    ),
+    (
+        "encode-bad-utf8",
+        ["encode", "{model}", "-i", "{bad_utf8}", "-o", "{root}/u.npy"],
+        "error",
+        r"bad.txt:2: not valid UTF-8",
+    ),
+    (
+        "encode-output-under-file",
+        ["encode", "{model}", "-i", "{corpus}", "-o", "{under_file}.npy"],
+        "error",
+        r"a-file/sub: Not a directory",
+    ),
+    ("encode-output-is-folder", ["encode", "{model}", "-i", "{corpus}", "-o", "{root}"], "error", r"must end in .npy"),
     # --- export
-    ("export-unknown-flag", ["export", "{model}", "-o", "{root}/x", "--bogus"], "usage"),
-    ("export-bad-choice", ["export", "{model}", "-o", "{root}/x", "--quantize", "int4"], "usage"),
-    ("export-missing-model", ["export", "{missing_model}", "-o", "{root}/x"], "error"),
-    ("export-output-under-file", ["export", "{model}", "-o", "{under_file}"], "error"),
+    (
+        "export-unknown-flag",
+        ["export", "{model}", "-o", "{root}/x", "--bogus"],
+        "usage",
+        r"unrecognized arguments: --bogus",
+    ),
+    (
+        "export-bad-choice",
+        ["export", "{model}", "-o", "{root}/x", "--quantize", "int4"],
+        "usage",
+        r"--quantize: invalid choice: 'int4'",
+    ),
+    (
+        "export-missing-model",
+        ["export", "{missing_model}", "-o", "{root}/x"],
+        "error",
+        r"model folder not found: .*no-such-model",
+    ),
+    ("export-output-under-file", ["export", "{model}", "-o", "{under_file}"], "error", r"a-file/sub: Not a directory"),
     # --- train
-    ("train-unknown-flag", ["train", "--corpus", "{corpus}", "-o", "{root}/t", "--bogus"], "usage"),
-    ("train-batch-abc", ["train", "--corpus", "{corpus}", "-o", "{root}/t", "--batch-size", "abc"], "usage"),
-    ("train-lr-neg", ["train", "--corpus", "{corpus}", "-o", "{root}/t", "--lr", "-1"], "usage"),
-    ("train-epochs-nan", ["train", "--corpus", "{corpus}", "-o", "{root}/t", "--epochs", "nan"], "usage"),
-    ("train-heldout-neg", ["train", "--corpus", "{corpus}", "-o", "{root}/t", "--heldout-size", "-3"], "usage"),
-    ("train-no-corpus", ["train", "-o", "{root}/t"], "usage"),
-    ("train-missing-corpus", ["train", "--model", "{model}", "--corpus", "{missing}", "-o", "{root}/t1"], "error"),
+    (
+        "train-unknown-flag",
+        ["train", "--corpus", "{corpus}", "-o", "{root}/t", "--bogus"],
+        "usage",
+        r"unrecognized arguments: --bogus",
+    ),
+    (
+        "train-batch-abc",
+        ["train", "--corpus", "{corpus}", "-o", "{root}/t", "--batch-size", "abc"],
+        "usage",
+        r"--batch-size: expected a whole number",
+    ),
+    (
+        "train-lr-neg",
+        ["train", "--corpus", "{corpus}", "-o", "{root}/t", "--lr", "-1"],
+        "usage",
+        r"--lr: must be positive, got -1",
+    ),
+    (
+        "train-epochs-nan",
+        ["train", "--corpus", "{corpus}", "-o", "{root}/t", "--epochs", "nan"],
+        "usage",
+        r"--epochs: must be positive, got nan",
+    ),
+    (
+        "train-heldout-neg",
+        ["train", "--corpus", "{corpus}", "-o", "{root}/t", "--heldout-size", "-3"],
+        "usage",
+        r"--heldout-size: must be at least 0, got -3",
+    ),
+    ("train-no-corpus", ["train", "-o", "{root}/t"], "usage", r"required: --corpus"),
+    (
+        "train-missing-corpus",
+        ["train", "--model", "{model}", "--corpus", "{missing}", "-o", "{root}/t1"],
+        "error",
+        r"corpus file not found: .*does-not-exist.txt",
+    ),
     (
         "train-missing-model",
-        ["train", "--model", "{missing_model}", "--corpus", "{corpus}", "-o", "{root}/t2"],
+        ["train", "--model", "{missing_model}", "--corpus", "{corpus}", "-o", "{root}/t2", "--batch-size", "2"],
         "error",
+        r"model folder not found: .*no-such-model",
     ),
-    ("train-output-under-file", ["train", "--model", "{model}", "--corpus", "{corpus}", "-o", "{under_file}"], "error"),
+    (
+        "train-output-under-file",
+        ["train", "--model", "{model}", "--corpus", "{corpus}", "-o", "{under_file}"],
+        "error",
+        r"a-file/sub/out: Not a directory",
+    ),
     # --- eval
-    ("eval-unknown-flag", ["eval", "{model}", "--bogus"], "usage"),
-    ("eval-batch-abc", ["eval", "{model}", "--batch-size", "abc"], "usage"),
-    ("eval-batch-neg", ["eval", "{model}", "--batch-size", "-1"], "usage"),
-    ("eval-whiten-dim-abc", ["eval", "{model}", "--whiten-dim", "x"], "usage"),
-    ("eval-bad-text", ["eval", "{model}", "--text", "cased"], "usage"),
-    ("eval-unknown-task", ["eval", "{model}", "--tasks", "NOPE", "--data-dir", "{empty_data}"], "error"),
-    ("eval-missing-data-dir", ["eval", "{model}", "--data-dir", "{missing}"], "error"),
-    ("eval-data-dir-is-file", ["eval", "{model}", "--data-dir", "{file}"], "error"),
-    ("eval-empty-data-dir", ["eval", "{model}", "--tasks", "STS12", "--data-dir", "{empty_data}"], "error"),
-    ("eval-missing-model", ["eval", "{missing_model}", "--tasks", "STS12", "--data-dir", "{empty_data}"], "error"),
+    ("eval-unknown-flag", ["eval", "{model}", "--bogus"], "usage", r"unrecognized arguments: --bogus"),
+    ("eval-batch-abc", ["eval", "{model}", "--batch-size", "abc"], "usage", r"--batch-size: expected a whole number"),
+    ("eval-batch-neg", ["eval", "{model}", "--batch-size", "-1"], "usage", r"--batch-size: must be at least 1, got -1"),
+    (
+        "eval-whiten-dim-abc",
+        ["eval", "{model}", "--whiten-dim", "x"],
+        "usage",
+        r"--whiten-dim: expected a whole number",
+    ),
+    ("eval-bad-text", ["eval", "{model}", "--text", "cased"], "usage", r"--text: invalid choice: 'cased'"),
+    (
+        "eval-unknown-task",
+        ["eval", "{model}", "--tasks", "NOPE", "--data-dir", "{empty_data}"],
+        "error",
+        r"unknown task 'NOPE'",
+    ),
+    (
+        "eval-missing-data-dir",
+        ["eval", "{model}", "--data-dir", "{missing}"],
+        "error",
+        r"data directory not found: .*does-not-exist.txt",
+    ),
+    (
+        "eval-data-dir-is-file",
+        ["eval", "{model}", "--data-dir", "{file}"],
+        "error",
+        r"data directory not found: .*a-file",
+    ),
+    (
+        "eval-empty-data-dir",
+        ["eval", "{model}", "--tasks", "STS12", "--data-dir", "{empty_data}"],
+        "error",
+        r"missing data file: .*STS12",
+    ),
+    (
+        "eval-missing-model",
+        ["eval", "{missing_model}", "--tasks", "STS12", "--data-dir", "{empty_data}"],
+        "error",
+        r"model folder not found: .*no-such-model",
+    ),
     # --- data
-    ("data-no-action", ["data"], "usage"),
-    ("data-bad-action", ["data", "frob"], "usage"),
-    ("data-check-unknown-flag", ["data", "check", "--bogus"], "usage"),
-    ("data-check-missing-dir", ["data", "check", "--data-dir", "{missing}"], "error"),
-    ("data-check-bad-task", ["data", "check", "--data-dir", "{empty_data}", "--tasks", "NOPE"], "error"),
-    ("data-download-no-dir", ["data", "download"], "usage"),
-    ("data-download-timeout-abc", ["data", "download", "--data-dir", "{root}/d", "--timeout", "abc"], "usage"),
+    ("data-no-action", ["data"], "usage", r"required: {check,download}"),
+    ("data-bad-action", ["data", "frob"], "usage", r"invalid choice: 'frob'"),
+    ("data-check-unknown-flag", ["data", "check", "--bogus"], "usage", r"unrecognized arguments: --bogus"),
+    (
+        "data-check-missing-dir",
+        ["data", "check", "--data-dir", "{missing}"],
+        "error",
+        r"data directory not found: .*does-not-exist.txt",
+    ),
+    (
+        "data-check-bad-task",
+        ["data", "check", "--data-dir", "{empty_data}", "--tasks", "NOPE"],
+        "error",
+        r"unknown task 'NOPE'",
+    ),
+    ("data-download-no-dir", ["data", "download"], "usage", r"required: --data-dir"),
+    (
+        "data-download-timeout-abc",
+        ["data", "download", "--data-dir", "{root}/d", "--timeout", "abc"],
+        "usage",
+        r"--timeout: expected a number, got 'abc'",
+    ),
     (
         "data-download-bad-sources",
         ["data", "download", "--data-dir", "{root}/d", "--sources", "{bad_sources}"],
         "error",
+        r"sources.json: not a valid sources file",
     ),
     (
         "data-download-missing-sources",
         ["data", "download", "--data-dir", "{root}/d", "--sources", "{missing}"],
         "error",
+        r"does-not-exist.txt: not a valid sources file",
     ),
     (
         "data-download-dir-under-file",
-        ["data", "download", "--data-dir", "{under_file}", "--sources", "{bad_sources}"],
+        ["data", "download", "--data-dir", "{under_file}", "--sources", "{empty_sources}"],
         "error",
+        r"a-file",
     ),
     # --- index
-    ("index-no-action", ["index"], "usage"),
+    ("index-no-action", ["index"], "usage", r"required: ACTION"),
     (
         "index-build-unknown-flag",
         ["index", "build", "{model}", "--index", "{root}/i", "-i", "{corpus}", "--bogus"],
         "usage",
+        r"unrecognized arguments: --bogus",
     ),
     (
         "index-build-batch-abc",
         ["index", "build", "{model}", "--index", "{root}/i", "-i", "{corpus}", "--batch-size", "abc"],
         "usage",
+        r"--batch-size: expected a whole number",
     ),
     (
         "index-build-bad-kind",
         ["index", "build", "{model}", "--index", "{root}/i", "-i", "{corpus}", "--kind", "lsh"],
         "usage",
+        r"--kind: invalid choice: 'lsh'",
     ),
     (
         "index-build-nlist-neg",
         ["index", "build", "{model}", "--index", "{root}/i", "-i", "{corpus}", "--nlist", "-4"],
         "usage",
+        r"--nlist: must be at least 1, got -4",
     ),
-    ("index-build-missing-input", ["index", "build", "{model}", "--index", "{root}/i1", "-i", "{missing}"], "error"),
+    (
+        "index-build-missing-input",
+        ["index", "build", "{model}", "--index", "{root}/i1", "-i", "{missing}"],
+        "error",
+        r"input file not found: .*does-not-exist.txt",
+    ),
     (
         "index-build-missing-model",
         ["index", "build", "{missing_model}", "--index", "{root}/i2", "-i", "{corpus}"],
         "error",
+        r"model folder not found: .*no-such-model",
     ),
-    ("index-build-under-file", ["index", "build", "{model}", "--index", "{under_file}", "-i", "{corpus}"], "error"),
-    ("index-build-index-is-file", ["index", "build", "{model}", "--index", "{file}", "-i", "{corpus}"], "error"),
-    ("index-build-bad-utf8", ["index", "build", "{model}", "--index", "{root}/i3", "-i", "{bad_utf8}"], "error"),
-    ("index-add-missing-index", ["index", "add", "{missing_index}", "-i", "{corpus}"], "error"),
-    ("index-add-batch-abc", ["index", "add", "{missing_index}", "-i", "{corpus}", "--batch-size", "abc"], "usage"),
-    ("index-info-missing", ["index", "info", "{missing_index}"], "error"),
-    ("index-info-is-file", ["index", "info", "{file}"], "error"),
-    ("index-info-extra-arg", ["index", "info", "{missing_index}", "extra"], "usage"),
+    (
+        "index-build-under-file",
+        ["index", "build", "{model}", "--index", "{under_file}", "-i", "{corpus}"],
+        "error",
+        r"a-file/sub/out: Not a directory",
+    ),
+    (
+        "index-build-index-is-file",
+        ["index", "build", "{model}", "--index", "{file}", "-i", "{corpus}"],
+        "error",
+        r"not a folder: .*a-file",
+    ),
+    (
+        "index-build-bad-utf8",
+        ["index", "build", "{model}", "--index", "{root}/i3", "-i", "{bad_utf8}"],
+        "error",
+        r"bad.txt:2: not valid UTF-8",
+    ),
+    (
+        "index-add-missing-index",
+        ["index", "add", "{missing_index}", "-i", "{corpus}"],
+        "error",
+        r"not an index folder .*no-such-index",
+    ),
+    (
+        "index-add-batch-abc",
+        ["index", "add", "{missing_index}", "-i", "{corpus}", "--batch-size", "abc"],
+        "usage",
+        r"--batch-size: expected a whole number",
+    ),
+    ("index-info-missing", ["index", "info", "{missing_index}"], "error", r"not an index folder .*no-such-index"),
+    ("index-info-is-file", ["index", "info", "{file}"], "error", r"not an index folder .*a-file"),
+    ("index-info-extra-arg", ["index", "info", "{missing_index}", "extra"], "usage", r"unrecognized arguments: extra"),
     # --- search
-    ("search-unknown-flag", ["search", "{missing_index}", "q", "--bogus"], "usage"),
-    ("search-k-abc", ["search", "{missing_index}", "q", "-k", "abc"], "usage"),
-    ("search-k-neg", ["search", "{missing_index}", "q", "-k", "-1"], "usage"),
-    ("search-missing-index", ["search", "{missing_index}", "hello"], "error"),
-    ("search-no-query", ["search", "{missing_index}"], "error"),
-    ("search-missing-queries-file", ["search", "{missing_index}", "--queries", "{missing}"], "error"),
-    ("search-bad-queries-file", ["search", "{missing_index}", "--queries", "{bad_jsonl}"], "error"),
+    ("search-unknown-flag", ["search", "{missing_index}", "q", "--bogus"], "usage", r"unrecognized arguments: --bogus"),
+    ("search-k-abc", ["search", "{missing_index}", "q", "-k", "abc"], "usage", r"-k: expected a whole number"),
+    ("search-k-neg", ["search", "{missing_index}", "q", "-k", "-1"], "usage", r"-k: must be at least 1, got -1"),
+    ("search-missing-index", ["search", "{missing_index}", "hello"], "error", r"not an index folder .*no-such-index"),
+    ("search-no-query", ["search", "{missing_index}"], "error", r"give a query"),
+    (
+        "search-missing-queries-file",
+        ["search", "{missing_index}", "--queries", "{missing}"],
+        "error",
+        r"input file not found: .*does-not-exist.txt",
+    ),
+    (
+        "search-bad-queries-file",
+        ["search", "{missing_index}", "--queries", "{bad_jsonl}"],
+        "error",
+        r"bad.jsonl:2: no field 'text'",
+    ),
     # --- cluster
-    ("cluster-unknown-flag", ["cluster", "{model}", "-i", "{corpus}", "--k", "2", "--bogus"], "usage"),
-    ("cluster-k-abc", ["cluster", "{model}", "-i", "{corpus}", "--k", "abc"], "usage"),
-    ("cluster-k-neg", ["cluster", "{model}", "-i", "{corpus}", "--k", "-1"], "usage"),
-    ("cluster-bad-method", ["cluster", "{model}", "-i", "{corpus}", "--method", "dbscan"], "usage"),
+    (
+        "cluster-unknown-flag",
+        ["cluster", "{model}", "-i", "{corpus}", "--k", "2", "--bogus"],
+        "usage",
+        r"unrecognized arguments: --bogus",
+    ),
+    ("cluster-k-abc", ["cluster", "{model}", "-i", "{corpus}", "--k", "abc"], "usage", r"--k: expected a whole number"),
+    (
+        "cluster-k-neg",
+        ["cluster", "{model}", "-i", "{corpus}", "--k", "-1"],
+        "usage",
+        r"--k: must be at least 1, got -1",
+    ),
+    (
+        "cluster-bad-method",
+        ["cluster", "{model}", "-i", "{corpus}", "--method", "dbscan"],
+        "usage",
+        r"--method: invalid choice: 'dbscan'",
+    ),
     (
         "cluster-threshold-abc",
         ["cluster", "{model}", "-i", "{corpus}", "--method", "agglomerative", "--distance-threshold", "abc"],
         "usage",
+        r"--distance-threshold: invalid float value: 'abc'",
     ),
-    ("cluster-no-k", ["cluster", "{model}", "-i", "{corpus}"], "error"),
-    ("cluster-missing-input", ["cluster", "{model}", "-i", "{missing}", "--k", "2"], "error"),
-    ("cluster-missing-model", ["cluster", "{missing_model}", "-i", "{corpus}", "--k", "2"], "error"),
+    ("cluster-no-k", ["cluster", "{model}", "-i", "{corpus}"], "error", r"k-means needs --k N"),
+    (
+        "cluster-missing-input",
+        ["cluster", "{model}", "-i", "{missing}", "--k", "2"],
+        "error",
+        r"input file not found: .*does-not-exist.txt",
+    ),
+    (
+        "cluster-missing-model",
+        ["cluster", "{missing_model}", "-i", "{corpus}", "--k", "2"],
+        "error",
+        r"model folder not found: .*no-such-model",
+    ),
     (
         "cluster-output-under-file",
         ["cluster", "{model}", "-i", "{corpus}", "--k", "2", "--no-plot", "--no-progress", "-o", "{under_file}"],
         "error",
+        r"a-file/sub/out: Not a directory",
     ),
     (
         "cluster-k-too-big",
         ["cluster", "{model}", "-i", "{corpus}", "--k", "50", "--no-plot", "--no-progress", "-o", "{root}/c"],
         "error",
+        r"--k 50 is larger than the number of texts \(4\)",
     ),
     # --- similar
-    ("similar-unknown-flag", ["similar", "{model}", "-i", "{corpus}", "-t", "0.9", "--bogus"], "usage"),
-    ("similar-threshold-abc", ["similar", "{model}", "-i", "{corpus}", "-t", "abc"], "usage"),
-    ("similar-no-threshold", ["similar", "{model}", "-i", "{corpus}"], "usage"),
-    ("similar-block-zero", ["similar", "{model}", "-i", "{corpus}", "-t", "0.9", "--block", "0"], "usage"),
-    ("similar-missing-input", ["similar", "{model}", "-i", "{missing}", "-t", "0.9"], "error"),
-    ("similar-missing-model", ["similar", "{missing_model}", "-i", "{corpus}", "-t", "0.9"], "error"),
+    (
+        "similar-unknown-flag",
+        ["similar", "{model}", "-i", "{corpus}", "-t", "0.9", "--bogus"],
+        "usage",
+        r"unrecognized arguments: --bogus",
+    ),
+    (
+        "similar-threshold-abc",
+        ["similar", "{model}", "-i", "{corpus}", "-t", "abc"],
+        "usage",
+        r"--threshold/-t: invalid float value: 'abc'",
+    ),
+    ("similar-no-threshold", ["similar", "{model}", "-i", "{corpus}"], "usage", r"required: --threshold/-t"),
+    (
+        "similar-block-zero",
+        ["similar", "{model}", "-i", "{corpus}", "-t", "0.9", "--block", "0"],
+        "usage",
+        r"--block: must be at least 1, got 0",
+    ),
+    (
+        "similar-missing-input",
+        ["similar", "{model}", "-i", "{missing}", "-t", "0.9"],
+        "error",
+        r"input file not found: .*does-not-exist.txt",
+    ),
+    (
+        "similar-missing-model",
+        ["similar", "{missing_model}", "-i", "{corpus}", "-t", "0.9"],
+        "error",
+        r"model folder not found: .*no-such-model",
+    ),
     (
         "similar-output-under-file",
         ["similar", "{model}", "-i", "{corpus}", "-t", "-1", "--no-progress", "-o", "{under_file}.tsv"],
         "error",
+        r"a-file/sub: Not a directory",
     ),
     # --- serve (never reaches the point of binding a port)
-    ("serve-unknown-flag", ["serve", "{model}", "--bogus"], "usage"),
-    ("serve-port-abc", ["serve", "{model}", "--port", "abc"], "usage"),
-    ("serve-max-texts-zero", ["serve", "{model}", "--max-texts", "0"], "usage"),
-    ("serve-port-out-of-range", ["serve", "{model}", "--port", "70000"], "error"),
-    ("serve-missing-index", ["serve", "{model}", "--index", "{missing_index}"], "error"),
-    ("serve-missing-model", ["serve", "{missing_model}", "--port", "1"], "error"),
+    ("serve-unknown-flag", ["serve", "{model}", "--bogus"], "usage", r"unrecognized arguments: --bogus"),
+    ("serve-port-abc", ["serve", "{model}", "--port", "abc"], "usage", r"--port: invalid int value: 'abc'"),
+    (
+        "serve-max-texts-zero",
+        ["serve", "{model}", "--max-texts", "0"],
+        "usage",
+        r"--max-texts: must be at least 1, got 0",
+    ),
+    (
+        "serve-port-out-of-range",
+        ["serve", "{model}", "--port", "70000"],
+        "error",
+        r"--port must be between 1 and 65535, got 70000",
+    ),
+    (
+        "serve-missing-index",
+        ["serve", "{model}", "--index", "{missing_index}"],
+        "error",
+        r"not an index folder .*no-such-index",
+    ),
+    (
+        "serve-missing-model",
+        ["serve", "{missing_model}", "--port", "1"],
+        "error",
+        r"model folder not found: .*no-such-model",
+    ),
 ]
 
 
@@ -229,8 +507,8 @@ def _check_stderr(err: str, kind: str, command: str) -> None:
         assert lines[0].startswith(f"isbert {command}: error: "), err
 
 
-@pytest.mark.parametrize(("template", "kind"), [(c[1], c[2]) for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_arguments_give_a_short_error(template, kind, files, capsys, reliability) -> None:
+@pytest.mark.parametrize(("template", "kind", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_arguments_give_a_short_error(template, kind, message, files, capsys, reliability) -> None:
     reliability.fuzz_case()
     argv = _argv(template, files)
     try:
@@ -241,6 +519,8 @@ def test_bad_arguments_give_a_short_error(template, kind, files, capsys, reliabi
     assert code not in (0, None), err
     assert code == 2, (code, err)
     _check_stderr(err, kind, argv[0])
+    error_line = next(line for line in err.splitlines() if ": error: " in line)
+    assert re.search(message, error_line), f"{message!r} not in {error_line!r}"
 
 
 @pytest.mark.parametrize(

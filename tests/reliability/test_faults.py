@@ -24,7 +24,15 @@ import isbert
 from isbert.errors import IsbertError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-from helpers_training import TINY_ARGS, cli_env, isbert_cmd, run_cli, write_corpus
+from helpers_training import (
+    TINY_ARGS,
+    assert_resumed_from,
+    cli_env,
+    isbert_cmd,
+    latest_checkpoint_step,
+    run_cli,
+    write_corpus,
+)
 
 pytestmark = pytest.mark.reliability
 TEXTS = ["a man runs in the park", "hi", "the red car is very fast", "she reads"]
@@ -69,8 +77,10 @@ def test_repeated_sigkill_during_training_resumes_to_the_same_model(tmp_path: Pa
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         reliability.fault()
+    newest = latest_checkpoint_step(out)
     resumed = run_cli(*common, "--output", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_resumed_from(out, newest, max_steps=40)
     expected, got = weights(tmp_path / "ref"), weights(out)
     assert expected.keys() == got.keys() and expected
     for key in expected:

@@ -10,9 +10,10 @@ import pytest
 
 from isbert.cli import main
 
+
 @pytest.mark.slow
-def test_sts_index_search_and_cluster(data_dir: Path, tmp_path: Path, capsys) -> None:
-    with (data_dir / "sts/STSBenchmark/sts-test.csv").open(encoding="utf-8") as handle:
+def test_sts_index_search_and_cluster(real_data_dir: Path, tmp_path: Path, capsys) -> None:
+    with (real_data_dir / "sts/STSBenchmark/sts-test.csv").open(encoding="utf-8") as handle:
         rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))[:150]
     sentences = list(dict.fromkeys(s for row in rows for s in (row[5], row[6])))
     corpus = tmp_path / "sts.txt"

@@ -40,6 +40,32 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(isbert_cmd(*args), env=cli_env(), capture_output=True, text=True, timeout=timeout)
 
 
+def latest_checkpoint_step(run: Path) -> int:
+    """The step of the newest complete checkpoint of a run folder (what --resume must continue from)."""
+    from isbert.training.checkpoints import list_checkpoints
+
+    steps = [step for step, _ in list_checkpoints(run / "checkpoints")]
+    assert steps, f"no complete checkpoint in {run}"
+    return max(steps)
+
+
+def assert_resumed_from(run: Path, step: int, max_steps: int) -> None:
+    """The last resume of the run's log started at ``step`` and trained only the steps after it, up to the end.
+
+    Resuming from step 0 or from an older checkpoint ends with the same weights (training is deterministic), so
+    only the log can tell: the steps logged after the resume must all lie past ``step``.
+    """
+    import json
+
+    records = [json.loads(line) for line in (run / "training_log.jsonl").read_text().splitlines() if line.strip()]
+    resumes = [i for i, r in enumerate(records) if r.get("event") == "resume"]
+    assert resumes, "the log has no resume event"
+    assert records[resumes[-1]]["step"] == step, f"resumed from step {records[resumes[-1]]['step']}, not {step}"
+    trained = [r["step"] for r in records[resumes[-1] + 1 :] if r.get("event") == "train"]
+    assert trained and min(trained) > step, f"steps {[s for s in trained if s <= step]} were trained again"
+    assert max(trained) == max_steps
+
+
 def parameter_digest(model) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers_training import parameter_digest, write_corpus
+from helpers_training import assert_resumed_from, latest_checkpoint_step, parameter_digest, write_corpus
 from transformers import TrainerCallback
 
 import isbert
@@ -103,7 +103,9 @@ def _interrupted_then_resumed(tmp_path: Path, backbone: Path, **settings) -> tup
     }  # fmt: skip
     with pytest.raises(TrainingInterrupted):
         train(callbacks=[CtrlCAtStep4()], **common)
+    newest = latest_checkpoint_step(tmp_path / "cut")
     train(resume=True, **common)
+    assert_resumed_from(tmp_path / "cut", newest, max_steps=8)
     reference = train(**{**common, "output": str(tmp_path / "whole")})
     assert reference.steps == 8
     return parameter_digest(isbert.load(tmp_path / "cut", device="cpu")), parameter_digest(

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers_training import TINY_ARGS, cli_env, isbert_cmd, parameter_digest, run_cli, write_corpus
+from helpers_training import (
+    TINY_ARGS,
+    assert_resumed_from,
+    cli_env,
+    isbert_cmd,
+    latest_checkpoint_step,
+    parameter_digest,
+    run_cli,
+    write_corpus,
+)
 
 import isbert
 from isbert.errors import IsbertError
@@ -161,8 +170,10 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path, tiny_back
 
     again = run_cli(*common, "--output", str(out))
     assert again.returncode == 2 and "pass --resume" in again.stderr
+    newest = latest_checkpoint_step(out)
     resumed = run_cli(*common, "--output", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_resumed_from(out, newest, max_steps=40)
     expected, got = _weights(tmp_path / "ref"), _weights(out)
     assert expected.keys() == got.keys() and expected
     for key in expected:

@@ -203,6 +203,10 @@ def evaluate(
     """
     say = log or (lambda message: None)
     started = time.perf_counter()
+    if isinstance(model, str):
+        from isbert.model import check_model_reference
+
+        check_model_reference(model)
     names = canonical_task_names(tasks)
     root = resolve_data_dir(data_dir)
     if text not in ("senteval", "raw"):
