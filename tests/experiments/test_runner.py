@@ -8,6 +8,7 @@ import os
 import random
 import re
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from isbert.cli import main
 from isbert.evaluation import data
 from isbert.experiments import ExperimentInterrupted, load_experiment, run_experiment
 from isbert.training import run as training
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+from helpers_training import assert_resumed_from, latest_checkpoint_step
 
 REPO = Path(__file__).resolve().parents[2]
 PAIRS = 24
@@ -247,9 +251,11 @@ def test_interrupted_run_resumes(
     folder = runs / "tiny" / "is-a" / "seed-7"
     assert not (folder / "result.json").exists() and (folder / "train" / "checkpoints").is_dir()
     spy.callbacks, spy.calls = None, []
+    newest = latest_checkpoint_step(folder / "train")
     lines: list[str] = []
     run_experiment(experiment, runs_dir=runs, results_dir=results, only=["is-a"], log=lines.append)
     assert spy.calls == [("is-a", True)]
+    assert_resumed_from(folder / "train", newest, max_steps=4)
     assert any("resuming the interrupted training" in line for line in lines)
     result = json.loads((folder / "result.json").read_text())
     assert result["steps"]["trained"] == 4 and [h["step"] for h in result["history"]] == [0, 2, 4]
