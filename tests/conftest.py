@@ -57,6 +57,7 @@ def tiny_isbert(tiny_backbone: Path):
 
 # --- Reliability summary (`make reliability`) -------------------------------------------------------------------
 # Tests marked `reliability` report the faults they inject and the fuzz cases they try; the run ends with one line.
+_NOTES: list[str] = []
 _RELIABILITY = {"faults_injected": 0, "faults_survived": 0, "fuzz_cases": 0, "failures": 0, "tests": 0}
 
 
@@ -76,6 +77,10 @@ class ReliabilityCounter:
 
     def fuzz_case(self, count: int = 1) -> None:
         _RELIABILITY["fuzz_cases"] += count
+
+    def note(self, line: str) -> None:
+        """A measured figure (a load test's throughput) printed under the summary line."""
+        _NOTES.append(line)
 
 
 _COUNTER = ReliabilityCounter()
@@ -103,3 +108,5 @@ def pytest_terminal_summary(terminalreporter) -> None:
             f"reliability: {r['tests']} tests; {r['faults_injected']} faults injected, {r['faults_survived']} "
             f"survived; {r['fuzz_cases']} fuzz cases tried; failures: {r['failures']}"
         )
+    for line in _NOTES:
+        terminalreporter.write_line(f"  {line}")
