@@ -35,15 +35,21 @@ def positive_float(value: str) -> float:
     return number
 
 
+READER_HELP = {
+    "text_field": "JSON field holding the text (.jsonl)",
+    "column": "column holding the text (.csv/.tsv with a header)",
+    "encoding_errors": "on bytes that are not UTF-8: stop with file and line (strict), replace them, or skip the line",
+}
+"""How :func:`isbert.io.iter_texts` reads a file; shared by every command that reads texts, and by TrainConfig."""
+
+
 def add_reader_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--text-field``, ``--column`` and ``--encoding-errors``: how :func:`isbert.io.iter_texts` reads a file."""
-    parser.add_argument("--text-field", default="text", help="JSON field holding the text (.jsonl; default: text)")
-    parser.add_argument(
-        "--column", default="text", help="column holding the text (.csv/.tsv with a header; default: text)"
-    )
+    parser.add_argument("--text-field", default="text", help=READER_HELP["text_field"] + " (default: text)")
+    parser.add_argument("--column", default="text", help=READER_HELP["column"] + " (default: text)")
     parser.add_argument(
         "--encoding-errors",
         choices=("strict", "replace", "skip"),
         default="strict",
-        help="on bytes that are not UTF-8: stop with file and line (strict, default), replace them, or skip the line",
+        help=READER_HELP["encoding_errors"] + " (default: strict)",
     )

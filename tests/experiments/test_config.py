@@ -81,7 +81,7 @@ R = "[[run]]\nname = 'a'\n"
         (f"{C}{R}{R}", r"run 'a': duplicate run name"),
         (f"{C}{R}lr = 'fast'\n", r"run 'a': key 'lr' must be a number, got 'fast'"),
         (f"{C}{R}max_steps = 2.5\n", r"run 'a': key 'max_steps' must be a whole number"),
-        (f"{C}{R}activation = 'gelu'\n", r"run 'a': key 'activation' must be one of 'relu', 'none'"),
+        (f"{C}{R}activation = 'gelu'\n", r"run 'a': key 'activation' must be one of 'none', 'relu'"),
         (f"{C}{R}corpus = 'x.txt'\n", r"run 'a': key 'corpus' must be a list of a string"),
         (f"{C}{R}dedup = 1\n", r"run 'a': key 'dedup' must be true or false"),
         (f"{C}{R}seed = 3\n", r"run 'a': key 'seed' cannot be set here \(seeds come from"),

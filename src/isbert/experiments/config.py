@@ -37,7 +37,7 @@ import types
 from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin
 
 from isbert.errors import IsbertError
 
@@ -112,7 +112,7 @@ class Experiment:
     def portable_settings(self, spec: RunSpec) -> dict[str, Any]:
         """``[defaults]`` + the run's keys + TrainConfig's defaults, with paths as written (``{data}`` kept):
         what a run means, independent of the machine, so stored results stay valid when the data moves."""
-        from isbert.training.run import TrainConfig
+        from isbert.training.config import TrainConfig
 
         merged = {**self.defaults, **spec.overrides}
         # The runner reports both selections, so it always scores STSb dev unless the file turns it off.
@@ -147,10 +147,9 @@ class Experiment:
 @cache
 def train_config_types() -> dict[str, Any]:
     """TrainConfig's field types, resolved (the module uses postponed annotations)."""
-    from isbert.training import run
+    from isbert.training.config import setting_types
 
-    hints = get_type_hints(run.TrainConfig, vars(run))
-    return {f.name: hints[f.name] for f in fields(run.TrainConfig)}
+    return setting_types()
 
 
 def _describe(hint: Any) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 from isbert.errors import IsbertError
 from isbert.experiments.config import POOLING_BASELINES, TASK_CORPUS_PREFIX, Experiment, RunSpec
+from isbert.training.config import names_of_kind
 
 RESULT_FILE = "result.json"
 TRAINED_FILE = "trained.json"
@@ -35,15 +36,10 @@ STSB_KEY = "stsb_dev_spearman"
 LABEL_FREE_KEY = "heldout_align_uniform"
 SELECTIONS = ("labeled", "label_free")
 
-# TrainConfig fields that only shape training: a baseline's result does not depend on them, so changing them in
-# [defaults] must not re-evaluate baselines. Unknown (new) fields stay in the hash: re-evaluating is the safe side.
-TRAINING_ONLY = (
-    "corpus", "max_steps", "epochs", "batch_size", "lr", "weight_decay", "adam_epsilon", "warmup_ratio",
-    "max_grad_norm", "estimator", "text_field", "column", "encoding_errors", "dedup", "select", "heldout_size",
-    "eval_steps", "save_steps", "logging_steps", "keep_checkpoints", "precision", "critic", "temperature",
-    "simcse_temperature", "anchor", "anchor_weight", "train_parts", "lr_scheduler",
-)  # fmt: skip
-HEAD_ONLY = ("activation", "objective", "out_channels", "include_special_tokens")
+# TrainConfig fields that only shape training (by their declared kind): a baseline's result does not depend on
+# them, so changing them in [defaults] must not re-evaluate baselines.
+TRAINING_ONLY = names_of_kind("data", "objective", "optimisation", "selection", "run")
+HEAD_ONLY = names_of_kind("head")
 """What a pooling baseline (no head) also ignores; the ``untrained`` baseline is built from them."""
 
 
@@ -60,7 +56,7 @@ def canonical_hash(settings: dict[str, Any]) -> str:
 def _field_defaults() -> dict[str, Any]:
     from dataclasses import asdict
 
-    from isbert.training.run import TrainConfig
+    from isbert.training.config import TrainConfig
 
     return json.loads(json.dumps(asdict(TrainConfig()), default=str))
 
@@ -179,7 +175,7 @@ class Job:
         return trained is not None and same_settings(trained.get("settings", {}), self.train_settings)
 
     def train_config(self, **changes: Any) -> Any:
-        from isbert.training.run import TrainConfig
+        from isbert.training.config import TrainConfig
 
         return TrainConfig(**{**self.config, **changes})
 

@@ -9,12 +9,13 @@ import pickle
 import shutil
 import signal
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from isbert.errors import IsbertError
 from isbert.training import checkpoints as ckpt
+from isbert.training.config import LR_SCHEDULERS, TrainConfig, validate
 from isbert.training.corpus import (
     CorpusStats,
     build_corpus_dataset,
@@ -31,105 +32,6 @@ SUMMARY_FILE = "training_summary.json"
 CHECKPOINT_DIR = "checkpoints"
 BEST_DIR = "best"
 CORPUS_CACHE = ".corpus-cache"
-
-# Settings that change the training trajectory: a run can only be resumed with the same values.
-_TRAJECTORY = (
-    "model", "max_steps", "epochs", "batch_size", "lr", "weight_decay", "adam_epsilon", "warmup_ratio",
-    "max_grad_norm", "max_seq_length", "seed", "activation", "estimator", "include_special_tokens", "out_channels",
-    "text_field", "column", "encoding_errors", "dedup", "heldout_size", "precision", "objective", "critic",
-    "temperature", "exclude_radius", "simcse_temperature", "anchor", "anchor_weight", "train_parts", "encoder_layers",
-    "lr_scheduler",
-)  # fmt: skip
-TRAIN_PARTS = ("all", "head", "head+embeddings")
-LR_SCHEDULERS = {"linear": "linear", "constant": "constant_with_warmup", "cosine": "cosine"}
-
-
-@dataclass
-class TrainConfig:
-    """Settings of a training run. Defaults follow the released IS-BERT code unless noted (docs/training.md).
-
-    Attributes:
-        model: backbone (Hugging Face id, local folder, ``offline-minilm``) or a saved isbert model to continue.
-        corpus: text files, one sentence per line (``.txt``/``.txt.gz``), ``.jsonl`` or ``.csv``/``.tsv``.
-        output: run folder; the selected model is saved in it, checkpoints in ``checkpoints/``.
-        max_steps: stop after this many optimizer steps (overrides ``epochs``); None = ``epochs`` epochs.
-        epochs: passes over the corpus (released code: 1).
-        batch_size: sentences per step and device (released code: 32); the other sentences are the negatives.
-        lr, adam_epsilon, weight_decay: AdamW (decay on all weights except biases and LayerNorm).
-        warmup_ratio: linear warm-up over this fraction of the steps, then linear decay to 0.
-        max_grad_norm: gradient clipping.
-        activation: CNN activation: ``none`` (released code, default) or ``relu`` (the paper).
-        objective: ``is`` (IS-BERT), ``simcse`` (unsupervised SimCSE on the encoder with mean pooling, no CNN) or
-            ``is+simcse`` (both terms on the IS-BERT model); see :class:`isbert.losses.AnchoredObjective`.
-        estimator: MI estimator: ``jsd`` (paper), ``infonce`` or ``dv``.
-        critic, temperature: IS critic: ``dot`` (paper) or ``cosine`` divided by ``temperature``.
-        exclude_radius: None (paper): a token's positive is its own sentence vector; r: the mean of the sentence's
-            local features more than r positions away (see :func:`isbert.losses.mutual_information_loss`).
-        simcse_temperature: temperature of the SimCSE term (0.05 in its paper).
-        anchor, anchor_weight: keep the model near its start: ``distill`` (relational distillation toward the frozen
-            starting model) or ``l2sp`` (squared distance to the initial weights), times ``anchor_weight``.
-        train_parts: ``all``, ``head`` (the CNN only, encoder frozen) or ``head+embeddings`` (the CNN and the
-            encoder's embedding layer; transformer layers frozen).
-        encoder_layers: keep only the encoder's first N transformer layers (0 = static token embeddings); None = all.
-        lr_scheduler: ``linear`` decay (released code), ``constant`` or ``cosine``, after the warm-up.
-        dev: ``stsb`` evaluates labeled STS Benchmark dev (needs the data directory) or ``none``.
-        select: ``stsb`` or ``label-free`` (held-out alignment+uniformity); None = ``stsb`` with ``dev="stsb"``.
-        heldout_size: corpus sentences held out for the label-free criterion; None = 1% (16..1,000), 0 = off.
-        eval_steps, save_steps: evaluate / checkpoint every N steps (and at step 0 / the last step).
-        keep_checkpoints: complete checkpoints to keep (the best model is kept separately).
-        precision: ``auto`` (fp32 on CPU, bf16/fp16 mixed precision on GPU), ``fp32``, ``bf16``, ``fp16``.
-        resume: continue the run in ``output`` from its last complete checkpoint.
-        overwrite: delete a previous run in ``output`` first.
-    """
-
-    model: str = "offline-minilm"
-    corpus: list[str] = field(default_factory=list)
-    output: str = "isbert-output"
-    max_steps: int | None = None
-    epochs: float = 1.0
-    batch_size: int = 32
-    lr: float = 2e-6
-    weight_decay: float = 0.01
-    adam_epsilon: float = 1e-7
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    max_seq_length: int = 128
-    seed: int = 42
-    activation: Literal["relu", "none"] = "none"
-    objective: Literal["is", "simcse", "is+simcse"] = "is"
-    estimator: Literal["jsd", "infonce", "dv"] = "jsd"
-    critic: Literal["dot", "cosine"] = "dot"
-    temperature: float = 1.0
-    exclude_radius: int | None = None
-    simcse_temperature: float = 0.05
-    anchor: Literal["none", "distill", "l2sp"] = "none"
-    anchor_weight: float = 0.0
-    train_parts: Literal["all", "head", "head+embeddings"] = "all"
-    encoder_layers: int | None = None
-    lr_scheduler: Literal["linear", "constant", "cosine"] = "linear"
-    include_special_tokens: bool = True
-    out_channels: int = 256
-    text_field: str = "text"
-    column: str = "text"
-    encoding_errors: Literal["strict", "replace", "skip"] = "strict"
-    dedup: bool = False
-    dev: Literal["none", "stsb"] = "none"
-    data_dir: str | None = None
-    select: Literal["stsb", "label-free"] | None = None
-    heldout_size: int | None = None
-    eval_steps: int = 250
-    save_steps: int | None = None
-    logging_steps: int = 10
-    keep_checkpoints: int = 2
-    eval_batch_size: int = 64
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    device: str | None = None
-    resume: bool = False
-    overwrite: bool = False
-    show_progress: bool = True
-
-    def trajectory(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _TRAJECTORY}
 
 
 @dataclass
@@ -504,10 +406,8 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
             raise TypeError(f"unknown training settings: {', '.join(unknown)}")
         config = TrainConfig(**{**asdict(config), **overrides})
     config.corpus = [str(p) for p in config.corpus]
-    _validate(config)
+    validate(config)
     select = config.select or ("stsb" if config.dev == "stsb" else "label-free")
-    if select == "stsb" and config.dev != "stsb":
-        raise IsbertError("--select stsb needs --dev stsb")
 
     import torch
     from accelerate import PartialState
@@ -560,8 +460,6 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
             + (f" (after holding out {stats.heldout})" if stats.heldout else "")
             + f", fewer than --batch-size {config.batch_size}; lower --batch-size or add sentences"
         )
-    if config.batch_size < 2:
-        raise IsbertError("--batch-size must be at least 2: the other sentences of a batch are the negatives")
 
     evaluators = []
     if dev_evaluator is not None:
@@ -781,38 +679,3 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
         shutil.rmtree(checkpoint_dir / "eval", ignore_errors=True)  # sentence-transformers' empty eval folder
     state.wait_for_everyone()
     return result
-
-
-def _validate(config: TrainConfig) -> None:
-    from isbert.losses import ANCHORS, CRITICS, ESTIMATORS, OBJECTIVES
-    from isbert.modules import ACTIVATIONS
-
-    if not config.corpus:
-        raise IsbertError("no corpus files given (--corpus FILE ...)")
-    checks = [
-        (config.batch_size >= 2, "--batch-size must be at least 2: the other sentences of a batch are the negatives"),
-        (config.max_steps is None or config.max_steps >= 1, "--max-steps must be at least 1"),
-        (config.epochs > 0, "--epochs must be positive"),
-        (config.lr > 0, "--lr must be positive"),
-        (0 <= config.warmup_ratio < 1, "--warmup-ratio must be in [0, 1)"),
-        (config.eval_steps >= 1, "--eval-steps must be at least 1"),
-        (config.save_steps is None or config.save_steps >= 1, "--save-steps must be at least 1"),
-        (config.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1"),
-        (config.heldout_size is None or config.heldout_size >= 0, "--heldout-size must not be negative"),
-        (config.activation in ACTIVATIONS, f"--activation must be one of {', '.join(ACTIVATIONS)}"),
-        (config.estimator in ESTIMATORS, f"--estimator must be one of {', '.join(ESTIMATORS)}"),
-        (config.objective in OBJECTIVES, f"--objective must be one of {', '.join(OBJECTIVES)}"),
-        (config.critic in CRITICS, f"--critic must be one of {', '.join(CRITICS)}"),
-        (config.temperature > 0 and config.simcse_temperature > 0, "temperatures must be positive"),
-        (config.anchor in ANCHORS, f"--anchor must be one of {', '.join(ANCHORS)}"),
-        (config.anchor_weight >= 0, "--anchor-weight must not be negative"),
-        (config.train_parts in TRAIN_PARTS, f"--train-parts must be one of {', '.join(TRAIN_PARTS)}"),
-        (config.encoder_layers is None or config.encoder_layers >= 0, "--encoder-layers must not be negative"),
-        (config.exclude_radius is None or config.exclude_radius >= 0, "--exclude-radius must not be negative"),
-        (config.lr_scheduler in LR_SCHEDULERS, f"--lr-scheduler must be one of {', '.join(LR_SCHEDULERS)}"),
-        (config.objective != "simcse" or config.train_parts != "head", "--objective simcse has no head to train"),
-        (config.dev in ("none", "stsb"), "--dev must be none or stsb"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise IsbertError(message)

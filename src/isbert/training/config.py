@@ -1,0 +1,306 @@
+"""The settings of a training run, each declared once.
+
+Every field of :class:`TrainConfig` carries its default, type, help text, allowed values and bounds, and its kind
+in ``metadata`` (via :func:`setting`). Everything else is derived from that declaration: the ``isbert train``
+flags (:func:`add_arguments`), validation (:func:`validate`), the experiment files' checks and which settings a
+baseline ignores (:func:`names_of_kind`), the resume-compatibility check (:meth:`TrainConfig.trajectory`) and the
+settings table in docs/training.md (:func:`settings_table`; a test keeps the docs in step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import types
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from isbert.cli_types import READER_HELP, non_negative_int, positive_float, positive_int
+from isbert.errors import IsbertError
+
+KINDS = {
+    "data": "corpus",
+    "model": "model",
+    "head": "model",
+    "objective": "objective",
+    "optimisation": "optimisation",
+    "evaluation": "evaluation and model selection",
+    "selection": "evaluation and model selection",
+    "run": "checkpoints and output",
+}
+"""Kinds of setting, and the ``--help`` group each is listed in. ``data``, ``objective``, ``optimisation``,
+``selection`` and ``run`` only shape training: a training-free baseline does not depend on them (``evaluation``
+does: it says what is measured)."""
+
+TRAIN_PARTS = ("all", "head", "head+embeddings")
+LR_SCHEDULERS = {"linear": "linear", "constant": "constant_with_warmup", "cosine": "cosine"}
+"""``--lr-scheduler`` names and the transformers scheduler each one selects (after the warm-up)."""
+
+
+def setting(
+    default: Any,
+    help: str,
+    kind: str,
+    *,
+    minimum: float | None = None,
+    positive: bool = False,
+    below: float | None = None,
+    trajectory: bool = True,
+    flag: str | None = None,
+    cli: bool = True,
+    note: str = "",
+) -> Any:
+    """A :class:`TrainConfig` field with everything its views need.
+
+    Args:
+        default: the default value (a list default is copied per instance).
+        help: one sentence for ``--help`` and the docs; the default is added by the formatter, not here.
+        kind: one of :data:`KINDS`.
+        minimum, positive, below: bounds checked by :func:`validate` (``minimum`` inclusive, ``below`` exclusive).
+        trajectory: whether the value changes the training trajectory, so that a run resumes only with the same one.
+        flag: the command-line flag when it is not ``--field-name`` (``--no-progress`` for ``show_progress``).
+        cli: False for settings only the Python API sets.
+        note: where the released code or the paper differ, for the docs table.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown setting kind {kind!r}")
+    metadata = {"help": help, "kind": kind, "minimum": minimum, "positive": positive, "below": below,
+                "trajectory": trajectory, "flag": flag, "cli": cli, "note": note}  # fmt: skip
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run; defaults follow the released IS-BERT code unless a note says otherwise.
+
+    Each field's ``metadata`` holds its help text, kind and bounds (see :func:`setting` and docs/training.md).
+    """
+
+    # --- data
+    model: str = setting("offline-minilm", "backbone: Hugging Face id, local folder, 'offline-minilm', or a saved "
+                         "isbert model to continue", "model")  # fmt: skip
+    corpus: list[str] = setting([], ".txt/.txt.gz (one sentence per line), .jsonl (--text-field) or .csv/.tsv "
+                                "(--column) files", "data", trajectory=False)  # fmt: skip
+    text_field: str = setting("text", READER_HELP["text_field"], "data")
+    column: str = setting("text", READER_HELP["column"], "data")
+    encoding_errors: Literal["strict", "replace", "skip"] = setting("strict", READER_HELP["encoding_errors"], "data")
+    dedup: bool = setting(False, "keep only the first occurrence of each sentence (memory ~ distinct sentences)",
+                          "data")  # fmt: skip
+    # --- model
+    max_seq_length: int = setting(128, "tokens per sentence; longer ones are truncated", "model", minimum=1,
+                                  note="released: 128")  # fmt: skip
+    encoder_layers: int | None = setting(None, "keep only the encoder's first N transformer layers (0 = static token "
+                                         "embeddings: a weak backbone); default all", "model", minimum=0)  # fmt: skip
+    # the seed draws the head's initial weights, so an untrained baseline depends on it too
+    seed: int = setting(42, "seed for weights, data order, dropout and the held-out slice", "model",
+                        note="released: not seeded")  # fmt: skip
+    activation: Literal["none", "relu"] = setting("none", "CNN activation: none (released code) or relu (paper)",
+                                                  "head", note="released: none; **paper: ReLU**")  # fmt: skip
+    out_channels: int = setting(256, "CNN filters per window size", "head", minimum=1, note="paper: 256")
+    include_special_tokens: bool = setting(True, "count [CLS]/[SEP] as local tokens in the pooling and the loss "
+                                           "(they feed the windows either way)", "head",
+                                           note="released: counted")  # fmt: skip
+    objective: Literal["is", "simcse", "is+simcse"] = setting(
+        "is", "is: IS-BERT; simcse: unsupervised SimCSE (encoder + mean pooling, dropout twins, no CNN); is+simcse: "
+        "both terms on the IS-BERT model", "head")  # fmt: skip
+    # --- objective
+    estimator: Literal["jsd", "infonce", "dv"] = setting("jsd", "mutual-information estimator", "objective",
+                                                         note="paper and released: jsd")  # fmt: skip
+    critic: Literal["dot", "cosine"] = setting("dot", "IS critic: dot product (paper) or cosine / --temperature",
+                                               "objective")  # fmt: skip
+    temperature: float = setting(1.0, "temperature of the cosine critic", "objective", positive=True)
+    exclude_radius: int | None = setting(None, "score each token against the mean of its sentence's local features "
+                                         "more than R positions away (0 = all but itself) instead of its own "
+                                         "sentence vector; default the paper's positives", "objective",
+                                         minimum=0)  # fmt: skip
+    simcse_temperature: float = setting(0.05, "temperature of the SimCSE term", "objective", positive=True)
+    anchor: Literal["none", "distill", "l2sp"] = setting(
+        "none", "keep a tuned encoder near its start: distill (relational distillation toward the frozen starting "
+        "model) or l2sp (distance to the initial weights), weighted by --anchor-weight", "objective")  # fmt: skip
+    anchor_weight: float = setting(0.0, "weight of --anchor (0 = off)", "objective", minimum=0)
+    # --- optimisation
+    max_steps: int | None = setting(None, "stop after N steps (overrides --epochs)", "optimisation", minimum=1)
+    epochs: float = setting(1.0, "passes over the corpus", "optimisation", positive=True, note="released: 1")
+    batch_size: int = setting(32, "sentences per step and device; the others of a batch are the negatives",
+                              "optimisation", minimum=2, note="released: 32")  # fmt: skip
+    lr: float = setting(2e-6, "AdamW peak learning rate", "optimisation", positive=True,
+                        note="as briefed for the released code; the fork's fit() we could read defaults to 5e-6 with "
+                        "correct_bias=False")  # fmt: skip
+    weight_decay: float = setting(0.01, "AdamW weight decay (not on biases and LayerNorm)", "optimisation",
+                                  minimum=0, note="released: same")  # fmt: skip
+    adam_epsilon: float = setting(1e-7, "AdamW epsilon", "optimisation", positive=True,
+                                  note="released fork: 1e-6")  # fmt: skip
+    warmup_ratio: float = setting(0.1, "linear warm-up over this fraction of the steps, then --lr-scheduler",
+                                  "optimisation", minimum=0, below=1, note="released: 0.1")  # fmt: skip
+    lr_scheduler: Literal["linear", "constant", "cosine"] = setting("linear", "learning-rate schedule after the "
+                                                                    "warm-up", "optimisation",
+                                                                    note="released: linear")  # fmt: skip
+    max_grad_norm: float = setting(1.0, "gradient clipping", "optimisation", positive=True, note="released: 1")
+    train_parts: Literal["all", "head", "head+embeddings"] = setting(
+        "all", "what learns: everything, the CNN only (encoder frozen), or the CNN and the encoder's embedding layer",
+        "optimisation")  # fmt: skip
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = setting(
+        "auto", "auto = fp32 on CPU, bf16 (or fp16) mixed precision on GPU; bf16 on CPU = autocast", "optimisation",
+        note="released: optional apex/AMP fp16")  # fmt: skip
+    # --- selection
+    dev: Literal["none", "stsb"] = setting("none", "stsb: labeled STS Benchmark dev Spearman at every evaluation "
+                                           "(uses labels)", "evaluation", trajectory=False,
+                                           note="released: STSb dev, always")  # fmt: skip
+    data_dir: str | None = setting(None, "data folder for --dev stsb (default: $ISBERT_DATA_DIR)", "selection",
+                                   trajectory=False)  # fmt: skip
+    select: Literal["stsb", "label-free"] | None = setting(None, "criterion for the saved model (default: stsb with "
+                                                           "--dev stsb, else label-free)", "selection",
+                                                           trajectory=False)  # fmt: skip
+    heldout_size: int | None = setting(None, "held-out corpus sentences for the label-free criterion (default 1% in "
+                                       "16..1000; 0 = off)", "selection", minimum=0)  # fmt: skip
+    eval_steps: int = setting(250, "evaluate (and checkpoint) every N steps, plus step 0 and the last step",
+                              "selection", minimum=1, trajectory=False,
+                              note="released: every 1000 steps, no step-0 evaluation")  # fmt: skip
+    eval_batch_size: int = setting(64, "batch size for evaluation", "selection", minimum=1, trajectory=False)
+    # --- run
+    output: str = setting("isbert-output", "run folder; the selected model is saved in it", "run", trajectory=False)
+    save_steps: int | None = setting(None, "checkpoint every N steps (default: --eval-steps)", "run", minimum=1,
+                                     trajectory=False)  # fmt: skip
+    keep_checkpoints: int = setting(2, "complete checkpoints to keep (the best model is kept apart)", "run",
+                                    minimum=1, trajectory=False)  # fmt: skip
+    logging_steps: int = setting(10, "log the loss every N steps", "run", minimum=1, trajectory=False)
+    device: str | None = setting(None, "'cpu' to force the CPU (default: a GPU when available)", "run",
+                                 trajectory=False)  # fmt: skip
+    resume: bool = setting(False, "continue the run in OUTPUT from its last complete checkpoint", "run",
+                           trajectory=False)  # fmt: skip
+    overwrite: bool = setting(False, "delete a previous run in OUTPUT first", "run", trajectory=False)
+    show_progress: bool = setting(True, "no progress bar", "run", trajectory=False, flag="--no-progress")
+
+    def trajectory(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the interrupted one."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["trajectory"]}
+
+
+def setting_types() -> dict[str, Any]:
+    """Each field's type, resolved (this module uses postponed annotations)."""
+    hints = get_type_hints(TrainConfig)
+    return {f.name: hints[f.name] for f in fields(TrainConfig)}
+
+
+def names_of_kind(*kinds: str) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(TrainConfig) if f.metadata["kind"] in kinds)
+
+
+def choices(hint: Any) -> tuple[Any, ...]:
+    """The allowed values of a ``Literal`` (or optional ``Literal``) type; empty for other types."""
+    if get_origin(hint) in (Union, types.UnionType):
+        values = tuple(value for arg in get_args(hint) for value in choices(arg))
+        return (*values, None) if values and type(None) in get_args(hint) else values
+    return get_args(hint) if get_origin(hint) is Literal else ()
+
+
+def _base_type(hint: Any) -> Any:
+    if get_origin(hint) in (Union, types.UnionType):
+        return next(arg for arg in get_args(hint) if arg is not type(None))
+    return hint
+
+
+def flag_of(name: str) -> str:
+    spec = next(f for f in fields(TrainConfig) if f.name == name)
+    return spec.metadata["flag"] or "--" + name.replace("_", "-")
+
+
+# ------------------------------------------------------------------------------------------------- validation
+def validate(config: TrainConfig) -> None:
+    """Every setting against its declared values and bounds, then the combinations that cannot work."""
+    hints = setting_types()
+    for spec in fields(TrainConfig):
+        _check_setting(spec.name, getattr(config, spec.name), hints[spec.name], spec.metadata)
+    if not config.corpus:
+        raise IsbertError("no corpus files given (--corpus FILE ...)")
+    if config.objective == "simcse" and config.train_parts == "head":
+        raise IsbertError("--objective simcse has no head to train; use --train-parts all")
+    if config.select == "stsb" and config.dev != "stsb":
+        raise IsbertError("--select stsb needs --dev stsb")
+
+
+def _check_setting(name: str, value: Any, hint: Any, meta: Any) -> None:
+    flag = flag_of(name)
+    allowed = choices(hint)
+    if allowed and value not in allowed:
+        shown = ", ".join(str(a) for a in allowed if a is not None)
+        raise IsbertError(f"{flag} must be one of {shown}, got {value!r}")
+    if value is None or isinstance(value, (bool, str, list)):
+        return
+    if meta["minimum"] is not None and not value >= meta["minimum"]:
+        raise IsbertError(f"{flag} must be at least {meta['minimum']}, got {value}")
+    if meta["positive"] and not value > 0:
+        raise IsbertError(f"{flag} must be positive, got {value}")
+    if meta["below"] is not None and not value < meta["below"]:
+        raise IsbertError(f"{flag} must be below {meta['below']}, got {value}")
+
+
+# -------------------------------------------------------------------------------------------- command line
+class DefaultsOnceFormatter(argparse.HelpFormatter):
+    """Adds "(default: X)" to an option's help once, and only where a default means something."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        quiet = action.required or action.default in (None, False, [], argparse.SUPPRESS)
+        if quiet or isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _argument_options(spec: Any, hint: Any) -> dict[str, Any]:
+    meta, base = spec.metadata, _base_type(hint)
+    options: dict[str, Any] = {"dest": spec.name, "help": meta["help"].replace("%", "%%")}
+    if base is bool:
+        if meta["flag"]:  # an inverted switch: --no-progress clears show_progress
+            return {**options, "action": "store_false" if spec.default else "store_true"}
+        if spec.default:
+            return {**options, "action": argparse.BooleanOptionalAction, "default": True}
+        return {**options, "action": "store_true"}
+    options["default"] = None if spec.default is MISSING else spec.default
+    if choices(hint):
+        options["choices"] = [c for c in choices(hint) if c is not None]
+    elif base is int:
+        options["type"] = non_negative_int if meta["minimum"] == 0 else positive_int if meta["minimum"] else int
+    elif base is float:
+        options["type"] = positive_float if meta["positive"] else float
+    if get_origin(base) is list:
+        options.update(nargs="+", required=True, metavar="FILE", default=None)
+    return options
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per command-line setting, grouped by kind in ``--help``."""
+    hints = setting_types()
+    groups: dict[str, Any] = {}
+    for spec in fields(TrainConfig):
+        if not spec.metadata["cli"]:
+            continue
+        title = KINDS[spec.metadata["kind"]]
+        group = groups.setdefault(title, parser.add_argument_group(title))
+        names = [flag_of(spec.name)]
+        options = _argument_options(spec, hints[spec.name])
+        if spec.name == "output":
+            names.append("-o")
+            options.update(required=True, default=None)
+        group.add_argument(*names, **options)
+
+
+def from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(**{spec.name: getattr(args, spec.name) for spec in fields(TrainConfig) if spec.metadata["cli"]})
+
+
+# ---------------------------------------------------------------------------------------------------- docs
+def settings_table() -> str:
+    """The Markdown table of every setting, as docs/training.md shows it (a test keeps the two equal)."""
+    rows = ["| flag | default | kind | meaning | released code / paper |", "|---|---|---|---|---|"]
+    for spec in fields(TrainConfig):
+        default = spec.default_factory() if spec.default is MISSING else spec.default  # type: ignore[misc]
+        shown = "required" if spec.name in ("corpus", "output") else f"`{default}`"
+        meta = spec.metadata
+        rows.append(f"| `{flag_of(spec.name)}` | {shown} | {meta['kind']} | {meta['help']} | {meta['note']} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # python -m isbert.training.config: the table for docs/training.md
+    print(settings_table(), end="")
