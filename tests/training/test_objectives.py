@@ -15,7 +15,7 @@ import isbert
 from isbert.errors import IsbertError
 from isbert.model import truncate_encoder
 from isbert.training import TrainConfig, TrainingInterrupted, train
-from isbert.training.run import build_baseline
+from isbert.training.models import build_baseline
 
 TINY = {"max_seq_length": 16, "out_channels": 8, "show_progress": False, "device": "cpu", "logging_steps": 2}
 

@@ -27,8 +27,9 @@ import isbert
 from isbert.errors import IsbertError
 from isbert.training import TrainConfig, train
 from isbert.training.checkpoints import MARKER, list_checkpoints
-from isbert.training.run import _agreement, prepare_output
-from isbert.training.trainer import LabelFreeEvaluator, alignment, uniformity
+from isbert.training.evaluators import LabelFreeEvaluator, alignment, uniformity
+from isbert.training.result import selection_agreement
+from isbert.training.run import prepare_output
 
 TINY = {"max_seq_length": 16, "out_channels": 8, "show_progress": False, "device": "cpu", "logging_steps": 2}
 
@@ -59,7 +60,7 @@ def test_agreement_known_case() -> None:
         {"step": 50, "stsb_dev_spearman": 0.84, "heldout_align_uniform": -0.9},
         {"step": 100, "stsb_dev_spearman": 0.80, "heldout_align_uniform": -0.95},
     ]
-    result = _agreement(history)
+    result = selection_agreement(history)
     assert result["labeled_choice_step"] == 0 and result["label_free_choice_step"] == 0 and result["same_choice"]
     assert result["rank_correlation"] == pytest.approx(0.5)
 

@@ -370,19 +370,19 @@ def _evaluate_baseline(job: Job, data_dir: Path) -> dict[str, Any]:
     import torch
 
     from isbert.evaluation import evaluate
-    from isbert.training import run as training
+    from isbert.training.models import build_baseline, build_model
 
     started = time.perf_counter()
     config = job.train_config(show_progress=False)
     baseline = job.spec.baseline
     if baseline in POOLING_BASELINES:
-        model = training.build_baseline(config, baseline)
+        model = build_baseline(config, baseline)
     else:  # the model training would start from, with the seed's initial head weights
         torch.manual_seed(config.seed)
-        model = training.build_model(config)
+        model = build_model(config)
     dev = None
     if job.settings.get("dev") == "stsb":
-        from isbert.training.trainer import load_stsb_dev
+        from isbert.training.evaluators import load_stsb_dev
 
         dev = 100 * load_stsb_dev(data_dir)(model)[STSB_KEY]
     results = evaluate(model, job.experiment.tasks, data_dir, show_progress=False, model_name=job.label)

@@ -28,7 +28,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from isbert.training.run import TrainingInterrupted, train
+    from isbert.training.result import TrainingInterrupted
+    from isbert.training.run import train
 
     try:
         result = train(from_args(args))

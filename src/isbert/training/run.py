@@ -1,4 +1,8 @@
-"""``isbert.training.train``: one IS-BERT training run, from corpus files to a selected, saved model."""
+"""``isbert.training.train``: one IS-BERT training run, from corpus files to a selected, saved model.
+
+:func:`train` reads as its phases: settings, run folder, data, selection, model and loss, trainer arguments,
+trainer and callbacks, the run itself, result and finalize; each phase is a function below it.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,18 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import torch
+import transformers
+from accelerate import PartialState
+from sentence_transformers.sentence_transformer import SentenceTransformerTrainingArguments
+from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_callback import ProgressCallback as HFProgress
+
+import isbert
 from isbert.errors import IsbertError
+from isbert.losses import AnchoredObjective
 from isbert.training import checkpoints as ckpt
+from isbert.training.callbacks import ControlCallback, LogCallback, ProgressCallback, SelectionCallback
 from isbert.training.config import LR_SCHEDULERS, TrainConfig, validate
 from isbert.training.corpus import (
     CorpusStats,
@@ -23,7 +37,13 @@ from isbert.training.corpus import (
     default_heldout_size,
     split_heldout,
 )
+from isbert.training.evaluators import CRITERIA, CombinedEvaluator, LabelFreeEvaluator, load_stsb_dev
+from isbert.training.models import build_model, freeze_parts, freeze_unused_parameters
 from isbert.training.plots import plot_curves
+from isbert.training.result import TrainingInterrupted, TrainResult, selection_agreement, write_model_card
+from isbert.training.run_log import RunLog
+from isbert.training.sampler import EpochSeededBatchSampler
+from isbert.training.trainer import IsbertTrainer, NonFiniteLoss
 
 RUN_FILE = "training_run.json"
 LOG_FILE = "training_log.jsonl"
@@ -35,102 +55,105 @@ CORPUS_CACHE = ".corpus-cache"
 
 
 @dataclass
-class TrainResult:
-    """What a run produced. ``best`` is the selected evaluation (``{"step", "metric", "value"}``) or None."""
+class Run:
+    """Where a run lives and what every phase needs to know about it."""
 
-    output_dir: Path
-    steps: int
-    seconds: float
-    sentences_per_second: float
-    corpus: CorpusStats
-    best: dict[str, Any] | None
-    start: dict[str, Any] | None
-    history: list[dict[str, Any]]
-    agreement: dict[str, Any] | None
-    interrupted: bool = False
-    alternative: dict[str, Any] | None = None
-    """The best model by the other criterion (``{"step", "metric", "value", "path"}``), saved at ``path``."""
+    config: TrainConfig
+    select: str
+    out: Path
+    checkpoint_dir: Path
+    resume_from: Path | None
+    log: RunLog
+    state: PartialState
 
-    def summary(self) -> str:
-        lines = [self.corpus.summary()]
-        lines.append(
-            f"trained {self.steps} steps in {self.seconds:.0f}s "
-            f"({self.sentences_per_second:.1f} sentences/s in training steps, evaluations excluded)"
+    @property
+    def main(self) -> bool:
+        return bool(self.state.is_main_process)
+
+    @property
+    def plot(self) -> tuple[Path, Path]:
+        return self.out / LOG_FILE, self.out / PLOT_FILE
+
+
+@dataclass
+class RunData:
+    train_set: Any
+    heldout: Any
+    stats: CorpusStats
+
+
+@dataclass
+class Callbacks:
+    selection: SelectionCallback
+    control: ControlCallback
+    progress: ProgressCallback
+
+
+def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = None, **overrides: Any) -> TrainResult:
+    """Train an IS-BERT model: ``train(TrainConfig(...))`` or ``train(model=..., corpus=[...], output=...)``.
+
+    Streams the corpus into Arrow, holds out a slice for the label-free criterion, trains with sentence-transformers'
+    trainer (DDP under ``torchrun``), evaluates at step 0, every ``eval_steps`` and at the end, keeps the best model
+    and saves it into ``output``. Extra Hugging Face ``TrainerCallback`` objects can be passed in ``callbacks``.
+
+    Raises:
+        IsbertError: bad input or settings, a NaN/inf loss (after which the last checkpoint stays loadable).
+        TrainingInterrupted: Ctrl-C, after saving a checkpoint (resume with ``resume=True``).
+    """
+    config = _settings(config, overrides)
+    dev = load_stsb_dev(config.data_dir) if config.dev == "stsb" else None  # fail early on missing data
+    run = _open_run(config)
+    data = _load_data(run)
+    evaluator = _selection_evaluator(run, data, dev)
+    torch.manual_seed(config.seed)  # the head's initial weights; on resume the anchor needs the very same start
+    model, loss, frozen = _model_and_loss(config)
+    args = _trainer_arguments(run, evaluate=evaluator is not None)
+    trainer, parts = _trainer(run, model, loss, args, evaluator, data.train_set, callbacks)
+    _log_start(run, data, frozen, world=max(1, args.world_size))
+    seconds = _train_steps(run, trainer, parts.control)
+    result = _result(run, trainer, parts, data.stats, seconds)
+    if parts.control.interrupted:
+        run.log.write({"event": "interrupted", "step": result.steps})
+        if run.main:
+            plot_curves(*run.plot)
+        raise TrainingInterrupted(
+            f"interrupted at step {result.steps}; checkpoint saved in {run.checkpoint_dir}. Continue with the same "
+            "command plus --resume"
         )
-        if self.best is not None:
-            value = self.best["value"]
-            shown = f"{100 * value:.2f}" if self.best["metric"].startswith("stsb") else f"{value:.4f}"
-            where = (
-                "the starting model (no evaluation beat it)" if self.best["step"] == 0 else f"step {self.best['step']}"
-            )
-            lines.append(f"selected {where} by {self.best['metric']} = {shown}")
-            final = next((h for h in self.history if h["step"] == self.best["step"]), {})
-            if "stsb_dev_spearman" in final:
-                lines.append(f"STSb dev Spearman of the saved model: {100 * final['stsb_dev_spearman']:.2f}")
-        if warning := self.degradation_warning():
-            lines.append(warning)
-        if self.agreement:
-            lines.append(self.agreement["text"])
-        lines.append(f"saved model: {self.output_dir}  (isbert.load({str(self.output_dir)!r}))")
-        return "\n".join(lines)
-
-    def degradation_warning(self, points: float = 1.0) -> str | None:
-        """Warnings when training made things worse than at the start, one per line, or None:
-
-        - STSb dev ended ``points`` x100 or more below the starting model's;
-        - the label-free criterion (held-out alignment + uniformity, lower is better) ended 0.1 or more above its
-          start;
-        - the local features collapsed into sparse codes (90% or more exact zeros, from fewer at the start): the
-          pattern of the paper's ReLU head that lowered every STS score in experiments/weak-backbone.toml.
-        """
-        warnings = []
-        first, last = self._first_and_last("stsb_dev_spearman")
-        if (
-            first is not None
-            and last is not None
-            and 100 * (first["stsb_dev_spearman"] - last["stsb_dev_spearman"]) >= points
-        ):
-            warnings.append(
-                f"warning: training lowered STSb dev from {100 * first['stsb_dev_spearman']:.2f} (start) to "
-                f"{100 * last['stsb_dev_spearman']:.2f} (step {last['step']}); the objective is hurting this backbone "
-                "(an already-tuned encoder?) - see README, Results"
-            )
-        first, last = self._first_and_last("heldout_align_uniform")
-        if (
-            first is not None
-            and last is not None
-            and last["heldout_align_uniform"] - first["heldout_align_uniform"] >= 0.1
-        ):
-            warnings.append(
-                f"warning: the label-free criterion got worse, from {first['heldout_align_uniform']:.4f} (start) to "
-                f"{last['heldout_align_uniform']:.4f} (step {last['step']}; lower is better)"
-            )
-        first, last = self._first_and_last("heldout_zero_fraction")
-        if (
-            first is not None
-            and last is not None
-            and first["heldout_zero_fraction"] < 0.9 <= last["heldout_zero_fraction"]
-        ):
-            warnings.append(
-                f"warning: {100 * last['heldout_zero_fraction']:.0f}% of the local feature values are exactly zero "
-                f"(start: {100 * first['heldout_zero_fraction']:.0f}%): the ReLU head is collapsing into sparse codes, "
-                "which lowered STS in our experiments; try --activation none"
-            )
-        return "\n".join(warnings) or None
-
-    def _first_and_last(self, metric: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        scored = [h for h in self.history if metric in h]
-        if self.start is None or metric not in self.start or len(scored) < 2:
-            return None, None
-        return self.start, scored[-1]
+    if run.main:
+        _finalize(run, trainer.model, result)
+    run.state.wait_for_everyone()
+    return result
 
 
-class TrainingInterrupted(IsbertError):
-    """Ctrl-C: a checkpoint was saved; the message says how to resume."""
+# ------------------------------------------------------------------------------------------ settings and folder
+def _settings(config: TrainConfig | None, overrides: dict[str, Any]) -> TrainConfig:
+    config = config or TrainConfig()
+    if overrides:
+        unknown = sorted(set(overrides) - {f.name for f in fields(TrainConfig)})
+        if unknown:
+            raise TypeError(f"unknown training settings: {', '.join(unknown)}")
+        config = TrainConfig(**{**asdict(config), **overrides})
+    config.corpus = [str(p) for p in config.corpus]
+    validate(config)
+    return config
 
 
-def _rank() -> int:
-    return int(os.environ.get("RANK", "0"))
+def _open_run(config: TrainConfig) -> Run:
+    """The run folder, created or checked (resume) on the main process, and where to resume from."""
+    fingerprint = corpus_fingerprint(config.corpus)
+    state = PartialState(cpu=config.device == "cpu")
+    if state.is_main_process:
+        prepare_output(config, fingerprint)
+    state.wait_for_everyone()
+    out = Path(config.output)
+    checkpoint_dir = out / CHECKPOINT_DIR
+    resume_from = ckpt.latest_checkpoint(checkpoint_dir) if config.resume else None
+    if state.is_main_process:
+        ckpt.remove_partials(checkpoint_dir)
+    select = config.select or ("stsb" if config.dev == "stsb" else "label-free")
+    log = RunLog(out / LOG_FILE, enabled=state.is_main_process)
+    return Run(config, select, out, checkpoint_dir, resume_from, log, state)
 
 
 def prepare_output(config: TrainConfig, fingerprint: list[dict[str, Any]]) -> None:
@@ -167,285 +190,13 @@ def prepare_output(config: TrainConfig, fingerprint: list[dict[str, Any]]) -> No
     os.replace(partial, run_file)
 
 
-def build_model(config: TrainConfig) -> Any:
-    """The model a run starts from: a fresh IS-BERT model (``objective`` ``is``/``is+simcse``) or the encoder with
-    mean pooling (``simcse``); a saved isbert model is continued as it is. Seed torch first for a reproducible head.
-    """
-    import isbert
-
-    path = isbert.resolve_model_name(config.model)
-    if config.objective == "simcse":
-        return build_baseline(config, "mean")
-    if os.path.isfile(os.path.join(path, "modules.json")) and "MaskedCNN" in Path(path, "modules.json").read_text():
-        model = isbert.load(path, device=config.device)
-        model.max_seq_length = config.max_seq_length
-        if config.encoder_layers is not None:
-            isbert.model.truncate_encoder(model[0], config.encoder_layers)
-        return model
-    return isbert.build(
-        config.model,
-        out_channels=config.out_channels,
-        activation=config.activation,
-        include_special_tokens=config.include_special_tokens,
-        max_seq_length=config.max_seq_length,
-        encoder_layers=config.encoder_layers,
-        device=config.device,
-    )
-
-
-def build_baseline(config: TrainConfig, pooling: str) -> Any:
-    """A training-free baseline: the (possibly truncated) encoder of ``config.model`` with ``pooling``
-    (``mean``, ``cls`` or ``first-last-mean``) and no head."""
-    import isbert
-    from isbert.evaluation.baselines import pooled_encoder
-
-    model = pooled_encoder(isbert.resolve_model_name(config.model), pooling, device=config.device)
-    model.max_seq_length = config.max_seq_length
-    if config.encoder_layers is not None:
-        isbert.model.truncate_encoder(model[0], config.encoder_layers)
-    return model
-
-
-def freeze_parts(model: Any, parts: str) -> list[str]:
-    """Freeze what ``train_parts`` leaves out: the encoder (``head``) or its transformer layers
-    (``head+embeddings``). Returns the frozen parameter names."""
-    if parts == "all":
-        return []
-    encoder = model[0]
-    frozen = []
-    for name, parameter in encoder.named_parameters():
-        if parts == "head" or ".embeddings." not in f".{name}":
-            parameter.requires_grad_(False)
-            frozen.append(f"0.{name}")
-    if not any(p.requires_grad for p in model.parameters()):
-        raise IsbertError(f"--train-parts {parts} leaves nothing to train in this model (no head after the encoder)")
-    return frozen
-
-
-def freeze_unused_parameters(model: Any, loss: Any) -> list[str]:
-    """Freeze parameters that get no gradient from the IS-BERT loss (e.g. BERT's pooler), so DDP does not fail.
-
-    Found with one forward/backward pass on two fixed sentences, in a forked RNG so training's randomness is intact.
-    """
-    import torch
-
-    texts = ["a probe sentence .", "another probe sentence here ."]
-    features = model.preprocess(texts)
-    features = {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
-    devices = [model.device.index] if model.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        loss([features], None).backward()
-    frozen = []
-    for name, parameter in model.named_parameters():
-        if parameter.requires_grad and parameter.grad is None:
-            parameter.requires_grad_(False)
-            frozen.append(name)
-        parameter.grad = None
-    return frozen
-
-
-def _precision_flags(precision: str, use_cuda: bool) -> dict[str, bool]:
-    import torch
-
-    if precision == "auto":
-        if not use_cuda:
-            return {}
-        return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
-    if precision == "fp16" and not use_cuda:
-        raise IsbertError("--precision fp16 needs a GPU; on CPU use bf16 or fp32")
-    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
-
-
-def _agreement(history: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """How the label-free choice compares with the labeled STSb dev choice over the same evaluations."""
-    rows = [h for h in history if "stsb_dev_spearman" in h and "heldout_align_uniform" in h]
-    if len(rows) < 2:
-        return None
-    from scipy.stats import spearmanr
-
-    labeled = max(rows, key=lambda h: h["stsb_dev_spearman"])
-    free = min(rows, key=lambda h: h["heldout_align_uniform"])
-    rho = float(
-        spearmanr([h["stsb_dev_spearman"] for h in rows], [-h["heldout_align_uniform"] for h in rows]).statistic
-    )
-    loss_rows = [h for h in rows if "heldout_mi_loss" in h]
-    result = {
-        "evaluations": len(rows),
-        "labeled_choice_step": labeled["step"],
-        "label_free_choice_step": free["step"],
-        "same_choice": labeled["step"] == free["step"],
-        "stsb_of_labeled_choice": labeled["stsb_dev_spearman"],
-        "stsb_of_label_free_choice": free["stsb_dev_spearman"],
-        "rank_correlation": rho,
-    }
-    if len(loss_rows) >= 2:
-        result["rank_correlation_mi_loss"] = float(
-            spearmanr([h["stsb_dev_spearman"] for h in loss_rows], [-h["heldout_mi_loss"] for h in loss_rows]).statistic
-        )
-    result["text"] = (
-        f"label-free choice: step {free['step']} (STSb dev {100 * free['stsb_dev_spearman']:.2f}); labeled choice: "
-        f"step {labeled['step']} (STSb dev {100 * labeled['stsb_dev_spearman']:.2f}); rank correlation of "
-        f"-(align+uniform) with STSb over {len(rows)} evaluations: {rho:+.2f}"
-    )
-    return result
-
-
-def _write_model_card(folder: Path, config: TrainConfig, result: TrainResult) -> None:
-    rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in config.trajectory().items())
-    history = "\n".join(
-        f"| {h['step']} | "
-        + (f"{100 * h['stsb_dev_spearman']:.2f}" if "stsb_dev_spearman" in h else "-")
-        + " | "
-        + (f"{h['heldout_align_uniform']:.4f}" if "heldout_align_uniform" in h else "-")
-        + " |"
-        for h in result.history
-    )
-    files = "\n".join(
-        f"- `{f['path']}`: {f['used']} sentences used of {f['lines']} lines"
-        + (f" (skipped: {', '.join(f'{n} {r}' for r, n in f['skipped'].items())})" if f["skipped"] else "")
-        for f in result.corpus.files
-    )
-    best = result.best
-    if best is None:
-        selected = "nothing was evaluated; the last step is kept"
-    else:
-        selected = f"step {best['step']} by `{best['metric']}` = {best['value']:.4f}"
-        if best["step"] == 0:
-            selected += " (the starting model: no evaluation beat it)"
-    card = f"""---
-tags: [sentence-transformers, isbert, unsupervised, mutual-information]
-library_name: sentence-transformers
----
-
-# IS-BERT model trained with isbert
-
-IS-BERT (Zhang et al., EMNLP 2020, arXiv:2009.12061): a `{config.model}` encoder, a masked multi-window CNN
-(activation `{config.activation}`) and mean pooling, trained without labels by maximizing the `{config.estimator}`
-mutual-information estimate between each sentence vector and its local n-gram features.
-
-```python
-import isbert
-model = isbert.load("PATH/TO/THIS/FOLDER")
-embeddings = model.encode(["A man is playing a guitar."])
-```
-
-## Training data
-
-{files}
-
-{result.corpus.heldout} sentences were held out (never trained on) for the label-free criterion.
-
-## Hyper-parameters
-
-| setting | value |
-|---|---|
-{rows}
-
-## Model selection
-
-Selected: {selected}
-| step | STSb dev Spearman x100 (labeled) | held-out alignment+uniformity (label-free, lower = better) |
-|---|---|---|
-{history}
-
-{result.agreement["text"] if result.agreement else ""}
-
-Trained {result.steps} steps, {result.sentences_per_second:.1f} sentences/s.
-
-## Citation
-
-```bibtex
-@inproceedings{{zhang-etal-2020-unsupervised,
-    title = "An Unsupervised Sentence Embedding Method by Mutual Information Maximization",
-    author = "Zhang, Yan and He, Ruidan and Liu, Zuozhu and Lim, Kwan Hui and Bing, Lidong",
-    booktitle = "Proceedings of the 2020 Conference on Empirical Methods in Natural Language Processing (EMNLP)",
-    year = "2020",
-}}
-```
-"""
-    (folder / "README.md").write_text(card, encoding="utf-8")
-
-
-def _save_final(config: TrainConfig, trainer_model: Any, result: TrainResult) -> None:
-    """The selected model goes into the output folder itself (staged, then moved in file by file)."""
-    import isbert
-
-    out = Path(config.output)
-    best_dir = out / CHECKPOINT_DIR / BEST_DIR
-    model = isbert.load(str(best_dir), device="cpu") if best_dir.is_dir() and result.best else trainer_model
-    staged = out / f"{ckpt.PARTIAL_PREFIX}final"
-    shutil.rmtree(staged, ignore_errors=True)
-    model.save(str(staged))
-    (staged / "isbert_best.json").unlink(missing_ok=True)
-    _write_model_card(staged, config, result)
-    ckpt.fsync_tree(staged)
-    for child in staged.iterdir():
-        target = out / child.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        os.replace(child, target)
-    shutil.rmtree(staged, ignore_errors=True)
-
-
-def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = None, **overrides: Any) -> TrainResult:
-    """Train an IS-BERT model: ``train(TrainConfig(...))`` or ``train(model=..., corpus=[...], output=...)``.
-
-    Streams the corpus into Arrow, holds out a slice for the label-free criterion, trains with sentence-transformers'
-    trainer (DDP under ``torchrun``), evaluates at step 0, every ``eval_steps`` and at the end, keeps the best model
-    and saves it into ``output``. Extra Hugging Face ``TrainerCallback`` objects can be passed in ``callbacks``.
-
-    Raises:
-        IsbertError: bad input or settings, a NaN/inf loss (after which the last checkpoint stays loadable).
-        TrainingInterrupted: Ctrl-C, after saving a checkpoint (resume with ``resume=True``).
-    """
-    config = config or TrainConfig()
-    if overrides:
-        known = {f.name for f in fields(TrainConfig)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise TypeError(f"unknown training settings: {', '.join(unknown)}")
-        config = TrainConfig(**{**asdict(config), **overrides})
-    config.corpus = [str(p) for p in config.corpus]
-    validate(config)
-    select = config.select or ("stsb" if config.dev == "stsb" else "label-free")
-
-    import torch
-    from accelerate import PartialState
-
-    from isbert.losses import AnchoredObjective
-    from isbert.training.trainer import (
-        CRITERIA,
-        CombinedEvaluator,
-        ControlCallback,
-        EpochSeededBatchSampler,
-        IsbertTrainer,
-        LabelFreeEvaluator,
-        LogCallback,
-        NonFiniteLoss,
-        ProgressCallback,
-        RunLog,
-        SelectionCallback,
-        load_stsb_dev,
-    )
-
-    fingerprint = corpus_fingerprint(config.corpus)
-    dev_evaluator = load_stsb_dev(config.data_dir) if config.dev == "stsb" else None  # fail early on missing data
-    state = PartialState(cpu=config.device == "cpu")
-    main = state.is_main_process
-    if main:
-        prepare_output(config, fingerprint)
-    state.wait_for_everyone()
-
-    out = Path(config.output)
-    checkpoint_dir = out / CHECKPOINT_DIR
-    resume_from = ckpt.latest_checkpoint(checkpoint_dir) if config.resume else None
-    if main:
-        ckpt.remove_partials(checkpoint_dir)
-    log = RunLog(out / LOG_FILE, enabled=main)
-
+# -------------------------------------------------------------------------------------------- data and selection
+def _load_data(run: Run) -> RunData:
+    """The corpus streamed into Arrow, with a seeded held-out slice for the label-free criterion."""
+    config = run.config
     dataset, stats = build_corpus_dataset(
         config.corpus,
-        out / CORPUS_CACHE / f"rank-{state.process_index}",
+        run.out / CORPUS_CACHE / f"rank-{run.state.process_index}",
         text_field=config.text_field,
         column=config.column,
         encoding_errors=config.encoding_errors,
@@ -460,15 +211,19 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
             + (f" (after holding out {stats.heldout})" if stats.heldout else "")
             + f", fewer than --batch-size {config.batch_size}; lower --batch-size or add sentences"
         )
+    return RunData(train_set, heldout, stats)
 
-    evaluators = []
-    if dev_evaluator is not None:
-        dev_evaluator.batch_size = config.eval_batch_size
-        evaluators.append(dev_evaluator)
-    if heldout is not None and len(heldout) >= 2:
+
+def _selection_evaluator(run: Run, data: RunData, dev: Any) -> CombinedEvaluator | None:
+    """Labeled STSb dev and/or the label-free criterion, with the run's criterion as the primary metric."""
+    config, evaluators = run.config, []
+    if dev is not None:
+        dev.batch_size = config.eval_batch_size
+        evaluators.append(dev)
+    if data.heldout is not None and len(data.heldout) >= 2:
         evaluators.append(
             LabelFreeEvaluator(
-                list(heldout["text"]),
+                list(data.heldout["text"]),
                 seed=config.seed,
                 batch_size=config.eval_batch_size,
                 estimator=config.estimator,
@@ -478,13 +233,15 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
                 mi=config.objective != "simcse",  # a mean-pooled encoder has no local features to score
             )
         )
-    elif select == "label-free" and config.select == "label-free":
+    elif run.select == "label-free" and config.select == "label-free":
         raise IsbertError("--select label-free needs held-out sentences (--heldout-size of at least 2)")
-    metric, greater = CRITERIA[select]
-    evaluator = CombinedEvaluator(evaluators, metric, greater) if evaluators else None
+    metric, greater = CRITERIA[run.select]
+    return CombinedEvaluator(evaluators, metric, greater) if evaluators else None
 
-    # The CNN's initial weights; also on resume, where the anchor needs the very same starting model again.
-    torch.manual_seed(config.seed)
+
+# ------------------------------------------------------------------------------------------- model and trainer
+def _model_and_loss(config: TrainConfig) -> tuple[Any, AnchoredObjective, list[str]]:
+    """The starting model, its objective, and the names of the parameters that do not learn."""
     model = build_model(config)
     # We write our own model card; sentence-transformers' widget sampling would print a bar and draw from `random`.
     model.model_card_data.set_widget_examples = lambda dataset: None
@@ -500,14 +257,14 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
         anchor=config.anchor,
         anchor_weight=config.anchor_weight,
     )
-    frozen += freeze_unused_parameters(model, loss)
+    return model, loss, frozen + freeze_unused_parameters(model, loss)
 
-    from sentence_transformers.sentence_transformer import SentenceTransformerTrainingArguments
 
+def _trainer_arguments(run: Run, evaluate: bool) -> SentenceTransformerTrainingArguments:
+    config = run.config
     use_cuda = torch.cuda.is_available() and config.device != "cpu"
-    save_steps = config.save_steps or config.eval_steps
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(checkpoint_dir),
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(run.checkpoint_dir),
         per_device_train_batch_size=config.batch_size,
         num_train_epochs=config.epochs,
         max_steps=config.max_steps if config.max_steps else -1,
@@ -516,15 +273,16 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
         adam_epsilon=config.adam_epsilon,
         optim="adamw_torch",
         lr_scheduler_type=LR_SCHEDULERS[config.lr_scheduler],
+        # transformers 5 reads a float below 1 as a fraction of the total steps (warmup_ratio was removed).
         warmup_steps=config.warmup_ratio,
         max_grad_norm=config.max_grad_norm,
         logging_steps=config.logging_steps,
         logging_nan_inf_filter=False,
-        eval_strategy="steps" if evaluator else "no",
+        eval_strategy="steps" if evaluate else "no",
         eval_steps=config.eval_steps,
-        eval_on_start=evaluator is not None and resume_from is None,
+        eval_on_start=evaluate and run.resume_from is None,
         save_strategy="steps",
-        save_steps=save_steps,
+        save_steps=config.save_steps or config.eval_steps,
         save_total_limit=None,
         seed=config.seed,
         dataloader_drop_last=True,
@@ -536,53 +294,75 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
         ddp_find_unused_parameters=False,
         **_precision_flags(config.precision, use_cuda),
     )
-    plot = (out / LOG_FILE, out / PLOT_FILE)
-    other = "label-free" if select == "stsb" else "stsb"
+
+
+def _precision_flags(precision: str, use_cuda: bool) -> dict[str, bool]:
+    if precision == "auto":
+        if not use_cuda:
+            return {}
+        return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
+    if precision == "fp16" and not use_cuda:
+        raise IsbertError("--precision fp16 needs a GPU; on CPU use bf16 or fp32")
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def _trainer(
+    run: Run, model: Any, loss: Any, args: Any, evaluator: Any, train_set: Any, extra: list[Any] | None
+) -> tuple[IsbertTrainer, Callbacks]:
+    """sentence-transformers' trainer with isbert's callbacks (log, selection, Ctrl-C, progress) and no others."""
+    other = "label-free" if run.select == "stsb" else "stsb"
     selection = SelectionCallback(
-        select, checkpoint_dir / BEST_DIR, log, plot if main else None, secondary=other,
-        secondary_dir=checkpoint_dir / f"{BEST_DIR}-{other}",
+        run.select, run.checkpoint_dir / BEST_DIR, run.log, run.plot if run.main else None, secondary=other,
+        secondary_dir=run.checkpoint_dir / f"{BEST_DIR}-{other}",
     )  # fmt: skip
-    control = ControlCallback(evaluate=evaluator is not None)
-    world = max(1, args.world_size)
-    progress = ProgressCallback(config.batch_size * world, enabled=config.show_progress)
+    parts = Callbacks(
+        selection=selection,
+        control=ControlCallback(evaluate=evaluator is not None),
+        progress=ProgressCallback(run.config.batch_size * max(1, args.world_size), enabled=run.config.show_progress),
+    )
     trainer = IsbertTrainer(
         model=model,
         args=args,
         train_dataset=train_set,
         loss=loss,
         evaluator=evaluator,
-        callbacks=[LogCallback(log), selection, control, progress, *(callbacks or [])],
-        keep_last=config.keep_checkpoints,
+        callbacks=[LogCallback(run.log), selection, parts.control, parts.progress, *(extra or [])],
+        keep_last=run.config.keep_checkpoints,
         selection=selection,
     )
-    import transformers
-    from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_callback import ProgressCallback as HFProgress
-
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(HFProgress)
     trainer.remove_callback(trainer.model_card_callback_class)  # isbert writes its own model card
     transformers.utils.logging.disable_progress_bar()  # no per-save "Writing model shards" bars
-
-    if resume_from is not None:
-        marker = ckpt.read_marker(resume_from)
+    if run.resume_from is not None:
+        marker = ckpt.read_marker(run.resume_from)
         selection.load_state_dict(marker.get("selection"))
-        log.truncate_after(marker["step"])
-        log.write({"event": "resume", "step": marker["step"], "checkpoint": str(resume_from)})
-    else:
-        if config.resume and main:
-            log.write({"event": "resume", "step": 0, "checkpoint": None, "note": "no complete checkpoint; fresh start"})
-        log.write(
-            {
-                "event": "start",
-                "step": 0,
-                "config": asdict(config),
-                "corpus": stats.to_dict(),
-                "frozen_parameters": frozen,
-                "world_size": world,
-                "selection": select,
-            }
-        )
+        run.log.truncate_after(marker["step"])
+        run.log.write({"event": "resume", "step": marker["step"], "checkpoint": str(run.resume_from)})
+    return trainer, parts
+
+
+def _log_start(run: Run, data: RunData, frozen: list[str], world: int) -> None:
+    if run.resume_from is not None:
+        return
+    if run.config.resume and run.main:
+        run.log.write({"event": "resume", "step": 0, "checkpoint": None, "note": "no complete checkpoint; fresh start"})
+    run.log.write(
+        {
+            "event": "start",
+            "step": 0,
+            "config": asdict(run.config),
+            "corpus": data.stats.to_dict(),
+            "frozen_parameters": frozen,
+            "world_size": world,
+            "selection": run.select,
+        }
+    )
+
+
+# ------------------------------------------------------------------------------------------------------ the run
+def _train_steps(run: Run, trainer: IsbertTrainer, control: ControlCallback) -> float:
+    """Run the trainer (the first Ctrl-C stops at the next step with a checkpoint); seconds taken."""
 
     def on_sigint(signum: int, frame: Any) -> None:
         if control.interrupted:  # a second Ctrl-C stops at once
@@ -595,87 +375,96 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
         previous_handler = None
     started = time.perf_counter()
     try:
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        trainer.train(resume_from_checkpoint=str(run.resume_from) if run.resume_from else None)
     except NonFiniteLoss as error:
-        last = ckpt.latest_checkpoint(checkpoint_dir)
-        log.write({"event": "stopped", "step": error.step, "reason": str(error)})
-        if main:
-            plot_curves(*plot)
+        last = ckpt.latest_checkpoint(run.checkpoint_dir)
+        run.log.write({"event": "stopped", "step": error.step, "reason": str(error)})
+        if run.main:
+            plot_curves(*run.plot)
         where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
         raise IsbertError(
             f"{error}; training stopped ({where}; it loads with isbert.load). Try a lower --lr or --precision fp32"
         ) from None
     except pickle.UnpicklingError:  # a checkpoint's optimizer or RNG file holds more than tensors: not loaded
         raise IsbertError(
-            f"{resume_from}: refused, a state file in the checkpoint holds objects other than tensors; remove the "
-            "checkpoint to resume from an earlier one"
+            f"{run.resume_from}: refused, a state file in the checkpoint holds objects other than tensors; remove "
+            "the checkpoint to resume from an earlier one"
         ) from None
     except OSError as error:  # a full disk or a vanished folder while writing a checkpoint or the log
-        ckpt.remove_partials(checkpoint_dir)
-        last = ckpt.latest_checkpoint(checkpoint_dir)
+        ckpt.remove_partials(run.checkpoint_dir)
+        last = ckpt.latest_checkpoint(run.checkpoint_dir)
         reason = "the disk is full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
         where = f"the last complete checkpoint is {last}; --resume continues from it" if last else "no checkpoint yet"
-        log.write({"event": "stopped", "step": trainer.state.global_step, "reason": reason})
+        run.log.write({"event": "stopped", "step": trainer.state.global_step, "reason": reason})
         raise IsbertError(f"training stopped at step {trainer.state.global_step}: {reason} ({where})") from None
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
-    seconds = time.perf_counter() - started
-    steps = trainer.state.global_step
-    speed = progress.sentences_per_second(trainer.state)  # training steps only, evaluations excluded
-    history = sorted(selection.history, key=lambda h: h["step"])
-    result = TrainResult(
-        output_dir=out,
-        steps=steps,
+    return time.perf_counter() - started
+
+
+# ------------------------------------------------------------------------------------------- result and finalize
+def _result(run: Run, trainer: IsbertTrainer, parts: Callbacks, stats: CorpusStats, seconds: float) -> TrainResult:
+    history = sorted(parts.selection.history, key=lambda h: h["step"])
+    return TrainResult(
+        output_dir=run.out,
+        steps=trainer.state.global_step,
         seconds=seconds,
-        sentences_per_second=speed,
+        sentences_per_second=parts.progress.sentences_per_second(trainer.state),  # evaluations excluded
         corpus=stats,
-        best=selection.best,
+        best=parts.selection.best,
         start=next((h for h in history if h["step"] == 0), None),
         history=history,
-        agreement=_agreement(history),
-        interrupted=control.interrupted,
-        alternative=selection.secondary_best,
+        agreement=selection_agreement(history),
+        interrupted=parts.control.interrupted,
+        alternative=parts.selection.secondary_best,
     )
-    if control.interrupted:
-        log.write({"event": "interrupted", "step": steps})
-        if main:
-            plot_curves(*plot)
-        raise TrainingInterrupted(
-            f"interrupted at step {steps}; checkpoint saved in {checkpoint_dir}. Continue with the same command "
-            "plus --resume"
-        )
-    if main:
-        _save_final(config, trainer.model, result)
-        summary = {k: v for k, v in asdict(result).items() if k not in ("output_dir", "corpus")}
-        summary.update(
-            output_dir=str(out),
-            corpus=stats.to_dict(),
-            selection=select,
-            no_improvement=bool(result.best and result.best["step"] == 0),
-        )
-        if summary["no_improvement"]:
-            log.write(
-                {
-                    "event": "note",
-                    "step": steps,
-                    "note": "no evaluation beat the starting model; the starting model is kept as the best",
-                }
-            )
-        if warning := result.degradation_warning():
-            log.write({"event": "warning", "step": steps, "warning": warning})
-        log.write(
-            {
-                "event": "done",
-                "step": steps,
-                "best": result.best,
-                "sentences_per_second": speed,
-                "agreement": result.agreement,
-            }
-        )
-        (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=float), encoding="utf-8")
-        plot_curves(*plot)
-        shutil.rmtree(out / CORPUS_CACHE, ignore_errors=True)
-        shutil.rmtree(checkpoint_dir / "eval", ignore_errors=True)  # sentence-transformers' empty eval folder
-    state.wait_for_everyone()
-    return result
+
+
+def _finalize(run: Run, trainer_model: Any, result: TrainResult) -> None:
+    """Save the selected model into the run folder, then the summary, the last log records and the curves."""
+    _save_final(run.config, trainer_model, result)
+    summary = {k: v for k, v in asdict(result).items() if k not in ("output_dir", "corpus")}
+    summary.update(
+        output_dir=str(run.out),
+        corpus=result.corpus.to_dict(),
+        selection=run.select,
+        no_improvement=bool(result.best and result.best["step"] == 0),
+    )
+    if summary["no_improvement"]:
+        note = "no evaluation beat the starting model; the starting model is kept as the best"
+        run.log.write({"event": "note", "step": result.steps, "note": note})
+    if warning := result.degradation_warning():
+        run.log.write({"event": "warning", "step": result.steps, "warning": warning})
+    run.log.write(
+        {
+            "event": "done",
+            "step": result.steps,
+            "best": result.best,
+            "sentences_per_second": result.sentences_per_second,
+            "agreement": result.agreement,
+        }
+    )
+    (run.out / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=float), encoding="utf-8")
+    plot_curves(*run.plot)
+    shutil.rmtree(run.out / CORPUS_CACHE, ignore_errors=True)
+    shutil.rmtree(run.checkpoint_dir / "eval", ignore_errors=True)  # sentence-transformers' empty eval folder
+
+
+def _save_final(config: TrainConfig, trainer_model: Any, result: TrainResult) -> None:
+    """The selected model goes into the output folder itself (staged, then moved in file by file)."""
+    out = Path(config.output)
+    best_dir = out / CHECKPOINT_DIR / BEST_DIR
+    model = isbert.load(str(best_dir), device="cpu") if best_dir.is_dir() and result.best else trainer_model
+    staged = out / f"{ckpt.PARTIAL_PREFIX}final"
+    shutil.rmtree(staged, ignore_errors=True)
+    model.save(str(staged))
+    (staged / "isbert_best.json").unlink(missing_ok=True)
+    write_model_card(staged, config, result)
+    ckpt.fsync_tree(staged)
+    for child in staged.iterdir():
+        target = out / child.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(child, target)
+    shutil.rmtree(staged, ignore_errors=True)

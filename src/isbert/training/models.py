@@ -1,0 +1,85 @@
+"""The model a training run starts from, and which of its parameters learn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import isbert
+from isbert.errors import IsbertError
+from isbert.evaluation.baselines import pooled_encoder
+from isbert.model import truncate_encoder
+from isbert.training.config import TrainConfig
+
+
+def build_model(config: TrainConfig) -> Any:
+    """The model a run starts from: a fresh IS-BERT model (``objective`` ``is``/``is+simcse``) or the encoder with
+    mean pooling (``simcse``); a saved isbert model is continued as it is. Seed torch first for a reproducible head.
+    """
+    path = isbert.resolve_model_name(config.model)
+    if config.objective == "simcse":
+        return build_baseline(config, "mean")
+    if os.path.isfile(os.path.join(path, "modules.json")) and "MaskedCNN" in Path(path, "modules.json").read_text():
+        model = isbert.load(path, device=config.device)
+        model.max_seq_length = config.max_seq_length
+        if config.encoder_layers is not None:
+            truncate_encoder(model[0], config.encoder_layers)
+        return model
+    return isbert.build(
+        config.model,
+        out_channels=config.out_channels,
+        activation=config.activation,
+        include_special_tokens=config.include_special_tokens,
+        max_seq_length=config.max_seq_length,
+        encoder_layers=config.encoder_layers,
+        device=config.device,
+    )
+
+
+def build_baseline(config: TrainConfig, pooling: str) -> Any:
+    """A training-free baseline: the (possibly truncated) encoder of ``config.model`` with ``pooling``
+    (``mean``, ``cls`` or ``first-last-mean``) and no head."""
+    model = pooled_encoder(isbert.resolve_model_name(config.model), pooling, device=config.device)
+    model.max_seq_length = config.max_seq_length
+    if config.encoder_layers is not None:
+        truncate_encoder(model[0], config.encoder_layers)
+    return model
+
+
+def freeze_parts(model: Any, parts: str) -> list[str]:
+    """Freeze what ``train_parts`` leaves out: the encoder (``head``) or its transformer layers
+    (``head+embeddings``). Returns the frozen parameter names."""
+    if parts == "all":
+        return []
+    encoder = model[0]
+    frozen = []
+    for name, parameter in encoder.named_parameters():
+        if parts == "head" or ".embeddings." not in f".{name}":
+            parameter.requires_grad_(False)
+            frozen.append(f"0.{name}")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise IsbertError(f"--train-parts {parts} leaves nothing to train in this model (no head after the encoder)")
+    return frozen
+
+
+def freeze_unused_parameters(model: Any, loss: Any) -> list[str]:
+    """Freeze parameters that get no gradient from the IS-BERT loss (e.g. BERT's pooler), so DDP does not fail.
+
+    Found with one forward/backward pass on two fixed sentences, in a forked RNG so training's randomness is intact.
+    """
+    texts = ["a probe sentence .", "another probe sentence here ."]
+    features = model.preprocess(texts)
+    features = {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+    devices = [model.device.index] if model.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        loss([features], None).backward()
+    frozen = []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad and parameter.grad is None:
+            parameter.requires_grad_(False)
+            frozen.append(name)
+        parameter.grad = None
+    return frozen

@@ -1,0 +1,217 @@
+"""What a training run produced: the result with its summary and warnings, how the two selection criteria
+agreed, and the model card written beside the saved model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scipy.stats import spearmanr
+
+from isbert.errors import IsbertError
+from isbert.training.config import TrainConfig
+from isbert.training.corpus import CorpusStats
+
+
+@dataclass
+class TrainResult:
+    """What a run produced. ``best`` is the selected evaluation (``{"step", "metric", "value"}``) or None."""
+
+    output_dir: Path
+    steps: int
+    seconds: float
+    sentences_per_second: float
+    corpus: CorpusStats
+    best: dict[str, Any] | None
+    start: dict[str, Any] | None
+    history: list[dict[str, Any]]
+    agreement: dict[str, Any] | None
+    interrupted: bool = False
+    alternative: dict[str, Any] | None = None
+    """The best model by the other criterion (``{"step", "metric", "value", "path"}``), saved at ``path``."""
+
+    def summary(self) -> str:
+        lines = [self.corpus.summary()]
+        lines.append(
+            f"trained {self.steps} steps in {self.seconds:.0f}s "
+            f"({self.sentences_per_second:.1f} sentences/s in training steps, evaluations excluded)"
+        )
+        if self.best is not None:
+            value = self.best["value"]
+            shown = f"{100 * value:.2f}" if self.best["metric"].startswith("stsb") else f"{value:.4f}"
+            where = (
+                "the starting model (no evaluation beat it)" if self.best["step"] == 0 else f"step {self.best['step']}"
+            )
+            lines.append(f"selected {where} by {self.best['metric']} = {shown}")
+            final = next((h for h in self.history if h["step"] == self.best["step"]), {})
+            if "stsb_dev_spearman" in final:
+                lines.append(f"STSb dev Spearman of the saved model: {100 * final['stsb_dev_spearman']:.2f}")
+        if warning := self.degradation_warning():
+            lines.append(warning)
+        if self.agreement:
+            lines.append(self.agreement["text"])
+        lines.append(f"saved model: {self.output_dir}  (isbert.load({str(self.output_dir)!r}))")
+        return "\n".join(lines)
+
+    def degradation_warning(self, points: float = 1.0) -> str | None:
+        """Warnings when training made things worse than at the start, one per line, or None:
+
+        - STSb dev ended ``points`` x100 or more below the starting model's;
+        - the label-free criterion (held-out alignment + uniformity, lower is better) ended 0.1 or more above its
+          start;
+        - the local features collapsed into sparse codes (90% or more exact zeros, from fewer at the start): the
+          pattern of the paper's ReLU head that lowered every STS score in experiments/weak-backbone.toml.
+        """
+        warnings = []
+        first, last = self._first_and_last("stsb_dev_spearman")
+        if (
+            first is not None
+            and last is not None
+            and 100 * (first["stsb_dev_spearman"] - last["stsb_dev_spearman"]) >= points
+        ):
+            warnings.append(
+                f"warning: training lowered STSb dev from {100 * first['stsb_dev_spearman']:.2f} (start) to "
+                f"{100 * last['stsb_dev_spearman']:.2f} (step {last['step']}); the objective is hurting this backbone "
+                "(an already-tuned encoder?) - see README, Results"
+            )
+        first, last = self._first_and_last("heldout_align_uniform")
+        if (
+            first is not None
+            and last is not None
+            and last["heldout_align_uniform"] - first["heldout_align_uniform"] >= 0.1
+        ):
+            warnings.append(
+                f"warning: the label-free criterion got worse, from {first['heldout_align_uniform']:.4f} (start) to "
+                f"{last['heldout_align_uniform']:.4f} (step {last['step']}; lower is better)"
+            )
+        first, last = self._first_and_last("heldout_zero_fraction")
+        if (
+            first is not None
+            and last is not None
+            and first["heldout_zero_fraction"] < 0.9 <= last["heldout_zero_fraction"]
+        ):
+            warnings.append(
+                f"warning: {100 * last['heldout_zero_fraction']:.0f}% of the local feature values are exactly zero "
+                f"(start: {100 * first['heldout_zero_fraction']:.0f}%): the ReLU head is collapsing into sparse codes, "
+                "which lowered STS in our experiments; try --activation none"
+            )
+        return "\n".join(warnings) or None
+
+    def _first_and_last(self, metric: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        scored = [h for h in self.history if metric in h]
+        if self.start is None or metric not in self.start or len(scored) < 2:
+            return None, None
+        return self.start, scored[-1]
+
+
+class TrainingInterrupted(IsbertError):
+    """Ctrl-C: a checkpoint was saved; the message says how to resume."""
+
+
+def selection_agreement(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """How the label-free choice compares with the labeled STSb dev choice over the same evaluations."""
+    rows = [h for h in history if "stsb_dev_spearman" in h and "heldout_align_uniform" in h]
+    if len(rows) < 2:
+        return None
+    labeled = max(rows, key=lambda h: h["stsb_dev_spearman"])
+    free = min(rows, key=lambda h: h["heldout_align_uniform"])
+    rho = float(
+        spearmanr([h["stsb_dev_spearman"] for h in rows], [-h["heldout_align_uniform"] for h in rows]).statistic
+    )
+    loss_rows = [h for h in rows if "heldout_mi_loss" in h]
+    result = {
+        "evaluations": len(rows),
+        "labeled_choice_step": labeled["step"],
+        "label_free_choice_step": free["step"],
+        "same_choice": labeled["step"] == free["step"],
+        "stsb_of_labeled_choice": labeled["stsb_dev_spearman"],
+        "stsb_of_label_free_choice": free["stsb_dev_spearman"],
+        "rank_correlation": rho,
+    }
+    if len(loss_rows) >= 2:
+        result["rank_correlation_mi_loss"] = float(
+            spearmanr([h["stsb_dev_spearman"] for h in loss_rows], [-h["heldout_mi_loss"] for h in loss_rows]).statistic
+        )
+    result["text"] = (
+        f"label-free choice: step {free['step']} (STSb dev {100 * free['stsb_dev_spearman']:.2f}); labeled choice: "
+        f"step {labeled['step']} (STSb dev {100 * labeled['stsb_dev_spearman']:.2f}); rank correlation of "
+        f"-(align+uniform) with STSb over {len(rows)} evaluations: {rho:+.2f}"
+    )
+    return result
+
+
+def write_model_card(folder: Path, config: TrainConfig, result: TrainResult) -> None:
+    rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in config.trajectory().items())
+    history = "\n".join(
+        f"| {h['step']} | "
+        + (f"{100 * h['stsb_dev_spearman']:.2f}" if "stsb_dev_spearman" in h else "-")
+        + " | "
+        + (f"{h['heldout_align_uniform']:.4f}" if "heldout_align_uniform" in h else "-")
+        + " |"
+        for h in result.history
+    )
+    files = "\n".join(
+        f"- `{f['path']}`: {f['used']} sentences used of {f['lines']} lines"
+        + (f" (skipped: {', '.join(f'{n} {r}' for r, n in f['skipped'].items())})" if f["skipped"] else "")
+        for f in result.corpus.files
+    )
+    best = result.best
+    if best is None:
+        selected = "nothing was evaluated; the last step is kept"
+    else:
+        selected = f"step {best['step']} by `{best['metric']}` = {best['value']:.4f}"
+        if best["step"] == 0:
+            selected += " (the starting model: no evaluation beat it)"
+    card = f"""---
+tags: [sentence-transformers, isbert, unsupervised, mutual-information]
+library_name: sentence-transformers
+---
+
+# IS-BERT model trained with isbert
+
+IS-BERT (Zhang et al., EMNLP 2020, arXiv:2009.12061): a `{config.model}` encoder, a masked multi-window CNN
+(activation `{config.activation}`) and mean pooling, trained without labels by maximizing the `{config.estimator}`
+mutual-information estimate between each sentence vector and its local n-gram features.
+
+```python
+import isbert
+model = isbert.load("PATH/TO/THIS/FOLDER")
+embeddings = model.encode(["A man is playing a guitar."])
+```
+
+## Training data
+
+{files}
+
+{result.corpus.heldout} sentences were held out (never trained on) for the label-free criterion.
+
+## Hyper-parameters
+
+| setting | value |
+|---|---|
+{rows}
+
+## Model selection
+
+Selected: {selected}
+| step | STSb dev Spearman x100 (labeled) | held-out alignment+uniformity (label-free, lower = better) |
+|---|---|---|
+{history}
+
+{result.agreement["text"] if result.agreement else ""}
+
+Trained {result.steps} steps, {result.sentences_per_second:.1f} sentences/s.
+
+## Citation
+
+```bibtex
+@inproceedings{{zhang-etal-2020-unsupervised,
+    title = "An Unsupervised Sentence Embedding Method by Mutual Information Maximization",
+    author = "Zhang, Yan and He, Ruidan and Liu, Zuozhu and Lim, Kwan Hui and Bing, Lidong",
+    booktitle = "Proceedings of the 2020 Conference on Empirical Methods in Natural Language Processing (EMNLP)",
+    year = "2020",
+}}
+```
+"""
+    (folder / "README.md").write_text(card, encoding="utf-8")
