@@ -81,6 +81,7 @@ WHITENING_POOLING_TESTS = (
 )
 MODULE_TESTS = ("tests/test_modules.py", "tests/test_model.py::test_build_has_encoder_cnn_and_mean_pooling")
 LOSS_TESTS = ("tests/test_losses.py",)
+GAPS = "tests/test_mutation_gaps.py::"  # tests written for mutants that survived everything else
 RESUME_TESTS = (
     "tests/training/test_train.py::test_train_end_to_end",
     "tests/training/test_objectives.py::test_anchored_run_resumes_to_the_uninterrupted_weights",
@@ -157,7 +158,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       "tokens with nothing beyond the radius still scored as positives (against a zero vector)", LOSS_TESTS),
     M("losses-radius-zero-refused", "losses.py", "exclude_radius is not None and exclude_radius < 0",
       "exclude_radius is not None and exclude_radius < 1", "exclude_radius=0 (all but the token itself) refused",
-      LOSS_TESTS),
+      (GAPS + "test_exclude_radius_zero_is_accepted_and_negative_refused", *LOSS_TESTS)),
     M("losses-cosine-temperature-ignored", "losses.py",
       'return scores / temperature if critic == "cosine" else scores', "return scores",
       "the cosine critic ignores the temperature", LOSS_TESTS),
@@ -193,7 +194,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       "a resumed run keeps the log records written after its checkpoint (they appear twice)", RESUME_TESTS),
     M("resume-log-drops-checkpoint-step", "training/trainer.py", 'if record.get("step", 0) <= step:',
       'if record.get("step", 0) < step:', "the resumed log loses the records of the checkpoint's own step",
-      RESUME_TESTS),
+      (GAPS + "test_truncate_after_keeps_the_checkpoint_step_and_drops_later_records", *RESUME_TESTS)),
     # ------------------------------------------------------------------------------------ service batcher
     M("batcher-first-rows", "search/serve.py", "job.future.set_result(vectors[start:end])",
       "job.future.set_result(vectors[: len(job.texts)])", "every merged request gets the batch's first rows",
@@ -209,7 +210,8 @@ MUTATIONS: tuple[Mutation, ...] = (
       "live = [job for job in collected if not job.future.done()]", "live = collected",
       "the work of a client that left is still encoded", BATCHER_TESTS),
     M("batcher-size-not-counted", "search/serve.py", "            count += len(job.texts)\n", "",
-      "max_batch never reached: the merged batch's size is not counted", BATCHER_TESTS),
+      "max_batch never reached: the merged batch's size is not counted",
+      (GAPS + "test_merged_batches_stay_within_max_batch", *BATCHER_TESTS)),
     # --------------------------------------------------------------------------------- evaluation scoring
     M("sts-pearson-for-spearman", "evaluation/sts.py", "value = float(spearmanr(predicted, gold).statistic)",
       "value = float(pearsonr(predicted, gold).statistic)", "Pearson reported as Spearman", SCORING_TESTS),
@@ -222,7 +224,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("sts-cosine-zero-division", "evaluation/sts.py", "where=norms > 0", "where=norms >= 0",
       "an all-zero embedding divides by zero (NaN similarity)", SCORING_TESTS),
     M("sts-second-side-unchecked", "evaluation/sts.py", "    check_finite(a)\n    check_finite(b)\n",
-      "    check_finite(a)\n", "NaN in the second sentence's embeddings passes silently", SCORING_TESTS),
+      "    check_finite(a)\n", "NaN in the second sentence's embeddings passes silently",
+      (GAPS + "test_cosine_rows_rejects_nan_on_either_side", *SCORING_TESTS)),
     M("sts-all-is-mean", "evaluation/sts.py", '"spearman": pooled,', '"spearman": float(scores.mean()),',
       "the headline number is the mean of the sub-datasets, not the pooled 'all'", SCORING_TESTS),
     M("sts-wmean-unweighted", "evaluation/sts.py", '"wmean": float((scores * sizes).sum() / sizes.sum())',
