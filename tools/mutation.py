@@ -14,12 +14,13 @@ run: a collection or usage error) are counted apart from both. Usage::
     .venv/bin/python tools/mutation.py --only losses-jsd-positive-sign --json /tmp/mutation.json
 
 Exit status: 0 whenever the run completed (the score is information, not a verdict), 2 when the mutation list is
-broken (a snippet not found exactly once) or the unmutated code fails the selected tests.
+broken (a snippet not found exactly once) or the unmutated code fails the selected tests, 130 when interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -28,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -38,6 +40,10 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = Path("src") / "isbert"
 COPIED = ("src", "tests", "experiments", "pyproject.toml")  # what the tests read from the repository
 DEFAULT_TIMEOUT_S = 300
+# The test runs in flight: each has a session of its own (so a timeout can kill its whole group), which also keeps
+# the terminal's Ctrl-C from reaching it; run_all kills them itself on Ctrl-C.
+_RUNNING: set[subprocess.Popen] = set()
+_RUNNING_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -313,21 +319,38 @@ def run_pytest(tree: Path, tests: tuple[str, ...], timeout: float, stop_first: b
         command, cwd=tree, env=mutant_environment(tree), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
+    with _RUNNING_LOCK:
+        _RUNNING.add(process)
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        _kill_group(process)
         process.communicate()
         return "timeout", f"no verdict within {timeout:.0f}s"
-    except BaseException:  # Ctrl-C: take the test processes down with us before the copy is removed
-        os.killpg(process.pid, signal.SIGKILL)
+    except BaseException:  # Ctrl-C in this thread: take the test processes down before the copy is removed
+        _kill_group(process)
         raise
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(process)
     failed = [line for line in output.splitlines() if line.startswith(("FAILED", "ERROR"))]
     if process.returncode == 0:
         return "passed", ""
     if process.returncode == 1:
         return "failed", failed[0] if failed else "tests failed"
     return "error", f"pytest exit {process.returncode}: " + (failed[0] if failed else output.strip()[-300:])
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _kill_running() -> None:
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for process in running:
+        _kill_group(process)
 
 
 def run_mutant(mutation: Mutation, repo: Path, timeout: float) -> Result:
@@ -413,14 +436,20 @@ def run_all(mutations: tuple[Mutation, ...], jobs: int, timeout: float) -> list[
     results: list[Result] = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(run_mutant, mutation, REPO, timeout) for mutation in mutations]
-        for index, future in enumerate(futures, 1):
-            results.append(future.result())
-            print(result_line(index, len(mutations), results[-1]), flush=True)
+        try:
+            for index, future in enumerate(futures, 1):
+                results.append(future.result())
+                print(result_line(index, len(mutations), results[-1]), flush=True)
+        except KeyboardInterrupt:  # the workers' test runs do not see Ctrl-C (own sessions): stop them here
+            pool.shutdown(wait=False, cancel_futures=True)
+            _kill_running()
+            raise
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the run as Ctrl-C does, cleaning up
     problems = check_list(MUTATIONS)
     if problems:
         print("broken mutation list:\n  " + "\n  ".join(problems), file=sys.stderr)
@@ -437,7 +466,11 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             print(problem, file=sys.stderr)
             return 2
-    results = run_all(mutations, args.jobs, args.timeout)
+    try:
+        results = run_all(mutations, args.jobs, args.timeout)
+    except KeyboardInterrupt:
+        print("interrupted; the test runs are stopped and the working tree was never changed", file=sys.stderr)
+        return 130
     seconds = time.perf_counter() - began
     print(summary(results) + f"\n({seconds / 60:.1f} min)")
     if args.json:
