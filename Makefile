@@ -1,4 +1,4 @@
-.PHONY: test reliability benchmarks
+.PHONY: test reliability mutation benchmarks
 
 test:
 	HF_HUB_OFFLINE=1 ISBERT_DATA_DIR=$${ISBERT_DATA_DIR:-../shared/data} .venv/bin/pytest
@@ -6,6 +6,12 @@ test:
 # Fault injection (SIGKILL, full disk, torn files) and fuzzing of every parser; ends with a one-line summary.
 reliability:
 	HF_HUB_OFFLINE=1 ISBERT_DATA_DIR=$${ISBERT_DATA_DIR:-../shared/data} .venv/bin/pytest -m reliability -p no:cacheprovider -q
+
+# Targeted mutation testing (tools/mutation.py): plants ~50 plausible bugs one at a time in a temporary copy and
+# prints the mutation score and the survivors. About 20 minutes on 2 cores, so not in CI; last result in
+# docs/testing.md. One mutant: `.venv/bin/python tools/mutation.py --only ID`.
+mutation:
+	HF_HUB_OFFLINE=1 ISBERT_DATA_DIR=$${ISBERT_DATA_DIR:-../shared/data} .venv/bin/python tools/mutation.py
 
 benchmarks:
 	bash benchmarks/run_all.sh

@@ -1,0 +1,482 @@
+"""Targeted mutation testing: plant one plausible bug at a time and check that the tests meant to catch it fail.
+
+Each mutation names the exact source snippet it changes (it must occur exactly once in its file, so the list fails
+loudly instead of rotting silently when the code moves), the bug it stands for, and the tests that should kill it.
+A mutant is applied to a temporary copy of ``src/`` and ``tests/`` (never to the working tree, so Ctrl-C cannot
+leave a mutant behind) and the selected tests run there with ``PYTHONPATH`` pointing at the copy; subprocesses the
+tests start (the CLI runs of the resume tests) inherit it.
+
+Outcomes: ``killed`` (the tests failed), ``survived`` (they passed), ``timeout`` and ``error`` (pytest could not
+run: a collection or usage error) are counted apart from both. Usage::
+
+    HF_HUB_OFFLINE=1 .venv/bin/python tools/mutation.py                 # all mutants (about 20 min on 2 cores)
+    .venv/bin/python tools/mutation.py --list
+    .venv/bin/python tools/mutation.py --only losses-jsd-positive-sign --json /tmp/mutation.json
+
+Exit status: 0 whenever the run completed (the score is information, not a verdict), 2 when the mutation list is
+broken (a snippet not found exactly once) or the unmutated code fails the selected tests, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = Path("src") / "isbert"
+COPIED = ("src", "tests", "experiments", "pyproject.toml")  # what the tests read from the repository
+DEFAULT_TIMEOUT_S = 300
+# The test runs in flight: each has a session of its own (so a timeout can kill its whole group), which also keeps
+# the terminal's Ctrl-C from reaching it; run_all kills them itself on Ctrl-C.
+_RUNNING: set[subprocess.Popen] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One planted bug: ``original`` (found exactly once in ``file``) becomes ``replacement``."""
+
+    id: str
+    file: str  # relative to src/isbert
+    original: str
+    replacement: str
+    bug: str  # the plausible mistake this mutant stands for, in one line
+    tests: tuple[str, ...]  # pytest node ids or files that should kill it (run in this order, stopping at a failure)
+
+
+@dataclass
+class Result:
+    id: str
+    file: str
+    bug: str
+    status: str  # killed / survived / timeout / error
+    seconds: float
+    detail: str  # the first failing test, or why pytest could not run
+
+
+# --------------------------------------------------------------------------------------------- test selections
+_SCORING = "tests/evaluation/test_scoring.py::"
+_SCORING_UNITS = (
+    "test_cosine_rows_known_values_and_zero_vector",
+    "test_cosine_rows_rejects_nan",
+    "test_spearman_known_answers",
+    "test_spearman_undefined_is_an_error",
+    "test_aggregate_known_answer",
+    "test_aggregate_invariants",
+    "test_evaluate_sts_single_file_task_has_no_breakdown",
+)
+SCORING_TESTS = (*(_SCORING + name for name in _SCORING_UNITS), "tests/evaluation/test_harness.py")
+WHITENING_POOLING_TESTS = (
+    "tests/evaluation/test_harness.py",
+    "tests/training/test_objectives.py::test_simcse_objective_trains_the_mean_pooled_encoder",
+    *(_SCORING + name for name in _SCORING_UNITS),
+)
+MODULE_TESTS = ("tests/test_modules.py", "tests/test_model.py::test_build_has_encoder_cnn_and_mean_pooling")
+LOSS_TESTS = ("tests/test_losses.py",)
+GAPS = "tests/test_mutation_gaps.py::"  # tests written for mutants that survived everything else
+RESUME_TESTS = (
+    "tests/training/test_train.py::test_train_end_to_end",
+    "tests/training/test_objectives.py::test_anchored_run_resumes_to_the_uninterrupted_weights",
+    "tests/reliability/test_faults.py::test_full_disk_during_a_training_checkpoint_keeps_the_last_one",
+    "tests/training/test_train.py::test_sigkill_then_resume_matches_uninterrupted_run",
+)
+_HTTP = "tests/reliability/test_hostile_http.py::"
+BATCHER_TESTS = (
+    _HTTP + "test_a_failing_merged_batch_is_retried_request_by_request",
+    _HTTP + "test_a_bad_text_among_concurrent_requests_fails_alone",
+    _HTTP + "test_work_of_a_departed_client_is_dropped",
+    _HTTP + "test_bounded_mixed_load_gives_each_good_request_its_own_rows",
+    "tests/search/test_search_serve.py::test_health_embed_similarity",
+    "tests/search/test_search_serve.py::test_bounded_load",
+)
+
+M = Mutation
+MUTATIONS: tuple[Mutation, ...] = (
+    # ---------------------------------------------------------------------------------------- modules.py
+    M("cnn-padding-in-windows", "modules.py",
+      "x = (tokens * real.unsqueeze(-1).to(tokens.dtype)).transpose(1, 2)", "x = tokens.transpose(1, 2)",
+      "padding is not zeroed before the convolution (the stock CNN's flaw)", MODULE_TESTS),
+    M("cnn-special-out-of-conv-input", "modules.py",
+      "x = (tokens * real.unsqueeze(-1).to(tokens.dtype)).transpose(1, 2)",
+      "x = (tokens * local_mask.unsqueeze(-1).to(tokens.dtype)).transpose(1, 2)",
+      "special tokens dropped from the convolution's input (not only from pooling and the loss)", MODULE_TESTS),
+    M("cnn-kernel-padding", "modules.py", "padding=(k - 1) // 2", "padding=k - 1",
+      "windows padded by k-1 on both sides, so each kernel size gives another length", MODULE_TESTS),
+    M("cnn-even-kernel-accepted", "modules.py", "any(k < 1 or k % 2 == 0 for k in kernel_sizes)",
+      "any(k < 1 for k in kernel_sizes)", "even window sizes accepted (they shift the features by half a token)",
+      MODULE_TESTS),
+    M("cnn-activation-always-relu", "modules.py",
+      'if self.activation == "relu":\n            local = torch.relu(local)', "local = torch.relu(local)",
+      'activation="none" (the released code) still applies ReLU', MODULE_TESTS),
+    M("cnn-output-masks-padding-only", "modules.py",
+      "local = local * local_mask.unsqueeze(-1).to(local.dtype)",
+      "local = local * real.unsqueeze(-1).to(local.dtype)",
+      "special tokens' local features are left non-zero in the output", MODULE_TESTS),
+    M("cnn-mask-not-handed-on", "modules.py",
+      '"attention_mask": local_mask.to(features["attention_mask"].dtype)',
+      '"attention_mask": features["attention_mask"]',
+      "the pooling still averages over special tokens (the local-token mask is not handed on)", MODULE_TESTS),
+    M("cnn-special-mask-inverted", "modules.py",
+      'mask = mask & ~torch.isin(features["input_ids"], special)',
+      'mask = mask & torch.isin(features["input_ids"], special)',
+      "only the special tokens are kept as local tokens (a missing ~)", MODULE_TESTS),
+    # ----------------------------------------------------------------------------------------- losses.py
+    M("losses-jsd-positive-sign", "losses.py", "(LOG2 - F.softplus(-scores))", "(LOG2 - F.softplus(scores))",
+      "positives scored with softplus(s) instead of softplus(-s)", LOSS_TESTS),
+    M("losses-jsd-negative-log2", "losses.py", "((F.softplus(scores) - LOG2) * negative)",
+      "(F.softplus(scores) * negative)", "the log 2 term of the negatives dropped", LOSS_TESTS),
+    M("losses-jsd-return-sign", "losses.py",
+      "e_neg = ((F.softplus(scores) - LOG2) * negative).sum() / n_negative\n        return e_neg - e_pos",
+      "e_neg = ((F.softplus(scores) - LOG2) * negative).sum() / n_negative\n        return e_pos - e_neg",
+      "the JSD bound is minimized instead of maximized (sign of the loss)", LOSS_TESTS),
+    M("losses-own-sentence-negative", "losses.py", "token.unsqueeze(-1) * (1 - own)",
+      "token.unsqueeze(-1) * torch.ones_like(own)", "each token's own sentence is also counted as a negative",
+      LOSS_TESTS),
+    M("losses-padding-positive", "losses.py", "    anchor = token\n", "    anchor = torch.ones_like(token)\n",
+      "padded positions counted as positives", LOSS_TESTS),
+    M("losses-positive-mean-per-sentence", "losses.py",
+      "e_pos = ((LOG2 - F.softplus(-scores)) * positive).sum() / n_positive",
+      "e_pos = ((LOG2 - F.softplus(-scores)) * positive).sum() / batch",
+      "the positive term averaged over sentences instead of tokens", LOSS_TESTS),
+    M("losses-infonce-wrong-axis", "losses.py", "torch.logsumexp(scores, dim=-1)", "torch.logsumexp(scores, dim=1)",
+      "InfoNCE normalizes over the tokens instead of the candidate sentences", LOSS_TESTS),
+    M("losses-dv-log-sum-not-mean", "losses.py", ".flatten(), 0) - n_negative.log()", ".flatten(), 0)",
+      "Donsker-Varadhan uses log-sum-exp instead of log-mean-exp over the negatives", LOSS_TESTS),
+    M("losses-radius-upper-off-by-one", "losses.py", "(positions + radius + 1).clamp(max=length)",
+      "(positions + radius).clamp(max=length)", "exclude_radius window one token short on the right", LOSS_TESTS),
+    M("losses-radius-lower-off-by-one", "losses.py", "(positions - radius).clamp(min=0)",
+      "(positions - radius - 1).clamp(min=0)", "exclude_radius window one token too wide on the left", LOSS_TESTS),
+    M("losses-radius-empty-rest-positive", "losses.py", "token * (far_count > 0).to(token.dtype)", "token",
+      "tokens with nothing beyond the radius still scored as positives (against a zero vector)", LOSS_TESTS),
+    M("losses-radius-zero-refused", "losses.py", "exclude_radius is not None and exclude_radius < 0",
+      "exclude_radius is not None and exclude_radius < 1", "exclude_radius=0 (all but the token itself) refused",
+      (GAPS + "test_exclude_radius_zero_is_accepted_and_negative_refused", *LOSS_TESTS)),
+    M("losses-cosine-temperature-ignored", "losses.py",
+      'return scores / temperature if critic == "cosine" else scores', "return scores",
+      "the cosine critic ignores the temperature", LOSS_TESTS),
+    M("losses-cosine-one-side-normalized", "losses.py",
+      "local, sentence = F.normalize(local, dim=-1), F.normalize(sentence, dim=-1)",
+      "local = F.normalize(local, dim=-1)", "the cosine critic normalizes the local features only", LOSS_TESTS),
+    M("losses-radius-cosine-temperature", "losses.py", "F.normalize(rest, dim=-1) * (1 / temperature)",
+      "F.normalize(rest, dim=-1)", "exclude_radius positives ignore the temperature of the cosine critic",
+      LOSS_TESTS),
+    M("losses-columns-mask-left-padded", "losses.py",
+      'F.pad(out["attention_mask"], (0, length - out["attention_mask"].shape[1]))',
+      'F.pad(out["attention_mask"], (length - out["attention_mask"].shape[1], 0))',
+      "several text columns: the mask is padded on the other side than the features", LOSS_TESTS),
+    M("losses-simcse-temperature-ignored", "losses.py", "F.cross_entropy(similarity / temperature, targets)",
+      "F.cross_entropy(similarity, targets)", "SimCSE without its temperature", LOSS_TESTS),
+    # ---------------------------------------------------------------------------------------- resume path
+    M("resume-starts-over", "training/run.py",
+      "trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)", "trainer.train()",
+      "--resume starts over from step 0 (the checkpoint is found but never loaded)", RESUME_TESTS),
+    M("resume-oldest-checkpoint", "training/checkpoints.py", "return checkpoints[-1][1] if checkpoints else None",
+      "return checkpoints[0][1] if checkpoints else None", "resume from the OLDEST kept checkpoint", RESUME_TESTS),
+    M("resume-checkpoints-sorted-by-name", "training/checkpoints.py", "    return sorted(found)\n",
+      "    return sorted(found, key=lambda item: item[1].name)\n",
+      "checkpoints sorted by folder name: checkpoint-10 comes before checkpoint-5", RESUME_TESTS),
+    M("rotate-keeps-oldest", "training/checkpoints.py", "checkpoints[: max(0, len(checkpoints) - keep_last)]",
+      "checkpoints[keep_last:]", "rotation deletes the newest checkpoints and keeps the oldest", RESUME_TESTS),
+    M("rotate-keeps-one-too-many", "training/checkpoints.py", "max(0, len(checkpoints) - keep_last)",
+      "max(0, len(checkpoints) - keep_last - 1)", "rotation keeps one checkpoint more than asked", RESUME_TESTS),
+    M("resume-selection-forgotten", "training/run.py", 'selection.load_state_dict(marker.get("selection"))',
+      "selection.load_state_dict(None)", "a resumed run forgets the best model found before the interruption",
+      RESUME_TESTS),
+    M("resume-log-not-truncated", "training/run.py", 'log.truncate_after(marker["step"])', "pass",
+      "a resumed run keeps the log records written after its checkpoint (they appear twice)", RESUME_TESTS),
+    M("resume-log-drops-checkpoint-step", "training/trainer.py", 'if record.get("step", 0) <= step:',
+      'if record.get("step", 0) < step:', "the resumed log loses the records of the checkpoint's own step",
+      (GAPS + "test_truncate_after_keeps_the_checkpoint_step_and_drops_later_records", *RESUME_TESTS)),
+    # ------------------------------------------------------------------------------------ service batcher
+    M("batcher-first-rows", "search/serve.py", "job.future.set_result(vectors[start:end])",
+      "job.future.set_result(vectors[: len(job.texts)])", "every merged request gets the batch's first rows",
+      BATCHER_TESTS),
+    M("batcher-slice-off-by-one", "search/serve.py", "end = start + len(job.texts)",
+      "end = start + len(job.texts) + 1", "off-by-one slicing: the next request's rows start one too late",
+      BATCHER_TESTS),
+    M("batcher-no-retry", "search/serve.py",
+      "if len(batch) == 1:\n                self._fail(batch[0], error)\n",
+      "if len(batch) >= 1:\n                for job in batch:\n                    self._fail(job, error)\n",
+      "a failed merged batch fails every request in it (no one-by-one retry)", BATCHER_TESTS),
+    M("batcher-departed-still-encoded", "search/serve.py",
+      "live = [job for job in collected if not job.future.done()]", "live = collected",
+      "the work of a client that left is still encoded", BATCHER_TESTS),
+    M("batcher-size-not-counted", "search/serve.py", "            count += len(job.texts)\n", "",
+      "max_batch never reached: the merged batch's size is not counted",
+      (GAPS + "test_merged_batches_stay_within_max_batch", *BATCHER_TESTS)),
+    # --------------------------------------------------------------------------------- evaluation scoring
+    M("sts-pearson-for-spearman", "evaluation/sts.py", "value = float(spearmanr(predicted, gold).statistic)",
+      "value = float(pearsonr(predicted, gold).statistic)", "Pearson reported as Spearman", SCORING_TESTS),
+    M("sts-no-x100", "evaluation/sts.py",
+      'constant predictions or gold scores)")\n    return 100.0 * value', 'constant predictions or gold scores)")\n'
+      "    return value", "Spearman not scaled x100", SCORING_TESTS),
+    M("sts-nan-passes", "evaluation/sts.py", "    if not np.isfinite(value):\n        raise IsbertError(\"Spearman",
+      "    if False:\n        raise IsbertError(\"Spearman", "an undefined Spearman becomes NaN instead of an error",
+      SCORING_TESTS),
+    M("sts-cosine-zero-division", "evaluation/sts.py", "where=norms > 0", "where=norms >= 0",
+      "an all-zero embedding divides by zero (NaN similarity)", SCORING_TESTS),
+    M("sts-second-side-unchecked", "evaluation/sts.py", "    check_finite(a)\n    check_finite(b)\n",
+      "    check_finite(a)\n", "NaN in the second sentence's embeddings passes silently",
+      (GAPS + "test_cosine_rows_rejects_nan_on_either_side", *SCORING_TESTS)),
+    M("sts-all-is-mean", "evaluation/sts.py", '"spearman": pooled,', '"spearman": float(scores.mean()),',
+      "the headline number is the mean of the sub-datasets, not the pooled 'all'", SCORING_TESTS),
+    M("sts-wmean-unweighted", "evaluation/sts.py", '"wmean": float((scores * sizes).sum() / sizes.sum())',
+      '"wmean": float(scores.mean())', "wmean is not weighted by the pair counts", SCORING_TESTS),
+    M("sts-dot-for-cosine", "evaluation/sts.py",
+      "similarity = cosine_rows(embed(subset.sentences1), embed(subset.sentences2))",
+      'similarity = np.einsum("ij,ij->i", embed(subset.sentences1), embed(subset.sentences2))',
+      "STS scored with the dot product instead of the cosine", SCORING_TESTS),
+    M("whitening-not-applied", "evaluation/__init__.py", "matrix = whitening.transform(matrix)",
+      "whitening.transform(matrix)", "whitening fitted but never applied", WHITENING_POOLING_TESTS),
+    M("whitening-no-sqrt", "evaluation/baselines.py", "kernel = u / np.sqrt(s + eps)", "kernel = u / (s + eps)",
+      "whitening divides by the variance instead of the standard deviation", WHITENING_POOLING_TESTS),
+    M("whitening-not-centered", "evaluation/baselines.py",
+      "return (np.asarray(embeddings, dtype=np.float64) - self.mean) @ self.kernel",
+      "return np.asarray(embeddings, dtype=np.float64) @ self.kernel", "whitening forgets to subtract the mean",
+      WHITENING_POOLING_TESTS),
+    M("whitening-cut-rows", "evaluation/baselines.py", "kernel[:, :dim] if dim else kernel",
+      "kernel[:dim] if dim else kernel", "whitening dimension cut on the wrong axis of the kernel",
+      WHITENING_POOLING_TESTS),
+    M("pooling-first-last-embedding-layer", "evaluation/baselines.py", "(layers[1] + layers[-1]) / 2",
+      "(layers[0] + layers[-1]) / 2", "first-last-mean averages the embedding layer, not the first transformer layer",
+      WHITENING_POOLING_TESTS),
+    M("pooling-cls-is-mean", "evaluation/baselines.py", 'pooling_mode="cls" if pooling == "cls" else "mean"',
+      'pooling_mode="mean"', "the cls baseline silently mean-pools", WHITENING_POOLING_TESTS),
+)  # fmt: skip
+del M
+
+
+# ------------------------------------------------------------------------------------------------ the runner
+def check_list(mutations: tuple[Mutation, ...], repo: Path = REPO) -> list[str]:
+    """Problems that make the list unusable: unknown files, snippets not found exactly once, duplicate ids."""
+    problems = []
+    seen: set[str] = set()
+    for mutation in mutations:
+        if mutation.id in seen:
+            problems.append(f"{mutation.id}: duplicate id")
+        seen.add(mutation.id)
+        path = repo / PACKAGE / mutation.file
+        if not path.is_file():
+            problems.append(f"{mutation.id}: no file {path}")
+            continue
+        count = path.read_text(encoding="utf-8").count(mutation.original)
+        if count != 1:
+            problems.append(f"{mutation.id}: the original snippet occurs {count} times in {mutation.file}")
+        if mutation.original == mutation.replacement or not mutation.tests:
+            problems.append(f"{mutation.id}: replacement equals the original, or no tests selected")
+    return problems
+
+
+def copy_tree(repo: Path, dest: Path) -> Path:
+    """A disposable copy of what the tests need; ``dest/src`` then shadows the installed package."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".hypothesis", ".pytest_cache")
+    for name in COPIED:
+        source = repo / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=ignore)
+        elif source.is_file():
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def apply_mutation(mutation: Mutation, tree: Path) -> Path:
+    """Rewrite the mutated file inside ``tree`` (a copy, never the working tree); returns its path."""
+    path = tree / PACKAGE / mutation.file
+    text = path.read_text(encoding="utf-8")
+    if text.count(mutation.original) != 1:
+        raise ValueError(f"{mutation.id}: the original snippet is not found exactly once in {path}")
+    path.write_text(text.replace(mutation.original, mutation.replacement), encoding="utf-8")
+    return path
+
+
+def mutant_environment(tree: Path) -> dict[str, str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(tree / "src"))
+    env["CI"] = "1"  # hypothesis runs its fixed ("ci") examples: the same mutant gets the same verdict every run
+    data = os.environ.get("ISBERT_DATA_DIR") or str(REPO.parent / "shared" / "data")
+    env["ISBERT_DATA_DIR"] = str(Path(data).resolve())  # the tests run from the copy: no relative path survives
+    return env
+
+
+def run_pytest(tree: Path, tests: tuple[str, ...], timeout: float, stop_first: bool = True) -> tuple[str, str]:
+    """``(status, detail)`` of one pytest run in ``tree``: passed / failed / timeout / error."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *(["-x"] if stop_first else []), *tests]
+    # A session of its own: on timeout the whole group (pytest and the CLI runs it started) is killed.
+    process = subprocess.Popen(
+        command, cwd=tree, env=mutant_environment(tree), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    with _RUNNING_LOCK:
+        _RUNNING.add(process)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        process.communicate()
+        return "timeout", f"no verdict within {timeout:.0f}s"
+    except BaseException:  # Ctrl-C in this thread: take the test processes down before the copy is removed
+        _kill_group(process)
+        raise
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(process)
+    failed = [line for line in output.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    if process.returncode == 0:
+        return "passed", ""
+    if process.returncode == 1:
+        return "failed", failed[0] if failed else "tests failed"
+    return "error", f"pytest exit {process.returncode}: " + (failed[0] if failed else output.strip()[-300:])
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _kill_running() -> None:
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for process in running:
+        _kill_group(process)
+
+
+def run_mutant(mutation: Mutation, repo: Path, timeout: float) -> Result:
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"isbert-mutant-{mutation.id}-") as folder:
+        tree = copy_tree(repo, Path(folder))
+        apply_mutation(mutation, tree)
+        outcome, detail = run_pytest(tree, mutation.tests, timeout)
+    status = {"failed": "killed", "passed": "survived"}.get(outcome, outcome)
+    return Result(mutation.id, mutation.file, mutation.bug, status, round(time.perf_counter() - began, 1), detail)
+
+
+def check_baseline(mutations: tuple[Mutation, ...], repo: Path, timeout: float) -> str | None:
+    """Run every selected test once on the unmutated code; a mutation score over failing tests means nothing.
+
+    Also checks that the copy's ``src`` is what the tests import, not the installed package."""
+    tests = tuple(dict.fromkeys(test for mutation in mutations for test in mutation.tests))
+    with tempfile.TemporaryDirectory(prefix="isbert-mutation-baseline-") as folder:
+        tree = copy_tree(repo, Path(folder))
+        probe = subprocess.run(
+            [sys.executable, "-c", "import isbert; print(isbert.__file__)"], env=mutant_environment(tree),
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if not probe.stdout.strip().startswith(str(tree)):
+            return f"the tests would import isbert from {probe.stdout.strip() or probe.stderr[-300:]}, not the copy"
+        outcome, detail = run_pytest(tree, tests, timeout * 2, stop_first=False)
+    return None if outcome == "passed" else f"the unmutated code does not pass the selected tests: {detail}"
+
+
+# --------------------------------------------------------------------------------------------- reporting
+def result_line(index: int, total: int, result: Result) -> str:
+    line = f"[{index:>2}/{total}] {result.status.upper():<8} {result.id:<36} {result.seconds:>6.1f}s  {result.bug}"
+    return line + (f"\n          {result.detail}" if result.status in ("timeout", "error") else "")
+
+
+def summary(results: list[Result]) -> str:
+    killed = sum(r.status == "killed" for r in results)
+    others = {status: sum(r.status == status for r in results) for status in ("timeout", "error")}
+    percent = 100.0 * killed / len(results) if results else 0.0
+    lines = [f"mutation score: {killed} killed / {len(results)} mutants ({percent:.1f}%)"]
+    lines += [f"{count} {status}" for status, count in others.items() if count]
+    survivors = [r for r in results if r.status == "survived"]
+    lines.append("survivors:" + ("" if survivors else " none"))
+    lines += [f"  {r.id} ({r.file}): {r.bug}" for r in survivors]
+    return "\n".join(lines)
+
+
+def write_json(path: Path, results: list[Result], seconds: float) -> None:
+    document = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "seconds": round(seconds, 1),
+        "killed": sum(r.status == "killed" for r in results),
+        "mutants": len(results),
+        "results": [asdict(r) for r in results],
+    }
+    path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------------------ command line
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", metavar="ID", help="run these mutants only")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per mutant")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the results here")
+    parser.add_argument("--skip-baseline", action="store_true", help="do not check the unmutated code first")
+    return parser.parse_args(argv)
+
+
+def select(mutations: tuple[Mutation, ...], only: list[str] | None) -> tuple[Mutation, ...]:
+    if not only:
+        return mutations
+    unknown = sorted(set(only) - {m.id for m in mutations})
+    if unknown:
+        raise SystemExit(f"unknown mutant id(s): {', '.join(unknown)} (see --list)")
+    return tuple(m for m in mutations if m.id in only)
+
+
+def run_all(mutations: tuple[Mutation, ...], jobs: int, timeout: float) -> list[Result]:
+    """Run the mutants, printing each verdict as it comes; results in list order."""
+    results: list[Result] = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(run_mutant, mutation, REPO, timeout) for mutation in mutations]
+        try:
+            for index, future in enumerate(futures, 1):
+                results.append(future.result())
+                print(result_line(index, len(mutations), results[-1]), flush=True)
+        except KeyboardInterrupt:  # the workers' test runs do not see Ctrl-C (own sessions): stop them here
+            pool.shutdown(wait=False, cancel_futures=True)
+            _kill_running()
+            raise
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the run as Ctrl-C does, cleaning up
+    problems = check_list(MUTATIONS)
+    if problems:
+        print("broken mutation list:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 2
+    mutations = select(MUTATIONS, args.only)
+    if args.list:
+        for m in mutations:
+            print(f"{m.id:<36} {m.file:<26} {m.bug}\n{'':<37}tests: {' '.join(m.tests)}")
+        return 0
+    began = time.perf_counter()
+    if not args.skip_baseline:
+        print(f"baseline: the selected tests on the unmutated code ({len(mutations)} mutants to follow)", flush=True)
+        problem = check_baseline(mutations, REPO, args.timeout)
+        if problem:
+            print(problem, file=sys.stderr)
+            return 2
+    try:
+        results = run_all(mutations, args.jobs, args.timeout)
+    except KeyboardInterrupt:
+        print("interrupted; the test runs are stopped and the working tree was never changed", file=sys.stderr)
+        return 130
+    seconds = time.perf_counter() - began
+    print(summary(results) + f"\n({seconds / 60:.1f} min)")
+    if args.json:
+        write_json(args.json, results, seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
