@@ -334,3 +334,13 @@ def test_exclude_radius_removes_the_tokens_own_share() -> None:
     excluded = mutual_information_loss(local, mask, sentence, "dv", exclude_radius=0)
     assert paper.item() == pytest.approx(-1 / 3)  # log mean exp(0) - mean(1/3)
     assert excluded.item() == pytest.approx(0.0)
+
+
+def test_exclude_radius_zero_is_accepted_and_negative_refused(tiny_isbert) -> None:
+    """Kills losses-radius-zero-refused: 0 ("all but the token itself") is a documented setting, -1 is not."""
+    from isbert.losses import AnchoredObjective, MutualInformationLoss
+
+    assert MutualInformationLoss(tiny_isbert, exclude_radius=0).exclude_radius == 0
+    assert AnchoredObjective(tiny_isbert, exclude_radius=0).exclude_radius == 0
+    with pytest.raises(ValueError, match="exclude_radius"):
+        MutualInformationLoss(tiny_isbert, exclude_radius=-1)

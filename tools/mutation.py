@@ -87,7 +87,6 @@ WHITENING_POOLING_TESTS = (
 )
 MODULE_TESTS = ("tests/test_modules.py", "tests/test_model.py::test_build_has_encoder_cnn_and_mean_pooling")
 LOSS_TESTS = ("tests/test_losses.py",)
-GAPS = "tests/test_mutation_gaps.py::"  # tests written for mutants that survived everything else
 RESUME_TESTS = (
     "tests/training/test_train.py::test_train_end_to_end",
     "tests/training/test_objectives.py::test_anchored_run_resumes_to_the_uninterrupted_weights",
@@ -164,7 +163,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       "tokens with nothing beyond the radius still scored as positives (against a zero vector)", LOSS_TESTS),
     M("losses-radius-zero-refused", "losses.py", "exclude_radius is not None and exclude_radius < 0",
       "exclude_radius is not None and exclude_radius < 1", "exclude_radius=0 (all but the token itself) refused",
-      (GAPS + "test_exclude_radius_zero_is_accepted_and_negative_refused", *LOSS_TESTS)),
+      ("tests/test_losses.py::test_exclude_radius_zero_is_accepted_and_negative_refused", *LOSS_TESTS)),
     M("losses-cosine-temperature-ignored", "losses.py",
       'return scores / temperature if critic == "cosine" else scores', "return scores",
       "the cosine critic ignores the temperature", LOSS_TESTS),
@@ -182,7 +181,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       "F.cross_entropy(similarity, targets)", "SimCSE without its temperature", LOSS_TESTS),
     # ---------------------------------------------------------------------------------------- resume path
     M("resume-starts-over", "training/run.py",
-      "trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)", "trainer.train()",
+      "trainer.train(resume_from_checkpoint=str(run.resume_from) if run.resume_from else None)", "trainer.train()",
       "--resume starts over from step 0 (the checkpoint is found but never loaded)", RESUME_TESTS),
     M("resume-oldest-checkpoint", "training/checkpoints.py", "return checkpoints[-1][1] if checkpoints else None",
       "return checkpoints[0][1] if checkpoints else None", "resume from the OLDEST kept checkpoint", RESUME_TESTS),
@@ -196,11 +195,11 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("resume-selection-forgotten", "training/run.py", 'selection.load_state_dict(marker.get("selection"))',
       "selection.load_state_dict(None)", "a resumed run forgets the best model found before the interruption",
       RESUME_TESTS),
-    M("resume-log-not-truncated", "training/run.py", 'log.truncate_after(marker["step"])', "pass",
+    M("resume-log-not-truncated", "training/run.py", 'run.log.truncate_after(marker["step"])', "pass",
       "a resumed run keeps the log records written after its checkpoint (they appear twice)", RESUME_TESTS),
-    M("resume-log-drops-checkpoint-step", "training/trainer.py", 'if record.get("step", 0) <= step:',
+    M("resume-log-drops-checkpoint-step", "training/run_log.py", 'if record.get("step", 0) <= step:',
       'if record.get("step", 0) < step:', "the resumed log loses the records of the checkpoint's own step",
-      (GAPS + "test_truncate_after_keeps_the_checkpoint_step_and_drops_later_records", *RESUME_TESTS)),
+      ("tests/training/test_run_log.py", *RESUME_TESTS)),
     # ------------------------------------------------------------------------------------ service batcher
     M("batcher-first-rows", "search/serve.py", "job.future.set_result(vectors[start:end])",
       "job.future.set_result(vectors[: len(job.texts)])", "every merged request gets the batch's first rows",
@@ -217,7 +216,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       "the work of a client that left is still encoded", BATCHER_TESTS),
     M("batcher-size-not-counted", "search/serve.py", "            count += len(job.texts)\n", "",
       "max_batch never reached: the merged batch's size is not counted",
-      (GAPS + "test_merged_batches_stay_within_max_batch", *BATCHER_TESTS)),
+      ("tests/search/test_search_serve.py::test_merged_batches_stay_within_max_batch", *BATCHER_TESTS)),
     # --------------------------------------------------------------------------------- evaluation scoring
     M("sts-pearson-for-spearman", "evaluation/sts.py", "value = float(spearmanr(predicted, gold).statistic)",
       "value = float(pearsonr(predicted, gold).statistic)", "Pearson reported as Spearman", SCORING_TESTS),
@@ -231,7 +230,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       "an all-zero embedding divides by zero (NaN similarity)", SCORING_TESTS),
     M("sts-second-side-unchecked", "evaluation/sts.py", "    check_finite(a)\n    check_finite(b)\n",
       "    check_finite(a)\n", "NaN in the second sentence's embeddings passes silently",
-      (GAPS + "test_cosine_rows_rejects_nan_on_either_side", *SCORING_TESTS)),
+      ("tests/evaluation/test_scoring.py::test_cosine_rows_rejects_nan_on_either_side", *SCORING_TESTS)),
     M("sts-all-is-mean", "evaluation/sts.py", '"spearman": pooled,', '"spearman": float(scores.mean()),',
       "the headline number is the mean of the sub-datasets, not the pooled 'all'", SCORING_TESTS),
     M("sts-wmean-unweighted", "evaluation/sts.py", '"wmean": float((scores * sizes).sum() / sizes.sum())',

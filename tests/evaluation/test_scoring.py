@@ -146,3 +146,11 @@ def test_transfer_rejects_nan_embeddings() -> None:
     table[texts[3]] = np.full(4, np.nan)
     with pytest.raises(IsbertError, match="non-finite"):
         evaluate_transfer(TransferTask("MR", "cv", {"all": LabeledSplit(texts, labels)}), _lookup(table))
+
+
+def test_cosine_rows_rejects_nan_on_either_side() -> None:
+    """Kills sts-second-side-unchecked: NaN in the second sentences' embeddings must not pass silently."""
+    good, bad = np.array([[1.0, 1.0]]), np.array([[np.nan, 1.0]])
+    for a, b in ((bad, good), (good, bad)):
+        with pytest.raises(IsbertError, match="non-finite"):
+            cosine_rows(a, b)

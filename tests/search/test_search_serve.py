@@ -22,7 +22,7 @@ from test_search_index import make_word_model_folder, sentences, write_lines
 import isbert
 from isbert.errors import IsbertError
 from isbert.search.index import SearchIndex
-from isbert.search.serve import Limits, create_app
+from isbert.search.serve import Batcher, Limits, create_app
 
 TEXTS = sentences(60)
 
@@ -206,3 +206,23 @@ def test_binding_beyond_loopback_without_a_key_is_refused(host: str, monkeypatch
     assert main(["serve", "no-such-model", "--host", host]) == 2
     message = capsys.readouterr().err.strip()
     assert "--insecure-no-api-key" in message and "\n" not in message
+
+
+def test_merged_batches_stay_within_max_batch() -> None:
+    """Kills batcher-size-not-counted: however many requests are queued, a merged batch stops at max_batch texts."""
+    sizes: list[int] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        sizes.append(len(texts))
+        return np.asarray([[float(len(text))] for text in texts], dtype=np.float32)
+
+    async def run() -> list[np.ndarray]:
+        batcher = Batcher(encode, max_batch=4, batch_wait_s=0.05)
+        await batcher.start()
+        results = await asyncio.gather(*(batcher.submit(["x" * n]) for n in range(1, 11)))
+        await batcher.stop()
+        return results
+
+    results = asyncio.run(run())
+    assert [float(row[0, 0]) for row in results] == [float(n) for n in range(1, 11)]  # each request its own row
+    assert sum(sizes) == 10 and max(sizes) <= 4, sizes
