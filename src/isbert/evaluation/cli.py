@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from isbert.cli_types import positive_float, positive_int
-from isbert.evaluation.data import ALL_TASKS, ENV_VAR, GROUPS
 from isbert.evaluation.download import DEFAULT_MAX_DOWNLOAD_MB, DEFAULT_MAX_EXTRACT_MB
+from isbert.evaluation.tasks import ALL_TASKS, ENV_VAR, GROUPS
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -115,7 +115,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from isbert.evaluation.data import canonical_task_names, check_data
+    from isbert.evaluation.check import check_data
+    from isbert.evaluation.tasks import canonical_task_names
 
     lines = check_data(args.data_dir, canonical_task_names(args.tasks))
     for line in lines:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from isbert.evaluation.data import STS_SUBSETS, STS_TASKS, TRANSFER_TASKS
+from isbert.evaluation.tasks import STS_SUBSETS, STS_TASKS, TRANSFER_TASKS
 
 PAPER_SOURCE = "reported in the paper (IS-BERT, Zhang et al., EMNLP 2020, Table 1; baselines from SBERT)"
 PAPER_STS: dict[str, tuple[float, ...]] = {

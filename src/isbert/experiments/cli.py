@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from isbert.evaluation.data import ENV_VAR
+from isbert.evaluation.tasks import ENV_VAR
 
 if TYPE_CHECKING:
     from isbert.experiments.config import Experiment

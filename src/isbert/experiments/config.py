@@ -50,7 +50,7 @@ DATA_PLACEHOLDER = "{data}"
 """Expands to the data directory (``--data-dir``, else ``$ISBERT_DATA_DIR``) in string settings."""
 TASK_CORPUS_PREFIX = "task:"
 """``corpus = ["task:stsb-train"]``: the distinct sentences of a task's training split, labels dropped (see
-:data:`isbert.evaluation.data.TASK_CORPORA`), written once to ``<runs dir>/corpora/``."""
+:data:`isbert.evaluation.readers.TASK_CORPORA`), written once to ``<runs dir>/corpora/``."""
 POOLING_BASELINES = ("mean", "cls", "first-last-mean")
 BASELINES = (*POOLING_BASELINES, "untrained")
 RUNNER_KEYS = ("output", "resume", "overwrite", "seed", "show_progress", "data_dir", "select")
@@ -233,7 +233,7 @@ def _name(value: Any, where: str) -> str:
 
 def load_experiment(path: str | os.PathLike[str]) -> Experiment:
     """Read and check an experiment file; every problem is an IsbertError naming the file (and run and key)."""
-    from isbert.evaluation.data import canonical_task_names
+    from isbert.evaluation.tasks import canonical_task_names
 
     path = Path(path)
     if not path.is_file():

@@ -9,8 +9,8 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from isbert.evaluation.data import STS_TASKS, TRANSFER_TASKS
 from isbert.evaluation.report import _HEADERS as TASK_HEADERS
+from isbert.evaluation.tasks import STS_TASKS, TRANSFER_TASKS
 from isbert.training.plots import save_figure
 
 if TYPE_CHECKING:

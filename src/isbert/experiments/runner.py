@@ -232,7 +232,7 @@ def _task_corpus(entry: str, data_dir: Path, runs_dir: str | os.PathLike[str]) -
     """A ``task:NAME`` corpus entry becomes a text file of that task's training sentences (written once)."""
     if not entry.startswith(TASK_CORPUS_PREFIX):
         return entry
-    from isbert.evaluation.data import task_corpus_sentences
+    from isbert.evaluation.readers import task_corpus_sentences
 
     name = entry.removeprefix(TASK_CORPUS_PREFIX)
     path = Path(runs_dir).resolve() / "corpora" / f"{name}.txt"
@@ -247,7 +247,7 @@ def _task_corpus(entry: str, data_dir: Path, runs_dir: str | os.PathLike[str]) -
 
 def average(scores: dict[str, float], tasks: Iterable[str]) -> float | None:
     """Mean over the STS tasks present."""
-    from isbert.evaluation.data import STS_TASKS
+    from isbert.evaluation.tasks import STS_TASKS
 
     values = [scores[t] for t in tasks if t in STS_TASKS and t in scores]
     return sum(values) / len(values) if values else None
@@ -532,7 +532,7 @@ def run_experiment(
 ) -> ExperimentOutcome:
     """Run (or reuse) the runs of ``experiment`` (``only``: a subset by name), then write the reports from every
     stored result: ``<results_dir>/<name>.json``, ``.md`` and ``_dev_curves.png``."""
-    from isbert.evaluation.data import resolve_data_dir
+    from isbert.evaluation.tasks import resolve_data_dir
     from isbert.experiments.report import write_reports
 
     root = resolve_data_dir(data_dir).resolve()
@@ -567,7 +567,7 @@ def list_jobs(
     device: str | None = None,
 ) -> list[tuple[Job, str]]:
     """Each run x seed with its state (see :meth:`Job.state`)."""
-    from isbert.evaluation.data import resolve_data_dir
+    from isbert.evaluation.tasks import resolve_data_dir
 
     jobs = plan(experiment, resolve_data_dir(data_dir).resolve(), runs_dir, device)
     return [(job, job.state()) for job in jobs]

@@ -162,7 +162,8 @@ class StsbDevEvaluator(BaseEvaluator):
 
 def load_stsb_dev(data_dir: str | os.PathLike[str] | None) -> StsbDevEvaluator:
     """STSb dev from ``sts/STSBenchmark/sts-dev.csv`` under the data directory (``--data-dir``/``ISBERT_DATA_DIR``)."""
-    from isbert.evaluation.data import read_stsb, resolve_data_dir
+    from isbert.evaluation.readers import read_stsb
+    from isbert.evaluation.tasks import resolve_data_dir
 
     path = resolve_data_dir(data_dir) / "sts" / "STSBenchmark" / "sts-dev.csv"
     if not path.is_file():
