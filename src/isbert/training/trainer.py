@@ -149,15 +149,15 @@ class StsbDevEvaluator(BaseEvaluator):
         self.primary_metric = STSB_KEY
 
     def __call__(self, model: Any, output_path: str | None = None, epoch: float = -1, steps: int = -1) -> dict:
-        from scipy.stats import spearmanr
+        from isbert.evaluation.sts import cosine_rows, spearman
 
         texts = list(dict.fromkeys(self.sentences1 + self.sentences2))
         vectors = model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
         index = {text: i for i, text in enumerate(texts)}
         a = vectors[[index[s] for s in self.sentences1]]
         b = vectors[[index[s] for s in self.sentences2]]
-        cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
-        return {STSB_KEY: float(spearmanr(cosine, self.scores).statistic)}
+        # the harness's score (x100); training logs and histories keep it on the 0-1 scale
+        return {STSB_KEY: spearman(cosine_rows(a, b), self.scores) / 100}
 
 
 def load_stsb_dev(data_dir: str | os.PathLike[str] | None) -> StsbDevEvaluator:
