@@ -14,6 +14,7 @@ import numpy as np
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
+from isbert.atomic import write_json_atomic
 from isbert.errors import IsbertError
 from isbert.io import EncodingErrors, ReadStats, iter_texts
 
@@ -91,15 +92,6 @@ def zip_chunks(chunks: Iterator[list[str]], embed_chunks: ChunkEncoder) -> Itera
 
     for embeddings in embed_chunks(remember(chunks)):
         yield pending.popleft(), embeddings
-
-
-def _write_json_atomically(path: Path, data: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def encode_file(
@@ -200,7 +192,7 @@ def encode_file(
                     "empty": done["empty"] + sum(1 for text in chunk if not text.strip()),
                     "truncated": done["truncated"] + count_truncated(model, chunk),
                 }
-                _write_json_atomically(progress_file, {"job": job, "done": done})
+                write_json_atomic(progress_file, {"job": job, "done": done}, indent=None)
                 bar.update(len(chunk))
     except IsbertError:
         output.close()

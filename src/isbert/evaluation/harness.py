@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
+from isbert.atomic import atomic_file
 from isbert.errors import IsbertError
 from isbert.evaluation.baselines import Whitening, pooled_encoder
 from isbert.evaluation.check import checksums
@@ -95,9 +96,8 @@ class EmbeddingCache:
         self.vectors.update(zip(keys, vectors, strict=True))
         self.folder.mkdir(parents=True, exist_ok=True)
         shard = self.folder / f"{len(self.shards):05d}.npz"
-        temporary = self.folder / f"{len(self.shards):05d}.tmp.npz"
-        np.savez(temporary, keys=np.array(keys, dtype="S64"), vectors=np.asarray(vectors))
-        temporary.replace(shard)
+        with atomic_file(shard) as partial, partial.open("wb") as handle:
+            np.savez(handle, keys=np.array(keys, dtype="S64"), vectors=np.asarray(vectors))
         self.shards.append(shard)
 
 

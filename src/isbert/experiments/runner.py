@@ -21,6 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from isbert.atomic import write_json_atomic, write_text_atomic
 from isbert.errors import IsbertError
 from isbert.experiments.config import POOLING_BASELINES, TASK_CORPUS_PREFIX, Experiment, RunSpec
 from isbert.training.config import names_of_kind
@@ -79,14 +80,6 @@ def same_settings(stored: dict[str, Any], current: dict[str, Any]) -> bool:
         elif key not in defaults or current[key] != defaults[key]:
             return False
     return True
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Temporary file + rename: a reader (or a crash) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=1, default=float) + "\n", encoding="utf-8")
-    os.replace(partial, path)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -239,9 +232,7 @@ def _task_corpus(entry: str, data_dir: Path, runs_dir: str | os.PathLike[str]) -
     if not path.is_file():
         text = "".join(f"{sentence}\n" for sentence in task_corpus_sentences(name, data_dir))
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
+        write_text_atomic(path, text)
     return str(path)
 
 

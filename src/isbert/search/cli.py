@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from isbert.atomic import atomic_file
 from isbert.cli_types import MODEL_HELP, add_reader_arguments, positive_int
 from isbert.errors import IsbertError
 
@@ -286,7 +287,7 @@ def _run_similar(args: argparse.Namespace) -> int:
     if args.output:
         output = Path(args.output)
         output.parent.mkdir(parents=True, exist_ok=True)
-        with output.open("w", encoding="utf-8", newline="") as handle:
+        with atomic_file(output) as partial, partial.open("w", encoding="utf-8", newline="") as handle:
             if output.suffix == ".tsv":
                 writer = csv.writer(handle, delimiter="\t")
                 writer.writerow(["score", "line1", "line2", "text1", "text2"])

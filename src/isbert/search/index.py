@@ -35,6 +35,7 @@ import faiss
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
+from isbert.atomic import atomic_file, write_json_atomic
 from isbert.confined import confined_path
 from isbert.errors import IsbertError, printable
 from isbert.search.corpus import Chunk, CorpusOptions, EmbedStats, count_records, embed_texts, iter_embedded_chunks
@@ -241,14 +242,6 @@ def _locked(folder: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    with partial.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
 
 
 def _generation_files(generation: int) -> dict[str, str]:
@@ -615,15 +608,12 @@ def _write_generation(
             writer.close()
         if index.ntotal != len(writer.offsets):
             raise IsbertError(f"{corpus} changed while it was being indexed")
-        partial_index = folder / f".{files['index']}.partial"
-        faiss.write_index(index, str(partial_index))
-        os.replace(partial_index, folder / files["index"])
-        partial_offsets = folder / f".{files['offsets']}.partial"
-        with partial_offsets.open("wb") as handle:
+        with atomic_file(folder / files["index"]) as partial:
+            faiss.write_index(index, str(partial))
+        with atomic_file(folder / files["offsets"]) as partial, partial.open("wb") as handle:
             np.save(handle, np.asarray(writer.offsets, dtype=np.int64))
-        os.replace(partial_offsets, folder / files["offsets"])
         manifest["count"] = int(index.ntotal)
-        _write_json_atomic(folder / MANIFEST, manifest)
+        write_json_atomic(folder / MANIFEST, manifest, indent=2)
     except BaseException:
         _remove_generation(folder, manifest)
         raise
