@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from sentence_transformers import SentenceTransformer
 from torch import Tensor, nn
 
+from isbert.citation import ISBERT_BIBTEX
+
 Estimator = Literal["jsd", "infonce", "dv"]
 ESTIMATORS: tuple[str, ...] = ("jsd", "infonce", "dv")
 Critic = Literal["dot", "cosine"]
@@ -181,15 +183,7 @@ class MutualInformationLoss(nn.Module):
 
     @property
     def citation(self) -> str:
-        return """
-@inproceedings{zhang-etal-2020-unsupervised,
-    title = "An Unsupervised Sentence Embedding Method by Mutual Information Maximization",
-    author = "Zhang, Yan and He, Ruidan and Liu, Zuozhu and Lim, Kwan Hui and Bing, Lidong",
-    booktitle = "Proceedings of the 2020 Conference on Empirical Methods in Natural Language Processing (EMNLP)",
-    year = "2020",
-    pages = "1601--1610",
-}
-"""
+        return ISBERT_BIBTEX
 
 
 def _concat_outputs(outputs: list[dict[str, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:

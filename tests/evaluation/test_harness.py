@@ -150,7 +150,7 @@ def test_cli_eval_writes_json_and_markdown(
     import isbert.model
 
     monkeypatch.setattr(isbert.model, "load", lambda name, device=None: HashedBagOfWords())
-    monkeypatch.setattr("isbert.evaluation.harness.model_fingerprint", lambda name: name)
+    monkeypatch.setattr("isbert.evaluation.harness.model_cache_key", lambda name: name)
     parser = argparse.ArgumentParser()
     add_commands(parser.add_subparsers())
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"

@@ -5,7 +5,7 @@ them, ``harness`` encodes and scores; this package re-exports the public names.
 """
 
 from isbert.evaluation.baselines import POOLINGS, Whitening
-from isbert.evaluation.harness import EmbeddingCache, Encoder, encode_unique, evaluate, model_fingerprint
+from isbert.evaluation.harness import EmbeddingCache, Encoder, encode_unique, evaluate, model_cache_key
 from isbert.evaluation.tasks import ALL_TASKS, ENV_VAR, STS_TASKS, TRANSFER_TASKS, canonical_task_names
 from isbert.evaluation.transfer import TransferConfig
 
@@ -22,5 +22,5 @@ __all__ = [
     "canonical_task_names",
     "encode_unique",
     "evaluate",
-    "model_fingerprint",
+    "model_cache_key",
 ]

@@ -51,7 +51,7 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def model_fingerprint(name_or_path: str) -> str:
+def model_cache_key(name_or_path: str) -> str:
     """Cache key of a model: its name plus, for a local folder, the size and mtime of its weight files,
     so that retraining into the same folder does not reuse stale embeddings."""
     from isbert.model import resolve_model_name
@@ -264,7 +264,7 @@ def _load_encoder(
         if pooling is not None:
             raise IsbertError("pooling baselines need a model name or folder, not a model object")
         return model, model_name or type(model).__name__, model_name or ""
-    key = model_fingerprint(model) + f"|pooling={pooling}"
+    key = model_cache_key(model) + f"|pooling={pooling}"
     if pooling is not None:
         return pooled_encoder(model, pooling, device=device), f"{model} ({pooling} pooling)", key
     from isbert.model import load

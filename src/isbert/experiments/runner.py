@@ -25,6 +25,7 @@ from isbert.atomic import write_json_atomic, write_text_atomic
 from isbert.errors import IsbertError
 from isbert.experiments.config import POOLING_BASELINES, TASK_CORPUS_PREFIX, Experiment, RunSpec
 from isbert.training.config import names_of_kind
+from isbert.training.trainer import LABEL_FREE_KEY, STSB_KEY
 
 RESULT_FILE = "result.json"
 TRAINED_FILE = "trained.json"
@@ -33,8 +34,6 @@ TRAIN_DIR = "train"
 DEFAULT_RUNS_DIR = Path("runs/experiments")
 DEFAULT_RESULTS_DIR = Path("experiments/results")
 INTERRUPTED = "interrupted; run the same command again: finished runs are reused and this one resumes"
-STSB_KEY = "stsb_dev_spearman"
-LABEL_FREE_KEY = "heldout_align_uniform"
 SELECTIONS = ("labeled", "label_free")
 
 # TrainConfig fields that only shape training (by their declared kind): a baseline's result does not depend on

@@ -65,7 +65,7 @@ _SQ = {"float32": "Flat", "float16": "SQfp16", "int8": "SQ8"}
 
 
 # --------------------------------------------------------------------------------------------------- fingerprint
-def model_fingerprint(model: SentenceTransformer) -> dict[str, Any]:
+def probe_fingerprint(model: SentenceTransformer) -> dict[str, Any]:
     """The probe embeddings (rounded) and their hash: enough to tell one model's vector space from another's."""
     probes = embed_texts(model, list(PROBE_SENTENCES))
     rounded = np.round(probes.astype(np.float64), 5)
@@ -444,7 +444,7 @@ class SearchIndex:
                 "model": model_reference(model_name),
                 "dimension": dimension,
                 "max_seq_length": model.max_seq_length,
-                "fingerprint": model_fingerprint(model),
+                "fingerprint": probe_fingerprint(model),
                 "normalized": True,
                 "metric": "inner_product",
                 "store_texts": store_texts,
