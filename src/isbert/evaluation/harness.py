@@ -215,35 +215,28 @@ def evaluate(
     results, task_seconds = _score_tasks(loaded, lambda batch: matrix[[index[s] for s in batch]], config, say)
     finished = time.perf_counter()
     # 5. record what was run, on what, and how long it took
-    settings = {
-        "tasks": names,
-        "text": text,
-        "pooling": pooling,
-        "whiten": whiten,
-        "whiten_dim": whiten_dim,
-        "transfer": "full" if full else "fast",
-        "standardize": standardize,
-        "batch_size": batch_size,
-        "data_dir": str(root),
-    }
-    timing = {
-        "load_seconds": round(loading_done - started, 2),
-        "encode_seconds": round(encoding_done - loading_done, 2),
+    settings = {"tasks": names, "text": text, "pooling": pooling, "whiten": whiten, "whiten_dim": whiten_dim}
+    settings |= {"transfer": "full" if full else "fast", "standardize": standardize, "batch_size": batch_size}
+    settings["data_dir"] = str(root)
+    timing = _timing((started, loading_done, encoding_done, finished), task_seconds, len(index), n_encoded)
+    results |= {"model": model_label, "settings": settings, "versions": library_versions()}
+    results |= {"checksums": checksums(files, root), "timing": timing}
+    return results
+
+
+def _timing(
+    marks: tuple[float, float, float, float], task_seconds: dict[str, float], distinct: int, encoded: int
+) -> dict[str, Any]:
+    """Seconds spent loading, encoding, scoring and in all, from the (start, loaded, encoded, finished) marks."""
+    started, loaded, encoded_at, finished = marks
+    return {
+        "load_seconds": round(loaded - started, 2),
+        "encode_seconds": round(encoded_at - loaded, 2),
         "tasks_seconds": task_seconds,
         "total_seconds": round(finished - started, 2),
-        "distinct_sentences": len(index),
-        "encoded_sentences": n_encoded,
+        "distinct_sentences": distinct,
+        "encoded_sentences": encoded,
     }
-    results.update(
-        {
-            "model": model_label,
-            "settings": settings,
-            "versions": library_versions(),
-            "checksums": checksums(files, root),
-            "timing": timing,
-        }
-    )
-    return results
 
 
 def _load_tasks(names: list[str], root: Path, text: TextVariant) -> dict[str, StsTask | TransferTask]:
