@@ -22,7 +22,7 @@ def real_data_dir() -> Path:
     """The evaluation data, found exactly as the CLI finds it (``ISBERT_DATA_DIR``; the README's test command sets
     it to ``../shared/data``). Missing data skips a developer's run but fails CI, which is meant to have it."""
     from isbert.errors import IsbertError
-    from isbert.evaluation.data import resolve_data_dir
+    from isbert.evaluation.tasks import resolve_data_dir
 
     try:
         return resolve_data_dir()

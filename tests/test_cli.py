@@ -112,3 +112,17 @@ def test_foreign_module_needs_the_trust_remote_code_flag(tiny_isbert_folder: Pat
         assert "no_such_package_xyz" in capsys.readouterr().err
     finally:
         isbert.model.TRUST_REMOTE_CODE = False
+
+
+def test_help_and_argument_parsing_load_no_heavy_library() -> None:
+    """`isbert --help` and every `isbert COMMAND --help` answer at once: building the parser imports no torch,
+    sentence-transformers or transformers (they take seconds to import)."""
+    code = (
+        "import sys, isbert.cli; parser = isbert.cli.build_parser(); "
+        "names = ('torch', 'sentence_transformers', 'transformers', 'faiss', 'fastapi'); "
+        "heavy = [m for m in names if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"building the parser imported {result.stdout.strip()}"

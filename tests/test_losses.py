@@ -152,6 +152,16 @@ def test_optimizing_the_loss_raises_the_mutual_information_estimate(tiny_isbert)
     assert losses[-1] < losses[0] - 0.1
 
 
+def plain_simcse(u: torch.Tensor, v: torch.Tensor, temperature: float) -> float:
+    """``mean_i -log softmax_j(cos(u_i, v_j) / temperature)[i]``, one pair at a time in float64."""
+    u, v = u.detach().double(), v.detach().double()
+    total = 0.0
+    for i in range(len(u)):
+        logits = [float(F.cosine_similarity(u[i], v[j], dim=0)) / temperature for j in range(len(v))]
+        total += -(logits[i] - math.log(sum(math.exp(x) for x in logits)))
+    return total / len(u)
+
+
 def test_simcse_equals_a_plain_reference(tiny_isbert) -> None:
     """Same dropout masks for both computations: seed, run the loss, reseed, recompute by hand."""
     texts = ["a man runs", "the dog sleeps in the park", "hi", "red car"]
@@ -162,12 +172,10 @@ def test_simcse_equals_a_plain_reference(tiny_isbert) -> None:
     torch.manual_seed(0)
     u = tiny_isbert(tiny_isbert.preprocess(texts))["sentence_embedding"].detach()
     v = tiny_isbert(tiny_isbert.preprocess(texts))["sentence_embedding"].detach()
-    total = 0.0
-    for i in range(len(texts)):
-        logits = [float(F.cosine_similarity(u[i], v[j], dim=0)) / 0.05 for j in range(len(texts))]
-        total += -(logits[i] - math.log(sum(math.exp(x) for x in logits)))
-    assert got == pytest.approx(total / len(texts), abs=1e-4)
+    assert got == pytest.approx(plain_simcse(u, v, 0.05), rel=F32_REL, abs=1e-5)
     assert not torch.allclose(u, v), "dropout must make the two views differ"
+    # the maintained loss computes it: sentence-transformers' MNRL, cosine, scale 1/temperature
+    assert type(loss_module.ranking).__name__ == "MultipleNegativesRankingLoss" and loss_module.ranking.scale == 20
 
 
 def test_simcse_refuses_bad_settings(tiny_isbert) -> None:
@@ -247,9 +255,7 @@ def test_anchored_objective_terms_match_the_plain_losses(tiny_isbert) -> None:
     torch.manual_seed(2)
     out = tiny_isbert(dict(features))
     want = mutual_information_loss(out["token_embeddings"], out["attention_mask"], out["sentence_embedding"])
-    want = want + isbert.losses.simcse_loss(
-        out["sentence_embedding"], tiny_isbert(dict(features))["sentence_embedding"]
-    )
+    want = want + plain_simcse(out["sentence_embedding"], tiny_isbert(dict(features))["sentence_embedding"], 0.05)
     assert got == pytest.approx(want.item(), rel=F32_REL, abs=1e-6)
 
 

@@ -82,6 +82,7 @@ _SCORING_UNITS = (
 SCORING_TESTS = (*(_SCORING + name for name in _SCORING_UNITS), "tests/evaluation/test_harness.py")
 WHITENING_POOLING_TESTS = (
     "tests/evaluation/test_harness.py",
+    "tests/evaluation/test_baselines.py",
     "tests/training/test_objectives.py::test_simcse_objective_trains_the_mean_pooled_encoder",
     *(_SCORING + name for name in _SCORING_UNITS),
 )
@@ -177,8 +178,8 @@ MUTATIONS: tuple[Mutation, ...] = (
       'F.pad(out["attention_mask"], (0, length - out["attention_mask"].shape[1]))',
       'F.pad(out["attention_mask"], (length - out["attention_mask"].shape[1], 0))',
       "several text columns: the mask is padded on the other side than the features", LOSS_TESTS),
-    M("losses-simcse-temperature-ignored", "losses.py", "F.cross_entropy(similarity / temperature, targets)",
-      "F.cross_entropy(similarity, targets)", "SimCSE without its temperature", LOSS_TESTS),
+    M("losses-simcse-temperature-ignored", "losses.py", "scale=1.0 / temperature, similarity_fct=cos_sim",
+      "scale=1.0, similarity_fct=cos_sim", "SimCSE without its temperature", LOSS_TESTS),
     # ---------------------------------------------------------------------------------------- resume path
     M("resume-starts-over", "training/run.py",
       "trainer.train(resume_from_checkpoint=str(run.resume_from) if run.resume_from else None)", "trainer.train()",
@@ -239,8 +240,10 @@ MUTATIONS: tuple[Mutation, ...] = (
       "similarity = cosine_rows(embed(subset.sentences1), embed(subset.sentences2))",
       'similarity = np.einsum("ij,ij->i", embed(subset.sentences1), embed(subset.sentences2))',
       "STS scored with the dot product instead of the cosine", SCORING_TESTS),
-    M("whitening-not-applied", "evaluation/__init__.py", "matrix = whitening.transform(matrix)",
-      "whitening.transform(matrix)", "whitening fitted but never applied", WHITENING_POOLING_TESTS),
+    M("whitening-not-applied", "evaluation/harness.py",
+      "matrix = Whitening.fit(matrix[[index[s] for s in whiten_sentences]], whiten_dim).transform(matrix)",
+      "Whitening.fit(matrix[[index[s] for s in whiten_sentences]], whiten_dim).transform(matrix)",
+      "whitening fitted but never applied", WHITENING_POOLING_TESTS),
     M("whitening-no-sqrt", "evaluation/baselines.py", "kernel = u / np.sqrt(s + eps)", "kernel = u / (s + eps)",
       "whitening divides by the variance instead of the standard deviation", WHITENING_POOLING_TESTS),
     M("whitening-not-centered", "evaluation/baselines.py",

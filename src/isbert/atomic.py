@@ -1,15 +1,21 @@
-"""Crash-safe replacement of folders: a reader sees the old folder or the new one, never a mix or nothing."""
+"""Crash-safe writes: a reader sees the old file (or folder) or the new one, never a mix or nothing.
+
+Every file the project writes in one piece goes through :func:`atomic_file` (a temporary file in the same folder,
+fsynced, renamed over the target, the folder fsynced) or one of its shorthands for text, JSON, bytes and figures.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import errno
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def exchange_paths(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
@@ -76,3 +82,36 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
         fsync_parent(target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path) as partial:
+        partial.write_bytes(data)
+    return Path(path)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` as UTF-8 to ``path`` atomically (see :func:`atomic_file`)."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(
+    path: str | os.PathLike[str], data: Any, *, indent: int | None = 1, ensure_ascii: bool = True
+) -> Path:
+    """Write ``data`` as JSON (numpy scalars as floats) plus a final newline to ``path`` atomically."""
+    return write_text_atomic(path, json.dumps(data, indent=indent, default=float, ensure_ascii=ensure_ascii) + "\n")
+
+
+def save_figure_atomic(figure: Any, path: str | os.PathLike[str], *, dpi: float | str = "figure") -> Path:
+    """Lay out ``figure``, write it to ``path`` atomically (format from the suffix, else PNG) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        figure.tight_layout()
+        with atomic_file(path) as partial:
+            figure.savefig(partial, format=path.suffix.lstrip(".").lower() or "png", dpi=dpi)
+    finally:
+        plt.close(figure)
+    return path

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from isbert import __version__
-from isbert.cli_types import MODEL_HELP, add_reader_arguments, positive_int
+from isbert.cli_types import MODEL_HELP, add_device_argument, add_reader_arguments, positive_int
 from isbert.errors import IsbertError
 
 # Modules that add subcommands: each defines add_commands(subparsers).
@@ -50,7 +50,7 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
     add_reader_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default: 32)")
     parser.add_argument("--normalize", action="store_true", help="L2-normalize each embedding")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: best available)")
+    add_device_argument(parser)
     parser.add_argument(
         "--backend",
         choices=("torch", "onnx"),

@@ -6,6 +6,15 @@ import argparse
 
 MODEL_HELP = "a saved model folder, a Hugging Face model id, or 'offline-minilm'"
 
+DEVICE_DEFAULT = "the best available"
+DEVICE_HELP = f"where the model runs: cpu, cuda, cuda:1, mps ... (default: {DEVICE_DEFAULT})"
+"""Help of ``--device`` in every command (``isbert train`` takes it from TrainConfig, which uses this text)."""
+
+
+def add_device_argument(parser: argparse.ArgumentParser, default: str = DEVICE_DEFAULT) -> None:
+    """``--device``; ``default`` says what happens when it is not given, where that is not the best device."""
+    parser.add_argument("--device", default=None, help=DEVICE_HELP.replace(DEVICE_DEFAULT, default))
+
 
 def _int_at_least(value: str, minimum: int) -> int:
     try:

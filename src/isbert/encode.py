@@ -9,11 +9,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
+from isbert.atomic import fsync_parent, write_json_atomic
 from isbert.errors import IsbertError
 from isbert.io import EncodingErrors, ReadStats, iter_texts
 
@@ -93,13 +95,60 @@ def zip_chunks(chunks: Iterator[list[str]], embed_chunks: ChunkEncoder) -> Itera
         yield pending.popleft(), embeddings
 
 
-def _write_json_atomically(path: Path, data: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+def _job(input_path: Path, model: str, shape: tuple[int, int], settings: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed run must share with the interrupted one: the same input file, model, shape and settings."""
+    status = input_path.stat()
+    job = {"input": str(input_path.resolve()), "input_size": status.st_size, "input_mtime_ns": status.st_mtime_ns}
+    return job | {"model": model, "rows": shape[0], "dimension": shape[1], **settings}
+
+
+def _resume_or_start(partial: Path, progress_file: Path, job: dict, shape: tuple[int, int]) -> dict[str, int]:
+    """The counts already done by this same job, or zeros after writing a fresh ``.npy`` header to ``partial``."""
+    saved = json.loads(progress_file.read_text(encoding="utf-8")) if progress_file.is_file() else {}
+    rows_bytes = shape[0] * shape[1] * np.dtype(np.float32).itemsize
+    # A partial file shorter than header + all rows was not made by this job (or was cut): start over.
+    if saved.get("job") == job and partial.is_file() and partial.stat().st_size > rows_bytes:
+        return saved["done"]
+    # Writes the .npy header and sizes the (sparse) file; rows are then written with plain file writes, not
+    # through a memory map, whose written pages would count in this process's resident memory.
+    np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape).flush()
+    return {"written": 0, "empty": 0, "truncated": 0}
+
+
+def _count_rows(input_path: Path, read: dict[str, Any]) -> int:
+    rows = sum(1 for _ in iter_texts(input_path, **read))
+    if rows == 0:
+        raise IsbertError(f"{input_path}: no texts to encode (the file is empty)")
+    return rows
+
+
+def _embedding_dimension(model: SentenceTransformer) -> int:
+    dimension = model.get_embedding_dimension()
+    if not dimension:
+        raise IsbertError("the model does not report its embedding dimension")
+    return dimension
+
+
+def _check_request(batch_size: int, output_path: Path) -> None:
+    if batch_size < 1:
+        raise IsbertError(f"--batch-size must be at least 1, got {batch_size}")
+    if output_path.suffix != ".npy":
+        raise IsbertError(f"the output file must end in .npy: {output_path}")
+
+
+def _write_durably(output: BinaryIO, offset: int, embeddings: np.ndarray) -> None:
+    """Write float32 rows at ``offset`` and fsync: the progress file written next must never get ahead of the data."""
+    output.seek(offset)
+    output.write(np.ascontiguousarray(embeddings, dtype=np.float32).tobytes())
+    output.flush()
+    os.fsync(output.fileno())
+
+
+def _check_chunk(embeddings: np.ndarray, texts: int, dimension: int, written: int) -> None:
+    if embeddings.shape != (texts, dimension):
+        raise IsbertError(f"the model returned shape {embeddings.shape} for {texts} texts")
+    if not np.isfinite(embeddings).all():
+        raise IsbertError(f"the model produced NaN or infinite embeddings near row {written + 1}")
 
 
 def encode_file(
@@ -135,72 +184,37 @@ def encode_file(
     is still used here for the embedding dimension and the tokenizer (to count truncated texts).
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    if batch_size < 1:
-        raise IsbertError(f"--batch-size must be at least 1, got {batch_size}")
-    if output_path.suffix != ".npy":
-        raise IsbertError(f"the output file must end in .npy: {output_path}")
+    _check_request(batch_size, output_path)
     read = {"text_field": text_field, "column": column, "encoding_errors": encoding_errors}
-    rows = sum(1 for _ in iter_texts(input_path, **read))  # type: ignore[arg-type]
-    if rows == 0:
-        raise IsbertError(f"{input_path}: no texts to encode (the file is empty)")
-    dimension = model.get_embedding_dimension()
-    if not dimension:
-        raise IsbertError("the model does not report its embedding dimension")
+    rows, dimension = _count_rows(input_path, read), _embedding_dimension(model)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     partial = output_path.with_name(f".{output_path.name}.partial")
     progress_file = output_path.with_name(f".{output_path.name}.progress.json")
-    status = input_path.stat()
-    job = {
-        "input": str(input_path.resolve()),
-        "input_size": status.st_size,
-        "input_mtime_ns": status.st_mtime_ns,
-        "model": model_id or type(model).__name__,
-        "rows": rows,
-        "dimension": dimension,
-        "normalize": normalize,
-        "batch_size": batch_size,
-        "chunk_size": chunk_size,
-        **read,
-    }
-    done = {"written": 0, "empty": 0, "truncated": 0}
-    saved = json.loads(progress_file.read_text(encoding="utf-8")) if progress_file.is_file() else {}
+    settings = {"normalize": normalize, "batch_size": batch_size, "chunk_size": chunk_size, **read}
+    job = _job(input_path, model_id or type(model).__name__, (rows, dimension), settings)
     row_bytes = dimension * np.dtype(np.float32).itemsize
-    # A partial file shorter than header + all rows was not made by this job (or was cut): start over.
-    resuming = saved.get("job") == job and partial.is_file() and partial.stat().st_size > rows * row_bytes
-    if resuming:
-        done = saved["done"]
+    done = _resume_or_start(partial, progress_file, job, (rows, dimension))
+    if done["written"]:
         logger.info("resuming %s after %d of %d rows", output_path, done["written"], rows)
-    else:
-        # Writes the .npy header and sizes the (sparse) file; rows are then written with plain file writes, not
-        # through a memory map, whose written pages would count in this process's resident memory.
-        np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(rows, dimension)).flush()
     data_offset = partial.stat().st_size - rows * row_bytes
     output = partial.open("r+b")
     stats = ReadStats()
     records = iter_texts(input_path, stats=stats, **read)  # type: ignore[arg-type]
     skip_chunks = done["written"] // chunk_size
-    if embed_chunks is None:
-        embed_chunks = local_chunk_encoder(model, batch_size=batch_size, normalize=normalize)
+    embed_chunks = embed_chunks or local_chunk_encoder(model, batch_size=batch_size, normalize=normalize)
     try:
         with tqdm(total=rows, initial=done["written"], desc="encode", unit="text", disable=not show_progress) as bar:
             # Chunks finished before an interruption are read again but not encoded.
             todo = (chunk for index, chunk in enumerate(_chunks(records, chunk_size)) if index >= skip_chunks)
             for chunk, embeddings in zip_chunks(todo, embed_chunks):
-                if embeddings.shape != (len(chunk), dimension):
-                    raise IsbertError(f"the model returned shape {embeddings.shape} for {len(chunk)} texts")
-                if not np.isfinite(embeddings).all():
-                    raise IsbertError(f"the model produced NaN or infinite embeddings near row {done['written'] + 1}")
-                written = done["written"]
-                output.seek(data_offset + written * row_bytes)
-                output.write(np.ascontiguousarray(embeddings, dtype=np.float32).tobytes())
-                output.flush()
-                os.fsync(output.fileno())  # the progress file below must never get ahead of the data
+                _check_chunk(embeddings, len(chunk), dimension, done["written"])
+                _write_durably(output, data_offset + done["written"] * row_bytes, embeddings)
                 done = {
-                    "written": written + len(chunk),
+                    "written": done["written"] + len(chunk),
                     "empty": done["empty"] + sum(1 for text in chunk if not text.strip()),
                     "truncated": done["truncated"] + count_truncated(model, chunk),
                 }
-                _write_json_atomically(progress_file, {"job": job, "done": done})
+                write_json_atomic(progress_file, {"job": job, "done": done}, indent=None)
                 bar.update(len(chunk))
     except IsbertError:
         output.close()
@@ -211,6 +225,7 @@ def encode_file(
         output.close()
     if done["written"] != rows:
         raise IsbertError(f"{input_path} changed while it was being encoded ({rows} rows, then {done['written']})")
-    os.replace(partial, output_path)
+    os.replace(partial, output_path)  # complete and fsynced chunk by chunk: only the rename is left to make durable
+    fsync_parent(output_path)
     progress_file.unlink(missing_ok=True)
     return EncodeReport(done["written"], dimension, done["empty"], done["truncated"], stats, output_path)

@@ -9,7 +9,11 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+from sentence_transformers.util import cos_sim
 from torch import Tensor, nn
+
+from isbert.citation import ISBERT_BIBTEX
 
 Estimator = Literal["jsd", "infonce", "dv"]
 ESTIMATORS: tuple[str, ...] = ("jsd", "infonce", "dv")
@@ -181,15 +185,7 @@ class MutualInformationLoss(nn.Module):
 
     @property
     def citation(self) -> str:
-        return """
-@inproceedings{zhang-etal-2020-unsupervised,
-    title = "An Unsupervised Sentence Embedding Method by Mutual Information Maximization",
-    author = "Zhang, Yan and He, Ruidan and Liu, Zuozhu and Lim, Kwan Hui and Bing, Lidong",
-    booktitle = "Proceedings of the 2020 Conference on Empirical Methods in Natural Language Processing (EMNLP)",
-    year = "2020",
-    pages = "1601--1610",
-}
-"""
+        return ISBERT_BIBTEX
 
 
 def _concat_outputs(outputs: list[dict[str, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:
@@ -217,13 +213,19 @@ def _check_objective(estimator: str, critic: str, temperature: float, exclude_ra
         raise ValueError(f"exclude_radius must be None or at least 0, got {exclude_radius}")
 
 
-def simcse_loss(first: Tensor, second: Tensor, temperature: float = 0.05) -> Tensor:
-    """``mean_i -log softmax_j(cos(first_i, second_j) / temperature)[i]``; see :class:`SimCSELoss`."""
+def simcse_ranking_loss(model: SentenceTransformer, temperature: float = 0.05) -> MultipleNegativesRankingLoss:
+    """Unsupervised SimCSE as sentence-transformers maintains it: :class:`MultipleNegativesRankingLoss` with the
+    cosine and ``scale = 1 / temperature``, given the two dropout-noised encodings of a batch as its two columns."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    return MultipleNegativesRankingLoss(model, scale=1.0 / temperature, similarity_fct=cos_sim)
+
+
+def _simcse_term(ranking: MultipleNegativesRankingLoss, first: Tensor, second: Tensor) -> Tensor:
+    """``mean_i -log softmax_j(cos(first_i, second_j) / temperature)[i]``, computed by ``ranking``."""
     if first.shape[0] < 2:
         raise ValueError("SimCSE needs at least 2 sentences in a batch: the others are the negatives")
-    similarity = F.normalize(first.float(), dim=-1) @ F.normalize(second.float(), dim=-1).T
-    targets = torch.arange(first.shape[0], device=first.device)
-    return F.cross_entropy(similarity / temperature, targets)
+    return ranking.compute_loss_from_embeddings([first, second], None)
 
 
 def relational_distillation(student: Tensor, teacher: Tensor) -> Tensor:
@@ -248,6 +250,9 @@ class SimCSELoss(nn.Module):
     objectives can be compared on the same backbone, data and budget. The model must be in training mode (dropout
     on); otherwise the twins are identical and the loss is trivial.
 
+    Relations: this is sentence-transformers' :class:`MultipleNegativesRankingLoss` (which computes it) with the
+    same sentence in both columns; this class only encodes the one text column twice.
+
     Args:
         model: any :class:`~sentence_transformers.SentenceTransformer` (an IS-BERT model included).
         temperature: 0.05 in the paper.
@@ -255,8 +260,7 @@ class SimCSELoss(nn.Module):
 
     def __init__(self, model: SentenceTransformer, temperature: float = 0.05) -> None:
         super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.ranking = simcse_ranking_loss(model, temperature)
         self.model = model
         self.temperature = temperature
 
@@ -265,7 +269,7 @@ class SimCSELoss(nn.Module):
         # Modules write into the feature dict: each pass gets its own shallow copy of the tokenizer output.
         first = self.model(dict(features))["sentence_embedding"]
         second = self.model(dict(features))["sentence_embedding"]
-        return simcse_loss(first, second, self.temperature)
+        return _simcse_term(self.ranking, first, second)
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"temperature": self.temperature}
@@ -283,7 +287,7 @@ class AnchoredObjective(nn.Module):
     ::
 
         loss = [IS]  mutual_information_loss(local, mask, g)          (objective "is" or "is+simcse")
-             + [SimCSE] simcse_loss(g, g')                              (objective "simcse" or "is+simcse")
+             + [SimCSE] SimCSE(g, g') (MultipleNegativesRankingLoss)    (objective "simcse" or "is+simcse")
              + anchor_weight * anchor
 
     with ``g, g'`` two dropout-noised encodings of the batch. The anchor keeps an already-tuned encoder near where it
@@ -328,6 +332,7 @@ class AnchoredObjective(nn.Module):
         self.objective, self.estimator, self.critic, self.temperature = objective, estimator, critic, temperature
         self.exclude_radius = exclude_radius
         self.simcse_temperature = simcse_temperature
+        self.simcse = simcse_ranking_loss(model, simcse_temperature)
         self.anchor, self.anchor_weight = anchor, anchor_weight
         self.teacher: SentenceTransformer | None = None
         self.initial: dict[str, Tensor] = {}
@@ -356,7 +361,7 @@ class AnchoredObjective(nn.Module):
             )  # fmt: skip
         if self.objective in ("simcse", "is+simcse"):
             twin = self.model(dict(features))["sentence_embedding"]
-            loss = loss + simcse_loss(sentence, twin, self.simcse_temperature)
+            loss = loss + _simcse_term(self.simcse, sentence, twin)
         if self.teacher is not None:
             self.teacher.eval()  # no dropout in the reference, whatever mode the trainer put the loss in
             with torch.no_grad():

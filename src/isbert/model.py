@@ -17,6 +17,7 @@ from sentence_transformers.base.modules import Transformer
 from sentence_transformers.sentence_transformer.modules import Pooling
 
 from isbert.atomic import replace_dir
+from isbert.citation import ISBERT_BIBTEX
 from isbert.confined import confined_path
 from isbert.errors import IsbertError
 from isbert.modules import MaskedCNN
@@ -151,17 +152,8 @@ def _describe_model_card(model: SentenceTransformer, backbone: str) -> None:
     card.tags = [*(card.tags or []), "isbert", "unsupervised", "mutual-information"]
     card.citations = {
         **(card.citations or {}),
-        "IS-BERT": MutualInformationCitation,
+        "IS-BERT": ISBERT_BIBTEX,
     }
-
-
-MutualInformationCitation = """@inproceedings{zhang-etal-2020-unsupervised,
-    title = "An Unsupervised Sentence Embedding Method by Mutual Information Maximization",
-    author = "Zhang, Yan and He, Ruidan and Liu, Zuozhu and Lim, Kwan Hui and Bing, Lidong",
-    booktitle = "Proceedings of the 2020 Conference on Empirical Methods in Natural Language Processing (EMNLP)",
-    year = "2020",
-    url = "https://arxiv.org/abs/2009.12061",
-}"""
 
 
 CHECKSUMS_FILE = "isbert_checksums.json"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from isbert.errors import IsbertError
-from isbert.evaluation import data
+from isbert.evaluation import check, download, readers, tasks
 from isbert.evaluation.cli import add_commands
 
 
@@ -53,13 +53,13 @@ def test_download_zip_tar_and_file(server: tuple[str, Path], tmp_path: Path) -> 
         tar.addfile(info, io.BytesIO(payload))
     (www / "sentiment-dev").write_text("good\t1\n")
     sources = [
-        data.Source("STS", f"{url}/sts.zip", "zip", {"test-gold/": "sts/raw/STS12/"}),
+        download.Source("STS", f"{url}/sts.zip", "zip", {"test-gold/": "sts/raw/STS12/"}),
         # Fixture contents differ from the real files, so they go to paths without a known checksum.
-        data.Source("STSb", f"{url}/stsb.tar.gz", "tar", {"stsbenchmark/sts-test.csv": "mirror/sts-test.csv"}),
-        data.Source("SST", f"{url}/sentiment-dev", "file", {"": "mirror/sentiment-dev"}),
+        download.Source("STSb", f"{url}/stsb.tar.gz", "tar", {"stsbenchmark/sts-test.csv": "mirror/sts-test.csv"}),
+        download.Source("SST", f"{url}/sentiment-dev", "file", {"": "mirror/sentiment-dev"}),
     ]
     target = tmp_path / "data"
-    written = data.download(target, sources, log=lambda message: None)
+    written = download.download(target, sources, log=lambda message: None)
     assert sorted(p.relative_to(target).as_posix() for p in written) == [
         "mirror/sentiment-dev",
         "mirror/sts-test.csv",
@@ -67,16 +67,16 @@ def test_download_zip_tar_and_file(server: tuple[str, Path], tmp_path: Path) -> 
         "sts/raw/STS12/STS.input.x.txt",
     ]
     assert not (target / "junk.txt").exists()
-    assert data.read_stsb(target / "mirror/sts-test.csv").sentences1 == ["a"]
+    assert readers.read_stsb(target / "mirror/sts-test.csv").sentences1 == ["a"]
 
 
 def test_downloaded_file_with_a_known_path_must_match_its_checksum(server: tuple[str, Path], tmp_path: Path) -> None:
     url, www = server
     (www / "sentiment-dev").write_text("not the real file\t1\n")
-    source = data.Source("SST", f"{url}/sentiment-dev", "file", {"": "transfer/SST/binary/sentiment-dev"})
+    source = download.Source("SST", f"{url}/sentiment-dev", "file", {"": "transfer/SST/binary/sentiment-dev"})
     target = tmp_path / "data"
     with pytest.raises(IsbertError, match=r"sentiment-dev: checksum mismatch after download"):
-        data.download(target, [source], log=lambda message: None)
+        download.download(target, [source], log=lambda message: None)
     assert not (target / "transfer/SST/binary/sentiment-dev").exists()
 
 
@@ -87,12 +87,12 @@ def test_source_checksum_is_checked_before_writing(server: tuple[str, Path], tmp
     (www / "f.txt").write_text("content\n")
     good = hashlib.sha256(b"content\n").hexdigest()
     target = tmp_path / "data"
-    source = data.Source("F", f"{url}/f.txt", "file", {"": "mirror/f.txt"}, sha256="0" * 64)
+    source = download.Source("F", f"{url}/f.txt", "file", {"": "mirror/f.txt"}, sha256="0" * 64)
     with pytest.raises(IsbertError, match=r"checksum mismatch .*nothing written"):
-        data.download(target, [source], log=lambda message: None)
+        download.download(target, [source], log=lambda message: None)
     assert not (target / "mirror/f.txt").exists()
-    source = data.Source("F", f"{url}/f.txt", "file", {"": "mirror/f.txt"}, sha256=good)
-    assert data.download(target, [source], log=lambda message: None) == [(target / "mirror/f.txt").resolve()]
+    source = download.Source("F", f"{url}/f.txt", "file", {"": "mirror/f.txt"}, sha256=good)
+    assert download.download(target, [source], log=lambda message: None) == [(target / "mirror/f.txt").resolve()]
 
 
 def test_archive_member_escaping_the_target_is_refused(server: tuple[str, Path], tmp_path: Path) -> None:
@@ -100,11 +100,13 @@ def test_archive_member_escaping_the_target_is_refused(server: tuple[str, Path],
     make_zip(www / "evil.zip", {"ok/a.txt": "fine", "ok/../../../escaped.txt": "pwned"})
     target = tmp_path / "data"
     with pytest.raises(IsbertError, match=r"refusing .*ok/\.\./\.\./\.\./escaped\.txt.*outside"):
-        data.download(target, [data.Source("evil", f"{url}/evil.zip", "zip", {"ok/": "x/"})], log=lambda m: None)
+        download.download(
+            target, [download.Source("evil", f"{url}/evil.zip", "zip", {"ok/": "x/"})], log=lambda m: None
+        )
     assert not (tmp_path / "escaped.txt").exists()
     make_zip(www / "abs.zip", {"/etc/passwd-copy": "x"})
     with pytest.raises(IsbertError, match="refusing"):
-        data.download(target, [data.Source("abs", f"{url}/abs.zip", "zip", {"": "x/"})], log=lambda m: None)
+        download.download(target, [download.Source("abs", f"{url}/abs.zip", "zip", {"": "x/"})], log=lambda m: None)
 
 
 def test_tar_symlink_member_is_refused(server: tuple[str, Path], tmp_path: Path) -> None:
@@ -115,19 +117,23 @@ def test_tar_symlink_member_is_refused(server: tuple[str, Path], tmp_path: Path)
         info.linkname = "/etc/passwd"
         tar.addfile(info)
     with pytest.raises(IsbertError, match="not a regular file"):
-        data.download(tmp_path / "data", [data.Source("l", f"{url}/link.tar", "tar", {"d/": "x/"})], log=lambda m: None)
+        download.download(
+            tmp_path / "data", [download.Source("l", f"{url}/link.tar", "tar", {"d/": "x/"})], log=lambda m: None
+        )
 
 
 def test_target_path_escaping_is_refused_before_download(tmp_path: Path) -> None:
-    source = data.Source("bad", "http://127.0.0.1:9/never-fetched", "file", {"": "../outside.txt"})
+    source = download.Source("bad", "http://127.0.0.1:9/never-fetched", "file", {"": "../outside.txt"})
     with pytest.raises(IsbertError, match=r"refusing .*\.\./outside\.txt"):
-        data.download(tmp_path / "data", [source], log=lambda m: None)
+        download.download(tmp_path / "data", [source], log=lambda m: None)
 
 
 def test_http_error_names_source(server: tuple[str, Path], tmp_path: Path) -> None:
     url, _ = server
     with pytest.raises(IsbertError, match=r"could not download missing from .*/nothing-here"):
-        data.download(tmp_path, [data.Source("missing", f"{url}/nothing-here", "file", {"": "x"})], log=lambda m: None)
+        download.download(
+            tmp_path, [download.Source("missing", f"{url}/nothing-here", "file", {"": "x"})], log=lambda m: None
+        )
 
 
 def test_cli_download_with_sources_file(server: tuple[str, Path], tmp_path: Path, capsys) -> None:
@@ -155,23 +161,23 @@ def test_cli_download_with_sources_file(server: tuple[str, Path], tmp_path: Path
 
 
 def test_default_sources_cover_the_raw_layout() -> None:
-    targets = {dest for source in data.default_sources() for dest in source.members.values()}
-    for task in data.STS_SUBSETS:
-        assert set(data.task_files(task, "raw")) <= targets
+    targets = {dest for source in download.default_sources() for dest in source.members.values()}
+    for task in tasks.STS_SUBSETS:
+        assert set(tasks.task_files(task, "raw")) <= targets
     assert "sts/STSBenchmark/sts-test.csv" in targets and "sts/SICK/SICK_test_annotated.txt" in targets
 
 
 def test_default_sources_use_https() -> None:
-    plain = [source.url for source in data.default_sources() if not source.url.startswith("https://")]
+    plain = [source.url for source in download.default_sources() if not source.url.startswith("https://")]
     assert plain == []
 
 
 def test_every_default_target_has_a_pinned_checksum() -> None:
     """A default download writes only files whose sha256 is known, so a changed source can never slip in."""
-    for source in data.default_sources():
+    for source in download.default_sources():
         for archive_path, target in source.members.items():
             assert not target.endswith("/"), f"{source.name}: folder mapping {archive_path} -> {target} is not pinned"
-            assert target in data.KNOWN_SHA256, f"{source.name}: {target} has no pinned sha256"
+            assert target in check.KNOWN_SHA256, f"{source.name}: {target} has no pinned sha256"
 
 
 def _cli(argv: list[str]) -> argparse.Namespace:
@@ -188,8 +194,8 @@ def test_cli_size_caps_have_defaults_and_are_passed_on(server: tuple[str, Path],
     base = ["data", "download", "--data-dir", str(tmp_path / "d"), "--sources", str(sources)]
     defaults = _cli(base)
     assert (defaults.max_download_mb, defaults.max_extract_mb) == (
-        data.DEFAULT_MAX_DOWNLOAD_MB,
-        data.DEFAULT_MAX_EXTRACT_MB,
+        download.DEFAULT_MAX_DOWNLOAD_MB,
+        download.DEFAULT_MAX_EXTRACT_MB,
     )
     args = _cli([*base, "--max-download-mb", "1", "--max-extract-mb", "3"])
     with pytest.raises(IsbertError, match=r"big: .*more than 1 MB.*--max-download-mb"):
@@ -206,13 +212,13 @@ def test_failed_download_keeps_the_previous_file_and_leaves_no_temporary(
     (target / "mirror").mkdir(parents=True)
     (target / "mirror/STS.input.x.txt").write_text("previous\n")
     make_zip(www / "bad.zip", {"test-gold/STS.input.x.txt": "new\n", "test-gold/../../evil.txt": "-"})
-    source = data.Source("bad", f"{url}/bad.zip", "zip", {"test-gold/": "mirror/"})
+    source = download.Source("bad", f"{url}/bad.zip", "zip", {"test-gold/": "mirror/"})
     with pytest.raises(IsbertError, match="refusing"):
-        data.download(target, [source], log=lambda message: None)
+        download.download(target, [source], log=lambda message: None)
     assert sorted(p.name for p in target.rglob("*")) == ["STS.input.x.txt", "mirror"]
     assert (target / "mirror/STS.input.x.txt").read_text() == "previous\n"
     make_zip(www / "good.zip", {"test-gold/STS.input.x.txt": "new\n"})
-    data.download(target, [data.Source("good", f"{url}/good.zip", "zip", {"test-gold/": "mirror/"})], log=print)
+    download.download(target, [download.Source("good", f"{url}/good.zip", "zip", {"test-gold/": "mirror/"})], log=print)
     assert sorted(p.name for p in target.rglob("*")) == ["STS.input.x.txt", "mirror"]
     assert (target / "mirror/STS.input.x.txt").read_text() == "new\n"
 
@@ -220,9 +226,9 @@ def test_failed_download_keeps_the_previous_file_and_leaves_no_temporary(
 def test_a_missing_mapped_member_writes_nothing(server: tuple[str, Path], tmp_path: Path) -> None:
     url, www = server
     make_zip(www / "partial.zip", {"a.txt": "a"})
-    source = data.Source("partial", f"{url}/partial.zip", "zip", {"a.txt": "m/a.txt", "b.txt": "m/b.txt"})
+    source = download.Source("partial", f"{url}/partial.zip", "zip", {"a.txt": "m/a.txt", "b.txt": "m/b.txt"})
     with pytest.raises(IsbertError, match=r"partial: .*lacks b\.txt"):
-        data.download(tmp_path / "d", [source], log=lambda message: None)
+        download.download(tmp_path / "d", [source], log=lambda message: None)
     assert list((tmp_path / "d").rglob("*")) == []
 
 
@@ -232,4 +238,4 @@ def test_redirect_from_https_to_http_is_refused() -> None:
 
     request = urllib.request.Request("https://example.org/data.zip")
     with pytest.raises(urllib.error.URLError, match="https"):
-        data.NoDowngradeRedirects().redirect_request(request, None, 302, "Found", {}, "http://example.org/data.zip")
+        download.NoDowngradeRedirects().redirect_request(request, None, 302, "Found", {}, "http://example.org/data.zip")

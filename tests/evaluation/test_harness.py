@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from isbert.errors import IsbertError
-from isbert.evaluation import EmbeddingCache, data, encode_unique, evaluate
+from isbert.evaluation import EmbeddingCache, encode_unique, evaluate, tasks
 from isbert.evaluation.cli import add_commands
 from isbert.evaluation.report import PAPER_STS, format_markdown, format_table
 
@@ -43,9 +43,9 @@ SENTENCES = ["a man plays guitar", "a man plays a guitar", "a woman cuts onions"
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """STS12 with two tiny sub-datasets, SICK-R and MR, with the expected sizes patched to match."""
     root = tmp_path / "data"
-    monkeypatch.setitem(data.STS_SUBSETS, "STS12", {"MSRpar": 4, "MSRvid": 3})
-    monkeypatch.setitem(data.EXPECTED_COUNTS, "SICK-R", 4)
-    monkeypatch.setitem(data.EXPECTED_COUNTS, "MR", 20)
+    monkeypatch.setitem(tasks.STS_SUBSETS, "STS12", {"MSRpar": 4, "MSRvid": 3})
+    monkeypatch.setitem(tasks.EXPECTED_COUNTS, "SICK-R", 4)
+    monkeypatch.setitem(tasks.EXPECTED_COUNTS, "MR", 20)
     sts = root / "sts" / "STS12"
     sts.mkdir(parents=True)
     pairs = [(0, 1, 5.0), (0, 2, 1.0), (2, 3, 0.5), (3, 4, 2.0), (1, 1, 4.9)]
@@ -78,7 +78,11 @@ def test_each_distinct_sentence_is_encoded_once(data_dir: Path) -> None:
     assert {"spearman", "all", "mean", "wmean"} <= set(results["STS12"])
     assert "spearman" in results["SICK-R"] and "accuracy" in results["MR"]
     assert results["MR"]["accuracy"] == pytest.approx(100.0)
-    assert set(results["checksums"]) == {*data.task_files("STS12"), *data.task_files("SICK-R"), *data.task_files("MR")}
+    assert set(results["checksums"]) == {
+        *tasks.task_files("STS12"),
+        *tasks.task_files("SICK-R"),
+        *tasks.task_files("MR"),
+    }
     assert results["versions"]["numpy"] == np.__version__
 
 
@@ -146,7 +150,7 @@ def test_cli_eval_writes_json_and_markdown(
     import isbert.model
 
     monkeypatch.setattr(isbert.model, "load", lambda name, device=None: HashedBagOfWords())
-    monkeypatch.setattr("isbert.evaluation.model_fingerprint", lambda name: name)
+    monkeypatch.setattr("isbert.evaluation.harness.model_cache_key", lambda name: name)
     parser = argparse.ArgumentParser()
     add_commands(parser.add_subparsers())
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
@@ -212,7 +216,7 @@ PHRASES = ["a man plays guitar", "a woman cuts onions", "a dog runs fast", "the 
 @pytest.fixture
 def scored_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[tuple[str, str, float]]]:
     """STS12 as two sub-datasets of 8 pairs with distinct gold scores (no ties anywhere), and its pooled pairs."""
-    monkeypatch.setitem(data.STS_SUBSETS, "STS12", {"MSRpar": 8, "MSRvid": 8})
+    monkeypatch.setitem(tasks.STS_SUBSETS, "STS12", {"MSRpar": 8, "MSRvid": 8})
     rng = np.random.default_rng(3)
     folder = tmp_path / "data" / "sts" / "STS12"
     folder.mkdir(parents=True)

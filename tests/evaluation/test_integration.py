@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from isbert.evaluation import data
+from isbert.evaluation import check, readers, tasks
 
 
 @pytest.mark.parametrize("text", ["senteval", "raw"])
-def test_real_sts_counts_match_senteval(real_data_dir: Path, text: data.TextVariant) -> None:
+def test_real_sts_counts_match_senteval(real_data_dir: Path, text: tasks.TextVariant) -> None:
     sizes = {
-        task: sum(len(s) for s in data.load_task(task, real_data_dir, text).subsets.values()) for task in data.STS_TASKS
+        task: sum(len(s) for s in readers.load_task(task, real_data_dir, text).subsets.values())
+        for task in tasks.STS_TASKS
     }
     assert sizes == {
         "STS12": 3108,
@@ -26,7 +27,7 @@ def test_real_sts_counts_match_senteval(real_data_dir: Path, text: data.TextVari
 
 
 def test_real_data_check_passes(real_data_dir: Path) -> None:
-    lines = data.check_data(real_data_dir)
+    lines = check.check_data(real_data_dir)
     assert all(line.ok for line in lines), [line.message for line in lines if not line.ok]
 
 
@@ -39,7 +40,7 @@ def test_packaged_minilm_on_a_stsb_subset(real_data_dir: Path, monkeypatch: pyte
     import isbert
     from isbert.evaluation.sts import cosine_rows, spearman
 
-    subset = data.read_stsb(real_data_dir / "sts/STSBenchmark/senteval/sts-test.csv")
+    subset = readers.read_stsb(real_data_dir / "sts/STSBenchmark/senteval/sts-test.csv")
     model = isbert.load("offline-minilm", device="cpu")
     a = model.encode(subset.sentences1[:60], convert_to_numpy=True, show_progress_bar=False)
     b = model.encode(subset.sentences2[:60], convert_to_numpy=True, show_progress_bar=False)

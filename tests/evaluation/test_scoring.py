@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from scipy.stats import spearmanr
 
 from isbert.errors import IsbertError
-from isbert.evaluation.data import LabeledSplit, StsSubset, StsTask, TransferTask
 from isbert.evaluation.sts import aggregate, cosine_rows, evaluate_sts, spearman
+from isbert.evaluation.tasks import LabeledSplit, StsSubset, StsTask, TransferTask
 from isbert.evaluation.transfer import TransferConfig, evaluate_transfer
 
 

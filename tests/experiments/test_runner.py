@@ -16,7 +16,7 @@ import pytest
 from tiny_models import WORDS
 
 from isbert.cli import main
-from isbert.evaluation import data
+from isbert.evaluation import tasks
 from isbert.experiments import ExperimentInterrupted, load_experiment, run_experiment
 from isbert.training import run as training
 
@@ -45,9 +45,9 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     sick.mkdir(parents=True)
     rows = [f"{i}\t{sentence(rng)}\t{sentence(rng)}\t{rng.uniform(1, 5):.2f}\tNEUTRAL" for i in range(PAIRS)]
     (sick / "SICK_test_annotated.txt").write_text("pair_ID\tA\tB\tscore\tlabel\n" + "\n".join(rows) + "\n")
-    monkeypatch.setitem(data.EXPECTED_COUNTS, "STSBenchmark", PAIRS)
-    monkeypatch.setitem(data.EXPECTED_COUNTS, "SICK-R", PAIRS)
-    monkeypatch.setenv(data.ENV_VAR, str(root))
+    monkeypatch.setitem(tasks.EXPECTED_COUNTS, "STSBenchmark", PAIRS)
+    monkeypatch.setitem(tasks.EXPECTED_COUNTS, "SICK-R", PAIRS)
+    monkeypatch.setenv(tasks.ENV_VAR, str(root))
     return root
 
 

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of every evaluation-data parser (``isbert.evaluation.data``).
+"""Property-based fuzzing of every evaluation-data parser (``isbert.evaluation.readers``).
 
 Files generated in each parser's real format (shared/data/README.md; no real data is copied) must parse exactly, with
 any mix of LF/CRLF, a BOM and with or without a final newline. Random bytes, truncation, extra or missing columns,
@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from isbert.errors import InputError, IsbertError
-from isbert.evaluation import data as evaldata
+from isbert.evaluation import readers as eval_readers
+from isbert.evaluation import tasks as eval_tasks
 
 pytestmark = pytest.mark.reliability
 
@@ -95,7 +96,7 @@ def test_sts_pairs_exact(workdir, reliability, rows, style_in, style_gold):
     golds = ["" if s is None else str(s) for _, _, s, _ in rows]
     input_path = _file(workdir, "STS.input.x.txt", _encode(inputs, style_in))
     gold_path = _file(workdir, "STS.gs.x.txt", _encode(golds, style_gold))
-    subset = evaldata.read_sts_pairs(input_path, gold_path)
+    subset = eval_readers.read_sts_pairs(input_path, gold_path)
     scored = [(a, b, s) for a, b, s, _ in rows if s is not None]
     assert subset.sentences1 == [a for a, _, _ in scored]
     assert subset.sentences2 == [b for _, b, _ in scored]
@@ -110,7 +111,7 @@ def test_stsb_exact(workdir, reliability, rows, style):
         "\t".join(["main-captions", "MSRvid", "2012test", f"{i:04d}", str(s), a, b] + (["src", "src"] if nine else []))
         for i, (a, b, s, nine) in enumerate(rows)
     ]
-    subset = evaldata.read_stsb(_file(workdir, "sts-test.csv", _encode(lines, style)))
+    subset = eval_readers.read_stsb(_file(workdir, "sts-test.csv", _encode(lines, style)))
     assert subset.sentences1 == [r[0] for r in rows] and subset.sentences2 == [r[1] for r in rows]
     np.testing.assert_array_equal(subset.scores, np.asarray([r[2] for r in rows], dtype=np.float64))
 
@@ -123,7 +124,7 @@ SICK_HEADER = "pair_ID\tsentence_A\tsentence_B\trelatedness_score\tentailment_ju
 def test_sick_exact(workdir, reliability, rows, style):
     reliability.fuzz_case()
     lines = [SICK_HEADER] + [f"{i}\t{a}\t{b}\t{s}\tNEUTRAL" for i, (a, b, s) in enumerate(rows, start=1)]
-    subset = evaldata.read_sick(_file(workdir, "SICK_test_annotated.txt", _encode(lines, style)))
+    subset = eval_readers.read_sick(_file(workdir, "SICK_test_annotated.txt", _encode(lines, style)))
     assert subset.sentences1 == [r[0] for r in rows] and subset.sentences2 == [r[1] for r in rows]
     np.testing.assert_array_equal(subset.scores, np.asarray([r[2] for r in rows], dtype=np.float64))
 
@@ -137,7 +138,9 @@ line_sentence = st.text(
 @given(pos=st.lists(line_sentence, max_size=8), neg=st.lists(line_sentence, max_size=8), s1=styles, s2=styles)
 def test_binary_exact(workdir, reliability, pos, neg, s1, s2):
     reliability.fuzz_case()
-    split = evaldata.read_binary(_file(workdir, "x.pos", _encode(pos, s1)), _file(workdir, "x.neg", _encode(neg, s2)))
+    split = eval_readers.read_binary(
+        _file(workdir, "x.pos", _encode(pos, s1)), _file(workdir, "x.neg", _encode(neg, s2))
+    )
     texts, labels = _sorted_split(pos + neg, [1] * len(pos) + [0] * len(neg))
     assert split.texts == texts and split.labels.tolist() == labels
 
@@ -147,7 +150,7 @@ def test_binary_exact(workdir, reliability, pos, neg, s1, s2):
 def test_sst_exact(workdir, reliability, rows, style):
     reliability.fuzz_case()
     lines = [f"{text}\t{label}" for text, label in rows]
-    split = evaldata.read_sst(_file(workdir, "sentiment-test", _encode(lines, style)))
+    split = eval_readers.read_sst(_file(workdir, "sentiment-test", _encode(lines, style)))
     texts, labels = _sorted_split([t.strip() for t, _ in rows], [label for _, label in rows])
     assert split.texts == texts and split.labels.tolist() == labels
 
@@ -159,7 +162,7 @@ latin1_sentence = st.text(alphabet=st.characters(max_codepoint=255, blacklist_ch
 @given(
     rows=st.lists(
         st.tuples(
-            st.sampled_from(evaldata.TREC_CLASSES),
+            st.sampled_from(eval_readers.TREC_CLASSES),
             st.sampled_from(["abb", "def", "ind", "other"]),
             latin1_sentence.filter(lambda s: s.strip() == s and s),
         ),
@@ -171,8 +174,8 @@ def test_trec_exact(workdir, reliability, rows, crlf):
     reliability.fuzz_case()
     lines = [f"{coarse}:{fine} {text}" for coarse, fine, text in rows]
     style = {"crlf": crlf, "bom": False, "final_newline": True}
-    split = evaldata.read_trec(_file(workdir, "TREC_10.label", _encode(lines, style, "latin-1")))
-    texts, labels = _sorted_split([t for _, _, t in rows], [evaldata.TREC_CLASSES.index(c) for c, _, _ in rows])
+    split = eval_readers.read_trec(_file(workdir, "TREC_10.label", _encode(lines, style, "latin-1")))
+    texts, labels = _sorted_split([t for _, _, t in rows], [eval_readers.TREC_CLASSES.index(c) for c, _, _ in rows])
     assert split.texts == texts and split.labels.tolist() == labels
 
 
@@ -184,7 +187,7 @@ MRPC_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
 def test_mrpc_exact(workdir, reliability, rows, style):
     reliability.fuzz_case()
     lines = [MRPC_HEADER] + [f"{label}\t{i}\t{i + 1}\t{a}\t{b}" for i, (label, a, b) in enumerate(rows)]
-    split = evaldata.read_mrpc(_file(workdir, "msr_paraphrase_test.txt", _encode(lines, style)))
+    split = eval_readers.read_mrpc(_file(workdir, "msr_paraphrase_test.txt", _encode(lines, style)))
     norm = [(" ".join(a.split()) or ".", " ".join(b.split()) or ".", label) for label, a, b in rows]
     norm.sort(key=lambda r: (len(r[0].split()), len(r[1].split()), r[2]))
     assert split.texts == [r[0] for r in norm] and split.texts_b == [r[1] for r in norm]
@@ -194,13 +197,13 @@ def test_mrpc_exact(workdir, reliability, rows, style):
 # ---------------------------------------------------------------------------------------------- bad files
 # Each parser with the file names it reads; one or two files.
 PARSERS = {
-    "sts_pairs": (evaldata.read_sts_pairs, ["STS.input.x.txt", "STS.gs.x.txt"]),
-    "stsb": (evaldata.read_stsb, ["sts-test.csv"]),
-    "sick": (evaldata.read_sick, ["SICK_test_annotated.txt"]),
-    "binary": (evaldata.read_binary, ["x.pos", "x.neg"]),
-    "sst": (evaldata.read_sst, ["sentiment-test"]),
-    "trec": (evaldata.read_trec, ["TREC_10.label"]),
-    "mrpc": (evaldata.read_mrpc, ["msr_paraphrase_test.txt"]),
+    "sts_pairs": (eval_readers.read_sts_pairs, ["STS.input.x.txt", "STS.gs.x.txt"]),
+    "stsb": (eval_readers.read_stsb, ["sts-test.csv"]),
+    "sick": (eval_readers.read_sick, ["SICK_test_annotated.txt"]),
+    "binary": (eval_readers.read_binary, ["x.pos", "x.neg"]),
+    "sst": (eval_readers.read_sst, ["sentiment-test"]),
+    "trec": (eval_readers.read_trec, ["TREC_10.label"]),
+    "mrpc": (eval_readers.read_mrpc, ["msr_paraphrase_test.txt"]),
 }
 
 # Lines that look almost right for some parser: real-format lines with a column too many or too few, bad scores,
@@ -256,7 +259,7 @@ def test_random_content_gives_result_or_located_error(workdir, reliability, pars
         _assert_located(result, paths)
         return
     # a result: every list has one entry per label/score, every text a string, every score finite
-    if isinstance(result, evaldata.StsSubset):
+    if isinstance(result, eval_tasks.StsSubset):
         assert len(result.sentences1) == len(result.sentences2) == len(result.scores)
         assert np.isfinite(result.scores).all()
     else:
@@ -364,7 +367,7 @@ def test_sst_label_must_be_an_ascii_integer(workdir, reliability, label):
     reliability.fuzz_case()
     path = _file(workdir, "sentiment-dev", f"good film\t1\nbad film\t{label}\n".encode())
     with pytest.raises(InputError, match=rf"^{path}:2: "):
-        evaldata.read_sst(path)
+        eval_readers.read_sst(path)
 
 
 def test_load_task_counts_name_the_file(workdir, reliability):
@@ -374,9 +377,9 @@ def test_load_task_counts_name_the_file(workdir, reliability):
     path.parent.mkdir(parents=True)
     path.write_text("g\td\t2012\t1\t3.0\ta b\tc d\n")
     with pytest.raises(IsbertError, match=rf"^{path}: found 1 pairs, expected 1379"):
-        evaldata.load_task("STSBenchmark", root)
+        eval_readers.load_task("STSBenchmark", root)
     with pytest.raises(IsbertError, match="missing data file"):
-        evaldata.load_task("SICK-R", root)
+        eval_readers.load_task("SICK-R", root)
 
 
 def test_huge_stsb_sentence(workdir, reliability):
@@ -384,5 +387,5 @@ def test_huge_stsb_sentence(workdir, reliability):
     reliability.fuzz_case()
     huge = "word " * 200_000 + "end"
     path = _file(workdir, "sts-test.csv", f"g\td\t2012\t1\t3.0\ta b\tc\ng\td\t2012\t2\t1.5\t{huge}\tz\n".encode())
-    subset = evaldata.read_stsb(path)
+    subset = eval_readers.read_stsb(path)
     assert subset.sentences1 == ["a b", huge] and subset.scores.tolist() == [3.0, 1.5]

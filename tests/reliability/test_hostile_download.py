@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from isbert.errors import IsbertError
-from isbert.evaluation import data
+from isbert.evaluation import download
 
 pytestmark = pytest.mark.reliability
 
@@ -149,11 +149,11 @@ def files_under(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
 
 
-def refused(sources: list[data.Source], root: Path, match: str, **limits: int) -> str:
+def refused(sources: list[download.Source], root: Path, match: str, **limits: int) -> str:
     """Run the download, expect one IsbertError line matching ``match``, and nothing under ``root / "data"``."""
     target = root / "data"
     with pytest.raises(IsbertError, match=match) as caught:
-        data.download(target, sources, log=lambda message: None, **limits)
+        download.download(target, sources, log=lambda message: None, **limits)
     message = str(caught.value)
     assert "\n" not in message, message
     assert files_under(target) == [], files_under(target)
@@ -178,7 +178,7 @@ def measured(function) -> tuple[int, int]:  # type: ignore[no-untyped-def]
 def test_zip_bomb_is_refused_in_bounded_memory(server: str, www: Path, tmp_path: Path, reliability) -> None:
     build_zip_bomb(www / "bomb.zip", "test-gold/STS.input.big.txt", BOMB_BYTES)
     assert (www / "bomb.zip").stat().st_size < MB
-    source = data.Source("bomb", f"{server}/bomb.zip", "zip", {"test-gold/": "mirror/"})
+    source = download.Source("bomb", f"{server}/bomb.zip", "zip", {"test-gold/": "mirror/"})
     peak, rss = measured(lambda: refused([source], tmp_path, r"bomb: .*more than .* MB.*--max-extract-mb"))
     assert peak < MEMORY_BOUND and rss < 4 * MEMORY_BOUND, (peak, rss)
     reliability.fault()
@@ -187,7 +187,7 @@ def test_zip_bomb_is_refused_in_bounded_memory(server: str, www: Path, tmp_path:
 def test_tar_bomb_is_refused_in_bounded_memory(server: str, www: Path, tmp_path: Path, reliability) -> None:
     build_tar_bomb(www / "bomb.tar.gz", "stsbenchmark/sts-test.csv", BOMB_BYTES)
     assert (www / "bomb.tar.gz").stat().st_size < MB
-    source = data.Source("tarbomb", f"{server}/bomb.tar.gz", "tar", {"stsbenchmark/sts-test.csv": "mirror/t.csv"})
+    source = download.Source("tarbomb", f"{server}/bomb.tar.gz", "tar", {"stsbenchmark/sts-test.csv": "mirror/t.csv"})
     peak, rss = measured(lambda: refused([source], tmp_path, r"tarbomb: .*more than .* MB.*--max-extract-mb"))
     assert peak < MEMORY_BOUND and rss < 4 * MEMORY_BOUND, (peak, rss)
     reliability.fault()
@@ -197,7 +197,7 @@ def test_zip_member_lying_about_its_size_is_refused(server: str, www: Path, tmp_
     """The headers say 1 KB; the data inflates to 400 MB. Only the bytes actually read count, in blocks."""
     build_zip_bomb(www / "liar.zip", "d/big.txt", BOMB_BYTES)
     lie_about_zip_sizes(www / "liar.zip", 1024)
-    source = data.Source("liar", f"{server}/liar.zip", "zip", {"d/big.txt": "mirror/big.txt"})
+    source = download.Source("liar", f"{server}/liar.zip", "zip", {"d/big.txt": "mirror/big.txt"})
     peak, _ = measured(lambda: refused([source], tmp_path, r"liar: "))
     assert peak < MEMORY_BOUND, peak
     reliability.fault()
@@ -207,7 +207,7 @@ def test_extraction_counts_the_bytes_it_reads_not_the_declared_size(reliability)
     """A reader that never ends (an archive library fooled by a lying header) is stopped at the cap."""
     sink = io.BytesIO()
     with pytest.raises(IsbertError, match=r"more than 1 MB"):
-        data.copy_capped(ZeroReader(10**15), sink, limit=MB, what="endless member")
+        download.copy_capped(ZeroReader(10**15), sink, limit=MB, what="endless member")
     assert len(sink.getvalue()) <= 2 * MB
     reliability.fault()
 
@@ -217,7 +217,7 @@ def test_tar_member_lying_about_its_size_is_refused(server: str, www: Path, tmp_
     header = tarfile.TarInfo("stsbenchmark/sts-test.csv")
     header.size = 10
     (www / "liar.tar").write_bytes(header.tobuf() + b"A" * 2048 + bytes(1024))
-    source = data.Source("tarliar", f"{server}/liar.tar", "tar", {header.name: "sts/STSBenchmark/sts-test.csv"})
+    source = download.Source("tarliar", f"{server}/liar.tar", "tar", {header.name: "sts/STSBenchmark/sts-test.csv"})
     refused([source], tmp_path, r"tarliar|sts-test\.csv")
     reliability.fault()
 
@@ -236,7 +236,7 @@ def test_zip_with_a_bad_last_member_writes_nothing(server: str, www: Path, tmp_p
         for name, content in GOOD.items():
             archive.writestr(name, content)
         archive.writestr(zipfile.ZipInfo(bad), "pwned")
-    source = data.Source("last", f"{server}/last.zip", "zip", {"test-gold/": "mirror/"})
+    source = download.Source("last", f"{server}/last.zip", "zip", {"test-gold/": "mirror/"})
     refused([source], tmp_path, r"refusing .*outside|refusing")
     assert not (tmp_path / "escaped.txt").exists() and not Path("/tmp/isbert-absolute.txt").exists()
     reliability.fault()
@@ -250,7 +250,7 @@ def test_zip_symlink_member_is_refused(server: str, www: Path, tmp_path: Path, r
         link = zipfile.ZipInfo("test-gold/STS.input.link.txt")
         link.external_attr = (0o120777 << 16) | 0x20  # S_IFLNK, as `zip --symlinks` stores it
         archive.writestr(link, "/etc/passwd")
-    source = data.Source("ziplink", f"{server}/ziplink.zip", "zip", {"test-gold/": "mirror/"})
+    source = download.Source("ziplink", f"{server}/ziplink.zip", "zip", {"test-gold/": "mirror/"})
     refused([source], tmp_path, r"not a regular file")
     reliability.fault()
 
@@ -270,7 +270,7 @@ def test_zip_symlink_member_is_refused(server: str, www: Path, tmp_path: Path, r
 def test_tar_bad_last_member_writes_nothing(server: str, www: Path, tmp_path: Path, reliability, member) -> None:
     path = www / "bad.tar.gz"
     tar_with(path, [(regular("stsbenchmark/sts-test.csv"), b"g\tf\ty\t1\t2.0\ta\tb\n"), (member, b"x")])
-    source = data.Source("badtar", f"{server}/bad.tar.gz", "tar", {"stsbenchmark/": "mirror/"})
+    source = download.Source("badtar", f"{server}/bad.tar.gz", "tar", {"stsbenchmark/": "mirror/"})
     refused([source], tmp_path, r"refusing")
     assert not (tmp_path / "escaped.csv").exists()
     reliability.fault()
@@ -281,7 +281,7 @@ def test_duplicate_member_names_are_refused(server: str, www: Path, tmp_path: Pa
     with pytest.warns(UserWarning), zipfile.ZipFile(path, "w") as archive:
         archive.writestr("d/a.txt", "first")
         archive.writestr("d/a.txt", "second")
-    refused([data.Source("dup", f"{server}/dup.zip", "zip", {"d/": "mirror/"})], tmp_path, r"twice")
+    refused([download.Source("dup", f"{server}/dup.zip", "zip", {"d/": "mirror/"})], tmp_path, r"twice")
     reliability.fault()
 
 
@@ -290,19 +290,19 @@ def test_duplicate_member_names_are_refused(server: str, www: Path, tmp_path: Pa
 
 def test_download_over_the_cap_is_stopped(server: str, www: Path, tmp_path: Path, reliability) -> None:
     (www / "big.txt").write_bytes(b"x" * (3 * MB))
-    source = data.Source("big", f"{server}/big.txt", "file", {"": "mirror/big.txt"})
+    source = download.Source("big", f"{server}/big.txt", "file", {"": "mirror/big.txt"})
     refused([source], tmp_path, r"big: .*more than 1 MB.*--max-download-mb", max_download_bytes=MB)
     reliability.fault()
 
 
 def test_announced_size_over_the_cap_is_refused_before_reading(server: str, tmp_path: Path, reliability) -> None:
-    source = data.Source("announced", f"{server}/announces-too-much", "file", {"": "mirror/x"})
+    source = download.Source("announced", f"{server}/announces-too-much", "file", {"": "mirror/x"})
     refused([source], tmp_path, r"announced: .*announces 1000000000000 bytes.*--max-download-mb")
     reliability.fault()
 
 
 def test_endless_response_is_stopped_at_the_cap(server: str, tmp_path: Path, reliability) -> None:
-    source = data.Source("endless", f"{server}/endless", "file", {"": "mirror/x"})
+    source = download.Source("endless", f"{server}/endless", "file", {"": "mirror/x"})
     started = time.monotonic()
     refused([source], tmp_path, r"endless: .*more than 2 MB", max_download_bytes=2 * MB)
     assert time.monotonic() - started < 30
@@ -310,17 +310,17 @@ def test_endless_response_is_stopped_at_the_cap(server: str, tmp_path: Path, rel
 
 
 def test_stalled_response_times_out_in_one_line(server: str, tmp_path: Path, reliability) -> None:
-    source = data.Source("stalled", f"{server}/stalls", "file", {"": "mirror/x"})
+    source = download.Source("stalled", f"{server}/stalls", "file", {"": "mirror/x"})
     target = tmp_path / "data"
     with pytest.raises(IsbertError, match=r"could not download stalled .*timed out.*--timeout"):
-        data.download(target, [source], timeout=0.5, log=lambda message: None)
+        download.download(target, [source], timeout=0.5, log=lambda message: None)
     assert files_under(target) == []
     reliability.fault()
 
 
 def test_unreachable_host_and_bad_url_fail_in_one_line(tmp_path: Path, reliability) -> None:
     for url in ("http://127.0.0.1:9/closed-port", "nonsense://x", "http://[::1"):
-        message = refused([data.Source("nowhere", url, "file", {"": "mirror/x"})], tmp_path, r"nowhere")
+        message = refused([download.Source("nowhere", url, "file", {"": "mirror/x"})], tmp_path, r"nowhere")
         assert "could not download nowhere" in message
         reliability.fault()
 
@@ -371,10 +371,12 @@ def test_fuzzed_archives_give_files_or_one_line_errors(kind: str, data_, reliabi
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         (root / "archive").write_bytes(blob)
-        source = data.Source("fuzz", (root / "archive").as_uri(), kind, {"test-gold/": "mirror/"})
+        source = download.Source("fuzz", (root / "archive").as_uri(), kind, {"test-gold/": "mirror/"})
         target = root / "data"
         try:
-            written = data.download(target, [source], log=lambda m: None, max_extract_bytes=MB, max_download_bytes=MB)
+            written = download.download(
+                target, [source], log=lambda m: None, max_extract_bytes=MB, max_download_bytes=MB
+            )
         except IsbertError as error:
             assert "\n" not in str(error), str(error)
             assert files_under(target) == [], files_under(target)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from isbert.cli_types import positive_float, positive_int
-from isbert.evaluation.data import ALL_TASKS, ENV_VAR, GROUPS
+from isbert.cli_types import add_device_argument, positive_float, positive_int
 from isbert.evaluation.download import DEFAULT_MAX_DOWNLOAD_MB, DEFAULT_MAX_EXTRACT_MB
+from isbert.evaluation.tasks import ALL_TASKS, ENV_VAR, GROUPS
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -51,7 +51,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--batch-size", type=positive_int, default=64, help="encoding batch size (default: 64)")
     ev.add_argument("--cache-dir", default=None, help="cache embeddings here, keyed by model and sentence")
-    ev.add_argument("--device", default=None, help="cpu, cuda, ... (default: best available)")
+    add_device_argument(ev)
     ev.add_argument("--json", dest="json_out", default=None, metavar="OUT.json", help="write the results as JSON")
     ev.add_argument("--markdown", default=None, metavar="OUT.md", help="write the tables as Markdown")
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -115,7 +115,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from isbert.evaluation.data import canonical_task_names, check_data
+    from isbert.evaluation.check import check_data
+    from isbert.evaluation.tasks import canonical_task_names
 
     lines = check_data(args.data_dir, canonical_task_names(args.tasks))
     for line in lines:

@@ -36,7 +36,8 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Literal
 
 from isbert.errors import IsbertError, printable
-from isbert.evaluation.data import KNOWN_SHA256, STS_SUBSETS
+from isbert.evaluation.check import KNOWN_SHA256
+from isbert.evaluation.tasks import STS_SUBSETS
 
 MB = 1 << 20
 BLOCK = MB

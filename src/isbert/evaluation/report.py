@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from isbert.evaluation.data import STS_SUBSETS, STS_TASKS, TRANSFER_TASKS
+from isbert.atomic import write_json_atomic, write_text_atomic
+from isbert.evaluation.tasks import STS_SUBSETS, STS_TASKS, TRANSFER_TASKS
 
 PAPER_SOURCE = "reported in the paper (IS-BERT, Zhang et al., EMNLP 2020, Table 1; baselines from SBERT)"
 PAPER_STS: dict[str, tuple[float, ...]] = {
@@ -100,8 +99,8 @@ def format_markdown(results: Mapping[str, Any]) -> str:
 
 
 def write_json(results: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    Path(path).write_text(json.dumps(results, indent=2, default=float) + "\n", encoding="utf-8")
+    write_json_atomic(path, results, indent=2)
 
 
 def write_markdown(results: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    Path(path).write_text(format_markdown(results), encoding="utf-8")
+    write_text_atomic(path, format_markdown(results))

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
 from isbert.errors import IsbertError
-from isbert.evaluation.data import StsTask
+from isbert.evaluation.tasks import StsTask
 
 
 def check_finite(embeddings: np.ndarray, what: str = "embeddings") -> None:

@@ -21,8 +21,8 @@ from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from isbert.evaluation.data import LabeledSplit, TransferTask
 from isbert.evaluation.sts import check_finite
+from isbert.evaluation.tasks import LabeledSplit, TransferTask
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from isbert.evaluation.data import ENV_VAR
+from isbert.cli_types import add_device_argument
+from isbert.evaluation.tasks import ENV_VAR
 
 if TYPE_CHECKING:
     from isbert.experiments.config import Experiment
@@ -74,7 +75,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="run only these runs (the table still shows every run with a stored result)",
     )
-    parser.add_argument("--device", default=None, help="cpu, cuda, ...; not given: the file's device, else the best")
+    add_device_argument(parser, default="the experiment file's device, else the best available")
     parser.add_argument("--keep-models", action="store_true", help="keep the trained models (default: delete them)")
     parser.add_argument("--force", action="store_true", help="ignore stored results: run everything again")
     parser.add_argument("--list", action="store_true", help="list the runs and whether each has a stored result")

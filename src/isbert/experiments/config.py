@@ -50,7 +50,7 @@ DATA_PLACEHOLDER = "{data}"
 """Expands to the data directory (``--data-dir``, else ``$ISBERT_DATA_DIR``) in string settings."""
 TASK_CORPUS_PREFIX = "task:"
 """``corpus = ["task:stsb-train"]``: the distinct sentences of a task's training split, labels dropped (see
-:data:`isbert.evaluation.data.TASK_CORPORA`), written once to ``<runs dir>/corpora/``."""
+:data:`isbert.evaluation.readers.TASK_CORPORA`), written once to ``<runs dir>/corpora/``."""
 POOLING_BASELINES = ("mean", "cls", "first-last-mean")
 BASELINES = (*POOLING_BASELINES, "untrained")
 RUNNER_KEYS = ("output", "resume", "overwrite", "seed", "show_progress", "data_dir", "select")
@@ -233,9 +233,25 @@ def _name(value: Any, where: str) -> str:
 
 def load_experiment(path: str | os.PathLike[str]) -> Experiment:
     """Read and check an experiment file; every problem is an IsbertError naming the file (and run and key)."""
-    from isbert.evaluation.data import canonical_task_names
-
     path = Path(path)
+    document = _read_document(path)
+    name, description, budget, tasks, seeds, tradeoff = _read_head(_table(document, "experiment", str(path)), path)
+    defaults = _check_settings(_table(document, "defaults", str(path)), f"{path}: [defaults]")
+    runs = _read_runs(document, path)
+    experiment = Experiment(
+        path, name, description, float(budget) if budget else None, tasks, seeds, defaults, runs, tradeoff
+    )
+    for spec in runs:  # TrainConfig itself may refuse a combination; say which run
+        try:
+            settings = experiment.portable_settings(spec)
+        except (TypeError, ValueError) as error:
+            raise IsbertError(f"{path}: run '{spec.name}': {error}") from None
+        if spec.baseline is None and not settings.get("corpus"):
+            raise IsbertError(f"{path}: run '{spec.name}': no corpus (set corpus in [defaults] or in the run)")
+    return experiment
+
+
+def _read_document(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise IsbertError(f"{path}: experiment file not found")
     try:
@@ -249,7 +265,13 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
         raise IsbertError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; expected [experiment], "
                           "[defaults] and [[run]] tables")  # fmt: skip
 
-    head = _table(document, "experiment", str(path))
+    return document
+
+
+def _read_head(head: dict[str, Any], path: Path) -> tuple[str, str, Any, list[str], list[int], str | None]:
+    """The [experiment] table: name, description, budget, tasks, seeds and trade-off task, each checked."""
+    from isbert.evaluation.tasks import canonical_task_names
+
     where = f"{path}: [experiment]"
     extra = sorted(set(head) - set(EXPERIMENT_KEYS))
     if extra:
@@ -287,8 +309,11 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
             tradeoff = None
         if tradeoff not in tasks:
             raise IsbertError(f"{where}: key 'tradeoff_task' must name one of the evaluated tasks ({', '.join(tasks)})")
+    return name, description, budget, tasks, seeds, tradeoff
 
-    defaults = _check_settings(_table(document, "defaults", str(path)), f"{path}: [defaults]")
+
+def _read_runs(document: dict[str, Any], path: Path) -> list[RunSpec]:
+    """The [[run]] tables, each checked; run names are unique."""
     raw_runs = document.get("run", [])
     if not isinstance(raw_runs, list) or not all(isinstance(r, dict) for r in raw_runs):
         raise IsbertError(f"{path}: 'run' must be an array of tables ([[run]] entries)")
@@ -312,14 +337,4 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
         spec = RunSpec(run_name, overrides, baseline, note)
         runs.append(spec)
 
-    experiment = Experiment(
-        path, name, description, float(budget) if budget else None, tasks, seeds, defaults, runs, tradeoff
-    )
-    for spec in runs:  # TrainConfig itself may refuse a combination; say which run
-        try:
-            settings = experiment.portable_settings(spec)
-        except (TypeError, ValueError) as error:
-            raise IsbertError(f"{path}: run '{spec.name}': {error}") from None
-        if spec.baseline is None and not settings.get("corpus"):
-            raise IsbertError(f"{path}: run '{spec.name}': no corpus (set corpus in [defaults] or in the run)")
-    return experiment
+    return runs

@@ -3,15 +3,14 @@ row per run) and ``<name>_dev_curves.png``, all made from the stored per-run ``r
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from isbert.evaluation.data import STS_TASKS, TRANSFER_TASKS
+from isbert.atomic import save_figure_atomic, write_json_atomic, write_text_atomic
 from isbert.evaluation.report import _HEADERS as TASK_HEADERS
-from isbert.training.plots import save_figure
+from isbert.evaluation.tasks import STS_TASKS, TRANSFER_TASKS
 
 if TYPE_CHECKING:
     from isbert.experiments.config import Experiment
@@ -225,12 +224,6 @@ def format_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
-
-
 def plot_dev_curves(summary: dict[str, Any], path: str | os.PathLike[str]) -> Path | None:
     """STSb dev (x100, top) and the label-free metric (bottom) against the step, one line per trained run (its
     first seed). None when no run has a curve."""
@@ -263,7 +256,7 @@ def plot_dev_curves(summary: dict[str, Any], path: str | os.PathLike[str]) -> Pa
         axis.grid(alpha=0.3)
         if axis.get_lines():
             axis.legend(loc="best", fontsize=8)
-    return save_figure(figure, path)
+    return save_figure_atomic(figure, path, dpi=100)
 
 
 def write_reports(
@@ -278,8 +271,8 @@ def write_reports(
     folder.mkdir(parents=True, exist_ok=True)
     summary = build_summary(experiment, jobs, results, command)
     json_path, md_path = folder / f"{experiment.name}.json", folder / f"{experiment.name}.md"
-    _write_text_atomic(json_path, json.dumps(summary, indent=1, default=float) + "\n")
-    _write_text_atomic(md_path, format_markdown(summary))
+    write_json_atomic(json_path, summary)
+    write_text_atomic(md_path, format_markdown(summary))
     written = [json_path, md_path]
     plot = plot_dev_curves(summary, folder / f"{experiment.name}_dev_curves.png")
     if plot is not None:
@@ -319,4 +312,4 @@ def plot_tradeoff(summary: dict[str, Any], task: str, path: str | os.PathLike[st
     axis.set_title(f"{summary['experiment']}: target task against general average (o labeled, ^ label-free choice)")
     axis.grid(alpha=0.3)
     axis.legend(loc="best", fontsize=7)
-    return save_figure(figure, path)
+    return save_figure_atomic(figure, path, dpi=100)

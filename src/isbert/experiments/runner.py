@@ -21,9 +21,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from isbert.atomic import write_json_atomic, write_text_atomic
 from isbert.errors import IsbertError
 from isbert.experiments.config import POOLING_BASELINES, TASK_CORPUS_PREFIX, Experiment, RunSpec
 from isbert.training.config import names_of_kind
+from isbert.training.criteria import LABEL_FREE_KEY, STSB_KEY
 
 RESULT_FILE = "result.json"
 TRAINED_FILE = "trained.json"
@@ -32,8 +34,6 @@ TRAIN_DIR = "train"
 DEFAULT_RUNS_DIR = Path("runs/experiments")
 DEFAULT_RESULTS_DIR = Path("experiments/results")
 INTERRUPTED = "interrupted; run the same command again: finished runs are reused and this one resumes"
-STSB_KEY = "stsb_dev_spearman"
-LABEL_FREE_KEY = "heldout_align_uniform"
 SELECTIONS = ("labeled", "label_free")
 
 # TrainConfig fields that only shape training (by their declared kind): a baseline's result does not depend on
@@ -79,14 +79,6 @@ def same_settings(stored: dict[str, Any], current: dict[str, Any]) -> bool:
         elif key not in defaults or current[key] != defaults[key]:
             return False
     return True
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Temporary file + rename: a reader (or a crash) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=1, default=float) + "\n", encoding="utf-8")
-    os.replace(partial, path)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -232,22 +224,20 @@ def _task_corpus(entry: str, data_dir: Path, runs_dir: str | os.PathLike[str]) -
     """A ``task:NAME`` corpus entry becomes a text file of that task's training sentences (written once)."""
     if not entry.startswith(TASK_CORPUS_PREFIX):
         return entry
-    from isbert.evaluation.data import task_corpus_sentences
+    from isbert.evaluation.readers import task_corpus_sentences
 
     name = entry.removeprefix(TASK_CORPUS_PREFIX)
     path = Path(runs_dir).resolve() / "corpora" / f"{name}.txt"
     if not path.is_file():
         text = "".join(f"{sentence}\n" for sentence in task_corpus_sentences(name, data_dir))
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
+        write_text_atomic(path, text)
     return str(path)
 
 
 def average(scores: dict[str, float], tasks: Iterable[str]) -> float | None:
     """Mean over the STS tasks present."""
-    from isbert.evaluation.data import STS_TASKS
+    from isbert.evaluation.tasks import STS_TASKS
 
     values = [scores[t] for t in tasks if t in STS_TASKS and t in scores]
     return sum(values) / len(values) if values else None
@@ -532,7 +522,7 @@ def run_experiment(
 ) -> ExperimentOutcome:
     """Run (or reuse) the runs of ``experiment`` (``only``: a subset by name), then write the reports from every
     stored result: ``<results_dir>/<name>.json``, ``.md`` and ``_dev_curves.png``."""
-    from isbert.evaluation.data import resolve_data_dir
+    from isbert.evaluation.tasks import resolve_data_dir
     from isbert.experiments.report import write_reports
 
     root = resolve_data_dir(data_dir).resolve()
@@ -567,7 +557,7 @@ def list_jobs(
     device: str | None = None,
 ) -> list[tuple[Job, str]]:
     """Each run x seed with its state (see :meth:`Job.state`)."""
-    from isbert.evaluation.data import resolve_data_dir
+    from isbert.evaluation.tasks import resolve_data_dir
 
     jobs = plan(experiment, resolve_data_dir(data_dir).resolve(), runs_dir, device)
     return [(job, job.state()) for job in jobs]

@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from isbert.cli_types import MODEL_HELP, add_reader_arguments, positive_int
+from isbert.atomic import atomic_file
+from isbert.cli_types import MODEL_HELP, add_device_argument, add_reader_arguments, positive_int
 from isbert.errors import IsbertError
 
 
@@ -16,7 +17,7 @@ def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", "-i", required=True, help="the corpus: .txt, .jsonl, .csv or .tsv (optionally .gz)")
     add_reader_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default: 32)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, mps ... (default: best available)")
+    add_device_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="do not show progress bars")
 
 
@@ -149,7 +150,7 @@ def _add_search(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-k", type=positive_int, default=10, help="results per query (default: 10)")
     parser.add_argument("--model", default=None, help="override the model reference stored in the index")
     parser.add_argument("--json", action="store_true", help="print one JSON object per query")
-    parser.add_argument("--device", default=None, help="cpu, cuda, mps ... (default: best available)")
+    add_device_argument(parser)
     parser.set_defaults(func=_run_search)
 
 
@@ -286,7 +287,7 @@ def _run_similar(args: argparse.Namespace) -> int:
     if args.output:
         output = Path(args.output)
         output.parent.mkdir(parents=True, exist_ok=True)
-        with output.open("w", encoding="utf-8", newline="") as handle:
+        with atomic_file(output) as partial, partial.open("w", encoding="utf-8", newline="") as handle:
             if output.suffix == ".tsv":
                 writer = csv.writer(handle, delimiter="\t")
                 writer.writerow(["score", "line1", "line2", "text1", "text2"])
@@ -339,7 +340,7 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shutdown-timeout", type=float, default=3.0, help="seconds to finish at shutdown (3)")
     parser.add_argument("--max-batch", type=positive_int, default=64, help="texts per merged batch (default: 64)")
     parser.add_argument("--batch-wait-ms", type=float, default=5.0, help="wait for more requests (default: 5 ms)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, mps ... (default: best available)")
+    add_device_argument(parser)
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default: warning)")
     parser.set_defaults(func=_run_serve)
 

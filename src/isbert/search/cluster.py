@@ -13,13 +13,13 @@ Clusters are numbered by size, 0 the largest, so that runs are easy to compare.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from isbert.atomic import atomic_file, save_figure_atomic, write_json_atomic
 from isbert.errors import IsbertError
 
 METHODS = ("kmeans", "agglomerative")
@@ -154,11 +154,7 @@ def plot_projection(points: np.ndarray, labels: np.ndarray, path: Path, title: s
     axes.set_title(title)
     axes.set_xticks([])
     axes.set_yticks([])
-    figure.tight_layout()
-    partial = path.with_name(f".{path.name}.partial.png")
-    figure.savefig(partial)
-    plt.close(figure)
-    partial.replace(path)
+    save_figure_atomic(figure, path)
 
 
 def write_clusters(
@@ -180,7 +176,7 @@ def write_clusters(
     labels = relabel_by_size(labels)
     _, similarity = centroids_and_similarity(embeddings, labels)
     sizes = np.bincount(labels).tolist()
-    with (output / "assignments.csv").open("w", encoding="utf-8", newline="") as handle:
+    with atomic_file(output / "assignments.csv") as partial, partial.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["line", "cluster", "similarity", "text"])
         for line, label, score, text in zip(lines, labels, similarity, texts, strict=True):
@@ -198,8 +194,8 @@ def write_clusters(
                 ],
             }
         )
-    (output / "clusters.json").write_text(
-        json.dumps({"texts": len(texts), "clusters": summary}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    write_json_atomic(
+        output / "clusters.json", {"texts": len(texts), "clusters": summary}, indent=2, ensure_ascii=False
     )
     used_projection = None
     if plot:

@@ -35,6 +35,7 @@ import faiss
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
+from isbert.atomic import atomic_file, write_json_atomic
 from isbert.confined import confined_path
 from isbert.errors import IsbertError, printable
 from isbert.search.corpus import Chunk, CorpusOptions, EmbedStats, count_records, embed_texts, iter_embedded_chunks
@@ -64,7 +65,7 @@ _SQ = {"float32": "Flat", "float16": "SQfp16", "int8": "SQ8"}
 
 
 # --------------------------------------------------------------------------------------------------- fingerprint
-def model_fingerprint(model: SentenceTransformer) -> dict[str, Any]:
+def probe_fingerprint(model: SentenceTransformer) -> dict[str, Any]:
     """The probe embeddings (rounded) and their hash: enough to tell one model's vector space from another's."""
     probes = embed_texts(model, list(PROBE_SENTENCES))
     rounded = np.round(probes.astype(np.float64), 5)
@@ -243,14 +244,6 @@ def _locked(folder: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    with partial.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
-
-
 def _generation_files(generation: int) -> dict[str, str]:
     return {
         "index": f"index-{generation:06d}.faiss",
@@ -422,12 +415,7 @@ class SearchIndex:
         """Embed ``corpus`` and write a new index folder (it must not exist, or be empty, unless ``overwrite``)."""
         folder = Path(folder)
         options = options or CorpusOptions()
-        if (folder / MANIFEST).exists() and not overwrite:
-            raise IsbertError(f"{folder} already holds an index; add to it with `isbert index add` or pass --overwrite")
-        if folder.exists() and not folder.is_dir():
-            raise IsbertError(f"not a folder: {folder}")
-        if folder.is_dir() and not (folder / MANIFEST).exists() and any(p.name != ".lock" for p in folder.iterdir()):
-            raise IsbertError(f"{folder} exists and is not an index folder; choose a new or empty folder")
+        _check_build_folder(folder, overwrite)
         count = count_records(corpus, options)
         if count == 0:
             raise IsbertError(f"{corpus}: no non-empty texts to index")
@@ -445,42 +433,10 @@ class SearchIndex:
                     "yourself to start over"
                 ) from None
             generation = (previous["generation"] + 1) if previous else 1
-            manifest = {
-                "format": FORMAT_VERSION,
-                "generation": generation,
-                "model": model_reference(model_name),
-                "dimension": dimension,
-                "max_seq_length": model.max_seq_length,
-                "fingerprint": model_fingerprint(model),
-                "normalized": True,
-                "metric": "inner_product",
-                "store_texts": store_texts,
-                "count": 0,
-                "spec": {
-                    "kind": spec.kind,
-                    "storage": spec.storage,
-                    "factory": spec.factory_string(),
-                    "search": spec.search_params(),
-                },
-                "files": _generation_files(generation),
-            }
-            index = new_faiss_index(dimension, spec)
+            manifest = _new_manifest(generation, model, model_name, dimension, spec, store_texts)
             stats = EmbedStats()
-            added = _write_generation(
-                folder,
-                manifest,
-                index,
-                [],
-                model,
-                corpus,
-                options,
-                spec,
-                count,
-                stats,
-                batch_size,
-                show_progress,
-                store_texts,
-            )
+            job = _EmbedJob(model, corpus, options, count, stats, batch_size, show_progress, store_texts)
+            added = _write_generation(folder, manifest, new_faiss_index(dimension, spec), [], spec, job)
             if previous:
                 _remove_generation(folder, previous)
         return BuildReport(folder, added, added, spec, stats)
@@ -510,21 +466,11 @@ class SearchIndex:
             shutil.copyfile(self._texts_path, self.folder / files["texts"])
             spec = IndexSpec(kind=current["spec"]["kind"], storage=current["spec"]["storage"])
             stats = EmbedStats()
+            store_texts = bool(current.get("store_texts", True))
+            job = _EmbedJob(model, corpus, options, count, stats, batch_size, show_progress, store_texts)
             try:
                 added = _write_generation(
-                    self.folder,
-                    manifest,
-                    faiss.clone_index(self.index),
-                    self.offsets.tolist(),
-                    model,
-                    corpus,
-                    options,
-                    spec,
-                    count,
-                    stats,
-                    batch_size,
-                    show_progress,
-                    bool(current.get("store_texts", True)),
+                    self.folder, manifest, faiss.clone_index(self.index), self.offsets.tolist(), spec, job
                 )
             except BaseException:
                 _remove_generation(self.folder, manifest)
@@ -574,56 +520,89 @@ def _remove_generation(folder: Path, manifest: dict[str, Any]) -> None:
         (folder / f".{name}.partial").unlink(missing_ok=True)
 
 
+@dataclass
+class _EmbedJob:
+    """What one generation embeds, and how: the model, the corpus and how it is read, its size, the statistics to
+    fill, the batch size, whether to show progress and whether to store the texts."""
+
+    model: SentenceTransformer
+    corpus: str | Path
+    options: CorpusOptions
+    count: int
+    stats: EmbedStats
+    batch_size: int
+    show_progress: bool
+    store_texts: bool
+
+
+def _check_build_folder(folder: Path, overwrite: bool) -> None:
+    if (folder / MANIFEST).exists() and not overwrite:
+        raise IsbertError(f"{folder} already holds an index; add to it with `isbert index add` or pass --overwrite")
+    if folder.exists() and not folder.is_dir():
+        raise IsbertError(f"not a folder: {folder}")
+    if folder.is_dir() and not (folder / MANIFEST).exists() and any(p.name != ".lock" for p in folder.iterdir()):
+        raise IsbertError(f"{folder} exists and is not an index folder; choose a new or empty folder")
+
+
+def _new_manifest(
+    generation: int, model: SentenceTransformer, model_name: str, dimension: int, spec: IndexSpec, store_texts: bool
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT_VERSION,
+        "generation": generation,
+        "model": model_reference(model_name),
+        "dimension": dimension,
+        "max_seq_length": model.max_seq_length,
+        "fingerprint": probe_fingerprint(model),
+        "normalized": True,
+        "metric": "inner_product",
+        "store_texts": store_texts,
+        "count": 0,
+        "spec": {
+            "kind": spec.kind,
+            "storage": spec.storage,
+            "factory": spec.factory_string(),
+            "search": spec.search_params(),
+        },
+        "files": _generation_files(generation),
+    }
+
+
 def _write_generation(
-    folder: Path,
-    manifest: dict[str, Any],
-    index: faiss.Index,
-    offsets: list[int],
-    model: SentenceTransformer,
-    corpus: str | Path,
-    options: CorpusOptions,
-    spec: IndexSpec,
-    count: int,
-    stats: EmbedStats,
-    batch_size: int,
-    show_progress: bool,
-    store_texts: bool,
+    folder: Path, manifest: dict[str, Any], index: faiss.Index, offsets: list[int], spec: IndexSpec, job: _EmbedJob
 ) -> int:
-    """Embed ``corpus`` into ``index`` and the generation's files, then publish them by replacing the manifest."""
+    """Embed ``job.corpus`` into ``index`` and the generation's files, then publish them by replacing the manifest."""
     files = manifest["files"]
     before = index.ntotal
-    adder = _Adder(index, training_size(index, spec, count))
-    writer = _TextWriter(folder / files["texts"], offsets, store_texts)
+    adder = _Adder(index, training_size(index, spec, job.count))
+    writer = _TextWriter(folder / files["texts"], offsets, job.store_texts)
     try:
         try:
             for chunk in iter_embedded_chunks(
-                model,
-                corpus,
-                options,
-                total=count,
-                batch_size=batch_size,
-                stats=stats,
-                show_progress=show_progress,
+                job.model,
+                job.corpus,
+                job.options,
+                total=job.count,
+                batch_size=job.batch_size,
+                stats=job.stats,
+                show_progress=job.show_progress,
                 desc="index",
             ):
                 if chunk.embeddings.shape[1] != manifest["dimension"]:
                     raise IsbertError(f"the model returned {chunk.embeddings.shape[1]}-d embeddings")
                 adder.add(chunk.embeddings)
-                writer.write(chunk, Path(corpus).name)
+                writer.write(chunk, Path(job.corpus).name)
             adder.flush()
         finally:
             writer.close()
         if index.ntotal != len(writer.offsets):
-            raise IsbertError(f"{corpus} changed while it was being indexed")
-        partial_index = folder / f".{files['index']}.partial"
-        faiss.write_index(index, str(partial_index))
-        os.replace(partial_index, folder / files["index"])
-        partial_offsets = folder / f".{files['offsets']}.partial"
-        with partial_offsets.open("wb") as handle:
+            raise IsbertError(f"{job.corpus} changed while it was being indexed")
+        with atomic_file(folder / files["index"]) as partial:
+            faiss.write_index(index, str(partial))
+        with atomic_file(folder / files["offsets"]) as partial, partial.open("wb") as handle:
             np.save(handle, np.asarray(writer.offsets, dtype=np.int64))
-        os.replace(partial_offsets, folder / files["offsets"])
         manifest["count"] = int(index.ntotal)
-        _write_json_atomic(folder / MANIFEST, manifest)
+        write_json_atomic(folder / MANIFEST, manifest, indent=2)
     except BaseException:
         _remove_generation(folder, manifest)
         raise

@@ -13,7 +13,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from isbert.training import checkpoints as ckpt
-from isbert.training.evaluators import CRITERIA, LABEL_FREE_KEY, STSB_KEY
+from isbert.training.criteria import CRITERIA, LABEL_FREE_KEY, STSB_KEY
 from isbert.training.plots import plot_curves
 from isbert.training.run_log import RunLog
 

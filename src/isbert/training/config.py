@@ -14,7 +14,7 @@ import types
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from isbert.cli_types import READER_HELP, non_negative_int, positive_float, positive_int
+from isbert.cli_types import DEVICE_HELP, READER_HELP, non_negative_int, positive_float, positive_int
 from isbert.errors import IsbertError
 
 KINDS = {
@@ -165,7 +165,7 @@ class TrainConfig:
     keep_checkpoints: int = setting(2, "complete checkpoints to keep (the best model is kept apart)", "run",
                                     minimum=1, trajectory=False)  # fmt: skip
     logging_steps: int = setting(10, "log the loss every N steps", "run", minimum=1, trajectory=False)
-    device: str | None = setting(None, "'cpu' to force the CPU (default: a GPU when available)", "run",
+    device: str | None = setting(None, DEVICE_HELP, "run",
                                  trajectory=False)  # fmt: skip
     resume: bool = setting(False, "continue the run in OUTPUT from its last complete checkpoint", "run",
                            trajectory=False)  # fmt: skip

@@ -14,12 +14,9 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 
 from isbert.errors import IsbertError
+from isbert.evaluation.sts import cosine_rows, spearman
 from isbert.losses import mutual_information_loss
-
-STSB_KEY = "stsb_dev_spearman"
-LABEL_FREE_KEY = "heldout_align_uniform"
-CRITERIA: dict[str, tuple[str, bool]] = {"stsb": (STSB_KEY, True), "label-free": (LABEL_FREE_KEY, False)}
-"""Selection criterion -> (metric name, greater is better)."""
+from isbert.training.criteria import LABEL_FREE_KEY, STSB_KEY
 
 
 def alignment(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -131,20 +128,21 @@ class StsbDevEvaluator(BaseEvaluator):
         self.primary_metric = STSB_KEY
 
     def __call__(self, model: Any, output_path: str | None = None, epoch: float = -1, steps: int = -1) -> dict:
-        from scipy.stats import spearmanr
-
         texts = list(dict.fromkeys(self.sentences1 + self.sentences2))
         vectors = model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
         index = {text: i for i, text in enumerate(texts)}
         a = vectors[[index[s] for s in self.sentences1]]
         b = vectors[[index[s] for s in self.sentences2]]
-        cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
-        return {STSB_KEY: float(spearmanr(cosine, self.scores).statistic)}
+        try:  # the harness's score (x100); training logs and histories keep it on the 0-1 scale
+            return {STSB_KEY: spearman(cosine_rows(a, b), self.scores) / 100}
+        except IsbertError:  # a collapsed model (constant or non-finite embeddings): logged, never selected
+            return {STSB_KEY: float("nan")}
 
 
 def load_stsb_dev(data_dir: str | os.PathLike[str] | None) -> StsbDevEvaluator:
     """STSb dev from ``sts/STSBenchmark/sts-dev.csv`` under the data directory (``--data-dir``/``ISBERT_DATA_DIR``)."""
-    from isbert.evaluation.data import read_stsb, resolve_data_dir
+    from isbert.evaluation.readers import read_stsb
+    from isbert.evaluation.tasks import resolve_data_dir
 
     path = resolve_data_dir(data_dir) / "sts" / "STSBenchmark" / "sts-dev.csv"
     if not path.is_file():

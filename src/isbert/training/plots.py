@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from isbert.atomic import save_figure_atomic
+
 
 def read_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     path = Path(path)
@@ -64,17 +66,4 @@ def plot_curves(log_path: str | os.PathLike[str], png_path: str | os.PathLike[st
         bottom.legend(handles=handles, loc="best", fontsize=8)
     bottom.set_xlabel("step")
     bottom.grid(alpha=0.3)
-    return save_figure(figure, png_path)
-
-
-def save_figure(figure: Any, path: str | os.PathLike[str]) -> Path:
-    """Write a matplotlib figure as PNG atomically (a reader never sees half a file) and close it."""
-    import matplotlib.pyplot as plt
-
-    figure.tight_layout()
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    figure.savefig(partial, format="png", dpi=100)
-    plt.close(figure)
-    os.replace(partial, path)
-    return path
+    return save_figure_atomic(figure, png_path, dpi=100)

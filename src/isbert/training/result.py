@@ -9,6 +9,7 @@ from typing import Any
 
 from scipy.stats import spearmanr
 
+from isbert.citation import ISBERT_BIBTEX
 from isbert.errors import IsbertError
 from isbert.training.config import TrainConfig
 from isbert.training.corpus import CorpusStats
@@ -206,12 +207,7 @@ Trained {result.steps} steps, {result.sentences_per_second:.1f} sentences/s.
 ## Citation
 
 ```bibtex
-@inproceedings{{zhang-etal-2020-unsupervised,
-    title = "An Unsupervised Sentence Embedding Method by Mutual Information Maximization",
-    author = "Zhang, Yan and He, Ruidan and Liu, Zuozhu and Lim, Kwan Hui and Bing, Lidong",
-    booktitle = "Proceedings of the 2020 Conference on Empirical Methods in Natural Language Processing (EMNLP)",
-    year = "2020",
-}}
+{ISBERT_BIBTEX}
 ```
 """
     (folder / "README.md").write_text(card, encoding="utf-8")

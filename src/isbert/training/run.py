@@ -25,6 +25,7 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_callback import ProgressCallback as HFProgress
 
 import isbert
+from isbert.atomic import write_json_atomic
 from isbert.errors import IsbertError
 from isbert.losses import AnchoredObjective
 from isbert.training import checkpoints as ckpt
@@ -37,7 +38,8 @@ from isbert.training.corpus import (
     default_heldout_size,
     split_heldout,
 )
-from isbert.training.evaluators import CRITERIA, CombinedEvaluator, LabelFreeEvaluator, load_stsb_dev
+from isbert.training.criteria import CRITERIA
+from isbert.training.evaluators import CombinedEvaluator, LabelFreeEvaluator, load_stsb_dev
 from isbert.training.models import build_model, freeze_parts, freeze_unused_parameters
 from isbert.training.plots import plot_curves
 from isbert.training.result import TrainingInterrupted, TrainResult, selection_agreement, write_model_card
@@ -185,9 +187,7 @@ def prepare_output(config: TrainConfig, fingerprint: list[dict[str, Any]]) -> No
         )
     out.mkdir(parents=True, exist_ok=True)
     record = {"config": asdict(config), "trajectory": wanted, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    partial = out / f".{RUN_FILE}.partial"
-    partial.write_text(json.dumps(record, indent=1), encoding="utf-8")
-    os.replace(partial, run_file)
+    write_json_atomic(run_file, record)
 
 
 # -------------------------------------------------------------------------------------------- data and selection
@@ -445,7 +445,7 @@ def _finalize(run: Run, trainer_model: Any, result: TrainResult) -> None:
             "agreement": result.agreement,
         }
     )
-    (run.out / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=float), encoding="utf-8")
+    write_json_atomic(run.out / SUMMARY_FILE, summary)
     plot_curves(*run.plot)
     shutil.rmtree(run.out / CORPUS_CACHE, ignore_errors=True)
     shutil.rmtree(run.checkpoint_dir / "eval", ignore_errors=True)  # sentence-transformers' empty eval folder

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from isbert.atomic import write_text_atomic
+
 
 class RunLog:
     """Append-only JSONL log of the run (main process only), flushed after every record."""
@@ -36,6 +38,4 @@ class RunLog:
                 continue
             if record.get("step", 0) <= step:
                 kept.append(line)
-        partial = self.path.with_name(f".{self.path.name}.partial")
-        partial.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
-        os.replace(partial, self.path)
+        write_text_atomic(self.path, "".join(f"{line}\n" for line in kept))

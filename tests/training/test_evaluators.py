@@ -1,0 +1,51 @@
+"""The trainer's STSb dev evaluator scores exactly as the evaluation harness (one STS scoring function)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from isbert.evaluation.sts import evaluate_sts
+from isbert.evaluation.tasks import StsSubset, StsTask
+from isbert.training.evaluators import STSB_KEY, StsbDevEvaluator
+
+
+class FixedEncoder:
+    """Each text's embedding is drawn once from a seeded generator (repeated texts share theirs)."""
+
+    def __init__(self, texts: list[str], dim: int = 8) -> None:
+        rng = np.random.default_rng(0)
+        self.table = {text: rng.normal(size=dim).astype(np.float32) for text in dict.fromkeys(texts)}
+
+    def encode(self, sentences: list[str], **kwargs: object) -> np.ndarray:
+        return np.stack([self.table[text] for text in sentences])
+
+
+def test_dev_evaluator_equals_harness_scoring() -> None:
+    rng = np.random.default_rng(1)
+    s1 = [f"left {i}" for i in range(40)]
+    s2 = [f"right {i % 25}" for i in range(40)]  # repeated sentences, as in STSb
+    scores = rng.uniform(0, 5, size=40)
+    model = FixedEncoder(s1 + s2)
+    dev = StsbDevEvaluator(s1, s2, scores)(model)
+    task = StsTask("STSBenchmark", {"STSBenchmark": StsSubset(s1, s2, scores)})
+    harness = evaluate_sts(task, model.encode)
+    assert set(dev) == {STSB_KEY}
+    assert dev[STSB_KEY] == pytest.approx(harness["spearman"] / 100, abs=1e-12)
+
+
+def test_a_collapsed_model_is_logged_as_nan_and_never_selected() -> None:
+    """Constant predictions have no Spearman: the harness refuses them; training logs NaN and keeps going."""
+    import math
+
+    from isbert.training.callbacks import SelectionCallback
+
+    s1, s2 = ["a", "b", "c"], ["d", "e", "f"]
+
+    class Constant:
+        def encode(self, sentences: list[str], **kwargs: object) -> np.ndarray:
+            return np.ones((len(sentences), 4), dtype=np.float32)
+
+    value = StsbDevEvaluator(s1, s2, np.array([1.0, 2.0, 3.0]))(Constant())[STSB_KEY]
+    assert math.isnan(value)
+    assert not SelectionCallback._better("stsb", value, None)
