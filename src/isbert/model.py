@@ -267,7 +267,10 @@ def load(
     if TRUST_REMOTE_CODE and "trust_remote_code" not in kwargs:
         kwargs["trust_remote_code"] = True
     try:
-        return SentenceTransformer._load_with_module_classes(path, ISBERT_MODULE_CLASSES, device=device, **kwargs)
+        model: SentenceTransformer = SentenceTransformer._load_with_module_classes(
+            path, ISBERT_MODULE_CLASSES, device=device, **kwargs
+        )
+        return model
     except Exception as error:
         if not _is_local(path) and isinstance(error, (OSError, ValueError)):
             raise _hub_error(path, error) from error

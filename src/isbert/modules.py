@@ -11,11 +11,12 @@ the convolution, so a sentence's features do not depend on what else is in its b
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Literal
 
-try:
+if sys.version_info >= (3, 11):
     from typing import Self
-except ImportError:  # Python 3.10
+else:  # Python 3.10
     from typing_extensions import Self
 
 import torch
@@ -65,7 +66,7 @@ class MaskedCNN(Module):
         include_special_tokens: bool = True,
         special_token_ids: list[int] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # sentence-transformers' Module is not annotated
         kernel_sizes = [int(k) for k in kernel_sizes]
         if not kernel_sizes or any(k < 1 or k % 2 == 0 for k in kernel_sizes):
             raise ValueError(f"kernel_sizes must be odd positive integers, got {kernel_sizes}")
@@ -126,15 +127,16 @@ class MaskedCNN(Module):
         cache_folder: str | None = None,
         revision: str | None = None,
         local_files_only: bool = False,
+        init_defaults: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Self:
-        hub_kwargs = {
-            "subfolder": subfolder,
-            "token": token,
-            "cache_folder": cache_folder,
-            "revision": revision,
-            "local_files_only": local_files_only,
-        }
-        config = cls.load_config(model_name_or_path=model_name_or_path, **hub_kwargs)
-        model = cls(**config)
-        return cls.load_torch_weights(model_name_or_path=model_name_or_path, model=model, **hub_kwargs)
+        config = cls.load_config(
+            model_name_or_path=model_name_or_path, subfolder=subfolder, token=token, cache_folder=cache_folder,
+            revision=revision, local_files_only=local_files_only,
+        )  # fmt: skip
+        model = cls(**{**(init_defaults or {}), **config})
+        loaded: Self = cls.load_torch_weights(
+            model_name_or_path=model_name_or_path, model=model, subfolder=subfolder, token=token,
+            cache_folder=cache_folder, revision=revision, local_files_only=local_files_only,
+        )  # fmt: skip
+        return loaded
