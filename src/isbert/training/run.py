@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from isbert.errors import IsbertError
+from isbert.glove import word_coverage
 from isbert.training import checkpoints as ckpt
 from isbert.training.corpus import (
     CorpusStats,
@@ -311,8 +312,10 @@ def freeze_parts(model: Any, parts: str) -> list[str]:
         return []
     encoder = model[0]
     frozen = []
+    # A word-vector encoder is all embeddings: head+embeddings trains it whole.
+    whole_embeddings = type(encoder).__name__ == "WordEmbeddings"
     for name, parameter in encoder.named_parameters():
-        if parts == "head" or ".embeddings." not in f".{name}":
+        if parts == "head" or (".embeddings." not in f".{name}" and not whole_embeddings):
             parameter.requires_grad_(False)
             frozen.append(f"0.{name}")
     if not any(p.requires_grad for p in model.parameters()):
@@ -590,6 +593,9 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
     model = build_model(config)
     # We write our own model card; sentence-transformers' widget sampling would print a bar and draw from `random`.
     model.model_card_data.set_widget_examples = lambda dataset: None
+    # A word-vector backbone drops unknown words: say how many, instead of training on silently shortened sentences.
+    coverage = word_coverage(model, dataset["text"])
+    stats.word_coverage = coverage.as_dict() if coverage else None
     frozen = freeze_parts(model, config.train_parts)
     loss = AnchoredObjective(
         model,
