@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-MODEL_HELP = "a saved model folder, a Hugging Face model id, or 'offline-minilm'"
+MODEL_HELP = "a saved model folder, a Hugging Face model id, 'offline-minilm' or 'offline-glove' (average GloVe)"
 
 
 def _int_at_least(value: str, minimum: int) -> int:

@@ -27,7 +27,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model",
         default="offline-minilm",
-        help="backbone: Hugging Face id, local folder, 'offline-minilm', or a saved isbert model",
+        help="backbone: Hugging Face id, local folder, 'offline-minilm', 'offline-glove', or a saved isbert model",
     )
     parser.add_argument(
         "--corpus",

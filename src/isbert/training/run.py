@@ -50,7 +50,8 @@ class TrainConfig:
     """Settings of a training run. Defaults follow the released IS-BERT code unless noted (docs/training.md).
 
     Attributes:
-        model: backbone (Hugging Face id, local folder, ``offline-minilm``) or a saved isbert model to continue.
+        model: backbone (Hugging Face id, local folder, ``offline-minilm``, ``offline-glove``) or a saved isbert model
+            to continue.
         corpus: text files, one sentence per line (``.txt``/``.txt.gz``), ``.jsonl`` or ``.csv``/``.tsv``.
         output: run folder; the selected model is saved in it, checkpoints in ``checkpoints/``.
         max_steps: stop after this many optimizer steps (overrides ``epochs``); None = ``epochs`` epochs.
