@@ -160,3 +160,15 @@ def test_real_glove_vectors_cover_snli_style_sentences() -> None:
     assert (coverage.words, coverage.unknown, coverage.empty_sentences) == (19, 1, 0)
     assert coverage.top_unknown == [("blond-hair", 1)]
     assert model.encode(sentences).shape == (3, 768)
+
+
+def test_simcse_trains_the_word_vectors(tiny_glove, tmp_path: Path) -> None:
+    """SimCSE runs on average GloVe: the table is the only thing to train (loaded frozen by sentence-transformers)."""
+    _words, vectors = tiny_glove
+    config = TrainConfig(
+        model="offline-glove", corpus=[str(_corpus(tmp_path / "c.txt"))], output=str(tmp_path / "run"),
+        max_steps=3, batch_size=8, eval_steps=3, lr=1e-2, objective="simcse", show_progress=False, device="cpu",
+    )  # fmt: skip
+    train(config)
+    table = isbert.load(config.output, device="cpu")[0].emb_layer.weight.detach().numpy()
+    assert not np.allclose(table[1:], vectors)

@@ -301,6 +301,9 @@ def build_baseline(config: TrainConfig, pooling: str) -> Any:
 
     model = pooled_encoder(isbert.resolve_model_name(config.model), pooling, device=config.device)
     model.max_seq_length = config.max_seq_length
+    if hasattr(model[0], "emb_layer"):
+        # sentence-transformers loads a word-vector table frozen; train_parts decides what trains (SimCSE here).
+        model[0].emb_layer.weight.requires_grad_(True)
     if config.encoder_layers is not None:
         isbert.model.truncate_encoder(model[0], config.encoder_layers)
     return model
