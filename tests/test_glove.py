@@ -172,3 +172,12 @@ def test_simcse_trains_the_word_vectors(tiny_glove, tmp_path: Path) -> None:
     train(config)
     table = isbert.load(config.output, device="cpu")[0].emb_layer.weight.detach().numpy()
     assert not np.allclose(table[1:], vectors)
+
+
+def test_evaluation_reports_the_word_coverage(tiny_glove, real_data_dir: Path) -> None:
+    from isbert.evaluation import evaluate
+
+    lines: list[str] = []
+    results = evaluate("offline-glove", "stsb", real_data_dir, show_progress=False, log=lines.append)
+    assert results["word_coverage"]["words"] > 0 and results["word_coverage"]["oov_rate"] > 0.5  # 13-word table
+    assert any("out of vocabulary" in line for line in lines)

@@ -152,13 +152,14 @@ class WordCoverage:
         }
 
 
-def word_coverage(model: SentenceTransformer, sentences: Iterable[str]) -> WordCoverage | None:
-    """Count the words of ``sentences`` that ``model``'s word tokenizer drops; None for a word-piece model.
+def word_coverage(model: Any, sentences: Iterable[str]) -> WordCoverage | None:
+    """Count the words of ``sentences`` that ``model``'s word tokenizer drops; None unless ``model`` is a
+    sentence-transformers model whose first module is ``WordEmbeddings``.
 
     Each white-space token is passed through the model's own tokenizer, so the count follows exactly its rules
     (lower-casing, punctuation retry); a token that yields no id is out of vocabulary.
     """
-    first = model[0]
+    first = model[0] if isinstance(model, SentenceTransformer) and len(model) else None
     if not isinstance(first, WordEmbeddings):
         return None
     tokenizer = first.tokenizer

@@ -36,6 +36,7 @@ from isbert.evaluation.data import (
 )
 from isbert.evaluation.sts import check_finite, evaluate_sts
 from isbert.evaluation.transfer import TransferConfig, evaluate_transfer
+from isbert.glove import word_coverage
 
 __all__ = [
     "ALL_TASKS",
@@ -242,6 +243,10 @@ def evaluate(
     sentences = [s for task in loaded.values() for s in task.sentences()] + whiten_sentences
     cache = EmbeddingCache(cache_dir, key) if cache_dir is not None and key else None
     say(f"encoding {len(set(sentences))} distinct sentences ({len(sentences)} in all) for {len(names)} task(s)")
+    # A word-vector model drops the words it does not know: say how many, with every score it produces.
+    coverage = word_coverage(encoder, sentences)
+    if coverage is not None:
+        say(coverage.summary())
     index, matrix, n_encoded = encode_unique(
         encoder, sentences, batch_size=batch_size, cache=cache, show_progress=show_progress
     )
@@ -279,6 +284,7 @@ def evaluate(
                 "batch_size": batch_size,
                 "data_dir": str(root),
             },
+            **({"word_coverage": coverage.as_dict()} if coverage is not None else {}),
             "versions": library_versions(),
             "checksums": checksums(files, root),
             "timing": {
