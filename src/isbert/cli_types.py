@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-MODEL_HELP = "a saved model folder, a Hugging Face model id, or 'offline-minilm'"
+MODEL_HELP = "a saved model folder, a Hugging Face model id, 'offline-minilm' or 'offline-glove' (average GloVe)"
 
 DEVICE_DEFAULT = "the best available"
 DEVICE_HELP = f"where the model runs: cpu, cuda, cuda:1, mps ... (default: {DEVICE_DEFAULT})"

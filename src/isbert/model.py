@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import Transformer
-from sentence_transformers.sentence_transformer.modules import Pooling
+from sentence_transformers.sentence_transformer.modules import Pooling, WordEmbeddings
 
 from isbert.atomic import replace_dir
 from isbert.citation import ISBERT_BIBTEX
 from isbert.confined import confined_path
 from isbert.errors import IsbertError
+from isbert.glove import GLOVE_ALIAS, average_glove_folder, is_word_embedding_model
 from isbert.modules import MaskedCNN
 from isbert.pickle_weights import refuse_pickle_weights
 
@@ -37,8 +38,14 @@ ISBERT_MODULE_CLASSES = {f"{MaskedCNN.__module__}.{MaskedCNN.__name__}": MaskedC
 
 
 def resolve_model_name(name_or_path: str | os.PathLike[str]) -> str:
-    """Map the offline alias to the packaged model's folder; any other name or path is returned unchanged."""
+    """Map the offline aliases to the packaged models' folders; any other name or path is returned unchanged.
+
+    ``offline-glove`` maps to the average-GloVe folder (written into isbert's cache on first use, see
+    :mod:`isbert.glove`).
+    """
     name = str(name_or_path)
+    if name == GLOVE_ALIAS:
+        return average_glove_folder()
     if name != OFFLINE_ALIAS:
         return name
     try:
@@ -95,7 +102,9 @@ def build(
 
     Args:
         backbone: a Hugging Face model id, a local folder (a transformers model or a sentence-transformers model,
-            of which only the encoder is used), or ``"offline-minilm"``.
+            of which only the encoder is used), ``"offline-minilm"``, or ``"offline-glove"`` (GloVe 6B 50-d word
+            vectors through sentence-transformers' ``WordEmbeddings``; any folder whose first module is
+            ``WordEmbeddings`` is used the same way).
         out_channels, kernel_sizes, activation, include_special_tokens: see :class:`isbert.modules.MaskedCNN`.
         max_seq_length: tokens per sentence; longer sentences are truncated.
         encoder_layers: keep only the encoder's first N transformer layers (0 = its static token embeddings); a
@@ -105,14 +114,13 @@ def build(
     path = resolve_model_name(backbone)
     if _is_local(path):
         refuse_pickle_weights(path)
-    try:
-        encoder = Transformer(path, max_seq_length=max_seq_length)
-    except (OSError, ValueError) as error:
-        raise _hub_error(path, error) from error
-    if encoder_layers is not None:
-        truncate_encoder(encoder, encoder_layers)
-    tokenizer = encoder.tokenizer
-    special_ids = sorted(set(tokenizer.all_special_ids))
+    encoder: Transformer | WordEmbeddings
+    if _is_local(path) and is_word_embedding_model(path):
+        encoder, special_ids = _word_vector_encoder(path, max_seq_length, encoder_layers)
+        # A word tokenizer adds no [CLS]/[SEP]: every position is a word, so there is nothing to exclude.
+        include_special_tokens = True
+    else:
+        encoder, special_ids = _transformer_encoder(path, max_seq_length, encoder_layers)
     cnn = MaskedCNN(
         encoder.get_embedding_dimension(),
         out_channels=out_channels,
@@ -125,6 +133,36 @@ def build(
     model = SentenceTransformer(modules=[encoder, cnn, pooling], device=device)
     _describe_model_card(model, backbone)
     return model
+
+
+def _transformer_encoder(
+    path: str, max_seq_length: int | None, encoder_layers: int | None
+) -> tuple[Transformer, list[int]]:
+    try:
+        encoder = Transformer(path, max_seq_length=max_seq_length)
+    except (OSError, ValueError) as error:
+        raise _hub_error(path, error) from error
+    if encoder_layers is not None:
+        truncate_encoder(encoder, encoder_layers)
+    return encoder, sorted(set(encoder.tokenizer.all_special_ids))
+
+
+def _word_vector_encoder(
+    path: str, max_seq_length: int | None, encoder_layers: int | None
+) -> tuple[WordEmbeddings, list[int]]:
+    """The ``WordEmbeddings`` module of a word-vector model, made trainable (``train_parts`` decides what is frozen,
+    as for a transformer encoder; sentence-transformers' default would freeze the vectors silently)."""
+    if encoder_layers is not None:
+        raise IsbertError("encoder_layers applies to transformer encoders; a word-vector backbone has no layers")
+    model = load(path, device="cpu")
+    encoder = model[0] if isinstance(model, SentenceTransformer) else None
+    if not isinstance(encoder, WordEmbeddings):
+        raise IsbertError(f"{path}: expected a word-vector model (WordEmbeddings first), got {type(encoder).__name__}")
+    encoder.emb_layer.weight.requires_grad_(True)
+    encoder.update_embeddings = True
+    if max_seq_length is not None:
+        encoder.max_seq_length = max_seq_length
+    return encoder, []
 
 
 def truncate_encoder(encoder: Transformer, layers: int) -> Transformer:
@@ -147,7 +185,7 @@ def truncate_encoder(encoder: Transformer, layers: int) -> Transformer:
 def _describe_model_card(model: SentenceTransformer, backbone: str) -> None:
     card = model.model_card_data
     card.model_name = f"IS-BERT on {Path(str(backbone)).name or backbone}"
-    if backbone != OFFLINE_ALIAS and not _is_local(str(backbone)):
+    if backbone not in (OFFLINE_ALIAS, GLOVE_ALIAS) and not _is_local(str(backbone)):
         card.base_model = str(backbone)
     card.tags = [*(card.tags or []), "isbert", "unsupervised", "mutual-information"]
     card.citations = {

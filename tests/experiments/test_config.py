@@ -128,3 +128,12 @@ def test_tradeoff_task_must_be_an_evaluated_task(tmp_path: Path) -> None:
     path.write_text('[experiment]\ntasks = "sick-r"\ntradeoff_task = "stsb"\n' + body)
     with pytest.raises(IsbertError, match=r"t\.toml: \[experiment\]: key 'tradeoff_task' must name one of"):
         load_experiment(path)
+
+
+def test_no_dev_set_and_no_heldout_split_keeps_the_last_step(tmp_path: Path) -> None:
+    """dev = "none" with heldout_size = 0: no selection at all (the run's last step is the model)."""
+    text = GOOD + '\n[[run]]\nname = "last"\ndev = "none"\nheldout_size = 0\n'
+    experiment = load_experiment(write(tmp_path, text))
+    settings = experiment.portable_settings(experiment.run("last"))
+    assert settings["dev"] == "none" and settings["select"] is None
+    assert experiment.portable_settings(experiment.run("relu"))["select"] == "stsb"

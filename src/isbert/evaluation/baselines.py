@@ -1,6 +1,7 @@
 """Training-free baselines, so the paper's comparison rows can be reproduced for any backbone.
 
-* pooling over a raw encoder: ``mean``, ``cls`` or ``first-last-mean`` (the mean over tokens of the average of the
+* pooling over a raw encoder: ``mean``, ``cls`` or ``first-last-mean`` (only ``mean`` over word vectors: average
+  GloVe for ``offline-glove``) (the mean over tokens of the average of the
   first transformer layer's and the last layer's outputs, as in BERT-flow/BERT-whitening/SimCSE's "first-last avg");
 * BERT-whitening (Su et al., 2021): ``(x - mu) @ W`` with ``W = U diag(1/sqrt(s))`` from the SVD of the
   covariance of unlabeled sentences' embeddings, optionally cut to the first ``dim`` components.
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import Transformer
-from sentence_transformers.sentence_transformer.modules import Pooling
+from sentence_transformers.sentence_transformer.modules import Pooling, WordEmbeddings
 
 from isbert.errors import IsbertError
 from isbert.evaluation.sts import check_finite
@@ -47,6 +48,11 @@ def pooled_encoder(
     if pooling not in POOLINGS:
         raise IsbertError(f"unknown pooling '{pooling}'; valid: {', '.join(POOLINGS)}")
     encoder = load(name_or_path, device=device)[0]
+    if isinstance(encoder, WordEmbeddings) and pooling == "mean":
+        # Average word vectors (e.g. average GloVe for offline-glove); cls and first-last have no meaning here.
+        return SentenceTransformer(modules=[encoder, Pooling(encoder.get_embedding_dimension())], device=device)
+    if isinstance(encoder, WordEmbeddings):
+        raise IsbertError(f"{name_or_path}: a word-vector model has only '--pooling mean' (no [CLS], no layers)")
     if not isinstance(encoder, Transformer):
         raise IsbertError(f"{name_or_path}: the first module is {type(encoder).__name__}, not a Transformer encoder")
     modules: list[torch.nn.Module] = [encoder]

@@ -21,7 +21,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         description="Evaluate a sentence embedding model: STS (cosine Spearman x100, the paper's Table 1 protocol) "
         "and SentEval transfer tasks (logistic regression accuracy).",
     )
-    ev.add_argument("model", help="model folder, hub id, or 'offline-minilm' (the packaged all-MiniLM-L6-v2)")
+    ev.add_argument(
+        "model",
+        help="model folder, hub id, 'offline-minilm' (the packaged all-MiniLM-L6-v2) or 'offline-glove' "
+        "(average GloVe)",
+    )
     ev.add_argument("--tasks", default="sts", help=f"tasks to run (default: sts); {tasks_help}")
     ev.add_argument("--data-dir", default=None, help=data_help)
     ev.add_argument(

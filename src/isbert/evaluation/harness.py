@@ -33,6 +33,7 @@ from isbert.evaluation.tasks import (
     resolve_data_dir,
 )
 from isbert.evaluation.transfer import TransferConfig, evaluate_transfer
+from isbert.glove import word_coverage
 
 
 class Encoder(Protocol):
@@ -191,10 +192,9 @@ def evaluate(
     names = canonical_task_names(tasks)
     root = resolve_data_dir(data_dir)
     loaded = _load_tasks(names, root, text)
-    files = [path for task in loaded.values() for path in task.files]
     whiten_path = Path(whiten_file) if whiten_file else root / UNLABELED_FILE
     whiten_sentences = _unlabeled_sentences(whiten_path) if whiten else []
-    files += [whiten_path] if whiten else []
+    files = [path for task in loaded.values() for path in task.files] + ([whiten_path] if whiten else [])
     # 2. load the model
     encoder, model_label, key = _load_encoder(model, pooling, device, model_name)
     if whiten:
@@ -204,6 +204,7 @@ def evaluate(
     sentences = [s for task in loaded.values() for s in task.sentences()] + whiten_sentences
     cache = EmbeddingCache(cache_dir, key) if cache_dir is not None and key else None
     say(f"encoding {len(set(sentences))} distinct sentences ({len(sentences)} in all) for {len(names)} task(s)")
+    coverage = _word_coverage(encoder, sentences, say)
     index, matrix, n_encoded = encode_unique(
         encoder, sentences, batch_size=batch_size, cache=cache, show_progress=show_progress
     )
@@ -221,7 +222,17 @@ def evaluate(
     timing = _timing((started, loading_done, encoding_done, finished), task_seconds, len(index), n_encoded)
     results |= {"model": model_label, "settings": settings, "versions": library_versions()}
     results |= {"checksums": checksums(files, root), "timing": timing}
+    if coverage is not None:
+        results["word_coverage"] = coverage.as_dict()
     return results
+
+
+def _word_coverage(encoder: Any, sentences: list[str], say: Callable[[str], None]) -> Any:
+    """A word-vector model drops the words it does not know: say how many, with every score it produces."""
+    coverage = word_coverage(encoder, sentences)
+    if coverage is not None:
+        say(coverage.summary())
+    return coverage
 
 
 def _timing(

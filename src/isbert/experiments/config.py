@@ -117,7 +117,9 @@ class Experiment:
         merged = {**self.defaults, **spec.overrides}
         # The runner reports both selections, so it always scores STSb dev unless the file turns it off.
         merged["dev"] = "none" if merged.get("dev") == "none" else "stsb"
-        merged["select"] = "stsb" if merged["dev"] == "stsb" else "label-free"
+        # No dev set and no held-out split: nothing to select on, the last step is kept (the fully unsupervised number).
+        no_selection = merged["dev"] == "none" and merged.get("heldout_size") == 0
+        merged["select"] = "stsb" if merged["dev"] == "stsb" else None if no_selection else "label-free"
         merged["data_dir"] = DATA_PLACEHOLDER
         settings = {f.name: getattr(TrainConfig(**merged), f.name) for f in fields(TrainConfig)}
         for key in ("output", "resume", "overwrite", "show_progress", "device"):  # per invocation, not per run

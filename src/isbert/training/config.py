@@ -78,8 +78,8 @@ class TrainConfig:
     """
 
     # --- data
-    model: str = setting("offline-minilm", "backbone: Hugging Face id, local folder, 'offline-minilm', or a saved "
-                         "isbert model to continue", "model")  # fmt: skip
+    model: str = setting("offline-minilm", "backbone: Hugging Face id, local folder, 'offline-minilm', "
+                         "'offline-glove', or a saved isbert model to continue", "model")  # fmt: skip
     corpus: list[str] = setting([], ".txt/.txt.gz (one sentence per line), .jsonl (--text-field) or .csv/.tsv "
                                 "(--column) files", "data", trajectory=False)  # fmt: skip
     text_field: str = setting("text", READER_HELP["text_field"], "data")

@@ -35,6 +35,8 @@ class CorpusStats:
     used: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     heldout: int = 0
+    word_coverage: dict[str, Any] | None = None
+    """Out-of-vocabulary words for a word-vector backbone (:class:`isbert.glove.WordCoverage`), else None."""
 
     def add_file(self, path: str, stats: ReadStats, duplicates: int) -> None:
         skipped = dict(stats.skipped)
@@ -53,6 +55,8 @@ class CorpusStats:
         text += f" (skipped: {skipped})" if skipped else " (none skipped)"
         if self.heldout:
             text += f"; {self.heldout} held out for the label-free criterion, {self.used - self.heldout} for training"
+        if self.word_coverage:
+            text += "\n" + self.word_coverage["summary"]
         return text
 
     def to_dict(self) -> dict[str, Any]:

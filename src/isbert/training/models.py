@@ -44,6 +44,9 @@ def build_baseline(config: TrainConfig, pooling: str) -> Any:
     (``mean``, ``cls`` or ``first-last-mean``) and no head."""
     model = pooled_encoder(isbert.resolve_model_name(config.model), pooling, device=config.device)
     model.max_seq_length = config.max_seq_length
+    if hasattr(model[0], "emb_layer"):
+        # sentence-transformers loads a word-vector table frozen; train_parts decides what trains (SimCSE here).
+        model[0].emb_layer.weight.requires_grad_(True)
     if config.encoder_layers is not None:
         truncate_encoder(model[0], config.encoder_layers)
     return model
@@ -56,8 +59,10 @@ def freeze_parts(model: Any, parts: str) -> list[str]:
         return []
     encoder = model[0]
     frozen = []
+    # A word-vector encoder is all embeddings: head+embeddings trains it whole.
+    whole_embeddings = type(encoder).__name__ == "WordEmbeddings"
     for name, parameter in encoder.named_parameters():
-        if parts == "head" or ".embeddings." not in f".{name}":
+        if parts == "head" or (".embeddings." not in f".{name}" and not whole_embeddings):
             parameter.requires_grad_(False)
             frozen.append(f"0.{name}")
     if not any(p.requires_grad for p in model.parameters()):

@@ -27,6 +27,7 @@ from transformers.trainer_callback import ProgressCallback as HFProgress
 import isbert
 from isbert.atomic import write_json_atomic
 from isbert.errors import IsbertError
+from isbert.glove import word_coverage
 from isbert.losses import AnchoredObjective
 from isbert.training import checkpoints as ckpt
 from isbert.training.callbacks import ControlCallback, LogCallback, ProgressCallback, SelectionCallback
@@ -109,6 +110,9 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
     evaluator = _selection_evaluator(run, data, dev)
     torch.manual_seed(config.seed)  # the head's initial weights; on resume the anchor needs the very same start
     model, loss, frozen = _model_and_loss(config)
+    # A word-vector backbone drops unknown words: say how many, instead of training on silently shortened sentences.
+    coverage = word_coverage(model, data.train_set["text"])
+    data.stats.word_coverage = coverage.as_dict() if coverage else None
     args = _trainer_arguments(run, evaluate=evaluator is not None)
     trainer, parts = _trainer(run, model, loss, args, evaluator, data.train_set, callbacks)
     _log_start(run, data, frozen, world=max(1, args.world_size))
