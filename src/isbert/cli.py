@@ -10,11 +10,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from isbert import __version__
-from isbert.cli_types import MODEL_HELP, add_device_argument, add_reader_arguments, positive_int
 from isbert.errors import IsbertError
 
 # Modules that add subcommands: each defines add_commands(subparsers).
 COMMAND_MODULES: tuple[str, ...] = (
+    "isbert.models_cli",
     "isbert.evaluation.cli",
     "isbert.training.cli",
     "isbert.search.cli",
@@ -30,152 +30,6 @@ def _quiet_libraries() -> None:
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
-
-
-def _add_encode(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "encode",
-        help="encode a text file into a .npy matrix of sentence embeddings",
-        description=(
-            "Encode every text of INPUT (one per line in .txt/.txt.gz; one JSON object per line in .jsonl, "
-            "text in --text-field; .csv/.tsv with a header, text in --column) and write a float32 .npy matrix "
-            "with one row per text, in input order. Empty lines keep their row (the embedding of the empty "
-            "string); texts longer than the model's maximum length are truncated, and both are counted. The input "
-            "is streamed and the output written in chunks; an interrupted run resumes when run again."
-        ),
-    )
-    parser.add_argument("model", help=MODEL_HELP)
-    parser.add_argument("--input", "-i", required=True, help="the text file to encode")
-    parser.add_argument("--output", "-o", required=True, help="where to write the embeddings (.npy)")
-    add_reader_arguments(parser)
-    parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default: 32)")
-    parser.add_argument("--normalize", action="store_true", help="L2-normalize each embedding")
-    add_device_argument(parser)
-    parser.add_argument(
-        "--backend",
-        choices=("torch", "onnx"),
-        default="torch",
-        help="torch (default) or onnx: MODEL is then a folder written by `isbert export` (CPU, fastest with int8)",
-    )
-    parser.add_argument(
-        "--quantization",
-        choices=("int8", "none"),
-        default=None,
-        help="with --backend onnx: which exported graph to run (default: the one the export made default)",
-    )
-    parser.add_argument(
-        "--chunk-size",
-        type=positive_int,
-        default=8192,
-        help="texts encoded and written per step; an interrupted run resumes after the last full step (default: 8192)",
-    )
-    parser.add_argument(
-        "--engine",
-        choices=("local", "ray"),
-        default="local",
-        help="local (this process, default) or ray: model replicas on a Ray cluster (pip install 'isbert[ray]')",
-    )
-    parser.add_argument(
-        "--workers", type=positive_int, default=2, help="with --engine ray: model replicas (default: 2)"
-    )
-    parser.add_argument(
-        "--ray-address",
-        default=None,
-        help="with --engine ray: a running cluster ('auto', 'ray://HOST:10001'); default: start Ray locally",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-    parser.set_defaults(func=_run_encode, interrupt_hint="run the same command again to continue where it stopped")
-
-
-def _add_export(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "export",
-        help="export a model to ONNX (optionally int8) for fast CPU encoding",
-        description=(
-            "Export MODEL to a self-contained ONNX folder (graph, tokenizer, isbert_onnx.json) that "
-            "`isbert encode --backend onnx` and isbert.load(..., backend='onnx') use. With --quantize int8 "
-            "(default) the encoder's matrix multiplications are quantized to int8 (dynamic, per channel); "
-            "the fp32 graph is kept too."
-        ),
-    )
-    parser.add_argument("model", help=MODEL_HELP)
-    parser.add_argument("--output", "-o", required=True, help="the folder to write (must be new or an export)")
-    parser.add_argument("--quantize", choices=("int8", "none"), default="int8", help="default: int8")
-    parser.set_defaults(func=_run_export)
-
-
-def _add_convert_weights(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "convert-weights",
-        help="convert a model folder's pickle weights (pytorch_model.bin) to safetensors, once",
-        description=(
-            "isbert loads weights only from safetensors files, because unpickling can run code. This command reads "
-            "each pickle-only weights file of FOLDER (and of its module folders) with torch.load(weights_only=True), "
-            "which accepts plain tensors only, and writes model.safetensors beside it. A pickle that holds anything "
-            "else is refused and nothing is written."
-        ),
-    )
-    parser.add_argument("folder", help="a local model folder holding pytorch_model.bin (or .pt) weights")
-    parser.set_defaults(func=_run_convert_weights)
-
-
-def _run_convert_weights(args: argparse.Namespace) -> int:
-    from isbert.pickle_weights import convert_pickle_weights
-
-    if not os.path.isdir(args.folder):
-        raise IsbertError(f"model folder not found: {args.folder}")
-    for written in convert_pickle_weights(args.folder):
-        print(f"wrote {written}")
-    return 0
-
-
-def _run_export(args: argparse.Namespace) -> int:
-    from isbert.model import load
-    from isbert.onnx_backend import export_onnx
-
-    model = load(args.model, device="cpu")
-    folder = export_onnx(model, args.output, quantize=args.quantize, source=str(args.model))
-    print(f"exported {args.model} to {folder} ({'int8 + fp32' if args.quantize == 'int8' else 'fp32'})")
-    return 0
-
-
-def _run_encode(args: argparse.Namespace) -> int:
-    from isbert.encode import encode_file
-    from isbert.model import load
-
-    if args.backend == "onnx":
-        model = load(args.model, backend="onnx", **({"quantization": args.quantization} if args.quantization else {}))
-    else:
-        model = load(args.model, device=args.device)
-    embed_chunks = None
-    if args.engine == "ray":
-        from isbert.distributed import ray_chunk_encoder
-
-        embed_chunks = ray_chunk_encoder(
-            args.model,
-            workers=args.workers,
-            address=args.ray_address,
-            batch_size=args.batch_size,
-            normalize=args.normalize,
-            backend=args.backend,
-            quantization=args.quantization,
-        )
-    report = encode_file(
-        model,
-        args.input,
-        args.output,
-        text_field=args.text_field,
-        column=args.column,
-        batch_size=args.batch_size,
-        normalize=args.normalize,
-        encoding_errors=args.encoding_errors,
-        chunk_size=args.chunk_size,
-        model_id=f"{args.model}|{args.backend}|{args.quantization}",
-        embed_chunks=embed_chunks,
-        show_progress=not args.no_progress,
-    )
-    print(report.summary())
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,9 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
         "imports and runs their code, so use it only for folders you trust",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_encode(subparsers)
-    _add_export(subparsers)
-    _add_convert_weights(subparsers)
     for module_name in COMMAND_MODULES:
         add_commands: Callable[[argparse._SubParsersAction], None] = importlib.import_module(module_name).add_commands
         add_commands(subparsers)
