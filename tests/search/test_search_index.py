@@ -190,3 +190,19 @@ def test_cli_build_add_search_and_errors(tiny_model_folder: Path, tmp_path: Path
     assert f"{bad}:2: not valid UTF-8" in capsys.readouterr().err
     assert main(["search", str(tmp_path / "nope"), "query"]) == 2
     assert "not an index folder" in capsys.readouterr().err
+
+
+def test_a_killed_writers_temporary_files_are_removed_by_the_next_writer(tiny_model, tmp_path: Path) -> None:
+    index = tmp_path / "idx"
+    SearchIndex.build(index, tiny_model, "m", write_lines(tmp_path / "a.txt", sentences(10)), show_progress=False)
+    leftovers = [index / ".index-000002.faiss.k3j9x.partial", index / ".manifest.json.a8c1q.partial"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half written")
+    outside = tmp_path / "keep.txt"
+    outside.write_text("keep")
+    (index / ".link.partial").symlink_to(outside)
+    SearchIndex.open(index).add(
+        tiny_model, write_lines(tmp_path / "b.txt", sentences(5, offset=20)), show_progress=False
+    )
+    assert not any(path.exists() for path in leftovers) and not (index / ".link.partial").is_symlink()
+    assert outside.read_text() == "keep" and len(SearchIndex.open(index)) == 15

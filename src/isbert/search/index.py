@@ -239,9 +239,19 @@ def _locked(folder: Path) -> Iterator[None]:
         raise
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        _remove_stale_partials(folder)
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def _remove_stale_partials(folder: Path) -> None:
+    """Temporary files a killed writer left (``.NAME.XXXX.partial``, see :func:`isbert.atomic.atomic_file`); only
+    the lock holder writes them, so under the lock none is in use. Plain files only: a link is unlinked, never
+    followed."""
+    for leftover in folder.glob(".*.partial"):
+        if leftover.is_file() or leftover.is_symlink():
+            leftover.unlink(missing_ok=True)
 
 
 def _generation_files(generation: int) -> dict[str, str]:
