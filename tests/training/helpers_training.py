@@ -64,6 +64,8 @@ def assert_resumed_from(run: Path, step: int, max_steps: int) -> None:
     trained = [r["step"] for r in records[resumes[-1] + 1 :] if r.get("event") == "train"]
     assert trained and min(trained) > step, f"steps {[s for s in trained if s <= step]} were trained again"
     assert max(trained) == max_steps
+    logged = [r["step"] for r in records if r.get("event") == "train"]
+    assert len(logged) == len(set(logged)), "the log holds steps twice: the resumed run did not truncate it"
 
 
 def parameter_digest(model) -> str:
