@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,13 @@ def test_figures(tmp_path: Path, fsyncs: list[int]) -> None:
     assert path.read_bytes().startswith(b"\x89PNG")
     assert leftovers(tmp_path) == [] and len(fsyncs) == 2
     assert not plt.fignum_exists(figure.number)  # closed
+
+
+def test_written_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    """Temporary files are created 0600; what is published must follow the umask like any file the user writes."""
+    old = os.umask(0o022)
+    try:
+        path = write_text_atomic(tmp_path / "out.txt", "hello")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

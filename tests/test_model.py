@@ -171,3 +171,16 @@ def test_full_disk_during_save_keeps_the_previous_model(tiny_isbert, tmp_path: P
         isbert.save(tiny_isbert, target)
     np.testing.assert_array_equal(isbert.load(target, device="cpu").encode(TEXTS), before)
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_a_saved_model_has_the_usual_permissions(tiny_isbert, tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        folder = isbert.save(tiny_isbert, tmp_path / "model")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(f.stat().st_mode) for f in folder.rglob("*") if f.is_file()} == {0o644}

@@ -61,6 +61,32 @@ def fsync_parent(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+def usual_permissions(folder: str | os.PathLike[str]) -> None:
+    """Give every file and folder below ``folder`` the permissions the umask asks for: some writers (safetensors
+    through transformers, mkstemp, mkdtemp) create them private, and a saved model should not be."""
+    mask = _umask()
+    for root, _dirs, files in os.walk(folder):
+        os.chmod(root, 0o777 & ~mask)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o666 & ~mask)
+
+
+def staging_dir(target: str | os.PathLike[str], label: str) -> Path:
+    """A new hidden folder beside ``target`` to build it in, with the usual permissions (mkdtemp makes 0700)."""
+    target = Path(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{label}-", dir=target.parent))
+    os.chmod(staging, 0o777 & ~_umask())
+    return staging
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write; on success it is fsynced and renamed to ``path``.
@@ -71,6 +97,7 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     os.close(handle)
     partial = Path(name)
+    os.chmod(partial, 0o666 & ~_umask())  # mkstemp makes 0600; a saved file gets the usual permissions
     try:
         yield partial
         fd = os.open(partial, os.O_RDONLY)

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -16,7 +15,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import Transformer
 from sentence_transformers.sentence_transformer.modules import Pooling, WordEmbeddings
 
-from isbert.atomic import replace_dir
+from isbert.atomic import replace_dir, staging_dir, usual_permissions
 from isbert.citation import ISBERT_BIBTEX
 from isbert.confined import confined_path
 from isbert.errors import IsbertError
@@ -215,9 +214,10 @@ def save(model: SentenceTransformer, path: str | os.PathLike[str], **kwargs: Any
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+    staging = staging_dir(target, "saving")
     try:
         model.save(str(staging), safe_serialization=True, **kwargs)
+        usual_permissions(staging)
         files = sorted(file for file in staging.rglob("*") if file.is_file())
         checksums = {file.relative_to(staging).as_posix(): _sha256(file) for file in files}
         (staging / CHECKSUMS_FILE).write_text(json.dumps(checksums, indent=1), encoding="utf-8")

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +22,7 @@ from sentence_transformers import SentenceTransformer
 from torch import nn
 from tqdm.auto import tqdm
 
+from isbert.atomic import staging_dir, usual_permissions
 from isbert.confined import confined_path
 from isbert.errors import IsbertError
 
@@ -86,7 +86,7 @@ def export_onnx(
     dynamic_axes = {name: {0: "batch", 1: "tokens"} for name in input_names} | {"sentence_embedding": {0: "batch"}}
 
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    staging = staging_dir(output_dir, "exporting")
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -125,6 +125,7 @@ def export_onnx(
             "default": "int8" if quantize == "int8" else "none",
         }
         (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2), encoding="utf-8")
+        usual_permissions(staging)
         if output_dir.exists():
             shutil.rmtree(output_dir)
         os.replace(staging, output_dir)

@@ -25,7 +25,7 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_callback import ProgressCallback as HFProgress
 
 import isbert
-from isbert.atomic import write_json_atomic
+from isbert.atomic import usual_permissions, write_json_atomic
 from isbert.errors import IsbertError
 from isbert.glove import word_coverage
 from isbert.losses import AnchoredObjective
@@ -465,6 +465,7 @@ def _save_final(config: TrainConfig, trainer_model: Any, result: TrainResult) ->
     model.save(str(staged))
     (staged / "isbert_best.json").unlink(missing_ok=True)
     write_model_card(staged, config, result)
+    usual_permissions(staged)
     ckpt.fsync_tree(staged)
     for child in staged.iterdir():
         target = out / child.name
