@@ -94,6 +94,7 @@ RESUME_TESTS = (
     "tests/reliability/test_faults.py::test_full_disk_during_a_training_checkpoint_keeps_the_last_one",
     "tests/training/test_train.py::test_sigkill_then_resume_matches_uninterrupted_run",
     "tests/experiments/test_runner.py::test_interrupted_run_resumes",
+    "tests/reliability/test_faults.py::test_repeated_sigkill_during_training_resumes_to_the_same_model",
 )
 _HTTP = "tests/reliability/test_hostile_http.py::"
 BATCHER_TESTS = (

@@ -89,6 +89,8 @@ def test_summary_warns_when_training_lowers_the_dev_score(tmp_path) -> None:
 
     fell = result([0.8666, 0.8616, 0.8548])
     assert "warning: training lowered STSb dev from 86.66 (start) to 85.48 (step 100)" in fell.summary()
+    assert "STSb dev Spearman: 86.66 at the start, 86.66 for the saved model (+0.00)" in fell.summary()
+    assert "STSb dev Spearman: 80.00 at the start, 81.00 for the saved model (+1.00)" in result([0.80, 0.81]).summary()
     assert result([0.80, 0.805, 0.81]).degradation_warning() is None
     assert result([0.8666, 0.8600]).degradation_warning() is None  # 0.66 points: within noise
 

@@ -47,13 +47,22 @@ class TrainResult:
             lines.append(f"selected {where} by {self.best['metric']} = {shown}")
             final = next((h for h in self.history if h["step"] == self.best["step"]), {})
             if "stsb_dev_spearman" in final:
-                lines.append(f"STSb dev Spearman of the saved model: {100 * final['stsb_dev_spearman']:.2f}")
+                lines.append(self._stsb_before_after(final["stsb_dev_spearman"]))
         if warning := self.degradation_warning():
             lines.append(warning)
         if self.agreement:
             lines.append(self.agreement["text"])
         lines.append(f"saved model: {self.output_dir}  (isbert.load({str(self.output_dir)!r}))")
         return "\n".join(lines)
+
+    def _stsb_before_after(self, saved: float) -> str:
+        start = (self.start or {}).get("stsb_dev_spearman")
+        if start is None:
+            return f"STSb dev Spearman of the saved model: {100 * saved:.2f}"
+        return (
+            f"STSb dev Spearman: {100 * start:.2f} at the start, {100 * saved:.2f} for the saved model "
+            f"({100 * (saved - start):+.2f})"
+        )
 
     def degradation_warning(self, points: float = 1.0) -> str | None:
         """Warnings when training made things worse than at the start, one per line, or None:
