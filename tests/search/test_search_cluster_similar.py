@@ -14,7 +14,7 @@ import isbert
 from isbert.cli import main
 from isbert.errors import IsbertError
 from isbert.search.cluster import cluster_embeddings, relabel_by_size, write_clusters
-from isbert.search.similar import mine_pairs
+from isbert.search.similar import group_identical, mine_pairs
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +106,25 @@ def test_similar_cli_finds_duplicates(model_folder: Path, tmp_path: Path, capsys
     assert "2 pairs with cosine >= 0.9999 among 32 texts" in capsys.readouterr().err
     model = isbert.load(model_folder, device="cpu")
     assert model.get_embedding_dimension() == 24
+
+
+def test_group_identical_counts_repeats_in_first_occurrence_order() -> None:
+    groups = group_identical(["b", "a", "b", "c", "b", "a"])
+    assert groups.first_rows.tolist() == [0, 1, 3] and groups.counts.tolist() == [3, 2, 1] and groups.repeated == 2
+
+
+def test_similar_group_collapses_identical_texts(model_folder: Path, tmp_path: Path, capsys) -> None:
+    texts = sentences(12)
+    corpus = write_lines(tmp_path / "c.txt", [*texts, *[texts[3]] * 7, texts[5].upper()])
+    args = ["similar", str(model_folder), "--input", str(corpus), "-t", "0.9999", "--no-progress"]
+    assert main(args) == 0
+    plain = capsys.readouterr()
+    assert "29 pairs with cosine >= 0.9999 among 20 texts" in plain.err  # 8 copies: 28 pairs, plus the upper case
+    out = tmp_path / "pairs.tsv"
+    assert main([*args, "--group", "-o", str(out)]) == 0
+    grouped = capsys.readouterr()
+    assert "1 pairs with cosine >= 0.9999 among 20 texts (13 distinct, 1 of them repeated)" in grouped.err
+    rows = list(csv.DictReader(out.open(encoding="utf-8"), delimiter="\t"))
+    assert [(r["line1"], r["line2"], r["count1"], r["count2"]) for r in rows] == [("6", "20", "1", "1")]
+    assert main([*args, "--group", "-t", "0.5"]) == 0
+    assert f"{texts[3]} (x8)" in capsys.readouterr().out

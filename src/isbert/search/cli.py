@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from isbert.atomic import atomic_file
 from isbert.cli_types import MODEL_HELP, add_device_argument, add_reader_arguments, positive_int
@@ -263,50 +264,70 @@ def _add_similar(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-pairs", type=positive_int, default=100_000, help="keep the best N pairs (100000)")
     parser.add_argument("--output", "-o", default=None, help="write all pairs as .jsonl or .tsv (default: print)")
     parser.add_argument("--block", type=positive_int, default=4096, help="tile size (default: 4096)")
+    parser.add_argument(
+        "--group",
+        action="store_true",
+        help="collapse identical texts into one entry with its count, so repeats are not listed pairwise",
+    )
     parser.set_defaults(func=_run_similar)
 
 
 def _run_similar(args: argparse.Namespace) -> int:
-    import csv
+    import numpy as np
 
     from isbert.search.corpus import EmbedStats, embed_corpus
-    from isbert.search.similar import mine_pairs
+    from isbert.search.similar import group_identical, mine_pairs
 
     model = _load_model(args.model, args.device)
     stats = EmbedStats()
     lines, texts, embeddings = embed_corpus(
         model, args.input, _options(args), batch_size=args.batch_size, show_progress=not args.no_progress, stats=stats
     )
+    groups = group_identical(texts) if args.group else None
+    rows_of = groups.first_rows if groups is not None else np.arange(len(texts))
+    counts = groups.counts if groups is not None else np.ones(len(texts), dtype=np.int64)
     pairs = mine_pairs(
-        embeddings, args.threshold, block=args.block, max_pairs=args.max_pairs, show_progress=not args.no_progress
-    )
-    rows = [
-        (float(score), lines[i], lines[j], texts[i], texts[j])
+        embeddings[rows_of], args.threshold, block=args.block, max_pairs=args.max_pairs,
+        show_progress=not args.no_progress,
+    )  # fmt: skip
+    found = [
+        {"score": float(score), "line1": lines[rows_of[i]], "line2": lines[rows_of[j]], "text1": texts[rows_of[i]],
+         "text2": texts[rows_of[j]], "count1": int(counts[i]), "count2": int(counts[j])}
         for i, j, score in zip(pairs.first, pairs.second, pairs.scores, strict=True)
-    ]
+    ]  # fmt: skip
     if args.output:
-        output = Path(args.output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(output) as partial, partial.open("w", encoding="utf-8", newline="") as handle:
-            if output.suffix == ".tsv":
-                writer = csv.writer(handle, delimiter="\t")
-                writer.writerow(["score", "line1", "line2", "text1", "text2"])
-                writer.writerows((f"{s:.4f}", a, b, x, y) for s, a, b, x, y in rows)
-            else:
-                for s, a, b, x, y in rows:
-                    handle.write(
-                        json.dumps({"score": round(s, 4), "line1": a, "line2": b, "text1": x, "text2": y}) + "\n"
-                    )
+        _write_pairs(Path(args.output), found, grouped=groups is not None)
     else:
-        for score, a, b, x, y in rows:
-            print(f"{score:.4f}  {a}: {x}  <->  {b}: {y}")
+        for pair in found:
+            print(f"{pair['score']:.4f}  {_entry(pair, 1)}  <->  {_entry(pair, 2)}")
     capped = f" (kept the best {len(pairs)}; raise --max-pairs for all)" if pairs.truncated else ""
     where = f", written to {args.output}" if args.output else ""
+    grouped = f" ({len(rows_of)} distinct, {groups.repeated} of them repeated)" if groups is not None else ""
     print(
-        f"{pairs.qualified} pairs with cosine >= {args.threshold} among {len(texts)} texts{capped}{where}",
+        f"{pairs.qualified} pairs with cosine >= {args.threshold} among {len(texts)} texts{grouped}{capped}{where}",
         file=sys.stderr,
     )
     return 0
+
+
+def _entry(pair: dict[str, Any], side: int) -> str:
+    count = pair[f"count{side}"]
+    return f"{pair[f'line{side}']}: {pair[f'text{side}']}" + (f" (x{count})" if count > 1 else "")
+
+
+def _write_pairs(output: Path, pairs: list[dict[str, Any]], *, grouped: bool) -> None:
+    import csv
+
+    columns = ["score", "line1", "line2", "text1", "text2", *(["count1", "count2"] if grouped else [])]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(output) as partial, partial.open("w", encoding="utf-8", newline="") as handle:
+        if output.suffix == ".tsv":
+            writer = csv.writer(handle, delimiter="\t")
+            writer.writerow(columns)
+            writer.writerows([f"{p['score']:.4f}", *(p[c] for c in columns[1:])] for p in pairs)
+        else:
+            for pair in pairs:
+                handle.write(json.dumps({c: round(pair[c], 4) if c == "score" else pair[c] for c in columns}) + "\n")
 
 
 # ----------------------------------------------------------------------------------------------------- serve

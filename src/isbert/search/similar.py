@@ -33,6 +33,29 @@ class PairReport:
         return self.qualified > len(self.scores)
 
 
+@dataclass
+class TextGroups:
+    """Identical texts collapsed: the row of each distinct text's first occurrence, and how often it occurs."""
+
+    first_rows: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def repeated(self) -> int:
+        """How many distinct texts occur more than once."""
+        return int((self.counts > 1).sum())
+
+
+def group_identical(texts: list[str]) -> TextGroups:
+    """Group identical texts (one sentence repeated 8 times would otherwise fill 28 pairs of score 1.0)."""
+    first: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for row, text in enumerate(texts):
+        first.setdefault(text, row)
+        counts[text] = counts.get(text, 0) + 1
+    return TextGroups(np.fromiter(first.values(), dtype=np.int64), np.array([counts[t] for t in first], dtype=np.int64))
+
+
 def _prune(first: np.ndarray, second: np.ndarray, scores: np.ndarray, keep: int) -> tuple[np.ndarray, ...]:
     if len(scores) <= keep:
         return first, second, scores
