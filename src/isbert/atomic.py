@@ -52,13 +52,18 @@ def replace_dir(staged: str | os.PathLike[str], target: str | os.PathLike[str]) 
     fsync_parent(target)
 
 
-def fsync_parent(path: str | os.PathLike[str]) -> None:
-    """Make a rename inside ``path``'s folder durable."""
-    fd = os.open(Path(path).parent, os.O_RDONLY)
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file's content, or a folder's entries (so that a rename inside it is durable), to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_parent(path: str | os.PathLike[str]) -> None:
+    """Make a rename inside ``path``'s folder durable."""
+    fsync_path(Path(path).parent)
 
 
 def _umask() -> int:
@@ -100,11 +105,7 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(partial, 0o666 & ~_umask())  # mkstemp makes 0600; a saved file gets the usual permissions
     try:
         yield partial
-        fd = os.open(partial, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(partial)
         os.replace(partial, target)
         fsync_parent(target)
     finally:

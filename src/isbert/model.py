@@ -15,7 +15,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import Transformer
 from sentence_transformers.sentence_transformer.modules import Pooling, WordEmbeddings
 
-from isbert.atomic import replace_dir, staging_dir, usual_permissions
+from isbert.atomic import fsync_path, replace_dir, staging_dir, usual_permissions
 from isbert.citation import ISBERT_BIBTEX
 from isbert.confined import confined_path
 from isbert.errors import IsbertError
@@ -222,8 +222,7 @@ def save(model: SentenceTransformer, path: str | os.PathLike[str], **kwargs: Any
         checksums = {file.relative_to(staging).as_posix(): _sha256(file) for file in files}
         (staging / CHECKSUMS_FILE).write_text(json.dumps(checksums, indent=1), encoding="utf-8")
         for file in [*files, staging / CHECKSUMS_FILE]:
-            with file.open("rb") as handle:
-                os.fsync(handle.fileno())
+            fsync_path(file)
         verify_model_folder(staging)
         replace_dir(staging, target)
     except OSError as error:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Literal
 
+from isbert.atomic import fsync_path
 from isbert.errors import IsbertError, printable
 from isbert.evaluation.check import KNOWN_SHA256
 from isbert.evaluation.tasks import STS_SUBSETS
@@ -389,11 +390,7 @@ def _commit(staging: Staging) -> list[Path]:
         for temporary, target in staging.files:
             os.replace(temporary, target)
         for folder in {target.parent for _, target in staging.files}:
-            fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_path(folder)
     except OSError as error:
         raise IsbertError(f"could not write under {staging.root}: {printable(str(error))}") from None
     return [target for _, target in staging.files]

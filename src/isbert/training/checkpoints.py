@@ -6,6 +6,7 @@ saving leaves a ``.partial-*`` folder that nothing ever picks up (it is removed 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -13,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from isbert.atomic import replace_dir
+from isbert.atomic import fsync_path, replace_dir
 from isbert.errors import IsbertError
 
 MARKER = "isbert_checkpoint.json"
@@ -27,25 +28,13 @@ def fsync_tree(folder: str | os.PathLike[str]) -> None:
     """Flush every file and folder below ``folder`` to disk, so that a rename after it publishes complete data."""
     for root, _dirs, files in os.walk(folder):
         for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_path(os.path.join(root, name))
         fsync_dir(root)
 
 
 def fsync_dir(folder: str | os.PathLike[str]) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+    with contextlib.suppress(OSError):  # platforms without directory handles
+        fsync_path(folder)
 
 
 def publish_dir(staged: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
