@@ -192,16 +192,38 @@ def test_cli_size_caps_have_defaults_and_are_passed_on(server: tuple[str, Path],
     sources = tmp_path / "sources.json"
     sources.write_text(json.dumps([{"name": "big", "url": f"{url}/big", "kind": "file", "members": {"": "m/big"}}]))
     base = ["data", "download", "--data-dir", str(tmp_path / "d"), "--sources", str(sources)]
-    defaults = _cli(base)
-    assert (defaults.max_download_mb, defaults.max_extract_mb) == (
-        download.DEFAULT_MAX_DOWNLOAD_MB,
-        download.DEFAULT_MAX_EXTRACT_MB,
-    )
+    defaults = _cli(base)  # unset: the evaluation data and --unlabeled have their own defaults
+    assert (defaults.max_download_mb, defaults.max_extract_mb) == (None, None)
     args = _cli([*base, "--max-download-mb", "1", "--max-extract-mb", "3"])
     with pytest.raises(IsbertError, match=r"big: .*more than 1 MB.*--max-download-mb"):
         args.func(args)
     assert not (tmp_path / "d/m/big").exists()
     assert _cli(base).func(_cli(base)) == 0 and (tmp_path / "d/m/big").stat().st_size == 2 << 20
+
+
+def test_cli_caps_default_per_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from isbert.evaluation import unlabeled
+
+    seen: dict[str, tuple[int, int]] = {}
+
+    def fake_download(data_dir, sources, *, timeout, max_download_bytes, max_extract_bytes, **_):  # type: ignore[no-untyped-def]
+        seen["eval"] = (max_download_bytes, max_extract_bytes)
+        return []
+
+    def fake_corpus(data_dir, sources, limits):  # type: ignore[no-untyped-def]
+        seen["nli"] = (limits.max_download_bytes, limits.max_extract_bytes)
+        return unlabeled.NliCorpus(tmp_path / "c.txt", 0, 0)
+
+    monkeypatch.setattr(download, "download", fake_download)
+    monkeypatch.setattr(unlabeled, "build_nli_corpus", fake_corpus)
+    for extra in ([], ["--unlabeled", "nli"]):
+        args = _cli(["data", "download", "--data-dir", str(tmp_path), *extra])
+        assert args.func(args) == 0
+    mb = download.MB
+    assert seen["eval"] == (download.DEFAULT_MAX_DOWNLOAD_MB * mb, download.DEFAULT_MAX_EXTRACT_MB * mb)
+    assert seen["nli"] == (unlabeled.DEFAULT_MAX_DOWNLOAD_MB * mb, unlabeled.DEFAULT_MAX_EXTRACT_MB * mb)
+    published = json.loads((Path(unlabeled.__file__).parent / "unlabeled_sources.json").read_text())
+    assert max(item["bytes"] for item in published) < unlabeled.DEFAULT_MAX_DOWNLOAD_MB * mb  # the real ones fit
 
 
 def test_failed_download_keeps_the_previous_file_and_leaves_no_temporary(

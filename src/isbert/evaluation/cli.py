@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from isbert.cli_types import add_device_argument, positive_float, positive_int
 from isbert.evaluation.download import DEFAULT_MAX_DOWNLOAD_MB, DEFAULT_MAX_EXTRACT_MB
 from isbert.evaluation.tasks import ALL_TASKS, ENV_VAR, GROUPS
+from isbert.evaluation.unlabeled import DEFAULT_MAX_DOWNLOAD_MB as UNLABELED_MAX_DOWNLOAD_MB
+from isbert.evaluation.unlabeled import DEFAULT_MAX_EXTRACT_MB as UNLABELED_MAX_EXTRACT_MB
+from isbert.evaluation.unlabeled import MIRROR_ENV, NLI_CORPUS
+
+if TYPE_CHECKING:
+    from isbert.evaluation.download import Source
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -67,24 +74,43 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--data-dir", default=None, help=data_help)
     check.add_argument("--tasks", default="all", help=f"tasks to check (default: all); {tasks_help}")
     check.set_defaults(func=run_check)
-    download = data_sub.add_parser("download", help="download the evaluation data from its original sources")
+    download = data_sub.add_parser(
+        "download",
+        help="download the evaluation data (or, with --unlabeled nli, the paper's training corpus) from the original "
+        "sources",
+    )
     download.add_argument("--data-dir", required=True, help="folder to download into (created if needed)")
     download.add_argument(
-        "--sources", default=None, help="JSON list of sources (name, url, kind, members) to use instead (a mirror)"
+        "--unlabeled",
+        choices=("nli",),
+        default=None,
+        help=f"instead of the evaluation data: build the paper's training corpus {NLI_CORPUS} from SNLI 1.0 and "
+        "MultiNLI 1.0 train (pinned sha256; about 320 MB of downloads, read without extracting)",
+    )
+    download.add_argument(
+        "--sources", default=None, help="JSON list of sources (name, url, kind, members, sha256) to use instead"
+    )
+    download.add_argument(
+        "--mirror",
+        default=None,
+        metavar="BASE_URL",
+        help=f"with --unlabeled: fetch snli_1.0.zip and multinli_1.0.zip from here (https://... or file:///folder), "
+        f"still checked against the pinned sha256; default: ${MIRROR_ENV}, else the original locations",
     )
     download.add_argument("--timeout", type=positive_float, default=60.0, help="seconds per request (default: 60)")
     download.add_argument(
         "--max-download-mb",
         type=positive_int,
-        default=DEFAULT_MAX_DOWNLOAD_MB,
-        help=f"stop any one download larger than this (default: {DEFAULT_MAX_DOWNLOAD_MB}; the real ones are smaller)",
+        default=None,
+        help=f"stop any one download larger than this (default: {DEFAULT_MAX_DOWNLOAD_MB}, with --unlabeled "
+        f"{UNLABELED_MAX_DOWNLOAD_MB}; the real ones are smaller)",
     )
     download.add_argument(
         "--max-extract-mb",
         type=positive_int,
-        default=DEFAULT_MAX_EXTRACT_MB,
+        default=None,
         help=f"refuse an archive whose members add up to more than this, declared or decompressed (default: "
-        f"{DEFAULT_MAX_EXTRACT_MB}; the whole evaluation data is 33 MB)",
+        f"{DEFAULT_MAX_EXTRACT_MB}, with --unlabeled {UNLABELED_MAX_EXTRACT_MB}; the whole evaluation data is 33 MB)",
     )
     download.set_defaults(func=run_download)
 
@@ -131,15 +157,20 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
+    from isbert.errors import IsbertError
     from isbert.evaluation.download import MB, download, load_sources
 
     sources = load_sources(args.sources) if args.sources else None
+    if args.unlabeled:
+        return _run_unlabeled(args, sources)
+    if args.mirror:
+        raise IsbertError("--mirror is for --unlabeled nli; for the evaluation data use --sources")
     written = download(
         args.data_dir,
         sources,
         timeout=args.timeout,
-        max_download_bytes=args.max_download_mb * MB,
-        max_extract_bytes=args.max_extract_mb * MB,
+        max_download_bytes=(args.max_download_mb or DEFAULT_MAX_DOWNLOAD_MB) * MB,
+        max_extract_bytes=(args.max_extract_mb or DEFAULT_MAX_EXTRACT_MB) * MB,
     )
     print(f"wrote {len(written)} files under {args.data_dir}")
     if sources is None:
@@ -147,4 +178,15 @@ def run_download(args: argparse.Namespace) -> int:
             "note: the original sources give the raw STS text (use --text raw) and no MRPC (Microsoft's .msi); "
             "SentEval's data/downstream/get_transfer_data.bash makes the tokenized files and MRPC."
         )
+    return 0
+
+
+def _run_unlabeled(args: argparse.Namespace, sources: list[Source] | None) -> int:
+    from isbert.evaluation.download import MB, Limits
+    from isbert.evaluation.unlabeled import build_nli_corpus, nli_sources
+
+    download_mb = args.max_download_mb or UNLABELED_MAX_DOWNLOAD_MB
+    limits = Limits(download_mb * MB, (args.max_extract_mb or UNLABELED_MAX_EXTRACT_MB) * MB, args.timeout)
+    corpus = build_nli_corpus(args.data_dir, sources if sources is not None else nli_sources(args.mirror), limits)
+    print(f"nli: {corpus.summary()}")
     return 0

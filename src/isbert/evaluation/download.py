@@ -207,11 +207,19 @@ def _fetch(source: Source, into: IO[bytes], limits: Limits) -> str:
             copy_capped(response, hashing, limits.max_download_bytes, what, "--max-download-mb")  # type: ignore[arg-type]
     except (OSError, http.client.HTTPException, ValueError) as error:
         reason = getattr(error, "reason", None) or error
-        raise IsbertError(
-            f"could not download {source.name} from {source.url}: {printable(str(reason))}; check the connection "
-            "and the URL, raise --timeout for a slow server, or use --sources with a mirror"
-        ) from None
+        raise DownloadFailed(f"could not download {source.name} from {source.url}: {printable(str(reason))}") from None
     return hashing.digest.hexdigest()
+
+
+class DownloadFailed(IsbertError):
+    """The network (or the URL) failed; ``reason`` is the failure alone, for callers that give their own advice."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"{reason}; check the connection and the URL, raise --timeout for a slow server, or use --sources with "
+            "a mirror"
+        )
 
 
 class _HashingWriter:
@@ -462,10 +470,73 @@ def _extract(blob: Path, source: Source, root: Path, limits: Limits) -> list[Pat
                         budget -= _stage(_GuardedReader(reader), target, budget, what, staging)  # type: ignore[arg-type]
                 return _commit(staging)
     except (_ArchiveDamaged, *_ARCHIVE_ERRORS) as error:
-        raise IsbertError(
-            f"{source.name}: {source.url} is not a valid {source.kind} archive ({printable(str(error))}); nothing "
-            "written (the source may have changed or the transfer been cut: try again, or use --sources with a mirror)"
-        ) from None
+        raise _invalid_archive(source, error) from None
+
+
+def _invalid_archive(source: Source, error: BaseException) -> IsbertError:
+    return IsbertError(
+        f"{source.name}: {source.url} is not a valid {source.kind} archive ({printable(str(error))}); nothing "
+        "written (the source may have changed or the transfer been cut: try again, or use --sources with a mirror)"
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# phase 3 for archives that are read, not kept: the mapped members' lines
+
+MAX_LINE_BYTES = MB
+"""Longest line handed to a reader of archive members: one sentence pair is a few KB, a huge line is an attack."""
+
+
+def member_lines(
+    blob: Path, source: Source, root: Path, limits: Limits
+) -> Iterator[tuple[str, Iterator[tuple[int, bytes]]]]:
+    """Plan every member (phase 2, as for a download that is kept), then yield ``(mapped name, lines)`` for each
+    mapped member in archive order, ``lines`` giving ``(line number, bytes)``. The bytes actually decompressed
+    count against ``max_extract_bytes`` and no line may pass :data:`MAX_LINE_BYTES`; a damaged archive is one line.
+    Consume each member's lines before asking for the next member."""
+    try:
+        archive, members = _open_archive(blob, source)
+        with archive:
+            plan = _plan(members, source, root, limits)
+            budget = _Budget(limits.max_extract_bytes)  # shared by the members: the cap is per archive
+            for member, _ in plan:
+                name = _map_member(member.name, source.members) or member.name
+                with _open_member(archive, member) as reader:
+                    yield name, _lines(reader, budget, source, member.name)
+    except (_ArchiveDamaged, *_ARCHIVE_ERRORS) as error:
+        raise _invalid_archive(source, error) from None
+
+
+@dataclass
+class _Budget:
+    cap: int
+    spent: int = 0
+
+
+def _lines(reader: IO[bytes], budget: _Budget, source: Source, member: str) -> Iterator[tuple[int, bytes]]:
+    # Runs in the caller's loop, not inside member_lines' try: its failures must already be one-line errors.
+    what = f"{source.name}: archive {source.url} member '{printable(member)}'"
+    number = 0
+    while True:
+        try:
+            line = reader.readline(MAX_LINE_BYTES + 1)
+        except _ARCHIVE_ERRORS as error:
+            raise IsbertError(
+                f"{what} is damaged ({printable(str(error))}); nothing written (the source may have changed or the "
+                "transfer been cut: try again, or use --sources with a mirror)"
+            ) from None
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_BYTES:
+            raise IsbertError(f"{what}: line {number} is longer than {_mb(MAX_LINE_BYTES)} MB; nothing written")
+        budget.spent += len(line)
+        if budget.spent > budget.cap:
+            raise IsbertError(
+                f"{what}: the archive extracts more than {_mb(budget.cap)} MB; nothing written (raise "
+                "--max-extract-mb if it is genuine)"
+            )
+        yield number, line
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -499,7 +570,10 @@ def download(
     return written
 
 
-def _download_one(source: Source, root: Path, limits: Limits) -> list[Path]:
+@contextlib.contextmanager
+def downloaded(source: Source, root: Path, limits: Limits) -> Iterator[IO[bytes]]:
+    """Phase 1 on its own: the source's bytes in a temporary file inside ``root`` (gone on exit), rewound, and
+    checked against ``source.sha256`` when it is pinned."""
     with tempfile.NamedTemporaryFile(dir=root, prefix=".download-", suffix=".part") as blob:
         got = _fetch(source, blob, limits)
         blob.flush()
@@ -508,6 +582,11 @@ def _download_one(source: Source, root: Path, limits: Limits) -> list[Path]:
                 f"{source.url}: checksum mismatch (expected sha256 {source.sha256}, got {got}); nothing written"
             )
         blob.seek(0)
+        yield blob
+
+
+def _download_one(source: Source, root: Path, limits: Limits) -> list[Path]:
+    with downloaded(source, root, limits) as blob:
         if source.kind != "file":
             return _extract(Path(blob.name), source, root, limits)
         (dest,) = source.members.values()
