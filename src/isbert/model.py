@@ -82,7 +82,9 @@ def _hub_error(name: str, error: Exception) -> IsbertError:
     return IsbertError(
         f"could not load model '{name}': it is not a local folder, {how} or has no such model, and it is not "
         f"in the local cache ({type(error).__name__}: {first_line}). "
-        f"Use a local folder, or the packaged offline backbone '{OFFLINE_ALIAS}'."
+        f"Where the hub is reachable, `hf download {name}` puts it in the Hugging Face cache ($HF_HOME, by default "
+        f"~/.cache/huggingface): copy that folder to this machine, or pass a local model folder, or use the packaged "
+        f"offline backbone '{OFFLINE_ALIAS}'."
     )
 
 

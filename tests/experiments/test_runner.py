@@ -13,42 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_models import WORDS
 
 from isbert.cli import main
-from isbert.evaluation import tasks
 from isbert.experiments import ExperimentInterrupted, load_experiment, run_experiment
 from isbert.training import run as training
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from helpers_training import assert_resumed_from, latest_checkpoint_step
 
+from experiments.tiny_data import sentence, write_tiny_data
+
 REPO = Path(__file__).resolve().parents[2]
-PAIRS = 24
-
-
-def sentence(rng: random.Random) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 8)))
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """STSb (dev and test) and SICK-R with a few random pairs, sizes patched to match."""
-    rng = random.Random(0)
-    root = tmp_path / "data"
-    stsb = root / "sts" / "STSBenchmark"
-    (stsb / "senteval").mkdir(parents=True)
-    for path in (stsb / "sts-dev.csv", stsb / "senteval" / "sts-test.csv"):
-        rows = [f"g\tf\t2012\t{i:04d}\t{rng.uniform(0, 5):.2f}\t{sentence(rng)}\t{sentence(rng)}" for i in range(PAIRS)]
-        path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    sick = root / "sts" / "SICK" / "senteval"
-    sick.mkdir(parents=True)
-    rows = [f"{i}\t{sentence(rng)}\t{sentence(rng)}\t{rng.uniform(1, 5):.2f}\tNEUTRAL" for i in range(PAIRS)]
-    (sick / "SICK_test_annotated.txt").write_text("pair_ID\tA\tB\tscore\tlabel\n" + "\n".join(rows) + "\n")
-    monkeypatch.setitem(tasks.EXPECTED_COUNTS, "STSBenchmark", PAIRS)
-    monkeypatch.setitem(tasks.EXPECTED_COUNTS, "SICK-R", PAIRS)
-    monkeypatch.setenv(tasks.ENV_VAR, str(root))
-    return root
+    return write_tiny_data(tmp_path / "data", monkeypatch)
 
 
 def write_experiment(folder: Path, backbone: Path, lr_b: float = 1e-3, name: str = "tiny.toml") -> Path:

@@ -8,6 +8,7 @@ budget_minutes = 40           # the stated CPU budget of the whole file
 tasks = "sts"                 # isbert.evaluation.evaluate tasks ("sts", "all", a list)
 seeds = [42]                  # each run is repeated for each seed
 tradeoff_task = "STSBenchmark"  # optional: also plot this task's score against the STS average
+paper_tables = true           # optional: also write the paper's STS and transfer tables with the runs beside them
 
 [defaults]                    # isbert.training.TrainConfig fields shared by all runs
 model = "offline-minilm"
@@ -57,7 +58,7 @@ RUNNER_KEYS = ("output", "resume", "overwrite", "seed", "show_progress", "data_d
 """TrainConfig fields the runner sets itself: seeds come from ``seeds``, the data directory from the command line,
 the selection from ``dev``; the rest are per-invocation mechanics."""
 RUN_KEYS = ("name", "baseline", "note")
-EXPERIMENT_KEYS = ("name", "description", "budget_minutes", "tasks", "seeds", "tradeoff_task")
+EXPERIMENT_KEYS = ("name", "description", "budget_minutes", "tasks", "seeds", "tradeoff_task", "paper_tables")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
@@ -94,6 +95,8 @@ class Experiment:
     runs: list[RunSpec]
     tradeoff_task: str | None = None
     """Draw ``<name>_tradeoff.png``: this task's score against the STS average, one point per run and selection."""
+    paper_tables: bool = False
+    """Add the paper's STS and transfer tables (its IS-BERT-NLI row) with every run's rows beside it."""
 
     def run(self, name: str) -> RunSpec:
         for spec in self.runs:
@@ -237,11 +240,15 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
     """Read and check an experiment file; every problem is an IsbertError naming the file (and run and key)."""
     path = Path(path)
     document = _read_document(path)
-    name, description, budget, tasks, seeds, tradeoff = _read_head(_table(document, "experiment", str(path)), path)
+    head = _table(document, "experiment", str(path))
+    name, description, budget, tasks, seeds, tradeoff = _read_head(head, path)
+    paper_tables = head.get("paper_tables", False)
+    if not isinstance(paper_tables, bool):
+        raise IsbertError(f"{path}: [experiment]: key 'paper_tables' must be true or false, got {paper_tables!r}")
     defaults = _check_settings(_table(document, "defaults", str(path)), f"{path}: [defaults]")
     runs = _read_runs(document, path)
     experiment = Experiment(
-        path, name, description, float(budget) if budget else None, tasks, seeds, defaults, runs, tradeoff
+        path, name, description, float(budget) if budget else None, tasks, seeds, defaults, runs, tradeoff, paper_tables
     )
     for spec in runs:  # TrainConfig itself may refuse a combination; say which run
         try:

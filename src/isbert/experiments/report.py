@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from isbert.atomic import save_figure_atomic, write_json_atomic, write_text_atomic
 from isbert.evaluation.report import _HEADERS as TASK_HEADERS
+from isbert.evaluation.report import PAPER_STS, PAPER_TRANSFER
+from isbert.evaluation.report import _row as table_row
 from isbert.evaluation.tasks import STS_TASKS, TRANSFER_TASKS
 
 if TYPE_CHECKING:
@@ -103,6 +105,7 @@ def build_summary(
         "defaults": experiment.defaults,
         "budget_minutes": experiment.budget_minutes,
         "tradeoff_task": experiment.tradeoff_task,
+        "paper_tables": experiment.paper_tables,
         # What the stored runs cost when they ran (training + evaluation); a resumed run counts its last part.
         "measured_minutes": sum(r["wall_seconds"] for r in done) / 60,
         "machines": machines,
@@ -214,6 +217,8 @@ def format_markdown(summary: dict[str, Any]) -> str:
             lines.append(
                 "| " + " | ".join([f"`{run['name']}`", *(_cell(labeled.get(t)) for t in transfer), avg]) + " |"
             )
+    if summary.get("paper_tables"):
+        lines += format_paper_tables(summary)
     notes = [(run["name"], run["note"]) for run in summary["runs"] if run["note"]]
     if notes or summary["not_run"]:
         lines.append("")
@@ -222,6 +227,48 @@ def format_markdown(summary: dict[str, Any]) -> str:
     if summary["not_run"]:
         lines.append(f"- not run yet: {', '.join(f'`{n}`' for n in summary['not_run'])}")
     return "\n".join(lines) + "\n"
+
+
+PAPER_ROW = "IS-BERT-NLI"
+"""The paper's own model (BERT-base trained on the SNLI + MultiNLI sentences): the row the tables compare with."""
+
+
+def format_paper_tables(summary: dict[str, Any]) -> list[str]:
+    """The paper's STS table (Table 1) and SentEval transfer table: its IS-BERT-NLI row as reported, then one row per
+    run and selection of this experiment. An average is shown only over all seven tasks, as the paper's is."""
+    lines = ["", "## Beside the paper", ""]
+    lines.append(
+        f"The paper's rows ({PAPER_ROW}: BERT-base on the SNLI + MultiNLI sentences) are its reported numbers, never "
+        "computed here. Each trained run has two rows: the model chosen on labeled STSb dev and the one chosen "
+        "without labels; `-`: not evaluated."
+    )
+    for title, tasks, paper in (
+        ("STS (cosine Spearman x100), the paper's Table 1", STS_TASKS, PAPER_STS[PAPER_ROW]),
+        ("Transfer (accuracy x100), the paper's SentEval table", TRANSFER_TASKS, PAPER_TRANSFER[PAPER_ROW]),
+    ):
+        header = ["model", *(TASK_HEADERS.get(t, t) for t in tasks), "avg"]
+        lines += ["", f"{title}:", "", "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+        lines.append(_paper_row(f"{PAPER_ROW} (paper)", list(paper)))
+        for label, scores in _selection_rows(summary):
+            lines.append(_paper_row(label, [scores.get(t, {}).get("mean") for t in tasks]))
+    return lines
+
+
+def _selection_rows(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    rows = []
+    for run in summary["runs"]:
+        agg = run["aggregate"]
+        if run["baseline"]:
+            rows.append((f"`{run['name']}` (no training)", agg["labeled"] or {}))
+            continue
+        for kind, words in (("labeled", "labeled choice"), ("label_free", "label-free choice")):
+            steps = "/".join(str(s) for s in dict.fromkeys(r["steps"].get(kind) for r in run["results"].values()))
+            rows.append((f"`{run['name']}` ({words}, step {steps})", agg[kind] or {}))
+    return rows
+
+
+def _paper_row(label: str, values: list[float | None]) -> str:
+    return "| " + " | ".join(table_row(label, values)) + " |"  # the average only over all tasks, as `isbert eval`
 
 
 def plot_dev_curves(summary: dict[str, Any], path: str | os.PathLike[str]) -> Path | None:

@@ -536,6 +536,7 @@ def run_experiment(
             )
     jobs = plan(experiment, root, runs_dir, device)
     selected = [job for job in jobs if wanted is None or job.spec.name in wanted]
+    _check_corpora([job for job in selected if force or job.stored() is None])
     command = command or f"isbert experiment {experiment.path}"
     for number, job in enumerate(selected, start=1):
         run_job(
@@ -547,6 +548,19 @@ def run_experiment(
     results = [job.stored() for job in jobs]
     outputs = write_reports(experiment, jobs, results, results_dir, command)
     return ExperimentOutcome(experiment, jobs, results, outputs)
+
+
+def _check_corpora(jobs: list[Job]) -> None:
+    """A missing corpus fails before any run (the baselines before it can take minutes), saying how to make it when
+    isbert can (``isbert data download --unlabeled nli`` for the paper's corpus)."""
+    from isbert.evaluation.unlabeled import corpus_hint
+
+    for job in jobs:
+        for path in job.config.get("corpus", []) if job.spec.baseline is None else []:
+            if not Path(path).exists():
+                raise IsbertError(
+                    f"{job.experiment.path}: run '{job.spec.name}': corpus file not found: {path}{corpus_hint(path)}"
+                )
 
 
 def list_jobs(

@@ -125,12 +125,12 @@ class TrainConfig:
     batch_size: int = setting(32, "sentences per step and device; the others of a batch are the negatives",
                               "optimisation", minimum=2, note="released: 32")  # fmt: skip
     lr: float = setting(2e-6, "AdamW peak learning rate", "optimisation", positive=True,
-                        note="as briefed for the released code; the fork's fit() we could read defaults to 5e-6 with "
+                        note="released: 2e-6, the fork's fit() default since 8688d3d (5e-6 before), with "
                         "correct_bias=False")  # fmt: skip
     weight_decay: float = setting(0.01, "AdamW weight decay (not on biases and LayerNorm)", "optimisation",
                                   minimum=0, note="released: same")  # fmt: skip
     adam_epsilon: float = setting(1e-7, "AdamW epsilon", "optimisation", positive=True,
-                                  note="released fork: 1e-6")  # fmt: skip
+                                  note="released: 1e-7 since b7d4d5c (1e-6 before)")  # fmt: skip
     warmup_ratio: float = setting(0.1, "linear warm-up over this fraction of the steps, then --lr-scheduler",
                                   "optimisation", minimum=0, below=1, note="released: 0.1")  # fmt: skip
     lr_scheduler: Literal["linear", "constant", "cosine"] = setting("linear", "learning-rate schedule after the "
