@@ -15,6 +15,7 @@ from evaluation.nli_mirror import make_mirror
 
 from experiments.tiny_data import sentence, write_tiny_data
 from isbert.cli import main
+from isbert.errors import IsbertError
 from isbert.evaluation import tasks, unlabeled
 from isbert.evaluation.report import PAPER_STS, PAPER_TRANSFER
 from isbert.experiments import load_experiment, run_experiment
@@ -131,3 +132,10 @@ def test_missing_hub_says_what_to_download(tmp_path: Path, data_dir: Path, capsy
     assert code == 2 and len(err) == 1, err
     assert "could not load model 'bert-base-uncased'" in err[0] and "HF_HUB_OFFLINE is set" in err[0]
     assert "`hf download bert-base-uncased` puts it in the Hugging Face cache" in err[0]
+
+
+def test_paper_tables_must_be_a_boolean(tmp_path: Path) -> None:
+    text = PAPER.read_text(encoding="utf-8").replace("paper_tables = true", 'paper_tables = "yes"')
+    (tmp_path / "paper.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(IsbertError, match=r"\[experiment\]: key 'paper_tables' must be true or false, got 'yes'"):
+        load_experiment(tmp_path / "paper.toml")
