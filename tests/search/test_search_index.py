@@ -161,7 +161,7 @@ def test_cli_build_add_search_and_errors(tiny_model_folder: Path, tmp_path: Path
     folder = tmp_path / "idx"
     assert (
         main(
-            ["index", "build", str(tiny_model_folder), "--input", str(corpus), "--index", str(folder), "--no-progress"]
+            ["index", "build", str(folder), "--model", str(tiny_model_folder), "--input", str(corpus), "--no-progress"]
         )
         == 0
     )
@@ -182,11 +182,11 @@ def test_cli_build_add_search_and_errors(tiny_model_folder: Path, tmp_path: Path
 
     assert main(["search", str(folder), "  "]) == 2
     assert "empty query" in capsys.readouterr().err
-    assert main(["index", "build", str(tiny_model_folder), "--input", str(corpus), "--index", str(folder)]) == 2
+    assert main(["index", "build", str(folder), "--model", str(tiny_model_folder), "--input", str(corpus)]) == 2
     assert "already holds an index" in capsys.readouterr().err
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"fine line\nbad \xff byte\n")
-    assert main(["index", "build", str(tiny_model_folder), "--input", str(bad), "--index", str(tmp_path / "x")]) == 2
+    assert main(["index", "build", str(tmp_path / "x"), "--model", str(tiny_model_folder), "--input", str(bad)]) == 2
     assert f"{bad}:2: not valid UTF-8" in capsys.readouterr().err
     assert main(["search", str(tmp_path / "nope"), "query"]) == 2
     assert "not an index folder" in capsys.readouterr().err
@@ -206,3 +206,24 @@ def test_a_killed_writers_temporary_files_are_removed_by_the_next_writer(tiny_mo
     )
     assert not any(path.exists() for path in leftovers) and not (index / ".link.partial").is_symlink()
     assert outside.read_text() == "keep" and len(SearchIndex.open(index)) == 15
+
+
+def test_build_from_a_folder_and_a_pattern_keeps_file_and_line(tiny_model_folder: Path, tmp_path: Path, capsys) -> None:
+    texts = sentences(12)
+    (tmp_path / "docs" / "sub").mkdir(parents=True)
+    write_lines(tmp_path / "docs" / "b.txt", texts[:4])
+    write_lines(tmp_path / "docs" / "sub" / "a.txt", texts[4:8])
+    write_lines(tmp_path / "more-1.txt", texts[8:])
+    folder = tmp_path / "idx"
+    args = ["index", "build", str(folder), "--model", str(tiny_model_folder), "--no-progress", "-i"]
+    assert main([*args, str(tmp_path / "docs"), str(tmp_path / "more-*.txt")]) == 0
+    assert "added 12 texts" in capsys.readouterr().out
+    index = SearchIndex.open(folder)
+    sources = [record["source"] for record in index.records(range(12))]
+    assert sources[:5] == ["docs/b.txt:1", "docs/b.txt:2", "docs/b.txt:3", "docs/b.txt:4", "docs/sub/a.txt:1"]
+    assert sources[-1] == "more-1.txt:4"
+    assert main(["search", str(folder), "-k", "1", "--json", texts[9]]) == 0
+    assert '"source": "more-1.txt:2"' in capsys.readouterr().out
+    assert main(["index", "add", str(folder), "-i", str(tmp_path / "none-*.txt"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no files match" in err

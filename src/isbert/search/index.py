@@ -26,7 +26,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +38,7 @@ from sentence_transformers import SentenceTransformer
 from isbert.atomic import atomic_file, write_json_atomic
 from isbert.confined import confined_path
 from isbert.errors import IsbertError, printable
+from isbert.inputs import InputFile, describe, expand_inputs
 from isbert.search.corpus import Chunk, CorpusOptions, EmbedStats, count_records, embed_texts, iter_embedded_chunks
 
 FORMAT_VERSION = 1
@@ -271,9 +272,9 @@ class _TextWriter:
         self.offsets = offsets if offsets is not None else []
         self.store_texts = store_texts
 
-    def write(self, chunk: Chunk, source: str) -> None:
-        for line, text in zip(chunk.lines, chunk.texts, strict=True):
-            record: dict[str, Any] = {"source": f"{source}:{line}"}
+    def write(self, chunk: Chunk) -> None:
+        for source, text in zip(chunk.sources, chunk.texts, strict=True):
+            record: dict[str, Any] = {"source": source}
             if self.store_texts:
                 record["text"] = text
             data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
@@ -411,7 +412,7 @@ class SearchIndex:
         folder: str | Path,
         model: SentenceTransformer,
         model_name: str,
-        corpus: str | Path,
+        corpus: str | Path | Sequence[str | Path],
         *,
         options: CorpusOptions | None = None,
         kind: str = "auto",
@@ -422,13 +423,15 @@ class SearchIndex:
         show_progress: bool = True,
         **spec_overrides: int,
     ) -> BuildReport:
-        """Embed ``corpus`` and write a new index folder (it must not exist, or be empty, unless ``overwrite``)."""
+        """Embed ``corpus`` (files, folders, glob patterns: :func:`isbert.inputs.expand_inputs`) and write a new
+        index folder (it must not exist, or be empty, unless ``overwrite``)."""
         folder = Path(folder)
         options = options or CorpusOptions()
         _check_build_folder(folder, overwrite)
-        count = count_records(corpus, options)
+        inputs = expand_inputs(corpus)
+        count = count_records(inputs, options)
         if count == 0:
-            raise IsbertError(f"{corpus}: no non-empty texts to index")
+            raise IsbertError(f"{describe(inputs)}: no non-empty texts to index")
         dimension = model.get_embedding_dimension()
         if not dimension:
             raise IsbertError("the model does not report its embedding dimension")
@@ -445,7 +448,7 @@ class SearchIndex:
             generation = (previous["generation"] + 1) if previous else 1
             manifest = _new_manifest(generation, model, model_name, dimension, spec, store_texts)
             stats = EmbedStats()
-            job = _EmbedJob(model, corpus, options, count, stats, batch_size, show_progress, store_texts)
+            job = _EmbedJob(model, inputs, options, count, stats, batch_size, show_progress, store_texts)
             added = _write_generation(folder, manifest, new_faiss_index(dimension, spec), [], spec, job)
             if previous:
                 _remove_generation(folder, previous)
@@ -454,7 +457,7 @@ class SearchIndex:
     def add(
         self,
         model: SentenceTransformer,
-        corpus: str | Path,
+        corpus: str | Path | Sequence[str | Path],
         *,
         options: CorpusOptions | None = None,
         batch_size: int = 32,
@@ -463,9 +466,10 @@ class SearchIndex:
         """Append a corpus: new generation files are written in full, then the manifest is swapped atomically."""
         options = options or CorpusOptions()
         self.check_model(model)
-        count = count_records(corpus, options)
+        inputs = expand_inputs(corpus)
+        count = count_records(inputs, options)
         if count == 0:
-            raise IsbertError(f"{corpus}: no non-empty texts to add")
+            raise IsbertError(f"{describe(inputs)}: no non-empty texts to add")
         with _locked(self.folder):
             current = _read_manifest(self.folder)
             if current is None or current["generation"] != self.manifest["generation"]:
@@ -477,7 +481,7 @@ class SearchIndex:
             spec = IndexSpec(kind=current["spec"]["kind"], storage=current["spec"]["storage"])
             stats = EmbedStats()
             store_texts = bool(current.get("store_texts", True))
-            job = _EmbedJob(model, corpus, options, count, stats, batch_size, show_progress, store_texts)
+            job = _EmbedJob(model, inputs, options, count, stats, batch_size, show_progress, store_texts)
             try:
                 added = _write_generation(
                     self.folder, manifest, faiss.clone_index(self.index), self.offsets.tolist(), spec, job
@@ -536,7 +540,7 @@ class _EmbedJob:
     fill, the batch size, whether to show progress and whether to store the texts."""
 
     model: SentenceTransformer
-    corpus: str | Path
+    inputs: Sequence[InputFile]
     options: CorpusOptions
     count: int
     stats: EmbedStats
@@ -581,7 +585,7 @@ def _new_manifest(
 def _write_generation(
     folder: Path, manifest: dict[str, Any], index: faiss.Index, offsets: list[int], spec: IndexSpec, job: _EmbedJob
 ) -> int:
-    """Embed ``job.corpus`` into ``index`` and the generation's files, then publish them by replacing the manifest."""
+    """Embed ``job.inputs`` into ``index`` and the generation's files, then publish them by replacing the manifest."""
     files = manifest["files"]
     before = index.ntotal
     adder = _Adder(index, training_size(index, spec, job.count))
@@ -590,7 +594,7 @@ def _write_generation(
         try:
             for chunk in iter_embedded_chunks(
                 job.model,
-                job.corpus,
+                job.inputs,
                 job.options,
                 total=job.count,
                 batch_size=job.batch_size,
@@ -601,12 +605,12 @@ def _write_generation(
                 if chunk.embeddings.shape[1] != manifest["dimension"]:
                     raise IsbertError(f"the model returned {chunk.embeddings.shape[1]}-d embeddings")
                 adder.add(chunk.embeddings)
-                writer.write(chunk, Path(job.corpus).name)
+                writer.write(chunk)
             adder.flush()
         finally:
             writer.close()
         if index.ntotal != len(writer.offsets):
-            raise IsbertError(f"{job.corpus} changed while it was being indexed")
+            raise IsbertError(f"{describe(job.inputs)} changed while it was being indexed")
         with atomic_file(folder / files["index"]) as partial:
             faiss.write_index(index, str(partial))
         with atomic_file(folder / files["offsets"]) as partial, partial.open("wb") as handle:
