@@ -120,11 +120,15 @@ def _run_convert_weights(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from isbert.model import load
+    from isbert.identity import folder_checksum
+    from isbert.model import load, resolve_model_name
     from isbert.onnx_backend import export_onnx
 
     model = load(args.model, device="cpu")
-    folder = export_onnx(model, args.output, quantize=args.quantization, source=str(args.model))
+    checksum = folder_checksum(resolve_model_name(args.model))
+    folder = export_onnx(
+        model, args.output, quantize=args.quantization, source=str(args.model), source_checksum=checksum
+    )
     print(f"exported {args.model} to {folder} ({'int8 + fp32' if args.quantization == 'int8' else 'fp32'})")
     return 0
 

@@ -93,6 +93,21 @@ def _load_model(name: str, device: str | None):
     return load(name, device=device)
 
 
+def _index_model(index: Any, given: str | None, device: str | None) -> tuple[Any, str]:
+    """The model for an index: ``--model`` or the one it records, checked against the index (a note is printed)."""
+    name = given or index.model_ref
+    if given is None and os.path.isabs(name) and not os.path.exists(name):
+        raise IsbertError(
+            f"the index {index.folder} was built with the model in {name}, which is not there any more; pass the "
+            "model with --model PATH (it is recognised by its files' checksums wherever it now is)"
+        )
+    model = _load_model(name, device)
+    note = index.check_model(model, name)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return model, name
+
+
 def _build_target(args: argparse.Namespace) -> tuple[str, str]:
     """The index folder and the model of ``index build``, from either spelling (the old one with a note)."""
     if args.legacy_index is None:
@@ -141,10 +156,11 @@ def _run_index_add(args: argparse.Namespace) -> int:
 
     inputs = expand_inputs(args.input)
     index = SearchIndex.open(args.index)
-    model = _load_model(args.model or index.model_ref, args.device)
+    model, name = _index_model(index, args.model, args.device)
     report = index.add(
-        model, inputs, options=_options(args), batch_size=args.batch_size, show_progress=not args.no_progress
-    )
+        model, inputs, options=_options(args), batch_size=args.batch_size, show_progress=not args.no_progress,
+        model_name=name,
+    )  # fmt: skip
     print(report.summary())
     return 0
 
@@ -191,10 +207,7 @@ def _run_search(args: argparse.Namespace) -> int:
         if not text.strip():
             raise IsbertError(f"{where}: empty query")
     index = SearchIndex.open(args.index)
-    model_name = args.model or index.model_ref
-    model = _load_model(model_name, args.device)
-    if args.model:
-        index.check_model(model, args.model)
+    model, _ = _index_model(index, args.model, args.device)
     texts = [text for _, text in queries]
     limit = model.max_seq_length
     for where, text in queries:
@@ -458,6 +471,10 @@ def _run_serve(args: argparse.Namespace) -> int:
     limits, security = _serve_settings(args)
     index = SearchIndex.open(args.index) if args.index else None
     model = _load_model(args.model, args.device)
+    if index is not None:
+        note = index.check_model(model, args.model)  # by path: the checksums find the model and its exports
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     app = create_app(
         model,
         args.model_name or Path(args.model.rstrip("/\\")).name or "model",
@@ -466,6 +483,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         security=security,
         max_batch=args.max_batch,
         batch_wait_ms=args.batch_wait_ms,
+        index_checked=True,
     )
     serve(app, args.host, args.port, args.log_level)
     return 0

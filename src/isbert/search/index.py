@@ -13,7 +13,9 @@ and a crash or error mid-way leaves the old index intact. Old generation files a
 
 Why a fingerprint: vectors from two different models live in unrelated spaces, and searching one with the other
 returns confident nonsense. The manifest keeps the embeddings of a few fixed probe sentences; a model whose probe
-embeddings differ is refused.
+embeddings differ is refused. It also keeps the checksums of the model's files (:mod:`isbert.identity`), so the
+model is recognised after it moved (the recorded path is only where to look first) and so is its ONNX export.
+Indexes written before the checksums have only the path and the probes, and are read the same way.
 """
 
 from __future__ import annotations
@@ -87,6 +89,25 @@ def fingerprint_agreement(stored: dict[str, Any], model: SentenceTransformer) ->
 def model_reference(name_or_path: str) -> str:
     """What the manifest records to reload the model: an absolute path for a folder, else the name (or alias)."""
     return str(Path(name_or_path).resolve()) if os.path.isdir(name_or_path) else str(name_or_path)
+
+
+def model_checksums(name_or_path: str | None) -> dict[str, str | None]:
+    """The checksum of a model's files and, for an ONNX export, of the model it came from (None where unknown)."""
+    from isbert.identity import folder_checksum
+    from isbert.model import resolve_model_name
+    from isbert.onnx_backend import export_source_checksum
+
+    if not name_or_path:
+        return {"checksum": None, "source_checksum": None}
+    path = resolve_model_name(name_or_path)
+    return {"checksum": folder_checksum(path), "source_checksum": export_source_checksum(path)}
+
+
+def _related_by_export(stored: dict[str, Any], given: dict[str, str | None]) -> bool:
+    """One of the two is an ONNX export of the other (or both are exports of the same model)."""
+    ours = {stored.get("checksum"), stored.get("source_checksum")}
+    theirs = {given["checksum"], given["source_checksum"]}
+    return bool((ours & theirs) - {None})
 
 
 # ------------------------------------------------------------------------------------------------- faiss indexes
@@ -342,22 +363,41 @@ class SearchIndex:
         )
 
     # ------------------------------------------------------------------ the model
-    def check_model(self, model: SentenceTransformer, name: str | None = None) -> None:
-        """Refuse a model whose embeddings are not the ones this index was built with."""
-        dimension = model.get_embedding_dimension()
+    def check_model(self, model: SentenceTransformer, name: str | None = None) -> str | None:
+        """Refuse a model whose embeddings are not the ones this index was built with; a note, or None.
+
+        The same files (by checksum, wherever the folder now is) pass at once; an ONNX export of the index's model
+        (or the model of the index's export) passes with a note, as its int8 vectors differ slightly; any other
+        model must give the stored embeddings of the probe sentences. ``name`` is the path or name it was loaded
+        from (it names the model in messages and gives its checksum).
+        """
         label = name or "the model"
+        how = (
+            f"pass the index's model with --model PATH (found by its files' checksums wherever it now is), or rebuild "
+            f"the index with it: isbert index build {self.folder} --model {label} --input ... --overwrite"
+        )
+        dimension = model.get_embedding_dimension()
         if dimension != self.dimension:
             raise IsbertError(
                 f"{label} makes {dimension}-d embeddings but the index {self.folder} holds {self.dimension}-d "
-                f"vectors from {self.model_ref}; use that model or rebuild the index"
+                f"vectors from {self.model_ref}; {how}"
             )
+        stored = self.manifest.get("model_checksums") or {}
+        given = model_checksums(name)
+        if stored.get("checksum") and given["checksum"] == stored["checksum"]:
+            return None
         agreement = fingerprint_agreement(self.manifest["fingerprint"], model)
+        if _related_by_export(stored, given):
+            return (
+                f"{label} and the index's model ({self.model_ref}) are the same model, one of them an ONNX export; "
+                f"their vectors differ slightly (cosine {agreement:.4f} on the probe sentences), so scores may shift"
+            )
         if agreement < FINGERPRINT_MIN_COSINE:
             raise IsbertError(
                 f"{label} is not the model the index {self.folder} was built with ({self.model_ref}): its embeddings "
-                f"of the probe sentences differ (cosine {agreement:.3f} < {FINGERPRINT_MIN_COSINE}); use that model "
-                "or rebuild the index"
+                f"of the probe sentences differ (cosine {agreement:.3f} < {FINGERPRINT_MIN_COSINE}); {how}"
             )
+        return None
 
     # ------------------------------------------------------------------ reading
     def records(self, ids: Iterable[int]) -> list[dict[str, Any]]:
@@ -462,10 +502,13 @@ class SearchIndex:
         options: CorpusOptions | None = None,
         batch_size: int = 32,
         show_progress: bool = True,
+        model_name: str | None = None,
     ) -> BuildReport:
-        """Append a corpus: new generation files are written in full, then the manifest is swapped atomically."""
+        """Append a corpus: new generation files are written in full, then the manifest is swapped atomically.
+
+        ``model_name``: where ``model`` was loaded from (see :meth:`check_model`)."""
         options = options or CorpusOptions()
-        self.check_model(model)
+        self.check_model(model, model_name)
         inputs = expand_inputs(corpus)
         count = count_records(inputs, options)
         if count == 0:
@@ -565,6 +608,7 @@ def _new_manifest(
         "format": FORMAT_VERSION,
         "generation": generation,
         "model": model_reference(model_name),
+        "model_checksums": model_checksums(model_name),
         "dimension": dimension,
         "max_seq_length": model.max_seq_length,
         "fingerprint": probe_fingerprint(model),
