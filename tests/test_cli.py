@@ -126,3 +126,78 @@ def test_help_and_argument_parsing_load_no_heavy_library() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"building the parser imported {result.stdout.strip()}"
+
+
+# ------------------------------------------------------------------------------------------------ one grammar
+def _command_parsers():
+    from isbert.cli import _command_parsers, build_parser
+
+    parser = build_parser()
+    return [(sub.prog, sub) for sub in _command_parsers(parser)]
+
+
+def test_every_option_help_states_its_default_at_most_once() -> None:
+    """`train --help` once printed each default twice (the formatter's and the text's): one mention per option."""
+    import argparse
+
+    seen = 0
+    for prog, parser in _command_parsers():
+        formatter = parser._get_formatter()
+        assert parser.format_help()  # every command's help renders
+        for action in parser._actions:
+            if not action.help or action.help == argparse.SUPPRESS:
+                continue
+            text = formatter._expand_help(action)
+            seen += 1
+            assert text.lower().count("default") <= 1, f"{prog} {action.option_strings or action.dest}: {text}"
+    assert seen > 100
+
+
+def test_options_may_come_anywhere_among_positionals() -> None:
+    from isbert.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["search", "IDX", "-k", "3", "what is it", "--json", "and this"])
+    assert (args.index, args.query, args.k, args.json) == ("IDX", ["what is it", "and this"], 3, True)
+    args = parser.parse_args(["search", "-k", "3", "IDX", "q", "-v", "--trust-remote-code"])
+    assert (args.index, args.query, args.verbose, args.trust_remote_code) == ("IDX", ["q"], True, True)
+    args = parser.parse_args(["--verbose", "index", "build", "--model", "M", "IDX", "--input", "a.txt", "b/"])
+    assert (args.index, args.model, args.input, args.verbose) == ("IDX", "M", ["a.txt", "b/"], True)
+    args = parser.parse_args(["index", "build", "-i", "a.txt", "b/", "--", "IDX", "--model", "M"])
+    assert (args.index, args.input) == ("IDX", ["a.txt", "b/"])  # --input takes several paths: -- ends them
+    assert parser.parse_args(["cluster", "M", "-i", "a", "--k", "2", "-i", "b"]).input == ["a", "b"]
+    assert parser.parse_args(["index", "info", "IDX"]).verbose is False
+    args = parser.parse_args(["train", "--corpus", "a.txt", "b.txt", "-o", "run", "--max-steps", "3"])
+    assert (args.corpus, args.output, args.max_steps) == (["a.txt", "b.txt"], "run", 3)
+
+
+def test_the_index_is_positional_everywhere() -> None:
+    from isbert.cli import build_parser
+
+    parser = build_parser()
+    for command in (["index", "build"], ["index", "add"], ["index", "info"], ["search"]):
+        sub = parser.parse_args([*command, "IDX", *(["--input", "a.txt"] if command[-1] in ("build", "add") else [])])
+        assert sub.index == "IDX", command
+
+
+def test_index_build_needs_a_model_and_reads_the_old_spelling_with_a_note(tmp_path: Path, capsys) -> None:
+    assert main(["index", "build", str(tmp_path / "idx"), "--input", str(tmp_path / "a.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "isbert index build INDEX --model MODEL" in err
+    (tmp_path / "a.txt").write_text("a text\n")
+    corpus = str(tmp_path / "a.txt")
+    old = ["index", "build", str(tmp_path / "no-model"), "--index", str(tmp_path / "idx"), "-i", corpus]
+    assert main(old) == 2
+    err = capsys.readouterr().err
+    assert f"isbert index build {tmp_path / 'idx'} --model {tmp_path / 'no-model'}" in err  # the note
+    assert "model folder not found" in err.splitlines()[-1]
+
+
+def test_export_and_encode_spell_quantization_the_same() -> None:
+    from isbert.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["export", "M", "-o", "x", "--quantization", "none"]).quantization == "none"
+    assert parser.parse_args(["export", "M", "-o", "x", "--quantize", "none"]).quantization == "none"  # old name
+    assert parser.parse_args(["export", "M", "-o", "x"]).quantization == "int8"
+    assert parser.parse_args(["encode", "M", "-i", "a", "-o", "b.npy", "--quantization", "int8"]).quantization == "int8"

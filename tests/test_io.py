@@ -109,7 +109,8 @@ def test_format_from_name(name: str, fmt: str) -> None:
     assert detect_format(name) == fmt
 
 
-line_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"), max_size=40)
+# NUL is valid UTF-8 but marks a binary file, refused (test_a_nul_byte_is_a_binary_file)
+line_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r\x00"), max_size=40)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -138,3 +139,11 @@ def test_error_quoting_file_content_stays_on_one_line(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         texts(path)
     assert "\n" not in str(info.value) and "col\\nwith newline" in str(info.value)
+
+
+@pytest.mark.parametrize("encoding_errors", ["strict", "replace", "skip"])
+def test_a_nul_byte_is_a_binary_file(tmp_path: Path, encoding_errors: str) -> None:
+    path = tmp_path / "image.txt"
+    path.write_bytes(b"fine\n\x89PNG\x00\x00\x00\rIHDR\xff\n")
+    with pytest.raises(InputError, match=rf"{path}:2: a NUL byte: this is a binary file"):
+        list(iter_texts(path, encoding_errors=encoding_errors))

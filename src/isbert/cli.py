@@ -7,7 +7,8 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from isbert import __version__
 from isbert.errors import IsbertError
@@ -32,8 +33,63 @@ def _quiet_libraries() -> None:
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
 
 
+class CommandParser(argparse.ArgumentParser):
+    """Options anywhere: ``isbert search IDX -k 3 "query"`` reads like ``isbert search IDX "query" -k 3``.
+
+    argparse assigns positionals greedily, so an option between them ends the positional list early; its intermixed
+    parsing (options first, then positionals) fixes that but refuses parsers with subcommands. Every command's own
+    parser (those without subcommands) therefore parses intermixed; the parsers that dispatch to a subcommand parse
+    as usual. Subcommand parsers inherit this class from their parent.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._intermixing or self._subparsers is not None:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True  # parse_known_intermixed_args calls parse_known_args itself, twice
+        try:
+            return super().parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
+def _command_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """The parsers that take a command's options (those without subcommands), depth first."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # aliases map to the same parser
+                yield from _command_parsers(sub)
+                if sub._subparsers is None:
+                    yield sub
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, hidden: bool = False) -> None:
+    """``--verbose`` and ``--trust-remote-code``: listed by ``isbert --help``, accepted after the command too
+    (``hidden``: not listed again, and absent from the namespace unless given, so the top level's value stands)."""
+    extra: dict[str, Any] = {"default": argparse.SUPPRESS} if hidden else {}
+
+    def shown(text: str) -> str:
+        return argparse.SUPPRESS if hidden else text
+
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help=shown("show library logs and full tracebacks"), **extra
+    )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help=shown(
+            "allow models whose modules.json names classes outside sentence-transformers and isbert: this "
+            "imports and runs their code, so use it only for folders you trust"
+        ),
+        **extra,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="isbert",
         description=(
             "Unsupervised sentence embeddings by mutual-information maximization (IS-BERT, Zhang et al., "
@@ -44,17 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"isbert {__version__}")
-    parser.add_argument("--verbose", "-v", action="store_true", help="show library logs and full tracebacks")
-    parser.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        help="allow models whose modules.json names classes outside sentence-transformers and isbert: this "
-        "imports and runs their code, so use it only for folders you trust",
-    )
+    _add_global_options(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         add_commands: Callable[[argparse._SubParsersAction], None] = importlib.import_module(module_name).add_commands
         add_commands(subparsers)
+    for command in _command_parsers(parser):
+        _add_global_options(command, hidden=True)
     return parser
 
 

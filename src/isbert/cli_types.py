@@ -44,6 +44,19 @@ def positive_float(value: str) -> float:
     return number
 
 
+INPUT_HELP = (
+    "files, folders (their .txt/.jsonl/.csv/.tsv files, optionally .gz, sorted) or quoted glob patterns ('data/*.txt', "
+    "'data/**/*.jsonl'); records keep their file:line"
+)
+
+
+def add_input_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--input``/``-i``: one or more files, folders or patterns (:func:`isbert.inputs.expand_inputs`)."""
+    parser.add_argument(
+        "--input", "-i", required=True, nargs="+", action="extend", metavar="PATH", help=f"{what}: {INPUT_HELP}"
+    )
+
+
 READER_HELP = {
     "text_field": "JSON field holding the text (.jsonl)",
     "column": "column holding the text (.csv/.tsv with a header)",

@@ -7,7 +7,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from isbert.atomic import fsync_parent, write_json_atomic
 from isbert.errors import IsbertError
-from isbert.io import EncodingErrors, ReadStats, iter_texts
+from isbert.inputs import InputFile, InputSpec, describe, expand_inputs, iter_input_texts
+from isbert.io import EncodingErrors, ReadStats
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ class EncodeReport:
     truncated: int
     stats: ReadStats
     output: Path
+    file_rows: dict[str, int] = field(default_factory=dict)
+    """Rows per input file (by label), in row order."""
 
     def summary(self) -> str:
         notes = []
@@ -40,13 +43,19 @@ class EncodeReport:
         skipped = sum(self.stats.skipped.get(reason, 0) for reason in self.stats.skipped if reason != "empty")
         if skipped:
             notes.append(f"{skipped} lines skipped ({self.stats.summary()})")
+        if len(self.file_rows) > 1:
+            spans, start = [], 0
+            for label, rows in self.file_rows.items():
+                spans.append(f"{label} {start}-{start + rows - 1}")
+                start += rows
+            notes.append("rows of " + ", ".join(spans))
         tail = f"; {'; '.join(notes)}" if notes else ""
         return f"wrote {self.rows} x {self.dimension} float32 embeddings to {self.output}{tail}"
 
 
-def _chunks(records: Iterator[tuple[int, str]], size: int) -> Iterator[list[str]]:
+def _chunks(records: Iterator[tuple[InputFile, int, str]], size: int) -> Iterator[list[str]]:
     chunk: list[str] = []
-    for _, text in records:
+    for *_, text in records:
         chunk.append(text)
         if len(chunk) == size:
             yield chunk
@@ -95,11 +104,13 @@ def zip_chunks(chunks: Iterator[list[str]], embed_chunks: ChunkEncoder) -> Itera
         yield pending.popleft(), embeddings
 
 
-def _job(input_path: Path, model: str, shape: tuple[int, int], settings: dict[str, Any]) -> dict[str, Any]:
-    """What a resumed run must share with the interrupted one: the same input file, model, shape and settings."""
-    status = input_path.stat()
-    job = {"input": str(input_path.resolve()), "input_size": status.st_size, "input_mtime_ns": status.st_mtime_ns}
-    return job | {"model": model, "rows": shape[0], "dimension": shape[1], **settings}
+def _job(files: list[InputFile], model: str, shape: tuple[int, int], settings: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed run must share with the interrupted one: the same input files, model, shape and settings."""
+    inputs = []
+    for file in files:
+        status = file.path.stat()
+        inputs.append({"path": str(file.path.resolve()), "size": status.st_size, "mtime_ns": status.st_mtime_ns})
+    return {"inputs": inputs, "model": model, "rows": shape[0], "dimension": shape[1], **settings}
 
 
 def _resume_or_start(partial: Path, progress_file: Path, job: dict, shape: tuple[int, int]) -> dict[str, int]:
@@ -115,10 +126,13 @@ def _resume_or_start(partial: Path, progress_file: Path, job: dict, shape: tuple
     return {"written": 0, "empty": 0, "truncated": 0}
 
 
-def _count_rows(input_path: Path, read: dict[str, Any]) -> int:
-    rows = sum(1 for _ in iter_texts(input_path, **read))
-    if rows == 0:
-        raise IsbertError(f"{input_path}: no texts to encode (the file is empty)")
+def _count_rows(files: list[InputFile], read: dict[str, Any]) -> dict[str, int]:
+    """Rows per file (by label), in order."""
+    rows = dict.fromkeys((file.label for file in files), 0)
+    for file, _, _ in iter_input_texts(files, **read):
+        rows[file.label] += 1
+    if not sum(rows.values()):
+        raise IsbertError(f"{describe(files)}: no texts to encode (empty)")
     return rows
 
 
@@ -153,7 +167,7 @@ def _check_chunk(embeddings: np.ndarray, texts: int, dimension: int, written: in
 
 def encode_file(
     model: SentenceTransformer,
-    input_path: str | Path,
+    inputs: InputSpec | list[InputSpec],
     output_path: str | Path,
     *,
     text_field: str = "text",
@@ -166,7 +180,8 @@ def encode_file(
     embed_chunks: ChunkEncoder | None = None,
     show_progress: bool = True,
 ) -> EncodeReport:
-    """Encode every record of ``input_path`` and write a float32 ``(rows, dim)`` array to ``output_path``.
+    """Encode every record of ``inputs`` (files, folders, patterns: :func:`isbert.inputs.expand_inputs`) and write
+    a float32 ``(rows, dim)`` array to ``output_path``, the files' rows one after the other.
 
     The input is read twice, streaming (once to count rows for the ``.npy`` header, once to encode), and the
     output is written chunk by chunk with plain file writes, so memory stays flat for any file size. The
@@ -175,7 +190,7 @@ def encode_file(
     have no row, and the report counts them.
 
     Resumable: after every chunk the partial matrix is flushed to disk and a small progress file records how many rows
-    are done. Running again with the same input file (unchanged size and modification time), model id and options
+    are done. Running again with the same input files (unchanged sizes and modification times), model id and options
     continues after the last finished chunk; anything else starts over. Chunks are the same either way, so a
     resumed output equals an uninterrupted one.
 
@@ -183,15 +198,16 @@ def encode_file(
     ``model.encode`` in this process (see :func:`isbert.distributed.ray_chunk_encoder` for a Ray cluster). ``model``
     is still used here for the embedding dimension and the tokenizer (to count truncated texts).
     """
-    input_path, output_path = Path(input_path), Path(output_path)
+    files, output_path = expand_inputs(inputs), Path(output_path)
     _check_request(batch_size, output_path)
     read = {"text_field": text_field, "column": column, "encoding_errors": encoding_errors}
-    rows, dimension = _count_rows(input_path, read), _embedding_dimension(model)
+    file_rows, dimension = _count_rows(files, read), _embedding_dimension(model)
+    rows = sum(file_rows.values())
     output_path.parent.mkdir(parents=True, exist_ok=True)
     partial = output_path.with_name(f".{output_path.name}.partial")
     progress_file = output_path.with_name(f".{output_path.name}.progress.json")
     settings = {"normalize": normalize, "batch_size": batch_size, "chunk_size": chunk_size, **read}
-    job = _job(input_path, model_id or type(model).__name__, (rows, dimension), settings)
+    job = _job(files, model_id or type(model).__name__, (rows, dimension), settings)
     row_bytes = dimension * np.dtype(np.float32).itemsize
     done = _resume_or_start(partial, progress_file, job, (rows, dimension))
     if done["written"]:
@@ -199,7 +215,7 @@ def encode_file(
     data_offset = partial.stat().st_size - rows * row_bytes
     output = partial.open("r+b")
     stats = ReadStats()
-    records = iter_texts(input_path, stats=stats, **read)  # type: ignore[arg-type]
+    records = iter_input_texts(files, stats=stats, **read)
     skip_chunks = done["written"] // chunk_size
     embed_chunks = embed_chunks or local_chunk_encoder(model, batch_size=batch_size, normalize=normalize)
     try:
@@ -224,8 +240,8 @@ def encode_file(
     finally:
         output.close()
     if done["written"] != rows:
-        raise IsbertError(f"{input_path} changed while it was being encoded ({rows} rows, then {done['written']})")
+        raise IsbertError(f"{describe(files)} changed while it was being encoded ({rows} rows, then {done['written']})")
     os.replace(partial, output_path)  # complete and fsynced chunk by chunk: only the rename is left to make durable
     fsync_parent(output_path)
     progress_file.unlink(missing_ok=True)
-    return EncodeReport(done["written"], dimension, done["empty"], done["truncated"], stats, output_path)
+    return EncodeReport(done["written"], dimension, done["empty"], done["truncated"], stats, output_path, file_rows)

@@ -73,6 +73,8 @@ def iter_lines(
                         break
                 raw = raw[:-1] if raw.endswith(b"\n") else raw
                 raw = raw[:-1] if raw.endswith(b"\r") else raw  # one CR of a CRLF; more belong to the text
+                if b"\x00" in raw:  # valid UTF-8, but no text file has it: decoding would read a binary as text
+                    raise InputError(path, number, "a NUL byte: this is a binary file, not text")
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as error:

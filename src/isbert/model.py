@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from isbert.citation import ISBERT_BIBTEX
 from isbert.confined import confined_path
 from isbert.errors import IsbertError
 from isbert.glove import GLOVE_ALIAS, average_glove_folder, is_word_embedding_model
+from isbert.identity import CHECKSUMS_FILE, sha256_file
 from isbert.modules import MaskedCNN
 from isbert.pickle_weights import refuse_pickle_weights
 
@@ -195,17 +195,6 @@ def _describe_model_card(model: SentenceTransformer, backbone: str) -> None:
     }
 
 
-CHECKSUMS_FILE = "isbert_checksums.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save(model: SentenceTransformer, path: str | os.PathLike[str], **kwargs: Any) -> Path:
     """Save ``model`` as a sentence-transformers folder, atomically: a crash or a full disk never leaves a
     half-written folder under ``path``, and an existing model there stays intact until the new one is complete.
@@ -221,7 +210,7 @@ def save(model: SentenceTransformer, path: str | os.PathLike[str], **kwargs: Any
         model.save(str(staging), safe_serialization=True, **kwargs)
         usual_permissions(staging)
         files = sorted(file for file in staging.rglob("*") if file.is_file())
-        checksums = {file.relative_to(staging).as_posix(): _sha256(file) for file in files}
+        checksums = {file.relative_to(staging).as_posix(): sha256_file(file) for file in files}
         (staging / CHECKSUMS_FILE).write_text(json.dumps(checksums, indent=1), encoding="utf-8")
         for file in [*files, staging / CHECKSUMS_FILE]:
             fsync_path(file)
@@ -257,7 +246,7 @@ def verify_model_folder(folder: str | os.PathLike[str]) -> None:
             path = confined_path(root, relative, str(manifest))
             if not path.is_file():
                 raise IsbertError(f"{path}: missing (listed in {CHECKSUMS_FILE}); the model folder is damaged")
-            if _sha256(path) != expected:
+            if sha256_file(path) != expected:
                 raise IsbertError(
                     f"{path}: checksum mismatch, the file was changed or corrupted; the model folder is damaged"
                 )

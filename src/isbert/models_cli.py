@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from isbert.cli_types import MODEL_HELP, add_device_argument, add_reader_arguments, positive_int
+from isbert.cli_types import MODEL_HELP, add_device_argument, add_input_argument, add_reader_arguments, positive_int
 from isbert.errors import IsbertError
 
 
@@ -20,7 +20,7 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
         "encode",
         help="encode a text file into a .npy matrix of sentence embeddings",
         description=(
-            "Encode every text of INPUT (one per line in .txt/.txt.gz; one JSON object per line in .jsonl, "
+            "Encode every text of --input (one per line in .txt/.txt.gz; one JSON object per line in .jsonl, "
             "text in --text-field; .csv/.tsv with a header, text in --column) and write a float32 .npy matrix "
             "with one row per text, in input order. Empty lines keep their row (the embedding of the empty "
             "string); texts longer than the model's maximum length are truncated, and both are counted. The input "
@@ -28,7 +28,7 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("model", help=MODEL_HELP)
-    parser.add_argument("--input", "-i", required=True, help="the text file to encode")
+    add_input_argument(parser, "the texts to encode, one row per record, files in the order given")
     parser.add_argument("--output", "-o", required=True, help="where to write the embeddings (.npy)")
     add_reader_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default: 32)")
@@ -44,7 +44,7 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
         "--quantization",
         choices=("int8", "none"),
         default=None,
-        help="with --backend onnx: which exported graph to run (default: the one the export made default)",
+        help="with --backend onnx: which exported graph to run (default: the one `isbert export --quantization` chose)",
     )
     parser.add_argument(
         "--chunk-size",
@@ -76,14 +76,21 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
         help="export a model to ONNX (optionally int8) for fast CPU encoding",
         description=(
             "Export MODEL to a self-contained ONNX folder (graph, tokenizer, isbert_onnx.json) that "
-            "`isbert encode --backend onnx` and isbert.load(..., backend='onnx') use. With --quantize int8 "
+            "`isbert encode --backend onnx` and isbert.load(..., backend='onnx') use. With --quantization int8 "
             "(default) the encoder's matrix multiplications are quantized to int8 (dynamic, per channel); "
             "the fp32 graph is kept too."
         ),
     )
     parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("--output", "-o", required=True, help="the folder to write (must be new or an export)")
-    parser.add_argument("--quantize", choices=("int8", "none"), default="int8", help="default: int8")
+    parser.add_argument(
+        "--quantization",
+        choices=("int8", "none"),
+        default="int8",
+        help="int8: an int8 graph beside the fp32 one, and encoders use it; none: the fp32 graph only (default: int8)",
+    )
+    # the flag's name before `encode --quantization` and `export` agreed on one
+    parser.add_argument("--quantize", dest="quantization", choices=("int8", "none"), help=argparse.SUPPRESS)
     parser.set_defaults(func=_run_export)
 
 
@@ -113,19 +120,25 @@ def _run_convert_weights(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from isbert.model import load
+    from isbert.identity import folder_checksum
+    from isbert.model import load, resolve_model_name
     from isbert.onnx_backend import export_onnx
 
     model = load(args.model, device="cpu")
-    folder = export_onnx(model, args.output, quantize=args.quantize, source=str(args.model))
-    print(f"exported {args.model} to {folder} ({'int8 + fp32' if args.quantize == 'int8' else 'fp32'})")
+    checksum = folder_checksum(resolve_model_name(args.model))
+    folder = export_onnx(
+        model, args.output, quantize=args.quantization, source=str(args.model), source_checksum=checksum
+    )
+    print(f"exported {args.model} to {folder} ({'int8 + fp32' if args.quantization == 'int8' else 'fp32'})")
     return 0
 
 
 def _run_encode(args: argparse.Namespace) -> int:
     from isbert.encode import encode_file
+    from isbert.inputs import expand_inputs
     from isbert.model import load
 
+    files = expand_inputs(args.input)  # a wrong path fails now, not after the model has loaded
     if args.backend == "onnx":
         model = load(args.model, backend="onnx", **({"quantization": args.quantization} if args.quantization else {}))
     else:
@@ -145,7 +158,7 @@ def _run_encode(args: argparse.Namespace) -> int:
         )
     report = encode_file(
         model,
-        args.input,
+        files,
         args.output,
         text_field=args.text_field,
         column=args.column,

@@ -63,12 +63,15 @@ def export_onnx(
     *,
     quantize: Quantization = "int8",
     source: str = "",
+    source_checksum: str | None = None,
     opset: int = 17,
 ) -> Path:
     """Export ``model`` to ``output_dir`` (fp32 graph always; plus the int8 graph when ``quantize="int8"``).
 
     Only models whose first module is a Hugging Face encoder (sentence-transformers ``Transformer``) followed by
     modules that work on ``token_embeddings``/``attention_mask`` (CNN, pooling, dense, normalize) are supported.
+    ``source_checksum`` (:func:`isbert.identity.folder_checksum` of the exported folder) lets an index built with
+    that model recognise the export.
     """
     _require_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -118,6 +121,7 @@ def export_onnx(
         tokenizer.save_pretrained(str(staging))
         config = {
             "source": source,
+            "source_checksum": source_checksum,
             "input_names": input_names,
             "embedding_dimension": model.get_embedding_dimension(),
             "max_seq_length": model.max_seq_length,
@@ -160,6 +164,14 @@ def _read_config(folder: Path) -> dict[str, Any]:
 
 def is_onnx_export(path: str | Path) -> bool:
     return (Path(path) / CONFIG_NAME).is_file()
+
+
+def export_source_checksum(path: str | Path) -> str | None:
+    """The checksum of the model an export was made from, where the export recorded it (exports since issue 19)."""
+    if not is_onnx_export(path):
+        return None
+    value = _read_config(Path(path)).get("source_checksum")
+    return value if isinstance(value, str) else None
 
 
 class OnnxEncoder:

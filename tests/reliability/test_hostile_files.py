@@ -90,7 +90,7 @@ def test_index_build_overwrite_never_deletes_outside(index_and_victim, word_mode
     index, victim = index_and_victim
     tamper(index, index="../victim.txt")
     corpus = write_lines(index.parent / "more.txt", sentences(5, offset=40))
-    args = ["index", "build", str(word_model_folder), "--index", str(index), "-i", str(corpus), "--overwrite"]
+    args = ["index", "build", str(index), "--model", str(word_model_folder), "-i", str(corpus), "--overwrite"]
     assert_one_line_error(capsys, main([*args, "--no-progress"]), "manifest")
     assert victim.read_text() == VICTIM_TEXT
 

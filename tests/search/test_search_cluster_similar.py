@@ -38,7 +38,7 @@ def test_clustering_recovers_blobs_and_writes_files(method: str, tmp_path: Path)
     labels = cluster_embeddings(data, method=method, **options)
     assert np.array_equal(relabel_by_size(labels), truth)
     texts = [f"text {i}" for i in range(60)]
-    report = write_clusters(tmp_path, list(range(1, 61)), texts, data, labels, top=3)
+    report = write_clusters(tmp_path, [f"t.txt:{i}" for i in range(1, 61)], texts, data, labels, top=3)
     assert report.sizes == [30, 20, 10] and report.projection in ("PCA", "UMAP")
     summary = json.loads((tmp_path / "clusters.json").read_text())
     assert [c["size"] for c in summary["clusters"]] == [30, 20, 10]
@@ -46,6 +46,7 @@ def test_clustering_recovers_blobs_and_writes_files(method: str, tmp_path: Path)
     assert {c["central"][0]["text"] for c in summary["clusters"]} <= set(texts)
     rows = list(csv.DictReader((tmp_path / "assignments.csv").open(encoding="utf-8")))
     assert len(rows) == 60 and [int(r["cluster"]) for r in rows] == truth.tolist()
+    assert rows[5]["source"] == "t.txt:6"
     assert (tmp_path / "projection.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -65,6 +66,8 @@ def test_cluster_cli(model_folder: Path, tmp_path: Path, capsys) -> None:
     )
     assert "40 texts in 4 clusters" in capsys.readouterr().out
     assert {p.name for p in out.iterdir()} == {"assignments.csv", "clusters.json", "projection.png"}
+    rows = list(csv.DictReader((out / "assignments.csv").open(encoding="utf-8")))
+    assert [r["source"] for r in rows[:2]] == ["c.txt:1", "c.txt:2"]
     assert main(["cluster", str(model_folder), "--input", str(corpus), "-o", str(out)]) == 2
     assert "needs --k" in capsys.readouterr().err
 
@@ -102,7 +105,7 @@ def test_similar_cli_finds_duplicates(model_folder: Path, tmp_path: Path, capsys
     args = ["similar", str(model_folder), "--input", str(corpus), "-t", "0.9999", "-o", str(out), "--no-progress"]
     assert main(args) == 0
     pairs = [json.loads(line) for line in out.read_text().splitlines()]
-    assert {(p["line1"], p["line2"]) for p in pairs} == {(5, 31), (10, 32)}
+    assert {(p["source1"], p["source2"]) for p in pairs} == {("c.txt:5", "c.txt:31"), ("c.txt:10", "c.txt:32")}
     assert "2 pairs with cosine >= 0.9999 among 32 texts" in capsys.readouterr().err
     model = isbert.load(model_folder, device="cpu")
     assert model.get_embedding_dimension() == 24
@@ -125,6 +128,6 @@ def test_similar_group_collapses_identical_texts(model_folder: Path, tmp_path: P
     grouped = capsys.readouterr()
     assert "1 pairs with cosine >= 0.9999 among 20 texts (13 distinct, 1 of them repeated)" in grouped.err
     rows = list(csv.DictReader(out.open(encoding="utf-8"), delimiter="\t"))
-    assert [(r["line1"], r["line2"], r["count1"], r["count2"]) for r in rows] == [("6", "20", "1", "1")]
+    assert [(r["source1"], r["source2"], r["count1"], r["count2"]) for r in rows] == [("c.txt:6", "c.txt:20", "1", "1")]
     assert main([*args, "--group", "-t", "0.5"]) == 0
     assert f"{texts[3]} (x8)" in capsys.readouterr().out

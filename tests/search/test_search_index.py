@@ -161,7 +161,7 @@ def test_cli_build_add_search_and_errors(tiny_model_folder: Path, tmp_path: Path
     folder = tmp_path / "idx"
     assert (
         main(
-            ["index", "build", str(tiny_model_folder), "--input", str(corpus), "--index", str(folder), "--no-progress"]
+            ["index", "build", str(folder), "--model", str(tiny_model_folder), "--input", str(corpus), "--no-progress"]
         )
         == 0
     )
@@ -182,11 +182,11 @@ def test_cli_build_add_search_and_errors(tiny_model_folder: Path, tmp_path: Path
 
     assert main(["search", str(folder), "  "]) == 2
     assert "empty query" in capsys.readouterr().err
-    assert main(["index", "build", str(tiny_model_folder), "--input", str(corpus), "--index", str(folder)]) == 2
+    assert main(["index", "build", str(folder), "--model", str(tiny_model_folder), "--input", str(corpus)]) == 2
     assert "already holds an index" in capsys.readouterr().err
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"fine line\nbad \xff byte\n")
-    assert main(["index", "build", str(tiny_model_folder), "--input", str(bad), "--index", str(tmp_path / "x")]) == 2
+    assert main(["index", "build", str(tmp_path / "x"), "--model", str(tiny_model_folder), "--input", str(bad)]) == 2
     assert f"{bad}:2: not valid UTF-8" in capsys.readouterr().err
     assert main(["search", str(tmp_path / "nope"), "query"]) == 2
     assert "not an index folder" in capsys.readouterr().err
@@ -206,3 +206,80 @@ def test_a_killed_writers_temporary_files_are_removed_by_the_next_writer(tiny_mo
     )
     assert not any(path.exists() for path in leftovers) and not (index / ".link.partial").is_symlink()
     assert outside.read_text() == "keep" and len(SearchIndex.open(index)) == 15
+
+
+def test_build_from_a_folder_and_a_pattern_keeps_file_and_line(tiny_model_folder: Path, tmp_path: Path, capsys) -> None:
+    texts = sentences(12)
+    (tmp_path / "docs" / "sub").mkdir(parents=True)
+    write_lines(tmp_path / "docs" / "b.txt", texts[:4])
+    write_lines(tmp_path / "docs" / "sub" / "a.txt", texts[4:8])
+    write_lines(tmp_path / "more-1.txt", texts[8:])
+    folder = tmp_path / "idx"
+    args = ["index", "build", str(folder), "--model", str(tiny_model_folder), "--no-progress", "-i"]
+    assert main([*args, str(tmp_path / "docs"), str(tmp_path / "more-*.txt")]) == 0
+    assert "added 12 texts" in capsys.readouterr().out
+    index = SearchIndex.open(folder)
+    sources = [record["source"] for record in index.records(range(12))]
+    assert sources[:5] == ["docs/b.txt:1", "docs/b.txt:2", "docs/b.txt:3", "docs/b.txt:4", "docs/sub/a.txt:1"]
+    assert sources[-1] == "more-1.txt:4"
+    assert main(["search", str(folder), "-k", "1", "--json", texts[9]]) == 0
+    assert '"source": "more-1.txt:2"' in capsys.readouterr().out
+    assert main(["index", "add", str(folder), "-i", str(tmp_path / "none-*.txt"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no files match" in err
+
+
+def _index_with_moved_model(tiny_model_folder: Path, tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    import shutil
+
+    texts = sentences(20)
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_folder, model)
+    folder = tmp_path / "idx"
+    args = ["index", "build", str(folder), "--model", str(model), "-i", str(write_lines(tmp_path / "c.txt", texts))]
+    assert main([*args, "--no-progress"]) == 0
+    moved = tmp_path / "elsewhere" / "model"
+    moved.parent.mkdir()
+    model.rename(moved)
+    return folder, moved, texts
+
+
+def test_a_moved_model_is_found_by_its_checksums(tiny_model_folder: Path, tmp_path: Path, capsys) -> None:
+    folder, moved, texts = _index_with_moved_model(tiny_model_folder, tmp_path)
+    capsys.readouterr()
+    assert main(["search", str(folder), texts[2]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not there any more" in err and "--model PATH" in err
+    assert main(["search", str(folder), "-k", "1", texts[2], "--model", str(moved)]) == 0
+    captured = capsys.readouterr()
+    assert texts[2] in captured.out and "note" not in captured.err
+    other = make_word_model_folder(tmp_path / "other", seed=5)
+    assert main(["search", str(folder), texts[2], "--model", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not the model the index" in err and "--model PATH" in err
+
+
+def test_an_index_from_before_the_checksums_still_works(tiny_model_folder: Path, tmp_path: Path, capsys) -> None:
+    folder, moved, texts = _index_with_moved_model(tiny_model_folder, tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["model_checksums"]  # as written before issue 19: an absolute path and the probes only
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["search", str(folder), "-k", "1", texts[4], "--model", str(moved)]) == 0  # by the probes
+    assert texts[4] in capsys.readouterr().out
+    moved.rename(tmp_path / "model")  # back where the manifest says
+    assert main(["search", str(folder), "-k", "1", texts[4]]) == 0
+
+
+def test_an_int8_export_of_the_index_model_is_accepted_with_a_note(
+    tiny_model_folder: Path, tmp_path: Path, capsys
+) -> None:
+    pytest.importorskip("onnxruntime")
+    folder, moved, texts = _index_with_moved_model(tiny_model_folder, tmp_path)
+    export = tmp_path / "onnx"
+    assert main(["export", str(moved), "-o", str(export), "--quantization", "int8"]) == 0
+    capsys.readouterr()
+    assert main(["search", str(folder), "-k", "1", texts[6], "--model", str(export)]) == 0
+    captured = capsys.readouterr()
+    notes = [line for line in captured.err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "ONNX export" in notes[0] and "cosine" in notes[0]
+    assert texts[6] in captured.out

@@ -20,7 +20,7 @@ def test_sts_index_search_and_cluster(real_data_dir: Path, tmp_path: Path, capsy
     corpus.write_text("\n".join(sentences) + "\n", encoding="utf-8")
     folder = tmp_path / "idx"
     assert (
-        main(["index", "build", "offline-minilm", "--input", str(corpus), "--index", str(folder), "--no-progress"]) == 0
+        main(["index", "build", str(folder), "--model", "offline-minilm", "--input", str(corpus), "--no-progress"]) == 0
     )
     capsys.readouterr()
     picked = sentences[::37]

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from isbert.atomic import atomic_file
-from isbert.cli_types import MODEL_HELP, add_device_argument, add_reader_arguments, positive_int
+from isbert.cli_types import MODEL_HELP, add_device_argument, add_input_argument, add_reader_arguments, positive_int
 from isbert.errors import IsbertError
+from isbert.inputs import describe, expand_inputs
 
 
 def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", "-i", required=True, help="the corpus: .txt, .jsonl, .csv or .tsv (optionally .gz)")
+    add_input_argument(parser, "the corpus")
     add_reader_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default: 32)")
     add_device_argument(parser)
@@ -48,13 +49,15 @@ def _add_index(subparsers: argparse._SubParsersAction) -> None:
         "build",
         help="embed a corpus and write a new index folder",
         description=(
-            "Embed every non-empty text of --input with MODEL and write an index folder. --kind auto (default) "
-            "uses exact inner-product search below 200,000 texts and IVF above; hnsw and ivf are approximate "
+            "Embed every non-empty text of --input with --model and write the index folder INDEX. --kind auto "
+            "(default) uses exact inner-product search below 200,000 texts and IVF above; hnsw and ivf are approximate "
             "and faster on large corpora. --storage float16/int8 shrinks the stored vectors 2x/4x."
         ),
     )
-    build.add_argument("model", help=MODEL_HELP)
-    build.add_argument("--index", required=True, help="the index folder to create")
+    build.add_argument("index", help="the index folder to create")
+    build.add_argument("--model", default=None, help=f"the model that embeds the texts (required): {MODEL_HELP}")
+    # before `index build INDEX --model MODEL`, it was `index build MODEL --index INDEX`; still read, with a note
+    build.add_argument("--index", dest="legacy_index", default=None, help=argparse.SUPPRESS)
     _corpus_arguments(build)
     build.add_argument("--kind", choices=("auto", "flat", "hnsw", "ivf"), default="auto", help="index type")
     build.add_argument("--storage", choices=("float32", "float16", "int8"), default="float32", help="vector storage")
@@ -90,15 +93,48 @@ def _load_model(name: str, device: str | None):
     return load(name, device=device)
 
 
+def _index_model(index: Any, given: str | None, device: str | None) -> tuple[Any, str]:
+    """The model for an index: ``--model`` or the one it records, checked against the index (a note is printed)."""
+    name = given or index.model_ref
+    if given is None and os.path.isabs(name) and not os.path.exists(name):
+        raise IsbertError(
+            f"the index {index.folder} was built with the model in {name}, which is not there any more; pass the "
+            "model with --model PATH (it is recognised by its files' checksums wherever it now is)"
+        )
+    model = _load_model(name, device)
+    note = index.check_model(model, name)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return model, name
+
+
+def _build_target(args: argparse.Namespace) -> tuple[str, str]:
+    """The index folder and the model of ``index build``, from either spelling (the old one with a note)."""
+    if args.legacy_index is None:
+        if args.model is None:
+            raise IsbertError("name the model: isbert index build INDEX --model MODEL --input FILE ...")
+        return args.index, args.model
+    if args.model is not None:
+        raise IsbertError("give the index once: isbert index build INDEX --model MODEL (--index is the old spelling)")
+    print(
+        f"note: `index build MODEL --index DIR` is the old spelling; write `isbert index build {args.legacy_index} "
+        f"--model {args.index}`",
+        file=sys.stderr,
+    )
+    return args.legacy_index, args.index
+
+
 def _run_index_build(args: argparse.Namespace) -> int:
     from isbert.search.index import SearchIndex
 
+    args.index, args.model = _build_target(args)
+    inputs = expand_inputs(args.input)
     model = _load_model(args.model, args.device)
     report = SearchIndex.build(
         args.index,
         model,
         args.model,
-        args.input,
+        inputs,
         options=_options(args),
         kind=args.kind,
         storage=args.storage,
@@ -118,11 +154,13 @@ def _run_index_build(args: argparse.Namespace) -> int:
 def _run_index_add(args: argparse.Namespace) -> int:
     from isbert.search.index import SearchIndex
 
+    inputs = expand_inputs(args.input)
     index = SearchIndex.open(args.index)
-    model = _load_model(args.model or index.model_ref, args.device)
+    model, name = _index_model(index, args.model, args.device)
     report = index.add(
-        model, args.input, options=_options(args), batch_size=args.batch_size, show_progress=not args.no_progress
-    )
+        model, inputs, options=_options(args), batch_size=args.batch_size, show_progress=not args.no_progress,
+        model_name=name,
+    )  # fmt: skip
     print(report.summary())
     return 0
 
@@ -169,10 +207,7 @@ def _run_search(args: argparse.Namespace) -> int:
         if not text.strip():
             raise IsbertError(f"{where}: empty query")
     index = SearchIndex.open(args.index)
-    model_name = args.model or index.model_ref
-    model = _load_model(model_name, args.device)
-    if args.model:
-        index.check_model(model, args.model)
+    model, _ = _index_model(index, args.model, args.device)
     texts = [text for _, text in queries]
     limit = model.max_seq_length
     for where, text in queries:
@@ -222,17 +257,18 @@ def _run_cluster(args: argparse.Namespace) -> int:
 
     if args.method == "kmeans" and args.k is None:
         raise IsbertError("k-means needs --k N (or use --method agglomerative --distance-threshold T)")
+    files = expand_inputs(args.input)
     model = _load_model(args.model, args.device)
     stats = EmbedStats()
-    lines, texts, embeddings = embed_corpus(
-        model, args.input, _options(args), batch_size=args.batch_size, show_progress=not args.no_progress, stats=stats
+    sources, texts, embeddings = embed_corpus(
+        model, files, _options(args), batch_size=args.batch_size, show_progress=not args.no_progress, stats=stats
     )
     labels = cluster_embeddings(
         embeddings, method=args.method, k=args.k, distance_threshold=args.distance_threshold, seed=args.seed
     )
     report = write_clusters(
         args.output,
-        lines,
+        sources,
         texts,
         embeddings,
         labels,
@@ -240,7 +276,7 @@ def _run_cluster(args: argparse.Namespace) -> int:
         plot=not args.no_plot,
         projection=args.projection,
         seed=args.seed,
-        title=f"{Path(args.input).name}, {args.method}",
+        title=f"{describe(files)}, {args.method}",
     )
     print(report.summary())
     if stats.truncated:
@@ -278,10 +314,11 @@ def _run_similar(args: argparse.Namespace) -> int:
     from isbert.search.corpus import EmbedStats, embed_corpus
     from isbert.search.similar import group_identical, mine_pairs
 
+    files = expand_inputs(args.input)
     model = _load_model(args.model, args.device)
     stats = EmbedStats()
-    lines, texts, embeddings = embed_corpus(
-        model, args.input, _options(args), batch_size=args.batch_size, show_progress=not args.no_progress, stats=stats
+    sources, texts, embeddings = embed_corpus(
+        model, files, _options(args), batch_size=args.batch_size, show_progress=not args.no_progress, stats=stats
     )
     groups = group_identical(texts) if args.group else None
     rows_of = groups.first_rows if groups is not None else np.arange(len(texts))
@@ -291,8 +328,8 @@ def _run_similar(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
     )  # fmt: skip
     found = [
-        {"score": float(score), "line1": lines[rows_of[i]], "line2": lines[rows_of[j]], "text1": texts[rows_of[i]],
-         "text2": texts[rows_of[j]], "count1": int(counts[i]), "count2": int(counts[j])}
+        {"score": float(score), "source1": sources[rows_of[i]], "source2": sources[rows_of[j]],
+         "text1": texts[rows_of[i]], "text2": texts[rows_of[j]], "count1": int(counts[i]), "count2": int(counts[j])}
         for i, j, score in zip(pairs.first, pairs.second, pairs.scores, strict=True)
     ]  # fmt: skip
     if args.output:
@@ -312,13 +349,13 @@ def _run_similar(args: argparse.Namespace) -> int:
 
 def _entry(pair: dict[str, Any], side: int) -> str:
     count = pair[f"count{side}"]
-    return f"{pair[f'line{side}']}: {pair[f'text{side}']}" + (f" (x{count})" if count > 1 else "")
+    return f"{pair[f'source{side}']}: {pair[f'text{side}']}" + (f" (x{count})" if count > 1 else "")
 
 
 def _write_pairs(output: Path, pairs: list[dict[str, Any]], *, grouped: bool) -> None:
     import csv
 
-    columns = ["score", "line1", "line2", "text1", "text2", *(["count1", "count2"] if grouped else [])]
+    columns = ["score", "source1", "source2", "text1", "text2", *(["count1", "count2"] if grouped else [])]
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(output) as partial, partial.open("w", encoding="utf-8", newline="") as handle:
         if output.suffix == ".tsv":
@@ -434,6 +471,10 @@ def _run_serve(args: argparse.Namespace) -> int:
     limits, security = _serve_settings(args)
     index = SearchIndex.open(args.index) if args.index else None
     model = _load_model(args.model, args.device)
+    if index is not None:
+        note = index.check_model(model, args.model)  # by path: the checksums find the model and its exports
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     app = create_app(
         model,
         args.model_name or Path(args.model.rstrip("/\\")).name or "model",
@@ -442,6 +483,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         security=security,
         max_batch=args.max_batch,
         batch_wait_ms=args.batch_wait_ms,
+        index_checked=True,
     )
     serve(app, args.host, args.port, args.log_level)
     return 0

@@ -2,7 +2,8 @@
 
 Outputs in the output folder:
 
-- ``assignments.csv``: ``line,cluster,similarity,text`` for every text (similarity = cosine to its cluster centre);
+- ``assignments.csv``: ``source,cluster,similarity,text`` for every text (source = ``file:line``, similarity =
+  cosine to its cluster centre);
 - ``clusters.json``: per cluster, its size and its most central sentences (the ones closest to the centre, which
   summarize a cluster far better than a random member);
 - ``projection.png``: a 2-D projection (PCA, or UMAP when installed and asked for) coloured by cluster.
@@ -159,7 +160,7 @@ def plot_projection(points: np.ndarray, labels: np.ndarray, path: Path, title: s
 
 def write_clusters(
     output: str | Path,
-    lines: list[int],
+    sources: list[str],
     texts: list[str],
     embeddings: np.ndarray,
     labels: np.ndarray,
@@ -178,9 +179,9 @@ def write_clusters(
     sizes = np.bincount(labels).tolist()
     with atomic_file(output / "assignments.csv") as partial, partial.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["line", "cluster", "similarity", "text"])
-        for line, label, score, text in zip(lines, labels, similarity, texts, strict=True):
-            writer.writerow([line, int(label), f"{score:.4f}", text])
+        writer.writerow(["source", "cluster", "similarity", "text"])
+        for source, label, score, text in zip(sources, labels, similarity, texts, strict=True):
+            writer.writerow([source, int(label), f"{score:.4f}", text])
     summary: list[dict[str, Any]] = []
     for cluster, size in enumerate(sizes):
         members = np.flatnonzero(labels == cluster)
@@ -190,7 +191,7 @@ def write_clusters(
                 "cluster": cluster,
                 "size": size,
                 "central": [
-                    {"line": lines[i], "similarity": round(float(similarity[i]), 4), "text": texts[i]} for i in best
+                    {"source": sources[i], "similarity": round(float(similarity[i]), 4), "text": texts[i]} for i in best
                 ],
             }
         )

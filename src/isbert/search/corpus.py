@@ -1,4 +1,4 @@
-"""Read a corpus file and embed it in chunks of unit-length float32 vectors, so that inner product is cosine.
+"""Read corpus files and embed them in chunks of unit-length float32 vectors, so that inner product is cosine.
 
 Every application here (index, cluster, similar) works on normalized embeddings: faiss' inner-product indexes and
 the pair miner then rank by cosine similarity, which is what sentence-embedding models are trained for.
@@ -6,9 +6,8 @@ the pair miner then rank by cosine similarity, which is what sentence-embedding 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
@@ -16,21 +15,22 @@ from tqdm.auto import tqdm
 
 from isbert.encode import count_truncated
 from isbert.errors import IsbertError
-from isbert.io import EncodingErrors, ReadStats, iter_texts
+from isbert.inputs import InputFile, describe, iter_input_texts
+from isbert.io import EncodingErrors, ReadStats
 
 
 @dataclass
 class CorpusOptions:
-    """How to read the corpus file (the same options as ``isbert encode``)."""
+    """How to read the corpus files (the same options as ``isbert encode``)."""
 
     text_field: str = "text"
     column: str = "text"
     encoding_errors: EncodingErrors = "strict"
 
-    def read(self, path: str | Path, stats: ReadStats | None = None) -> Iterator[tuple[int, str]]:
-        """Non-empty texts with their line numbers; empty lines carry no meaning for search or clustering."""
-        return iter_texts(
-            path,
+    def read(self, files: Sequence[InputFile], stats: ReadStats | None = None) -> Iterator[tuple[str, str]]:
+        """Non-empty texts with their ``label:line``; empty lines carry no meaning for search or clustering."""
+        records = iter_input_texts(
+            files,
             text_field=self.text_field,
             column=self.column,
             encoding_errors=self.encoding_errors,
@@ -38,13 +38,15 @@ class CorpusOptions:
             strip=True,
             stats=stats,
         )
+        return ((f"{file.label}:{line}", text) for file, line, text in records)
 
 
 @dataclass
 class Chunk:
-    """Consecutive corpus records and their normalized embeddings (row ``i`` is ``texts[i]``)."""
+    """Consecutive corpus records (``label:line`` and text) and their normalized embeddings (row ``i`` is
+    ``texts[i]``)."""
 
-    lines: list[int]
+    sources: list[str]
     texts: list[str]
     embeddings: np.ndarray
 
@@ -75,14 +77,14 @@ def embed_texts(model: SentenceTransformer, texts: list[str], batch_size: int = 
     return vectors
 
 
-def count_records(path: str | Path, options: CorpusOptions) -> int:
+def count_records(files: Sequence[InputFile], options: CorpusOptions) -> int:
     """Number of non-empty texts (a streaming pass), so that index types and progress bars can be chosen up front."""
-    return sum(1 for _ in options.read(path))
+    return sum(1 for _ in options.read(files))
 
 
 def iter_embedded_chunks(
     model: SentenceTransformer,
-    path: str | Path,
+    files: Sequence[InputFile],
     options: CorpusOptions,
     *,
     total: int | None = None,
@@ -94,13 +96,13 @@ def iter_embedded_chunks(
 ) -> Iterator[Chunk]:
     """Stream the corpus as embedded chunks: memory stays at one chunk whatever the file size."""
     stats = stats if stats is not None else EmbedStats()
-    records = options.read(path, stats.read)
+    records = options.read(files, stats.read)
     with tqdm(total=total, desc=desc, unit="text", disable=not show_progress) as progress:
         while True:
-            lines: list[int] = []
+            sources: list[str] = []
             texts: list[str] = []
-            for number, text in records:
-                lines.append(number)
+            for source, text in records:
+                sources.append(source)
                 texts.append(text)
                 if len(texts) == chunk_size:
                     break
@@ -110,34 +112,35 @@ def iter_embedded_chunks(
             embeddings = embed_texts(model, texts, batch_size)
             stats.texts += len(texts)
             progress.update(len(texts))
-            yield Chunk(lines, texts, embeddings)
+            yield Chunk(sources, texts, embeddings)
 
 
 def embed_corpus(
     model: SentenceTransformer,
-    path: str | Path,
+    files: Sequence[InputFile],
     options: CorpusOptions,
     *,
     batch_size: int = 32,
     show_progress: bool = True,
     stats: EmbedStats | None = None,
-) -> tuple[list[int], list[str], np.ndarray]:
-    """The whole corpus in memory: line numbers, texts and an ``(n, dim)`` matrix (for clustering and mining)."""
-    total = count_records(path, options)
+) -> tuple[list[str], list[str], np.ndarray]:
+    """The whole corpus in memory: ``label:line`` sources, texts and an ``(n, dim)`` matrix (for clustering and
+    mining)."""
+    total = count_records(files, options)
     if total == 0:
-        raise IsbertError(f"{path}: no non-empty texts")
-    lines: list[int] = []
+        raise IsbertError(f"{describe(files)}: no non-empty texts")
+    sources: list[str] = []
     texts: list[str] = []
     matrix = np.empty((total, model.get_embedding_dimension() or 0), dtype=np.float32)
     for chunk in iter_embedded_chunks(
-        model, path, options, total=total, batch_size=batch_size, stats=stats, show_progress=show_progress
+        model, files, options, total=total, batch_size=batch_size, stats=stats, show_progress=show_progress
     ):
         start = len(texts)
         if start + len(chunk.texts) > total:
-            raise IsbertError(f"{path} changed while it was being read")
+            raise IsbertError(f"{describe(files)} changed while it was being read")
         matrix[start : start + len(chunk.texts)] = chunk.embeddings
-        lines.extend(chunk.lines)
+        sources.extend(chunk.sources)
         texts.extend(chunk.texts)
     if len(texts) != total:
-        raise IsbertError(f"{path} changed while it was being read ({total} texts, then {len(texts)})")
-    return lines, texts, matrix
+        raise IsbertError(f"{describe(files)} changed while it was being read ({total} texts, then {len(texts)})")
+    return sources, texts, matrix

@@ -13,7 +13,9 @@ and a crash or error mid-way leaves the old index intact. Old generation files a
 
 Why a fingerprint: vectors from two different models live in unrelated spaces, and searching one with the other
 returns confident nonsense. The manifest keeps the embeddings of a few fixed probe sentences; a model whose probe
-embeddings differ is refused.
+embeddings differ is refused. It also keeps the checksums of the model's files (:mod:`isbert.identity`), so the
+model is recognised after it moved (the recorded path is only where to look first) and so is its ONNX export.
+Indexes written before the checksums have only the path and the probes, and are read the same way.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +40,7 @@ from sentence_transformers import SentenceTransformer
 from isbert.atomic import atomic_file, write_json_atomic
 from isbert.confined import confined_path
 from isbert.errors import IsbertError, printable
+from isbert.inputs import InputFile, describe, expand_inputs
 from isbert.search.corpus import Chunk, CorpusOptions, EmbedStats, count_records, embed_texts, iter_embedded_chunks
 
 FORMAT_VERSION = 1
@@ -86,6 +89,25 @@ def fingerprint_agreement(stored: dict[str, Any], model: SentenceTransformer) ->
 def model_reference(name_or_path: str) -> str:
     """What the manifest records to reload the model: an absolute path for a folder, else the name (or alias)."""
     return str(Path(name_or_path).resolve()) if os.path.isdir(name_or_path) else str(name_or_path)
+
+
+def model_checksums(name_or_path: str | None) -> dict[str, str | None]:
+    """The checksum of a model's files and, for an ONNX export, of the model it came from (None where unknown)."""
+    from isbert.identity import folder_checksum
+    from isbert.model import resolve_model_name
+    from isbert.onnx_backend import export_source_checksum
+
+    if not name_or_path:
+        return {"checksum": None, "source_checksum": None}
+    path = resolve_model_name(name_or_path)
+    return {"checksum": folder_checksum(path), "source_checksum": export_source_checksum(path)}
+
+
+def _related_by_export(stored: dict[str, Any], given: dict[str, str | None]) -> bool:
+    """One of the two is an ONNX export of the other (or both are exports of the same model)."""
+    ours = {stored.get("checksum"), stored.get("source_checksum")}
+    theirs = {given["checksum"], given["source_checksum"]}
+    return bool((ours & theirs) - {None})
 
 
 # ------------------------------------------------------------------------------------------------- faiss indexes
@@ -271,9 +293,9 @@ class _TextWriter:
         self.offsets = offsets if offsets is not None else []
         self.store_texts = store_texts
 
-    def write(self, chunk: Chunk, source: str) -> None:
-        for line, text in zip(chunk.lines, chunk.texts, strict=True):
-            record: dict[str, Any] = {"source": f"{source}:{line}"}
+    def write(self, chunk: Chunk) -> None:
+        for source, text in zip(chunk.sources, chunk.texts, strict=True):
+            record: dict[str, Any] = {"source": source}
             if self.store_texts:
                 record["text"] = text
             data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
@@ -341,22 +363,41 @@ class SearchIndex:
         )
 
     # ------------------------------------------------------------------ the model
-    def check_model(self, model: SentenceTransformer, name: str | None = None) -> None:
-        """Refuse a model whose embeddings are not the ones this index was built with."""
-        dimension = model.get_embedding_dimension()
+    def check_model(self, model: SentenceTransformer, name: str | None = None) -> str | None:
+        """Refuse a model whose embeddings are not the ones this index was built with; a note, or None.
+
+        The same files (by checksum, wherever the folder now is) pass at once; an ONNX export of the index's model
+        (or the model of the index's export) passes with a note, as its int8 vectors differ slightly; any other
+        model must give the stored embeddings of the probe sentences. ``name`` is the path or name it was loaded
+        from (it names the model in messages and gives its checksum).
+        """
         label = name or "the model"
+        how = (
+            f"pass the index's model with --model PATH (found by its files' checksums wherever it now is), or rebuild "
+            f"the index with it: isbert index build {self.folder} --model {label} --input ... --overwrite"
+        )
+        dimension = model.get_embedding_dimension()
         if dimension != self.dimension:
             raise IsbertError(
                 f"{label} makes {dimension}-d embeddings but the index {self.folder} holds {self.dimension}-d "
-                f"vectors from {self.model_ref}; use that model or rebuild the index"
+                f"vectors from {self.model_ref}; {how}"
             )
+        stored = self.manifest.get("model_checksums") or {}
+        given = model_checksums(name)
+        if stored.get("checksum") and given["checksum"] == stored["checksum"]:
+            return None
         agreement = fingerprint_agreement(self.manifest["fingerprint"], model)
+        if _related_by_export(stored, given):
+            return (
+                f"{label} and the index's model ({self.model_ref}) are the same model, one of them an ONNX export; "
+                f"their vectors differ slightly (cosine {agreement:.4f} on the probe sentences), so scores may shift"
+            )
         if agreement < FINGERPRINT_MIN_COSINE:
             raise IsbertError(
                 f"{label} is not the model the index {self.folder} was built with ({self.model_ref}): its embeddings "
-                f"of the probe sentences differ (cosine {agreement:.3f} < {FINGERPRINT_MIN_COSINE}); use that model "
-                "or rebuild the index"
+                f"of the probe sentences differ (cosine {agreement:.3f} < {FINGERPRINT_MIN_COSINE}); {how}"
             )
+        return None
 
     # ------------------------------------------------------------------ reading
     def records(self, ids: Iterable[int]) -> list[dict[str, Any]]:
@@ -411,7 +452,7 @@ class SearchIndex:
         folder: str | Path,
         model: SentenceTransformer,
         model_name: str,
-        corpus: str | Path,
+        corpus: str | Path | Sequence[str | Path],
         *,
         options: CorpusOptions | None = None,
         kind: str = "auto",
@@ -422,13 +463,15 @@ class SearchIndex:
         show_progress: bool = True,
         **spec_overrides: int,
     ) -> BuildReport:
-        """Embed ``corpus`` and write a new index folder (it must not exist, or be empty, unless ``overwrite``)."""
+        """Embed ``corpus`` (files, folders, glob patterns: :func:`isbert.inputs.expand_inputs`) and write a new
+        index folder (it must not exist, or be empty, unless ``overwrite``)."""
         folder = Path(folder)
         options = options or CorpusOptions()
         _check_build_folder(folder, overwrite)
-        count = count_records(corpus, options)
+        inputs = expand_inputs(corpus)
+        count = count_records(inputs, options)
         if count == 0:
-            raise IsbertError(f"{corpus}: no non-empty texts to index")
+            raise IsbertError(f"{describe(inputs)}: no non-empty texts to index")
         dimension = model.get_embedding_dimension()
         if not dimension:
             raise IsbertError("the model does not report its embedding dimension")
@@ -445,7 +488,7 @@ class SearchIndex:
             generation = (previous["generation"] + 1) if previous else 1
             manifest = _new_manifest(generation, model, model_name, dimension, spec, store_texts)
             stats = EmbedStats()
-            job = _EmbedJob(model, corpus, options, count, stats, batch_size, show_progress, store_texts)
+            job = _EmbedJob(model, inputs, options, count, stats, batch_size, show_progress, store_texts)
             added = _write_generation(folder, manifest, new_faiss_index(dimension, spec), [], spec, job)
             if previous:
                 _remove_generation(folder, previous)
@@ -454,18 +497,22 @@ class SearchIndex:
     def add(
         self,
         model: SentenceTransformer,
-        corpus: str | Path,
+        corpus: str | Path | Sequence[str | Path],
         *,
         options: CorpusOptions | None = None,
         batch_size: int = 32,
         show_progress: bool = True,
+        model_name: str | None = None,
     ) -> BuildReport:
-        """Append a corpus: new generation files are written in full, then the manifest is swapped atomically."""
+        """Append a corpus: new generation files are written in full, then the manifest is swapped atomically.
+
+        ``model_name``: where ``model`` was loaded from (see :meth:`check_model`)."""
         options = options or CorpusOptions()
-        self.check_model(model)
-        count = count_records(corpus, options)
+        self.check_model(model, model_name)
+        inputs = expand_inputs(corpus)
+        count = count_records(inputs, options)
         if count == 0:
-            raise IsbertError(f"{corpus}: no non-empty texts to add")
+            raise IsbertError(f"{describe(inputs)}: no non-empty texts to add")
         with _locked(self.folder):
             current = _read_manifest(self.folder)
             if current is None or current["generation"] != self.manifest["generation"]:
@@ -477,7 +524,7 @@ class SearchIndex:
             spec = IndexSpec(kind=current["spec"]["kind"], storage=current["spec"]["storage"])
             stats = EmbedStats()
             store_texts = bool(current.get("store_texts", True))
-            job = _EmbedJob(model, corpus, options, count, stats, batch_size, show_progress, store_texts)
+            job = _EmbedJob(model, inputs, options, count, stats, batch_size, show_progress, store_texts)
             try:
                 added = _write_generation(
                     self.folder, manifest, faiss.clone_index(self.index), self.offsets.tolist(), spec, job
@@ -536,7 +583,7 @@ class _EmbedJob:
     fill, the batch size, whether to show progress and whether to store the texts."""
 
     model: SentenceTransformer
-    corpus: str | Path
+    inputs: Sequence[InputFile]
     options: CorpusOptions
     count: int
     stats: EmbedStats
@@ -561,6 +608,7 @@ def _new_manifest(
         "format": FORMAT_VERSION,
         "generation": generation,
         "model": model_reference(model_name),
+        "model_checksums": model_checksums(model_name),
         "dimension": dimension,
         "max_seq_length": model.max_seq_length,
         "fingerprint": probe_fingerprint(model),
@@ -581,7 +629,7 @@ def _new_manifest(
 def _write_generation(
     folder: Path, manifest: dict[str, Any], index: faiss.Index, offsets: list[int], spec: IndexSpec, job: _EmbedJob
 ) -> int:
-    """Embed ``job.corpus`` into ``index`` and the generation's files, then publish them by replacing the manifest."""
+    """Embed ``job.inputs`` into ``index`` and the generation's files, then publish them by replacing the manifest."""
     files = manifest["files"]
     before = index.ntotal
     adder = _Adder(index, training_size(index, spec, job.count))
@@ -590,7 +638,7 @@ def _write_generation(
         try:
             for chunk in iter_embedded_chunks(
                 job.model,
-                job.corpus,
+                job.inputs,
                 job.options,
                 total=job.count,
                 batch_size=job.batch_size,
@@ -601,12 +649,12 @@ def _write_generation(
                 if chunk.embeddings.shape[1] != manifest["dimension"]:
                     raise IsbertError(f"the model returned {chunk.embeddings.shape[1]}-d embeddings")
                 adder.add(chunk.embeddings)
-                writer.write(chunk, Path(job.corpus).name)
+                writer.write(chunk)
             adder.flush()
         finally:
             writer.close()
         if index.ntotal != len(writer.offsets):
-            raise IsbertError(f"{job.corpus} changed while it was being indexed")
+            raise IsbertError(f"{describe(job.inputs)} changed while it was being indexed")
         with atomic_file(folder / files["index"]) as partial:
             faiss.write_index(index, str(partial))
         with atomic_file(folder / files["offsets"]) as partial, partial.open("wb") as handle:

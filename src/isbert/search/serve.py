@@ -656,14 +656,16 @@ def create_app(
     max_batch: int = 64,
     batch_wait_ms: float = 5.0,
     batch_size: int = 32,
+    index_checked: bool = False,
 ) -> FastAPI:
     """The FastAPI application; ``model_name`` is the display name in every answer (never a folder path).
 
-    An index built with another model is refused here (IsbertError).
+    An index built with another model is refused here (IsbertError), unless the caller has checked the pair by the
+    model's path already (``index_checked``: the CLI does, so that an ONNX export of the index's model is accepted).
     """
     limits = limits or Limits()
     security = security or Security()
-    if index is not None:
+    if index is not None and not index_checked:
         index.check_model(model, model_name)
     batcher = Batcher(
         model_encoder(model, batch_size),
