@@ -78,3 +78,9 @@ def test_large_change_keeps_its_own_range_and_png_is_written(tmp_path: Path) -> 
 def test_nothing_to_draw(tmp_path: Path) -> None:
     assert draw_curves([{"event": "start", "step": 0}]) is None
     assert plot_curves(tmp_path / "missing.jsonl", tmp_path / "x.png") is None
+
+
+def test_a_short_runs_loss_points_are_visible() -> None:
+    figure = draw_curves([{"event": "train", "step": 10, "loss": 1.5}])  # one logged step: a line would draw nothing
+    (line,) = figure.axes[0].get_lines()
+    assert line.get_marker() == "o"

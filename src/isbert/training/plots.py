@@ -25,11 +25,13 @@ class Curve:
     style: str
     color: str
     fmt: str
+    greater: bool
+    """Higher is better: the saved step's label goes above its point, on the side away from the start line."""
 
 
-STSB = Curve(STSB_KEY, "STSb dev Spearman x100", "STSb dev", 100.0, 5.0, "o-", "tab:green", ".2f")
+STSB = Curve(STSB_KEY, "STSb dev Spearman x100", "STSb dev", 100.0, 5.0, "o-", "tab:green", ".2f", True)
 LABEL_FREE = Curve(
-    LABEL_FREE_KEY, "held-out align+uniform (lower=better)", "align+uniform", 1.0, 0.5, "s--", "tab:red", ".4f"
+    LABEL_FREE_KEY, "held-out align+uniform (lower=better)", "align+uniform", 1.0, 0.5, "s--", "tab:red", ".4f", False
 )
 
 
@@ -74,7 +76,8 @@ def draw_curves(records: list[dict[str, Any]]) -> Any:
         return None
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
     if train:
-        top.plot([r["step"] for r in train], [r["loss"] for r in train], color="tab:blue", lw=1.2)
+        marker = "o" if len(train) < 20 else None  # a short run's few points (one is no line at all)
+        top.plot([r["step"] for r in train], [r["loss"] for r in train], color="tab:blue", lw=1.2, marker=marker)
     top.set_ylabel("training loss (MI estimator)")
     top.grid(alpha=0.3)
     chosen = next((r["best"] for r in reversed(records) if r.get("event") == "selection" and r.get("best")), None)
@@ -130,9 +133,10 @@ def _annotate_choice(axis: Any, curve: Curve, chosen: dict[str, Any], last_step:
     axis.annotate(
         f"saved: step {chosen['step']}, {curve.short} {value:{curve.fmt}}",
         xy=(chosen["step"], value),
-        xytext=(-12 if late else 12, 18),
+        xytext=(-12 if late else 12, 18 if curve.greater else -18),
         textcoords="offset points",
         ha="right" if late else "left",
+        va="bottom" if curve.greater else "top",
         fontsize=8,
         arrowprops={"arrowstyle": "->", "color": "gray"},
     )
