@@ -100,6 +100,8 @@ def test_help_shows_each_default_once() -> None:
         ({"corpus": []}, "no corpus files"),
         ({"objective": "simcse", "train_parts": "head"}, "no head to train"),
         ({"select": "stsb"}, "--select stsb needs --dev stsb"),
+        ({"keep_checkpoints": -1}, "--keep-checkpoints must be at least 0"),
+        ({"eval_steps": 0}, "--eval-steps must be at least 1"),
     ],
 )
 def test_validation_follows_the_declaration(change: dict[str, Any], message: str) -> None:
@@ -111,3 +113,10 @@ def test_trajectory_holds_what_changes_training_and_nothing_else() -> None:
     trajectory = TrainConfig().trajectory()
     assert {"lr", "seed", "activation", "exclude_radius", "include_special_tokens", "heldout_size"} <= set(trajectory)
     assert not {"output", "resume", "eval_steps", "device", "dev", "show_progress", "corpus"} & set(trajectory)
+
+
+def test_keep_checkpoints_zero_and_eval_steps_default_on_the_command_line() -> None:
+    config = from_args(parser().parse_args([*REQUIRED, "--keep-checkpoints", "0"]))
+    assert config.keep_checkpoints == 0 and config.eval_steps is None  # None: about five evaluations per run
+    with pytest.raises(SystemExit):
+        parser().parse_args([*REQUIRED, "--eval-steps", "0"])

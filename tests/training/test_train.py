@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +24,8 @@ from helpers_training import (
     run_cli,
     write_corpus,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 import isbert
 from isbert.errors import IsbertError
@@ -29,7 +33,7 @@ from isbert.training import TrainConfig, train
 from isbert.training.checkpoints import MARKER, list_checkpoints
 from isbert.training.evaluators import LabelFreeEvaluator, alignment, uniformity
 from isbert.training.result import selection_agreement
-from isbert.training.run import prepare_output
+from isbert.training.run import _nothing_to_resume, evaluation_interval, prepare_output
 
 TINY = {"max_seq_length": 16, "out_channels": 8, "show_progress": False, "device": "cpu", "logging_steps": 2}
 
@@ -63,6 +67,34 @@ def test_agreement_known_case() -> None:
     result = selection_agreement(history)
     assert result["labeled_choice_step"] == 0 and result["label_free_choice_step"] == 0 and result["same_choice"]
     assert result["rank_correlation"] == pytest.approx(0.5)
+
+
+@given(total=st.integers(1, 10**6), explicit=st.none() | st.integers(1, 10**4))
+def test_evaluation_interval(total: int, explicit: int | None) -> None:
+    config = TrainConfig(corpus=["c.txt"], max_steps=total, eval_steps=explicit)
+    interval = evaluation_interval(config, train_size=10)
+    if explicit is not None:
+        assert interval == explicit  # an explicit value wins
+    else:  # about five evaluations after step 0 (the last step is always evaluated too)
+        evaluations = math.ceil(total / interval)
+        assert evaluations <= 5 and (evaluations >= 3 or total < 5)
+        assert total < 25 or evaluations >= 4
+
+
+def test_evaluation_interval_counts_epochs_as_the_trainer_does() -> None:
+    config = TrainConfig(corpus=["c.txt"], batch_size=32, epochs=2.0)
+    assert evaluation_interval(config, train_size=1000) == math.ceil(2 * (1000 // 32) / 5)  # 62 steps: every 13
+    assert evaluation_interval(config, train_size=1000, world=2) == math.ceil(2 * (1000 // 64) / 5)
+    assert evaluation_interval(TrainConfig(corpus=["c.txt"], batch_size=32), train_size=40) == 1
+
+
+def test_resume_without_checkpoint_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _nothing_to_resume(tmp_path, main=True)  # killed before its first checkpoint: a fresh start, said in one line
+    err = capsys.readouterr().err
+    assert err == f"note: {tmp_path} has no complete checkpoint to resume from; training starts at step 0\n"
+    (tmp_path / "training_summary.json").write_text("{}")
+    with pytest.raises(IsbertError, match=r"finished run with no checkpoint left .*--overwrite"):
+        _nothing_to_resume(tmp_path, main=True)
 
 
 def test_output_folder_refusal(tmp_path: Path, tiny_backbone: Path) -> None:
@@ -198,3 +230,55 @@ def test_ddp_two_processes_keep_identical_replicas(tmp_path: Path, tiny_backbone
     log = [json.loads(line) for line in (tmp_path / "run" / "training_log.jsonl").read_text().splitlines()]
     assert log[0]["world_size"] == 2
     assert isbert.load(tmp_path / "run").encode(["a man"]).shape == (1, 24)
+
+
+def test_tuned_encoder_run_without_labels_warns_evaluates_five_times_and_keeps_no_checkpoint(
+    tmp_path: Path, tiny_backbone: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+    from transformers import TrainerCallback
+
+    from isbert.training.result import CARD_PATH
+
+    encoder = Transformer(str(tiny_backbone), max_seq_length=16)  # a tuned sentence encoder's shape: encoder + pooling
+    backbone = tmp_path / "tiny-st"
+    SentenceTransformer(modules=[encoder, Pooling(encoder.get_embedding_dimension())], device="cpu").save(str(backbone))
+
+    class CheckpointsWhileTraining(TrainerCallback):
+        seen: list[list[int]] = []
+
+        def on_save(self, args, state, control, **kwargs):
+            self.seen.append([step for step, _ in list_checkpoints(out / "checkpoints")])
+
+    corpus = write_corpus(tmp_path / "c.txt", 200)
+    out = tmp_path / "run"
+    settings = {"model": str(backbone), "corpus": [str(corpus)], "output": str(out), "max_steps": 10,
+                "batch_size": 8, "lr": 1e-3, "keep_checkpoints": 0, **TINY}  # fmt: skip
+    capsys.readouterr()
+    result = train(**settings, callbacks=[CheckpointsWhileTraining()])
+    captured = capsys.readouterr()
+    # the warning comes at the start (stderr, one line) and again in the verdict
+    (warning,) = [line for line in captured.err.splitlines() if line.startswith("warning: ")]
+    assert "--dev stsb" in warning and "--anchor distill" in warning
+    assert result.selection_warning == warning and warning in result.summary().splitlines()
+    # no eval_steps: about five evaluations (every ceil(10 / 5) = 2 steps) after step 0; --no-progress still prints them
+    assert [h["step"] for h in result.history] == [0, 2, 4, 6, 8, 10]
+    assert [line.split(":")[0] for line in captured.out.splitlines() if line.startswith("step ")] == [
+        f"step {s}" for s in (0, 2, 4, 6, 8, 10)
+    ]
+    # keep_checkpoints 0: a checkpoint exists after every save for crash safety, none once the model is saved
+    assert CheckpointsWhileTraining.seen and all(steps for steps in CheckpointsWhileTraining.seen)
+    assert not (out / "checkpoints").exists() and (out / "model.safetensors").is_file()
+    # the model card's two loading calls, as written, load the saved model
+    card = (out / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", card, re.S)
+    assert len(blocks) == 2 and "isbert.load(" in blocks[0] and "trust_remote_code=True" in blocks[1]
+    reference = isbert.load(out).encode(["A man is playing a guitar."])
+    for block in blocks:
+        namespace: dict = {}
+        exec(block.replace(CARD_PATH, str(out)), namespace)  # the card's own example code
+        assert namespace["embeddings"] == pytest.approx(reference, abs=1e-5)
+    with pytest.raises(IsbertError, match=r"finished run with no checkpoint left .*nothing to resume"):
+        train(**settings, resume=True)

@@ -144,7 +144,8 @@ class ControlCallback(TrainerCallback):
 
 
 class ProgressCallback(TrainerCallback):
-    """One tqdm bar: step, loss, sentences/s and ETA (the Trainer's own bar and log lines are off)."""
+    """One tqdm bar (step, loss, sentences/s and ETA) and one line per evaluation, printed with or without the bar
+    (the Trainer's own bar and log lines are off)."""
 
     def __init__(self, sentences_per_step: int, enabled: bool = True) -> None:
         self.sentences_per_step = sentences_per_step
@@ -189,13 +190,18 @@ class ProgressCallback(TrainerCallback):
         logs = logs or {}
         if "loss" in logs:
             self.loss = float(logs["loss"])
-        if self.bar is not None and any(k.startswith("eval_") for k in logs):
-            parts = [f"step {state.global_step}:"]
-            if f"eval_{STSB_KEY}" in logs:
-                parts.append(f"STSb dev Spearman {100 * logs[f'eval_{STSB_KEY}']:.2f}")
-            if f"eval_{LABEL_FREE_KEY}" in logs:
-                parts.append(f"held-out align+uniform {logs[f'eval_{LABEL_FREE_KEY}']:.4f}")
+        if not state.is_world_process_zero or not any(k.startswith("eval_") for k in logs):
+            return
+        parts = [f"step {state.global_step}:"]
+        if f"eval_{STSB_KEY}" in logs:
+            parts.append(f"STSb dev Spearman {100 * logs[f'eval_{STSB_KEY}']:.2f}")
+        if f"eval_{LABEL_FREE_KEY}" in logs:
+            parts.append(f"held-out align+uniform {logs[f'eval_{LABEL_FREE_KEY}']:.4f}")
+        # --no-progress hides the bar, not the scores: they are what a run is watched for
+        if self.bar is not None:
             self.bar.write(" ".join(parts))
+        else:
+            print(" ".join(parts), flush=True)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.bar is not None:

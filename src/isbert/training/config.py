@@ -154,16 +154,19 @@ class TrainConfig:
                                                            trajectory=False)  # fmt: skip
     heldout_size: int | None = setting(None, "held-out corpus sentences for the label-free criterion (default 1% in "
                                        "16..1000; 0 = off)", "selection", minimum=0)  # fmt: skip
-    eval_steps: int = setting(250, "evaluate (and checkpoint) every N steps, plus step 0 and the last step",
-                              "selection", minimum=1, trajectory=False,
-                              note="released: every 1000 steps, no step-0 evaluation")  # fmt: skip
+    eval_steps: int | None = setting(None, "evaluate (and checkpoint) every N steps, plus step 0 and the last step; "
+                                     "default: about five evaluations per run (ceil(total steps / 5))", "selection",
+                                     minimum=1, trajectory=False,
+                                     note="released: every 1000 steps, no step-0 evaluation")  # fmt: skip
     eval_batch_size: int = setting(64, "batch size for evaluation", "selection", minimum=1, trajectory=False)
     # --- run
     output: str = setting("isbert-output", "run folder; the selected model is saved in it", "run", trajectory=False)
     save_steps: int | None = setting(None, "checkpoint every N steps (default: --eval-steps)", "run", minimum=1,
                                      trajectory=False)  # fmt: skip
-    keep_checkpoints: int = setting(2, "complete checkpoints to keep (the best model is kept apart)", "run",
-                                    minimum=1, trajectory=False)  # fmt: skip
+    keep_checkpoints: int = setting(2, "complete checkpoints left when the run ends (the best model is kept apart); "
+                                    "0 = none: they are still written during training, so Ctrl-C or a crash can "
+                                    "resume, and OUTPUT/checkpoints is removed once the model is saved", "run",
+                                    minimum=0, trajectory=False)  # fmt: skip
     logging_steps: int = setting(10, "log the loss every N steps", "run", minimum=1, trajectory=False)
     device: str | None = setting(None, DEVICE_HELP, "run",
                                  trajectory=False)  # fmt: skip

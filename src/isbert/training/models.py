@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 
 import isbert
 from isbert.errors import IsbertError
@@ -36,6 +39,60 @@ def build_model(config: TrainConfig) -> Any:
         max_seq_length=config.max_seq_length,
         encoder_layers=config.encoder_layers,
         device=config.device,
+    )
+
+
+def is_tuned_sentence_encoder(model: str) -> bool:
+    """Whether ``model`` (a name as ``--model`` takes it) is a sentence encoder that was already tuned as one.
+
+    The rule: a sentence-transformers model (its ``modules.json``, in the folder or, for a hub id, fetched with the
+    model) whose modules are a transformer encoder followed by pooling, like ``offline-minilm`` (all-MiniLM-L6-v2,
+    tuned on a billion labeled pairs). A plain transformers checkpoint (BERT, which isbert mean-pools itself), word
+    vectors (``offline-glove``) and a saved isbert model (its CNN head is isbert's own training) are not.
+    """
+    modules = _modules_json(isbert.resolve_model_name(model))
+    types = [str(m.get("type", "")) for m in modules if isinstance(m, dict)]
+    if not types or "MaskedCNN" in " ".join(types):
+        return False
+    return types[0].endswith("Transformer") and any(t.endswith("Pooling") for t in types[1:])
+
+
+def _modules_json(path: str) -> list[Any]:
+    local = Path(path, "modules.json")
+    if os.path.isdir(path):
+        found: str | None = str(local) if local.is_file() else None
+    else:
+        try:
+            found = hf_hub_download(path, "modules.json")
+        except (OSError, ValueError, EntryNotFoundError, HfHubHTTPError):  # not a sentence-transformers repo, offline
+            found = None
+    if found is None:
+        return []
+    try:
+        modules = json.loads(Path(found).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return modules if isinstance(modules, list) else []
+
+
+def tuned_encoder_warning(config: TrainConfig) -> str | None:
+    """The warning for a run whose selection cannot see harm: a tuned sentence encoder and no labeled dev set.
+
+    The label-free criterion (held-out alignment + uniformity) rewards spreading sentences apart; it cannot tell
+    when training erases what the encoder's labeled tuning taught it (experiments/tuned-backbone.toml).
+    """
+    if config.dev != "none" or not is_tuned_sentence_encoder(config.model):
+        return None
+    anchored = config.anchor != "none" and config.anchor_weight > 0
+    keep = (
+        f"--anchor {config.anchor} limits the drift from the start but does not measure it"
+        if anchored
+        else "--anchor distill --anchor-weight 10 keeps it near its start"
+    )
+    return (
+        f"warning: {config.model} is an already tuned sentence encoder and no labeled dev set was given, so the "
+        "label-free selection cannot see if training hurts it (at --lr 2e-5 its choice lost 0.54 STSb test points "
+        f"in experiments/tuned-backbone.toml): pass --dev stsb to select on labeled STSb dev; {keep}"
     )
 
 

@@ -31,6 +31,8 @@ class TrainResult:
     interrupted: bool = False
     alternative: dict[str, Any] | None = None
     """The best model by the other criterion (``{"step", "metric", "value", "path"}``), saved at ``path``."""
+    selection_warning: str | None = None
+    """Why the selection may not see harm (a tuned sentence encoder without a labeled dev set), or None."""
 
     def summary(self) -> str:
         lines = [self.corpus.summary()]
@@ -50,6 +52,8 @@ class TrainResult:
                 lines.append(self._stsb_before_after(final["stsb_dev_spearman"]))
         if warning := self.degradation_warning():
             lines.append(warning)
+        if self.selection_warning:
+            lines.append(self.selection_warning)
         if self.agreement:
             lines.append(self.agreement["text"])
         lines.append(f"saved model: {self.output_dir}  (isbert.load({str(self.output_dir)!r}))")
@@ -151,6 +155,10 @@ def selection_agreement(history: list[dict[str, Any]]) -> dict[str, Any] | None:
     return result
 
 
+CARD_PATH = "PATH/TO/THIS/FOLDER"
+"""Where the model card's loading examples put the model's folder."""
+
+
 def write_model_card(folder: Path, config: TrainConfig, result: TrainResult) -> None:
     rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in config.trajectory().items())
     history = "\n".join(
@@ -186,7 +194,16 @@ mutual-information estimate between each sentence vector and its local n-gram fe
 
 ```python
 import isbert
-model = isbert.load("PATH/TO/THIS/FOLDER")
+model = isbert.load("{CARD_PATH}")
+embeddings = model.encode(["A man is playing a guitar."])
+```
+
+Or in plain sentence-transformers, with isbert installed: the CNN head is the class `isbert.modules.MaskedCNN`, and
+`trust_remote_code=True` lets sentence-transformers import that installed class (no code from this folder runs).
+
+```python
+from sentence_transformers import SentenceTransformer
+model = SentenceTransformer("{CARD_PATH}", trust_remote_code=True)
 embeddings = model.encode(["A man is playing a guitar."])
 ```
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import pickle
 import shutil
 import signal
+import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -41,7 +43,7 @@ from isbert.training.corpus import (
 )
 from isbert.training.criteria import CRITERIA
 from isbert.training.evaluators import CombinedEvaluator, LabelFreeEvaluator, load_stsb_dev
-from isbert.training.models import build_model, freeze_parts, freeze_unused_parameters
+from isbert.training.models import build_model, freeze_parts, freeze_unused_parameters, tuned_encoder_warning
 from isbert.training.plots import plot_curves
 from isbert.training.result import TrainingInterrupted, TrainResult, selection_agreement, write_model_card
 from isbert.training.run_log import RunLog
@@ -55,6 +57,8 @@ SUMMARY_FILE = "training_summary.json"
 CHECKPOINT_DIR = "checkpoints"
 BEST_DIR = "best"
 CORPUS_CACHE = ".corpus-cache"
+EVALUATIONS_PER_RUN = 5
+"""Evaluations after step 0 when ``eval_steps`` is not set."""
 
 
 @dataclass
@@ -106,6 +110,9 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
     config = _settings(config, overrides)
     dev = load_stsb_dev(config.data_dir) if config.dev == "stsb" else None  # fail early on missing data
     run = _open_run(config)
+    blind = tuned_encoder_warning(config)
+    if blind and run.main:  # said at the start, before any time is spent, and again in the final summary
+        print(blind, file=sys.stderr)
     data = _load_data(run)
     evaluator = _selection_evaluator(run, data, dev)
     torch.manual_seed(config.seed)  # the head's initial weights; on resume the anchor needs the very same start
@@ -113,11 +120,15 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
     # A word-vector backbone drops unknown words: say how many, instead of training on silently shortened sentences.
     coverage = word_coverage(model, data.train_set["text"])
     data.stats.word_coverage = coverage.as_dict() if coverage else None
-    args = _trainer_arguments(run, evaluate=evaluator is not None)
+    eval_steps = evaluation_interval(config, len(data.train_set), world=run.state.num_processes)
+    args = _trainer_arguments(run, evaluate=evaluator is not None, eval_steps=eval_steps)
     trainer, parts = _trainer(run, model, loss, args, evaluator, data.train_set, callbacks)
-    _log_start(run, data, frozen, world=max(1, args.world_size))
+    _log_start(run, data, frozen, world=max(1, args.world_size), eval_steps=eval_steps)
+    if blind:
+        run.log.write({"event": "warning", "step": trainer.state.global_step, "warning": blind})
     seconds = _train_steps(run, trainer, parts.control)
     result = _result(run, trainer, parts, data.stats, seconds)
+    result.selection_warning = blind
     if parts.control.interrupted:
         run.log.write({"event": "interrupted", "step": result.steps})
         if run.main:
@@ -155,11 +166,24 @@ def _open_run(config: TrainConfig) -> Run:
     out = Path(config.output)
     checkpoint_dir = out / CHECKPOINT_DIR
     resume_from = ckpt.latest_checkpoint(checkpoint_dir) if config.resume else None
+    if config.resume and resume_from is None:
+        _nothing_to_resume(out, main=state.is_main_process)
     if state.is_main_process:
         ckpt.remove_partials(checkpoint_dir)
     select = config.select or ("stsb" if config.dev == "stsb" else "label-free")
     log = RunLog(out / LOG_FILE, enabled=state.is_main_process)
     return Run(config, select, out, checkpoint_dir, resume_from, log, state)
+
+
+def _nothing_to_resume(out: Path, main: bool) -> None:
+    """``--resume`` found no complete checkpoint: a finished run has nothing left to do, an early crash restarts."""
+    if (out / SUMMARY_FILE).is_file():
+        raise IsbertError(
+            f"{out} holds a finished run with no checkpoint left (--keep-checkpoints 0): nothing to resume; its model "
+            "is saved there, or pass --overwrite instead of --resume to train again"
+        )
+    if main:
+        print(f"note: {out} has no complete checkpoint to resume from; training starts at step 0", file=sys.stderr)
 
 
 def prepare_output(config: TrainConfig, fingerprint: list[dict[str, Any]]) -> None:
@@ -264,7 +288,20 @@ def _model_and_loss(config: TrainConfig) -> tuple[Any, AnchoredObjective, list[s
     return model, loss, frozen + freeze_unused_parameters(model, loss)
 
 
-def _trainer_arguments(run: Run, evaluate: bool) -> SentenceTransformerTrainingArguments:
+def evaluation_interval(config: TrainConfig, train_size: int, world: int = 1) -> int:
+    """``eval_steps`` as set, else about :data:`EVALUATIONS_PER_RUN` evaluations over the run's steps.
+
+    A fixed default interval either exceeds a short run (only step 0 and the last step are evaluated) or evaluates
+    a long one every few seconds; a fixed count of evaluations suits both.
+    """
+    if config.eval_steps is not None:
+        return config.eval_steps
+    # without max_steps, as the Trainer counts: whole batches per epoch (the last partial one dropped), times epochs
+    total = config.max_steps or math.ceil(config.epochs * (train_size // (config.batch_size * max(1, world))))
+    return max(1, math.ceil(total / EVALUATIONS_PER_RUN))
+
+
+def _trainer_arguments(run: Run, evaluate: bool, eval_steps: int) -> SentenceTransformerTrainingArguments:
     config = run.config
     use_cuda = torch.cuda.is_available() and config.device != "cpu"
     return SentenceTransformerTrainingArguments(
@@ -283,10 +320,10 @@ def _trainer_arguments(run: Run, evaluate: bool) -> SentenceTransformerTrainingA
         logging_steps=config.logging_steps,
         logging_nan_inf_filter=False,
         eval_strategy="steps" if evaluate else "no",
-        eval_steps=config.eval_steps,
+        eval_steps=eval_steps,
         eval_on_start=evaluate and run.resume_from is None,
         save_strategy="steps",
-        save_steps=config.save_steps or config.eval_steps,
+        save_steps=config.save_steps or eval_steps,
         save_total_limit=None,
         seed=config.seed,
         dataloader_drop_last=True,
@@ -346,7 +383,7 @@ def _trainer(
     return trainer, parts
 
 
-def _log_start(run: Run, data: RunData, frozen: list[str], world: int) -> None:
+def _log_start(run: Run, data: RunData, frozen: list[str], world: int, eval_steps: int) -> None:
     if run.resume_from is not None:
         return
     if run.config.resume and run.main:
@@ -360,6 +397,7 @@ def _log_start(run: Run, data: RunData, frozen: list[str], world: int) -> None:
             "frozen_parameters": frozen,
             "world_size": world,
             "selection": run.select,
+            "eval_steps": eval_steps,
         }
     )
 
@@ -428,6 +466,10 @@ def _result(run: Run, trainer: IsbertTrainer, parts: Callbacks, stats: CorpusSta
 def _finalize(run: Run, trainer_model: Any, result: TrainResult) -> None:
     """Save the selected model into the run folder, then the summary, the last log records and the curves."""
     _save_final(run.config, trainer_model, result)
+    if run.config.keep_checkpoints == 0:  # the selected model is in the run folder now: no checkpoint, no copy
+        shutil.rmtree(run.checkpoint_dir, ignore_errors=True)
+        if result.alternative:
+            result.alternative = {**result.alternative, "path": None}
     summary = {k: v for k, v in asdict(result).items() if k not in ("output_dir", "corpus")}
     summary.update(
         output_dir=str(run.out),

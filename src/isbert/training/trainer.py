@@ -74,5 +74,5 @@ class IsbertTrainer(SentenceTransformerTrainer):
             Path(folder, ckpt.MARKER).write_text(json.dumps(marker, indent=1), encoding="utf-8")
             ckpt.publish_dir(folder, os.path.join(root, f"checkpoint-{step}"))
             shutil.rmtree(staging, ignore_errors=True)
-            ckpt.rotate(root, self.keep_last)
+            ckpt.rotate(root, max(1, self.keep_last))  # 0 keeps none at the end, but the newest until then
         self.accelerator.wait_for_everyone()
