@@ -7,6 +7,7 @@ import os
 
 from isbert.cli_types import MODEL_HELP, add_device_argument, add_reader_arguments, positive_int
 from isbert.errors import IsbertError
+from isbert.extras import require
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -113,6 +114,7 @@ def _run_convert_weights(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    require("onnx", "onnx", "onnxruntime", what="isbert export")
     from isbert.model import load
     from isbert.onnx_backend import export_onnx
 
@@ -123,6 +125,10 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_encode(args: argparse.Namespace) -> int:
+    if args.backend == "onnx":
+        require("onnx", "onnxruntime", what="--backend onnx")
+    if args.engine == "ray":
+        require("ray", "ray", what="--engine ray")
     from isbert.encode import encode_file
     from isbert.model import load
 

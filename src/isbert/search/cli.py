@@ -12,6 +12,7 @@ from typing import Any
 from isbert.atomic import atomic_file
 from isbert.cli_types import MODEL_HELP, add_device_argument, add_reader_arguments, positive_int
 from isbert.errors import IsbertError
+from isbert.extras import require
 
 
 def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,6 +92,7 @@ def _load_model(name: str, device: str | None):
 
 
 def _run_index_build(args: argparse.Namespace) -> int:
+    require("apps", "faiss", what="isbert index")
     from isbert.search.index import SearchIndex
 
     model = _load_model(args.model, args.device)
@@ -116,6 +118,7 @@ def _run_index_build(args: argparse.Namespace) -> int:
 
 
 def _run_index_add(args: argparse.Namespace) -> int:
+    require("apps", "faiss", what="isbert index")
     from isbert.search.index import SearchIndex
 
     index = SearchIndex.open(args.index)
@@ -128,6 +131,7 @@ def _run_index_add(args: argparse.Namespace) -> int:
 
 
 def _run_index_info(args: argparse.Namespace) -> int:
+    require("apps", "faiss", what="isbert index")
     from isbert.search.index import SearchIndex
 
     print(SearchIndex.open(args.index).describe())
@@ -156,6 +160,7 @@ def _add_search(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_search(args: argparse.Namespace) -> int:
+    require("apps", "faiss", what="isbert search")
     from isbert.encode import count_truncated
     from isbert.io import iter_texts
     from isbert.search.index import SearchIndex
@@ -217,11 +222,10 @@ def _add_cluster(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_cluster(args: argparse.Namespace) -> int:
+    _check_cluster_arguments(args)
     from isbert.search.cluster import cluster_embeddings, write_clusters
     from isbert.search.corpus import EmbedStats, embed_corpus
 
-    if args.method == "kmeans" and args.k is None:
-        raise IsbertError("k-means needs --k N (or use --method agglomerative --distance-threshold T)")
     model = _load_model(args.model, args.device)
     stats = EmbedStats()
     lines, texts, embeddings = embed_corpus(
@@ -246,6 +250,22 @@ def _run_cluster(args: argparse.Namespace) -> int:
     if stats.truncated:
         print(f"note: {stats.truncated} texts were truncated to the model's maximum length", file=sys.stderr)
     return 0
+
+
+def _check_cluster_arguments(args: argparse.Namespace) -> None:
+    """Everything that can be refused before the model is loaded and the corpus encoded."""
+    if args.method == "kmeans":
+        if args.k is None:
+            raise IsbertError("k-means needs --k N (or use --method agglomerative --distance-threshold T)")
+        if args.distance_threshold is not None:
+            raise IsbertError("--distance-threshold is for --method agglomerative; k-means takes --k only")
+        require("apps", "faiss", what="isbert cluster (k-means)")
+    elif (args.k is None) == (args.distance_threshold is None):
+        raise IsbertError("agglomerative clustering needs exactly one of --k or --distance-threshold")
+    if not args.no_plot:
+        require("apps", "matplotlib", what="the cluster plot (or pass --no-plot)")
+        if args.projection == "umap":
+            require("umap", "umap", what="--projection umap")
 
 
 # --------------------------------------------------------------------------------------------------- similar
@@ -427,12 +447,20 @@ def _serve_settings(args: argparse.Namespace):
     return limits, security
 
 
-def _run_serve(args: argparse.Namespace) -> int:
+def _open_index(folder: str):
     from isbert.search.index import SearchIndex
+
+    return SearchIndex.open(folder)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    require("apps", "fastapi", "uvicorn", what="isbert serve")
+    if args.index:
+        require("apps", "faiss", what="isbert serve --index")
     from isbert.search.serve import create_app, serve
 
     limits, security = _serve_settings(args)
-    index = SearchIndex.open(args.index) if args.index else None
+    index = _open_index(args.index) if args.index else None
     model = _load_model(args.model, args.device)
     app = create_app(
         model,

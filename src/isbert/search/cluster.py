@@ -21,6 +21,7 @@ import numpy as np
 
 from isbert.atomic import atomic_file, save_figure_atomic, write_json_atomic
 from isbert.errors import IsbertError
+from isbert.extras import missing, require
 
 METHODS = ("kmeans", "agglomerative")
 AGGLOMERATIVE_MAX_TEXTS = 20_000
@@ -114,16 +115,13 @@ def centroids_and_similarity(embeddings: np.ndarray, labels: np.ndarray) -> tupl
 
 def project_2d(embeddings: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.ndarray, str]:
     """2-D coordinates: UMAP when asked (or ``auto`` and umap-learn is installed), otherwise PCA."""
-    if method in ("auto", "umap"):
-        try:
-            import umap  # type: ignore[import-not-found]
-        except ImportError:
-            if method == "umap":
-                raise IsbertError("--projection umap needs the package umap-learn: pip install umap-learn") from None
-        else:
-            if len(embeddings) > 3:
-                reducer = umap.UMAP(n_components=2, metric="cosine", random_state=seed)
-                return np.asarray(reducer.fit_transform(embeddings)), "UMAP"
+    if method == "umap":
+        require("umap", "umap", what="--projection umap")
+    if method in ("auto", "umap") and not missing("umap") and len(embeddings) > 3:
+        import umap  # type: ignore[import-not-found]
+
+        reducer = umap.UMAP(n_components=2, metric="cosine", random_state=seed)
+        return np.asarray(reducer.fit_transform(embeddings)), "UMAP"
     from sklearn.decomposition import PCA
 
     if len(embeddings) < 2:
