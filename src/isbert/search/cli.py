@@ -203,7 +203,8 @@ def _add_cluster(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Cluster the non-empty texts of --input: spherical k-means (faiss) with --k, or agglomerative "
             "(average linkage, cosine distance) with --distance-threshold or --k. Writes assignments.csv, "
-            "clusters.json (sizes and most central sentences) and projection.png to --output."
+            "clusters.json (sizes, c-TF-IDF keywords and the most central distinct sentences) and projection.png "
+            "(UMAP when the umap extra is installed, else PCA; each cluster labelled by its keywords) to --output."
         ),
     )
     parser.add_argument("model", help=MODEL_HELP)
@@ -215,7 +216,9 @@ def _add_cluster(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--output", "-o", default="clusters", help="output folder (default: ./clusters)")
     parser.add_argument("--top", type=positive_int, default=5, help="central sentences per cluster (default: 5)")
-    parser.add_argument("--projection", choices=("auto", "pca", "umap"), default="auto", help="UMAP if installed")
+    parser.add_argument(
+        "--projection", choices=("auto", "pca", "umap"), default="auto", help="auto (default): UMAP if installed"
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip projection.png")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.set_defaults(func=_run_cluster)
