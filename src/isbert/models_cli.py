@@ -7,6 +7,7 @@ import os
 
 from isbert.cli_types import MODEL_HELP, add_device_argument, add_input_argument, add_reader_arguments, positive_int
 from isbert.errors import IsbertError
+from isbert.extras import require
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -120,6 +121,7 @@ def _run_convert_weights(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    require("onnx", "onnx", "onnxruntime", what="isbert export")
     from isbert.identity import folder_checksum
     from isbert.model import load, resolve_model_name
     from isbert.onnx_backend import export_onnx
@@ -134,6 +136,10 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_encode(args: argparse.Namespace) -> int:
+    if args.backend == "onnx":
+        require("onnx", "onnxruntime", what="--backend onnx")
+    if args.engine == "ray":
+        require("ray", "ray", what="--engine ray")
     from isbert.encode import encode_file
     from isbert.inputs import expand_inputs
     from isbert.model import load

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from isbert.atomic import staging_dir, usual_permissions
 from isbert.confined import confined_path
 from isbert.errors import IsbertError
+from isbert.extras import require
 
 CONFIG_NAME = "isbert_onnx.json"
 Quantization = Literal["int8", "none"]
@@ -32,10 +33,9 @@ FILES = {"none": "model.onnx", "int8": "model_int8.onnx"}
 
 
 def _require_onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as error:
-        raise IsbertError("the ONNX backend needs onnxruntime and onnx: pip install 'isbert[onnx]'") from error
+    require("onnx", "onnxruntime", "onnx", what="the ONNX backend")
+    import onnxruntime
+
     return onnxruntime
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from isbert.errors import IsbertError
-from isbert.evaluation import EmbeddingCache, encode_unique, evaluate, tasks
+from isbert.evaluation import EmbeddingCache, encode_unique, evaluate, readers, tasks
 from isbert.evaluation.cli import add_commands
 from isbert.evaluation.report import PAPER_STS, format_markdown, format_table
 
@@ -256,3 +256,80 @@ def test_whitening_is_applied_to_the_scored_embeddings(scored_data_dir, tmp_path
     whitened = independent_scores(HashedBagOfWords(), pooled, lambda e: (e - mean) @ kernel)
     assert results["STS12"]["spearman"] == pytest.approx(whitened, rel=1e-9)
     assert whitened != pytest.approx(independent_scores(HashedBagOfWords(), pooled))  # the test can tell them apart
+
+
+def _pairs_file(tmp_path: Path) -> Path:
+    rows = [(0, 1, 4.8), (0, 2, 1.0), (2, 3, 0.5), (3, 4, 2.0), (1, 4, 0.2)]
+    path = tmp_path / "my pairs.tsv"
+    path.write_text("text1\ttext2\tscore\n" + "".join(f"{SENTENCES[a]}\t{SENTENCES[b]}\t{s}\n" for a, b, s in rows))
+    return path
+
+
+def test_own_pairs_are_scored_with_the_sts_protocol_without_a_data_folder(tmp_path: Path, monkeypatch) -> None:
+    from scipy.stats import spearmanr
+
+    from isbert.evaluation.sts import cosine_rows
+
+    monkeypatch.setenv(tasks.ENV_VAR, str(tmp_path / "no-data-here"))
+    path = _pairs_file(tmp_path)
+    encoder = HashedBagOfWords()
+    results = evaluate(encoder, None, pairs=path, show_progress=False, model_name="fake-bow")
+    subset = readers.read_labeled_pairs(path).subsets[path.name]
+    cosine = cosine_rows(encoder.encode(subset.sentences1), encoder.encode(subset.sentences2))
+    assert results["pairs"]["spearman"] == pytest.approx(100 * spearmanr(cosine, subset.scores).statistic)
+    assert results["pairs"]["n"] == 5 and results["settings"]["pairs"] == str(path)
+    table = format_table(results)
+    assert "Your pairs: my pairs.tsv, 5 pairs" in table and f"{results['pairs']['spearman']:.2f}" in table
+    assert "(paper)" not in table
+
+
+LOADED: list[str] = []
+
+
+def _eval_cli(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    """``isbert eval`` with every model name mapped to a fake encoder of its own (seeded by the name)."""
+    import isbert.model
+
+    LOADED.clear()
+    # a 1-dimensional encoder for the baseline, so the two rows differ
+    encoder = lambda name, device=None: LOADED.append(name) or HashedBagOfWords(1 if "old" in name else 16)  # noqa: E731
+    monkeypatch.setattr(isbert.model, "load", encoder)
+    monkeypatch.setattr("isbert.evaluation.harness.model_cache_key", lambda name: name)
+    monkeypatch.setattr(isbert.model, "check_model_reference", lambda name: None)
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    args = parser.parse_args(["eval", *argv, "--no-progress"])
+    return args.func(args)
+
+
+def test_cli_eval_compare_prints_both_rows_and_the_delta(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    out_json = tmp_path / "r.json"
+    argv = ["new", "--compare", "old-model", "--tasks", "STS12,SICK-R", "--data-dir", str(data_dir)]
+    assert _eval_cli([*argv, "--pairs", str(_pairs_file(tmp_path)), "--json", str(out_json)], monkeypatch) == 0
+    out = capsys.readouterr().out
+    saved = json.loads(out_json.read_text())
+    ours, theirs = saved, saved["compare"]
+    assert (ours["model"], theirs["model"]) == ("new", "old-model")
+    sts, pairs = out.split("STS (cosine")[1].split("\n\n")[0], out.split("Your pairs:")[1].split("\n\n")[0]
+    rows = {table: {line.split("  ")[0]: line.split()[-3:] for line in text.splitlines()} for table, text in
+            (("sts", sts), ("pairs", pairs))}  # fmt: skip
+    # STS table: the columns end with ... STS12 ... SICK-R, Avg.; the Avg. needs all STS tasks, so it is "-" here
+    for label, run in (("new (this run)", ours), ("old-model (--compare)", theirs)):
+        assert rows["sts"][label][-2] == f"{run['SICK-R']['spearman']:.2f}"
+        assert rows["pairs"][label][-1] == f"{run['pairs']['spearman']:.2f}"
+    assert rows["sts"]["delta"][-2] == f"{ours['SICK-R']['spearman'] - theirs['SICK-R']['spearman']:+.2f}"
+    assert rows["pairs"]["delta"][-1] == f"{ours['pairs']['spearman'] - theirs['pairs']['spearman']:+.2f}"
+    assert LOADED == ["new", "old-model"] and ours["pairs"]["spearman"] != theirs["pairs"]["spearman"]
+
+
+def test_cli_eval_bad_pairs_file_is_one_line_before_any_encoding(tmp_path: Path, capsys, monkeypatch) -> None:
+    from isbert.cli import main
+
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a\tb\t1\nc\td\n")
+    monkeypatch.setattr("isbert.evaluation.harness._load_encoder", lambda *a: pytest.fail("loaded a model"))
+    assert main(["eval", "offline-minilm", "--pairs", str(bad)]) == 2
+    error = capsys.readouterr().err
+    assert error == f"isbert eval: error: {bad}:2: expected 3 tab-separated columns (text1, text2, score), not 2\n"

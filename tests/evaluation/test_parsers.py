@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from isbert.errors import InputError, IsbertError
 from isbert.evaluation import readers, tasks
@@ -192,3 +194,58 @@ def test_task_corpus_sentences_are_the_distinct_training_sentences(tmp_path) -> 
         task_corpus_sentences("sick-train", tmp_path)
     with pytest.raises(IsbertError, match="unknown task corpus 'mnli'"):
         task_corpus_sentences("mnli", tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------------
+# one's own scored pairs (isbert eval --pairs)
+
+
+def test_labeled_pairs_skip_a_header_and_blank_lines(tmp_path: Path) -> None:
+    path = write(tmp_path / "my.tsv", "sentence1\tsentence2\tscore\r\na cat\ta kitten\t4.5\n\nstocks fell\ta dog\t0\n")
+    task = readers.read_labeled_pairs(path)
+    subset = task.subsets["my.tsv"]
+    assert (task.name, task.files) == ("my.tsv", [path])
+    assert subset.sentences1 == ["a cat", "stocks fell"] and subset.sentences2 == ["a kitten", "a dog"]
+    np.testing.assert_array_equal(subset.scores, [4.5, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("content", "where", "message"),
+    [
+        ("a\tb\t1\na\tb\n", "my.tsv:2", "expected 3 tab-separated columns"),
+        ("a\tb\t1\na\tb\tc\td\n", "my.tsv:2", "expected 3 tab-separated columns"),
+        ("a\tb\t1\nc\td\thigh\n", "my.tsv:2", "score is not a number: 'high'"),
+        ("a\tb\t1\nc\td\tnan\n", "my.tsv:2", "score is not finite"),
+        ("a\tb\t1\n \td\t2\n", "my.tsv:2", "empty text"),
+        ("a\tb\t1\nc\td\t1\n", "my.tsv", "a correlation needs two different scores"),
+        ("text1\ttext2\tscore\n", "my.tsv", "0 scored pairs"),
+        (b"a\tb\t1\nc\t\xff\t2\n", "my.tsv:2", "not valid utf-8"),
+    ],
+)
+def test_hostile_labeled_pairs_are_one_line_naming_file_and_line(
+    tmp_path: Path, content: str | bytes, where: str, message: str
+) -> None:
+    path = write(tmp_path / "my.tsv", content)
+    with pytest.raises(InputError) as caught:
+        readers.read_labeled_pairs(path)
+    text = str(caught.value)
+    assert text.startswith(f"{tmp_path / where}:") and message in text and "\n" not in text
+
+
+def test_missing_labeled_pairs_file_says_what_it_should_hold(tmp_path: Path) -> None:
+    with pytest.raises(IsbertError, match=r"nope\.tsv: no such file \(--pairs takes a file of 'text1<TAB>text2"):
+        readers.read_labeled_pairs(tmp_path / "nope.tsv")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from("ab \t\r1.5-xné\x00\x0b"), max_size=12), max_size=6))
+def test_any_pairs_file_parses_or_fails_in_one_line(tmp_path_factory: pytest.TempPathFactory, lines: list[str]) -> None:
+    path = write(tmp_path_factory.mktemp("pairs") / "p.tsv", "\n".join(lines))
+    try:
+        task = readers.read_labeled_pairs(path)
+    except InputError as error:
+        assert str(error).startswith(str(path)) and "\n" not in str(error)
+        return
+    subset = task.subsets["p.tsv"]
+    assert len(set(subset.scores)) >= 2 and np.isfinite(subset.scores).all()
+    assert all(text.strip() for text in subset.sentences1 + subset.sentences2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,13 @@ from test_search_index import make_word_model_folder, sentences, write_lines
 import isbert
 from isbert.cli import main
 from isbert.errors import IsbertError
-from isbert.search.cluster import cluster_embeddings, relabel_by_size, write_clusters
+from isbert.search.cluster import (
+    central_sentences,
+    cluster_embeddings,
+    cluster_keywords,
+    relabel_by_size,
+    write_clusters,
+)
 from isbert.search.similar import group_identical, mine_pairs
 
 
@@ -38,8 +45,10 @@ def test_clustering_recovers_blobs_and_writes_files(method: str, tmp_path: Path)
     labels = cluster_embeddings(data, method=method, **options)
     assert np.array_equal(relabel_by_size(labels), truth)
     texts = [f"text {i}" for i in range(60)]
-    report = write_clusters(tmp_path, [f"t.txt:{i}" for i in range(1, 61)], texts, data, labels, top=3)
-    assert report.sizes == [30, 20, 10] and report.projection in ("PCA", "UMAP")
+    report = write_clusters(
+        tmp_path, [f"t.txt:{i}" for i in range(1, 61)], texts, data, labels, top=3, projection="pca"
+    )
+    assert report.sizes == [30, 20, 10] and report.projection == "PCA"
     summary = json.loads((tmp_path / "clusters.json").read_text())
     assert [c["size"] for c in summary["clusters"]] == [30, 20, 10]
     assert all(len(c["central"]) == 3 for c in summary["clusters"])
@@ -61,9 +70,8 @@ def test_cluster_errors() -> None:
 def test_cluster_cli(model_folder: Path, tmp_path: Path, capsys) -> None:
     corpus = write_lines(tmp_path / "c.txt", sentences(40))
     out = tmp_path / "out"
-    assert (
-        main(["cluster", str(model_folder), "--input", str(corpus), "--k", "4", "-o", str(out), "--no-progress"]) == 0
-    )
+    args = ["cluster", str(model_folder), "--input", str(corpus), "--k", "4", "-o", str(out), "--no-progress"]
+    assert main([*args, "--projection", "pca"]) == 0
     assert "40 texts in 4 clusters" in capsys.readouterr().out
     assert {p.name for p in out.iterdir()} == {"assignments.csv", "clusters.json", "projection.png"}
     rows = list(csv.DictReader((out / "assignments.csv").open(encoding="utf-8")))
@@ -131,3 +139,100 @@ def test_similar_group_collapses_identical_texts(model_folder: Path, tmp_path: P
     assert [(r["source1"], r["source2"], r["count1"], r["count2"]) for r in rows] == [("c.txt:6", "c.txt:20", "1", "1")]
     assert main([*args, "--group", "-t", "0.5"]) == 0
     assert f"{texts[3]} (x8)" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------- reading the clusters
+TOPICS = {
+    0: ["a man plays the guitar today", "the guitar music is loud", "guitar songs and music"],
+    1: ["stock markets fell today", "the stock market crashed", "markets and stock prices fell"],
+}
+
+
+def _c_tf_idf_reference(documents: list[str], vocabulary: list[str]) -> np.ndarray:
+    """BERTopic's formula written out: tf / words in the class * log(1 + average words per class / tf in all)."""
+    counts = np.array([[doc.split().count(word) for word in vocabulary] for doc in documents], dtype=float)
+    average = counts.sum() / len(documents)
+    return counts / counts.sum(axis=1, keepdims=True) * np.log(1 + average / counts.sum(axis=0))
+
+
+def test_keywords_are_the_c_tf_idf_top_words_of_each_cluster() -> None:
+    texts = [*TOPICS[0], *TOPICS[1]]
+    labels = np.repeat([0, 1], 3)
+    keywords = cluster_keywords(texts, labels, top=20)
+    assert keywords[0][:2] == ["guitar", "music"] and keywords[1][:3] == ["stock", "fell", "markets"]  # a tie: a-z
+    # "today" and "loud" occur once in cluster 0, but "today" occurs in cluster 1 too: it ranks lower
+    assert keywords[0].index("today") > keywords[0].index("loud")
+    vocabulary = sorted({w for text in texts for w in text.split()} - {"a", "the", "and", "is"})
+    documents = [" ".join(TOPICS[0]), " ".join(TOPICS[1])]
+    weights = _c_tf_idf_reference(documents, vocabulary)
+    for cluster in (0, 1):
+        want = [vocabulary[i] for i in np.lexsort((vocabulary, -weights[cluster])) if weights[cluster, i] > 0]
+        assert keywords[cluster] == want
+    assert cluster_keywords(["12 34", "!!"], np.array([0, 1])) == [[], []]  # no word at all: no keywords
+
+
+def test_central_sentences_are_distinct_and_counted() -> None:
+    texts = ["same text", "same text", "other", "same text", "third"]
+    similarity = np.array([0.9, 0.9, 0.8, 0.9, 0.7], dtype=np.float32)
+    central = central_sentences(np.arange(5), similarity, texts, [f"t:{i}" for i in range(1, 6)], top=2)
+    assert [(c["text"], c["count"], c["source"]) for c in central] == [("same text", 3, "t:1"), ("other", 1, "t:3")]
+
+
+def test_cluster_cli_names_each_cluster_by_keywords_and_writes_distinct_central_texts(
+    model_folder: Path, tmp_path: Path, capsys
+) -> None:
+    texts = [*TOPICS[0] * 3, *TOPICS[1] * 3]  # every text three times
+    corpus = write_lines(tmp_path / "c.txt", texts)
+    out = tmp_path / "out"
+    args = ["cluster", str(model_folder), "--input", str(corpus), "--method", "agglomerative", "--k", "2"]
+    assert main([*args, "-o", str(out), "--no-progress", "--projection", "pca", "--top", "6"]) == 0
+    summary = json.loads((out / "clusters.json").read_text())
+    for cluster in summary["clusters"]:
+        central = [c["text"] for c in cluster["central"]]
+        assert len(central) == len(set(central)) and all(c["count"] == 3 for c in cluster["central"])
+        assert cluster["keywords"] and cluster["central"][0]["text"] in texts
+    printed = capsys.readouterr().out.splitlines()
+    for cluster in summary["clusters"]:
+        words = ", ".join(cluster["keywords"][:3])
+        assert f"  {cluster['cluster']:>3} ({cluster['size']}): {words} | {cluster['central'][0]['text']}" in printed
+
+
+def _figure_for(projection: str, tmp_path: Path):
+    from isbert.search.cluster import cluster_figure, project_2d
+
+    data, truth = blobs()
+    texts = [f"{['guitar', 'stock', 'river'][t]} text {i}" for i, t in enumerate(truth)]
+    keywords = cluster_keywords(texts, truth)
+    names = [(", ".join(words[:3]), texts[int(np.flatnonzero(truth == c)[0])]) for c, words in enumerate(keywords)]
+    return cluster_figure(project_2d(data, projection), truth, names, "blobs"), names
+
+
+def test_cluster_plot_labels_axes_and_each_cluster() -> None:
+    import matplotlib.pyplot as plt
+
+    figure, names = _figure_for("pca", Path())
+    axes = figure.axes[0]
+    try:
+        assert re.fullmatch(r"PCA 1 \(\d+% variance\)", axes.get_xlabel())
+        assert re.fullmatch(r"PCA 2 \(\d+% variance\)", axes.get_ylabel())
+        legend = [text.get_text() for text in axes.get_legend().get_texts()]
+        annotations = [child.get_text() for child in axes.texts]
+        for cluster, (keywords, representative) in enumerate(names):
+            assert keywords.startswith(["guitar", "stock", "river"][cluster])
+            assert any(entry.startswith(f"{cluster} (") and keywords in entry and representative in entry
+                       for entry in legend)  # fmt: skip
+            assert f"{cluster}: {keywords}" in annotations
+    finally:
+        plt.close(figure)
+
+
+@pytest.mark.slow
+def test_umap_projection_when_installed(tmp_path: Path) -> None:
+    pytest.importorskip("umap")
+    import matplotlib.pyplot as plt
+
+    figure, _ = _figure_for("umap", tmp_path)
+    try:
+        assert (figure.axes[0].get_xlabel(), figure.axes[0].get_ylabel()) == ("UMAP 1", "UMAP 2")
+    finally:
+        plt.close(figure)

@@ -35,9 +35,12 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def checksums(files: Iterable[Path], root: Path) -> dict[str, str]:
-    """sha256 of each file, keyed by its path relative to the data folder (recorded in the JSON results)."""
-    return {str(Path(f).relative_to(root)) if Path(f).is_relative_to(root) else str(f): sha256_file(f) for f in files}
+def checksums(files: Iterable[Path], root: Path | None) -> dict[str, str]:
+    """sha256 of each file, keyed by its path relative to the data folder if any (recorded in the JSON results)."""
+    return {
+        str(Path(f).relative_to(root)) if root and Path(f).is_relative_to(root) else str(f): sha256_file(f)
+        for f in files
+    }
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from isbert.cli_types import add_device_argument, positive_float, positive_int
 from isbert.evaluation.download import DEFAULT_MAX_DOWNLOAD_MB, DEFAULT_MAX_EXTRACT_MB
@@ -33,7 +33,20 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="model folder, hub id, 'offline-minilm' (the packaged all-MiniLM-L6-v2) or 'offline-glove' "
         "(average GloVe)",
     )
-    ev.add_argument("--tasks", default="sts", help=f"tasks to run (default: sts); {tasks_help}")
+    ev.add_argument("--tasks", default=None, help=f"tasks to run (default: sts, or none with --pairs); {tasks_help}")
+    ev.add_argument(
+        "--pairs",
+        default=None,
+        metavar="FILE",
+        help="also score your own labeled pairs, one 'text1<TAB>text2<TAB>score' per line (any score scale; an "
+        "optional header line), with the STS protocol: cosine similarity, Spearman x100",
+    )
+    ev.add_argument(
+        "--compare",
+        default=None,
+        metavar="OTHER",
+        help="evaluate OTHER (a model, e.g. the starting backbone) the same way and print its row and the delta",
+    )
     ev.add_argument("--data-dir", default=None, help=data_help)
     ev.add_argument(
         "--text",
@@ -116,13 +129,31 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from isbert.evaluation import evaluate
     from isbert.evaluation.report import format_table, write_json, write_markdown
+    from isbert.model import check_model_reference
 
-    results = evaluate(
-        args.model,
+    for model in (args.model, args.compare):  # both, before the first one is encoded
+        if model is not None:
+            check_model_reference(model)
+    results = _evaluate(args, args.model)
+    baseline = _evaluate(args, args.compare) if args.compare is not None else None
+    print(format_table(results, baseline))
+    if args.json_out:
+        write_json(results if baseline is None else {**results, "compare": baseline}, args.json_out)
+    if args.markdown:
+        write_markdown(results, args.markdown, baseline)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, model: str) -> dict[str, Any]:
+    """One model, with the flags of ``isbert eval``."""
+    from isbert.evaluation import evaluate
+
+    return evaluate(
+        model,
         args.tasks,
         args.data_dir,
+        pairs=args.pairs,
         text=args.text,
         pooling=args.pooling,
         whiten=args.whiten or args.whiten_dim is not None,
@@ -134,14 +165,8 @@ def run_eval(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         device=args.device,
         show_progress=not args.no_progress,
-        log=lambda message: print(message, file=sys.stderr),
+        log=lambda message: print(f"{model}: {message}" if args.compare else message, file=sys.stderr),
     )
-    print(format_table(results))
-    if args.json_out:
-        write_json(results, args.json_out)
-    if args.markdown:
-        write_markdown(results, args.markdown)
-    return 0
 
 
 def run_check(args: argparse.Namespace) -> int:

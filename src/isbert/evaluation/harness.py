@@ -22,9 +22,10 @@ from isbert.atomic import atomic_file
 from isbert.errors import IsbertError
 from isbert.evaluation.baselines import Whitening, pooled_encoder
 from isbert.evaluation.check import checksums
-from isbert.evaluation.readers import load_task, read_lines
+from isbert.evaluation.readers import load_task, read_labeled_pairs, read_lines
 from isbert.evaluation.sts import check_finite, evaluate_sts
 from isbert.evaluation.tasks import (
+    PAIRS_TASK,
     UNLABELED_FILE,
     StsTask,
     TextVariant,
@@ -147,9 +148,10 @@ def encode_unique(
 
 def evaluate(
     model: str | Encoder,
-    tasks: str | Iterable[str] = "sts",
+    tasks: str | Iterable[str] | None = "sts",
     data_dir: str | os.PathLike[str] | None = None,
     *,
+    pairs: str | os.PathLike[str] | None = None,
     text: TextVariant = "senteval",
     pooling: str | None = None,
     whiten: bool = False,
@@ -169,8 +171,9 @@ def evaluate(
     Args:
         model: a model name/folder/``"offline-minilm"`` (loaded with :func:`isbert.load`) or an object with
             sentence-transformers' ``encode``.
-        tasks: task names and groups (``sts``, ``transfer``, ``all``), a comma-separated string or a list.
+        tasks: task names and groups (``sts``, ``transfer``, ``all``), comma-separated or a list; None: only ``pairs``.
         data_dir: the data folder (else ``$ISBERT_DATA_DIR``).
+        pairs: one's own scored pairs (``text1 TAB text2 TAB score`` lines), task ``pairs``, STS protocol.
         text: ``senteval`` (tokenized STS files, as in the paper's tables) or ``raw`` (original sentences).
         pooling: build a training-free baseline: ``mean``/``cls``/``first-last-mean`` over the model's encoder.
         whiten, whiten_dim, whiten_file: BERT-whitening fitted on unlabeled sentences (default: the data
@@ -189,10 +192,8 @@ def evaluate(
         from isbert.model import check_model_reference
 
         check_model_reference(model)
-    names = canonical_task_names(tasks)
-    root = resolve_data_dir(data_dir)
-    loaded = _load_tasks(names, root, text)
-    whiten_path = Path(whiten_file) if whiten_file else root / UNLABELED_FILE
+    names, root, loaded = _tasks_to_run(tasks, pairs, data_dir, text, needs_data=whiten and not whiten_file)
+    whiten_path = Path(whiten_file) if whiten_file else (root or Path()) / UNLABELED_FILE
     whiten_sentences = _unlabeled_sentences(whiten_path) if whiten else []
     files = [path for task in loaded.values() for path in task.files] + ([whiten_path] if whiten else [])
     # 2. load the model
@@ -203,7 +204,7 @@ def evaluate(
     # 3. encode every distinct sentence once (whitened if asked)
     sentences = [s for task in loaded.values() for s in task.sentences()] + whiten_sentences
     cache = EmbeddingCache(cache_dir, key) if cache_dir is not None and key else None
-    say(f"encoding {len(set(sentences))} distinct sentences ({len(sentences)} in all) for {len(names)} task(s)")
+    say(f"encoding {len(set(sentences))} distinct sentences ({len(sentences)} in all) for {len(loaded)} task(s)")
     coverage = _word_coverage(encoder, sentences, say)
     index, matrix, n_encoded = encode_unique(
         encoder, sentences, batch_size=batch_size, cache=cache, show_progress=show_progress
@@ -216,9 +217,9 @@ def evaluate(
     results, task_seconds = _score_tasks(loaded, lambda batch: matrix[[index[s] for s in batch]], config, say)
     finished = time.perf_counter()
     # 5. record what was run, on what, and how long it took
-    settings = {"tasks": names, "text": text, "pooling": pooling, "whiten": whiten, "whiten_dim": whiten_dim}
-    settings |= {"transfer": "full" if full else "fast", "standardize": standardize, "batch_size": batch_size}
-    settings["data_dir"] = str(root)
+    settings = {"tasks": names, "pairs": pairs and str(pairs), "text": text, "pooling": pooling, "whiten": whiten}
+    settings |= {"whiten_dim": whiten_dim, "transfer": "full" if full else "fast", "standardize": standardize}
+    settings |= {"batch_size": batch_size, "data_dir": root and str(root)}
     timing = _timing((started, loading_done, encoding_done, finished), task_seconds, len(index), n_encoded)
     results |= {"model": model_label, "settings": settings, "versions": library_versions()}
     results |= {"checksums": checksums(files, root), "timing": timing}
@@ -250,10 +251,29 @@ def _timing(
     }
 
 
-def _load_tasks(names: list[str], root: Path, text: TextVariant) -> dict[str, StsTask | TransferTask]:
+def _tasks_to_run(
+    tasks: str | Iterable[str] | None,
+    pairs: str | os.PathLike[str] | None,
+    data_dir: str | os.PathLike[str] | None,
+    text: TextVariant,
+    needs_data: bool,
+) -> tuple[list[str], Path | None, dict[str, StsTask | TransferTask]]:
+    """Task names, the data folder (None when only ``pairs`` are scored and nothing else needs it) and the tasks."""
+    names = canonical_task_names(tasks or "sts") if tasks or pairs is None else []
+    root = resolve_data_dir(data_dir) if names or needs_data else None
+    return names, root, _load_tasks(names, root, text, pairs)
+
+
+def _load_tasks(
+    names: list[str], root: Path | None, text: TextVariant, pairs: str | os.PathLike[str] | None
+) -> dict[str, StsTask | TransferTask]:
+    """The data folder's tasks (``root`` is None when there are none), then one's own pairs, if given."""
     if text not in ("senteval", "raw"):
         raise IsbertError(f"unknown text variant '{text}'; valid: senteval, raw")
-    return {name: load_task(name, root, text) for name in names}
+    loaded: dict[str, StsTask | TransferTask] = {name: load_task(name, root, text) for name in names if root}
+    if pairs is not None:
+        loaded[PAIRS_TASK] = read_labeled_pairs(pairs)
+    return loaded
 
 
 def _unlabeled_sentences(path: Path) -> list[str]:

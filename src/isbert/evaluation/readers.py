@@ -141,6 +141,44 @@ def read_sick(path: str | os.PathLike[str]) -> StsSubset:
     return StsSubset(s1, s2, np.asarray(scores, dtype=np.float64))
 
 
+def read_labeled_pairs(path: str | os.PathLike[str]) -> StsTask:
+    """A user's own scored pairs (``isbert eval --pairs``): ``text1 TAB text2 TAB score`` per line.
+
+    Blank lines are skipped; a first line whose score column is not a number is a header. Scores may be on any
+    scale (only their order counts for Spearman), but they must differ, and every text must be non-empty.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise IsbertError(f"{path}: no such file (--pairs takes a file of 'text1<TAB>text2<TAB>score' lines)")
+    s1, s2, scores = [], [], []
+    for number, line in enumerate(read_lines(path), start=1):
+        if not line.strip():
+            continue
+        row = line.split("\t")
+        if len(row) != 3:
+            raise InputError(
+                str(path), number, f"expected 3 tab-separated columns (text1, text2, score), not {len(row)}"
+            )
+        if number == 1 and not _is_number(row[2]):
+            continue  # a header such as sentence1<TAB>sentence2<TAB>score
+        if not row[0].strip() or not row[1].strip():
+            raise InputError(str(path), number, "empty text")
+        scores.append(_float(row[2].strip(), path, number, "score"))
+        s1.append(row[0])
+        s2.append(row[1])
+    if len(set(scores)) < 2:
+        raise InputError(str(path), None, f"{len(scores)} scored pairs; a correlation needs two different scores")
+    return StsTask(path.name, {path.name: StsSubset(s1, s2, np.asarray(scores, dtype=np.float64))}, [path])
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
 # ----------------------------------------------------------------------------------------------------
 # transfer parsers (SentEval's readers; whitespace-normalised texts, an empty line becomes ".")
 

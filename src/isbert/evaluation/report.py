@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from isbert.atomic import write_json_atomic, write_text_atomic
-from isbert.evaluation.tasks import STS_SUBSETS, STS_TASKS, TRANSFER_TASKS
+from isbert.evaluation.tasks import PAIRS_TASK, STS_SUBSETS, STS_TASKS, TRANSFER_TASKS
 
 PAPER_SOURCE = "reported in the paper (IS-BERT, Zhang et al., EMNLP 2020, Table 1; baselines from SBERT)"
 PAPER_STS: dict[str, tuple[float, ...]] = {
@@ -28,15 +29,34 @@ PAPER_TRANSFER: dict[str, tuple[float, ...]] = {
 _HEADERS = {"STSBenchmark": "STSb", "SST2": "SST"}
 
 
-def _row(label: str, values: list[float | None]) -> list[str]:
-    cells = [f"{v:.2f}" if v is not None else "-" for v in values]
-    average = f"{sum(values) / len(values):.2f}" if values and all(v is not None for v in values) else "-"  # type: ignore[arg-type]
+def _row(label: str, values: list[float | None], signed: bool = False) -> list[str]:
+    form = "+.2f" if signed else ".2f"
+    cells = [format(v, form) if v is not None else "-" for v in values]
+    average = format(sum(values) / len(values), form) if values and all(v is not None for v in values) else "-"  # type: ignore[arg-type]
     return [label, *cells, average]
 
 
-def _tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
-    """(title, header, rows) of the STS and transfer tables, for the task groups present in ``results``."""
-    model = str(results.get("model", "model"))
+def _model_rows(
+    results: Mapping[str, Any], baseline: Mapping[str, Any] | None, tasks: tuple[str, ...], metric: str
+) -> list[list[str]]:
+    """This run's row; with a baseline (``isbert eval --compare``), its row and the delta (this run - baseline)."""
+
+    def scores(run: Mapping[str, Any]) -> list[float | None]:
+        return [run[t][metric] if t in run else None for t in tasks]
+
+    ours = scores(results)
+    rows = [_row(f"{results.get('model', 'model')} (this run)", ours)]
+    if baseline is not None:
+        theirs = scores(baseline)
+        delta = [a - b if a is not None and b is not None else None for a, b in zip(ours, theirs, strict=True)]
+        rows += [_row(f"{baseline.get('model', 'baseline')} (--compare)", theirs), _row("delta", delta, signed=True)]
+    return rows
+
+
+def _tables(
+    results: Mapping[str, Any], baseline: Mapping[str, Any] | None = None
+) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of the STS, transfer and own-pairs tables, for the tasks present in ``results``."""
     tables = []
     for title, tasks, paper, metric in (
         ("STS (cosine Spearman x100)", STS_TASKS, PAPER_STS, "spearman"),
@@ -46,8 +66,12 @@ def _tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[
             continue
         header = ["Model", *(_HEADERS.get(t, t) for t in tasks), "Avg."]
         rows = [_row(f"{name} (paper)", list(values)) for name, values in paper.items()]
-        rows.append(_row(f"{model} (this run)", [results[t][metric] if t in results else None for t in tasks]))
-        tables.append((title, header, rows))
+        tables.append((title, header, rows + _model_rows(results, baseline, tasks, metric)))
+    if PAIRS_TASK in results:
+        file = Path(results["settings"]["pairs"]).name if "settings" in results else PAIRS_TASK
+        title = f"Your pairs: {file}, {results[PAIRS_TASK]['n']} pairs (cosine Spearman x100)"
+        rows = [row[:2] for row in _model_rows(results, baseline, (PAIRS_TASK,), "spearman")]
+        tables.append((title, ["Model", "Spearman"], rows))
     breakdown = [t for t in STS_SUBSETS if t in results]
     if breakdown:
         header = ["Task", "all", "mean", "wmean", *("sub-datasets",)]
@@ -60,20 +84,24 @@ def _tables(results: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[
     return tables
 
 
+def _has_paper_rows(results: Mapping[str, Any]) -> bool:
+    return any(task in results for task in (*STS_TASKS, *TRANSFER_TASKS))
+
+
 def _align(cells: list[str], widths: list[int], left: set[int]) -> str:
     padded = (c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
     return "  ".join(padded).rstrip()
 
 
-def format_table(results: Mapping[str, Any]) -> str:
-    """Plain-text tables for the terminal: the paper's rows, then this model's row."""
+def format_table(results: Mapping[str, Any], baseline: Mapping[str, Any] | None = None) -> str:
+    """Plain-text tables for the terminal: the paper's rows, then this model's row (and the baseline's, the delta)."""
     out = []
-    for title, header, rows in _tables(results):
+    for title, header, rows in _tables(results, baseline):
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         left = {0, len(header) - 1} if title.startswith("STS12") else {0}
         lines = [_align(cells, widths, left) for cells in [header, *rows]]
         out += [title, lines[0], "  ".join("-" * w for w in widths), *lines[1:], ""]
-    out.append(f"Rows marked (paper): {PAPER_SOURCE}.")
+    out += [f"Rows marked (paper): {PAPER_SOURCE}."] if _has_paper_rows(results) else []
     timing = results.get("timing")
     if timing:
         out.append(
@@ -83,14 +111,14 @@ def format_table(results: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
-def format_markdown(results: Mapping[str, Any]) -> str:
+def format_markdown(results: Mapping[str, Any], baseline: Mapping[str, Any] | None = None) -> str:
     """The same tables as Markdown, with the settings, for reports."""
     out = [f"### Evaluation of `{results.get('model', 'model')}`", ""]
-    for title, header, rows in _tables(results):
+    for title, header, rows in _tables(results, baseline):
         out += [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         out += ["| " + " | ".join(r) + " |" for r in rows]
         out.append("")
-    out.append(f"Rows marked (paper): {PAPER_SOURCE}.")
+    out += [f"Rows marked (paper): {PAPER_SOURCE}."] if _has_paper_rows(results) else []
     settings = results.get("settings")
     if settings:
         out.append("")
@@ -102,5 +130,7 @@ def write_json(results: Mapping[str, Any], path: str | os.PathLike[str]) -> None
     write_json_atomic(path, results, indent=2)
 
 
-def write_markdown(results: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    write_text_atomic(path, format_markdown(results))
+def write_markdown(
+    results: Mapping[str, Any], path: str | os.PathLike[str], baseline: Mapping[str, Any] | None = None
+) -> None:
+    write_text_atomic(path, format_markdown(results, baseline))

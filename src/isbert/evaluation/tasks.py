@@ -56,6 +56,8 @@ STS_TASKS = (*STS_SUBSETS, "STSBenchmark", "SICK-R")
 TRANSFER_TASKS = ("MR", "CR", "SUBJ", "MPQA", "SST2", "TREC", "MRPC")
 ALL_TASKS = STS_TASKS + TRANSFER_TASKS
 GROUPS: dict[str, tuple[str, ...]] = {"sts": STS_TASKS, "transfer": TRANSFER_TASKS, "all": ALL_TASKS}
+PAIRS_TASK = "pairs"
+"""The results key of one's own scored pairs (``isbert eval --pairs FILE``), scored with the STS protocol."""
 ALIASES = {"sst": "SST2", "sst-2": "SST2", "stsb": "STSBenchmark", "sts-b": "STSBenchmark", "sick": "SICK-R"}
 
 EXPECTED_COUNTS: dict[str, int] = {

@@ -12,6 +12,7 @@ from typing import Any
 from isbert.atomic import atomic_file
 from isbert.cli_types import MODEL_HELP, add_device_argument, add_input_argument, add_reader_arguments, positive_int
 from isbert.errors import IsbertError
+from isbert.extras import require
 from isbert.inputs import describe, expand_inputs
 
 
@@ -125,6 +126,7 @@ def _build_target(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _run_index_build(args: argparse.Namespace) -> int:
+    require("apps", "faiss", what="isbert index")
     from isbert.search.index import SearchIndex
 
     args.index, args.model = _build_target(args)
@@ -152,6 +154,7 @@ def _run_index_build(args: argparse.Namespace) -> int:
 
 
 def _run_index_add(args: argparse.Namespace) -> int:
+    require("apps", "faiss", what="isbert index")
     from isbert.search.index import SearchIndex
 
     inputs = expand_inputs(args.input)
@@ -166,6 +169,7 @@ def _run_index_add(args: argparse.Namespace) -> int:
 
 
 def _run_index_info(args: argparse.Namespace) -> int:
+    require("apps", "faiss", what="isbert index")
     from isbert.search.index import SearchIndex
 
     print(SearchIndex.open(args.index).describe())
@@ -194,6 +198,7 @@ def _add_search(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_search(args: argparse.Namespace) -> int:
+    require("apps", "faiss", what="isbert search")
     from isbert.encode import count_truncated
     from isbert.io import iter_texts
     from isbert.search.index import SearchIndex
@@ -233,7 +238,8 @@ def _add_cluster(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Cluster the non-empty texts of --input: spherical k-means (faiss) with --k, or agglomerative "
             "(average linkage, cosine distance) with --distance-threshold or --k. Writes assignments.csv, "
-            "clusters.json (sizes and most central sentences) and projection.png to --output."
+            "clusters.json (sizes, c-TF-IDF keywords and the most central distinct sentences) and projection.png "
+            "(UMAP when the umap extra is installed, else PCA; each cluster labelled by its keywords) to --output."
         ),
     )
     parser.add_argument("model", help=MODEL_HELP)
@@ -245,18 +251,19 @@ def _add_cluster(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--output", "-o", default="clusters", help="output folder (default: ./clusters)")
     parser.add_argument("--top", type=positive_int, default=5, help="central sentences per cluster (default: 5)")
-    parser.add_argument("--projection", choices=("auto", "pca", "umap"), default="auto", help="UMAP if installed")
+    parser.add_argument(
+        "--projection", choices=("auto", "pca", "umap"), default="auto", help="auto (default): UMAP if installed"
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip projection.png")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.set_defaults(func=_run_cluster)
 
 
 def _run_cluster(args: argparse.Namespace) -> int:
+    _check_cluster_arguments(args)
     from isbert.search.cluster import cluster_embeddings, write_clusters
     from isbert.search.corpus import EmbedStats, embed_corpus
 
-    if args.method == "kmeans" and args.k is None:
-        raise IsbertError("k-means needs --k N (or use --method agglomerative --distance-threshold T)")
     files = expand_inputs(args.input)
     model = _load_model(args.model, args.device)
     stats = EmbedStats()
@@ -282,6 +289,22 @@ def _run_cluster(args: argparse.Namespace) -> int:
     if stats.truncated:
         print(f"note: {stats.truncated} texts were truncated to the model's maximum length", file=sys.stderr)
     return 0
+
+
+def _check_cluster_arguments(args: argparse.Namespace) -> None:
+    """Everything that can be refused before the model is loaded and the corpus encoded."""
+    if args.method == "kmeans":
+        if args.k is None:
+            raise IsbertError("k-means needs --k N (or use --method agglomerative --distance-threshold T)")
+        if args.distance_threshold is not None:
+            raise IsbertError("--distance-threshold is for --method agglomerative; k-means takes --k only")
+        require("apps", "faiss", what="isbert cluster (k-means)")
+    elif (args.k is None) == (args.distance_threshold is None):
+        raise IsbertError("agglomerative clustering needs exactly one of --k or --distance-threshold")
+    if not args.no_plot:
+        require("apps", "matplotlib", what="the cluster plot (or pass --no-plot)")
+        if args.projection == "umap":
+            require("umap", "umap", what="--projection umap")
 
 
 # --------------------------------------------------------------------------------------------------- similar
@@ -464,12 +487,20 @@ def _serve_settings(args: argparse.Namespace):
     return limits, security
 
 
-def _run_serve(args: argparse.Namespace) -> int:
+def _open_index(folder: str):
     from isbert.search.index import SearchIndex
+
+    return SearchIndex.open(folder)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    require("apps", "fastapi", "uvicorn", what="isbert serve")
+    if args.index:
+        require("apps", "faiss", what="isbert serve --index")
     from isbert.search.serve import create_app, serve
 
     limits, security = _serve_settings(args)
-    index = SearchIndex.open(args.index) if args.index else None
+    index = _open_index(args.index) if args.index else None
     model = _load_model(args.model, args.device)
     if index is not None:
         note = index.check_model(model, args.model)  # by path: the checksums find the model and its exports

@@ -4,17 +4,24 @@ Outputs in the output folder:
 
 - ``assignments.csv``: ``source,cluster,similarity,text`` for every text (source = ``file:line``, similarity =
   cosine to its cluster centre);
-- ``clusters.json``: per cluster, its size and its most central sentences (the ones closest to the centre, which
-  summarize a cluster far better than a random member);
-- ``projection.png``: a 2-D projection (PCA, or UMAP when installed and asked for) coloured by cluster.
+- ``clusters.json``: per cluster, its size, its keywords and its most central distinct sentences (the ones closest
+  to the centre, which summarize a cluster far better than a random member; repeats of a text are counted, not
+  listed again);
+- ``projection.png``: a 2-D projection (UMAP when installed, else PCA with each axis's share of the variance),
+  coloured by cluster, each cluster labelled with its keywords and a representative sentence.
 
-Clusters are numbered by size, 0 the largest, so that runs are easy to compare.
+Keywords are c-TF-IDF (class-based TF-IDF, as BERTopic computes it): the texts of a cluster are one document, a
+word's frequency in it is weighted by ``log(1 + average words per cluster / the word's frequency in all clusters)``,
+so words frequent in one cluster and rare elsewhere rank first. Clusters are numbered by size, 0 the largest, so
+that runs are easy to compare.
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +29,17 @@ import numpy as np
 
 from isbert.atomic import atomic_file, save_figure_atomic, write_json_atomic
 from isbert.errors import IsbertError
+from isbert.extras import missing, require
 
 METHODS = ("kmeans", "agglomerative")
 AGGLOMERATIVE_MAX_TEXTS = 20_000
 """Agglomerative clustering needs the full n x n distance matrix (20k texts: 1.6 GB); above that use k-means."""
 PLOT_MAX_POINTS = 20_000
+PLOT_MAX_LABELS = 20
+"""Clusters labelled on the plot (the largest); more labels would cover the points."""
+KEYWORDS = 3
+"""Keywords per cluster in the summary and on the plot (clusters.json keeps ``KEYWORDS_STORED``)."""
+KEYWORDS_STORED = 10
 
 
 @dataclass
@@ -36,14 +49,19 @@ class ClusterReport:
     clusters: int
     sizes: list[int]
     projection: str | None
+    names: list[str] = field(default_factory=list)
+    """Each cluster's label: its keywords and its representative sentence."""
 
-    def summary(self) -> str:
+    def summary(self, shown: int = 10) -> str:
         sizes = ", ".join(str(size) for size in self.sizes[:10]) + (", ..." if len(self.sizes) > 10 else "")
         plot = f", {self.projection} plot projection.png" if self.projection else ""
-        return (
+        lines = [
             f"{self.texts} texts in {self.clusters} clusters (sizes {sizes}); wrote assignments.csv, clusters.json"
             f"{plot} to {self.output}"
-        )
+        ]
+        named = enumerate(zip(self.sizes, self.names, strict=True))
+        lines += [f"  {cluster:>3} ({size}): {name}" for cluster, (size, name) in named]
+        return "\n".join(lines[: shown + 1] + (["  ..."] if len(lines) > shown + 1 else []))
 
 
 def kmeans(embeddings: np.ndarray, k: int, seed: int = 0, iterations: int = 25, restarts: int = 5) -> np.ndarray:
@@ -113,49 +131,121 @@ def centroids_and_similarity(embeddings: np.ndarray, labels: np.ndarray) -> tupl
     return centres.astype(np.float32), similarity
 
 
-def project_2d(embeddings: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.ndarray, str]:
-    """2-D coordinates: UMAP when asked (or ``auto`` and umap-learn is installed), otherwise PCA."""
-    if method in ("auto", "umap"):
-        try:
-            import umap  # type: ignore[import-not-found]
-        except ImportError:
-            if method == "umap":
-                raise IsbertError("--projection umap needs the package umap-learn: pip install umap-learn") from None
-        else:
-            if len(embeddings) > 3:
-                reducer = umap.UMAP(n_components=2, metric="cosine", random_state=seed)
-                return np.asarray(reducer.fit_transform(embeddings)), "UMAP"
+def cluster_keywords(texts: list[str], labels: np.ndarray, top: int = KEYWORDS_STORED) -> list[list[str]]:
+    """Each cluster's ``top`` words by c-TF-IDF (see the module docstring); [] for a cluster without a word.
+
+    English stop words are left out; words are runs of two or more letters, lower-cased.
+    """
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.preprocessing import normalize
+
+    k = int(labels.max()) + 1 if len(labels) else 0
+    documents = [" ".join(texts[i] for i in np.flatnonzero(labels == cluster)) for cluster in range(k)]
+    vectorizer = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_]{2,}\b")
+    try:
+        counts = vectorizer.fit_transform(documents).astype(np.float64)  # clusters x words, sparse
+    except ValueError:  # not one word in the whole corpus (numbers, stop words, punctuation)
+        return [[] for _ in range(k)]
+    frequency = np.asarray(counts.sum(axis=0)).ravel()
+    idf = np.log(1.0 + counts.sum() / k / frequency)
+    weights = normalize(counts, norm="l1").multiply(idf).tocsr()
+    words = vectorizer.get_feature_names_out()
+    keywords = []
+    for cluster in range(k):
+        row = weights.getrow(cluster)
+        best = np.lexsort((words[row.indices], -row.data))[:top]  # ties broken alphabetically
+        keywords.append([str(words[row.indices[i]]) for i in best])
+    return keywords
+
+
+def central_sentences(
+    members: np.ndarray, similarity: np.ndarray, texts: list[str], sources: list[str], top: int
+) -> list[dict[str, Any]]:
+    """The ``top`` distinct texts of a cluster closest to its centre, each with how often it occurs in the cluster."""
+    counts = Counter(texts[i] for i in members)
+    central: list[dict[str, Any]] = []
+    for i in members[np.argsort(-similarity[members], kind="stable")]:
+        if len(central) == top:
+            break
+        if all(entry["text"] != texts[i] for entry in central):
+            entry = {"source": sources[i], "similarity": round(float(similarity[i]), 4), "text": texts[i]}
+            central.append(entry | {"count": counts[texts[i]]})
+    return central
+
+
+@dataclass
+class Projection:
+    points: np.ndarray
+    method: str
+    axis_labels: tuple[str, str]
+
+
+def project_2d(embeddings: np.ndarray, method: str = "auto", seed: int = 0) -> Projection:
+    """2-D coordinates: UMAP when asked (or ``auto`` and umap-learn is installed), otherwise PCA.
+
+    PCA axes are labelled with the share of the variance each one keeps, so a reader sees how much is lost.
+    """
+    if method == "umap":
+        require("umap", "umap", what="--projection umap")
+    if method in ("auto", "umap") and not missing("umap") and len(embeddings) > 3:
+        import umap  # type: ignore[import-not-found]
+
+        reducer = umap.UMAP(n_components=2, metric="cosine", random_state=seed)
+        with warnings.catch_warnings():  # a seed makes UMAP single-threaded, and it warns about that each time
+            warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+            points = np.asarray(reducer.fit_transform(embeddings))
+        return Projection(points, "UMAP", ("UMAP 1", "UMAP 2"))
     from sklearn.decomposition import PCA
 
     if len(embeddings) < 2:
-        return np.zeros((len(embeddings), 2)), "PCA"
+        return Projection(np.zeros((len(embeddings), 2)), "PCA", ("PCA 1", "PCA 2"))
     components = min(2, embeddings.shape[1], len(embeddings))
-    points = PCA(n_components=components, random_state=seed).fit_transform(embeddings)
+    pca = PCA(n_components=components, random_state=seed)
+    points = pca.fit_transform(embeddings)
+    shares = [*(100 * pca.explained_variance_ratio_), 0.0][:2]
     if points.shape[1] < 2:
         points = np.hstack([points, np.zeros((len(points), 2 - points.shape[1]))])
-    return points, "PCA"
+    labels = (f"PCA 1 ({shares[0]:.0f}% variance)", f"PCA 2 ({shares[1]:.0f}% variance)")
+    return Projection(points, "PCA", labels)
 
 
-def plot_projection(points: np.ndarray, labels: np.ndarray, path: Path, title: str) -> None:
+def _shorten(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def cluster_figure(projection: Projection, labels: np.ndarray, names: list[tuple[str, str]], title: str) -> Any:
+    """The scatter plot, each of the largest clusters labelled at its centre with its keywords; the legend adds
+    each cluster's size and representative sentence. ``names``: (keywords, representative sentence) per cluster."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     k = int(labels.max()) + 1 if len(labels) else 0
-    figure, axes = plt.subplots(figsize=(8, 6), dpi=110)
+    points = projection.points
+    figure, axes = plt.subplots(figsize=(11, 6), dpi=110)
     colours = plt.get_cmap("tab20" if k > 10 else "tab10")
-    scatter = axes.scatter(points[:, 0], points[:, 1], c=labels % colours.N, cmap=colours, s=8, alpha=0.75)
-    if 1 < k <= 20:
-        handles = [
-            plt.Line2D([], [], marker="o", linestyle="", color=colours(i % colours.N), label=str(i)) for i in range(k)
-        ]
-        axes.legend(handles=handles, title="cluster", fontsize=7, loc="best", markerscale=0.8)
-    del scatter
+    axes.scatter(points[:, 0], points[:, 1], c=labels % colours.N, cmap=colours, vmin=0, vmax=colours.N - 1, s=8,
+                 alpha=0.6)  # fmt: skip
+    handles = []
+    for cluster in range(min(k, PLOT_MAX_LABELS)):
+        keywords, representative = names[cluster]
+        mine = points[labels == cluster]
+        size = int(np.sum(labels == cluster))
+        if len(mine):
+            x, y = np.median(mine, axis=0)
+            axes.annotate(f"{cluster}: {keywords}", (x, y), fontsize=8, ha="center", weight="bold",
+                          bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.8, "lw": 0})  # fmt: skip
+        label = f"{cluster} ({size}): {keywords}\n    “{_shorten(representative)}”"
+        handles.append(plt.Line2D([], [], marker="o", linestyle="", color=colours(cluster % colours.N), label=label))
+    if handles:
+        more = f" ({PLOT_MAX_LABELS} largest of {k})" if k > PLOT_MAX_LABELS else ""
+        axes.legend(handles=handles, title=f"cluster (size): keywords{more}", fontsize=7, loc="upper left",
+                    bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # fmt: skip
+    axes.set_xlabel(projection.axis_labels[0])
+    axes.set_ylabel(projection.axis_labels[1])
     axes.set_title(title)
-    axes.set_xticks([])
-    axes.set_yticks([])
-    save_figure_atomic(figure, path)
+    return figure
 
 
 def write_clusters(
@@ -177,37 +267,39 @@ def write_clusters(
     labels = relabel_by_size(labels)
     _, similarity = centroids_and_similarity(embeddings, labels)
     sizes = np.bincount(labels).tolist()
-    with atomic_file(output / "assignments.csv") as partial, partial.open("w", encoding="utf-8", newline="") as handle:
+    _write_assignments(output / "assignments.csv", sources, labels, similarity, texts)
+    keywords = cluster_keywords(texts, labels)
+    summary: list[dict[str, Any]] = []
+    for cluster, size in enumerate(sizes):
+        central = central_sentences(np.flatnonzero(labels == cluster), similarity, texts, sources, top)
+        summary.append({"cluster": cluster, "size": size, "keywords": keywords[cluster], "central": central})
+    write_json_atomic(
+        output / "clusters.json", {"texts": len(texts), "clusters": summary}, indent=2, ensure_ascii=False
+    )
+    names = [(", ".join(words[:KEYWORDS]) or "(no keywords)", c["central"][0]["text"]) for words, c in
+             zip(keywords, summary, strict=True)]  # fmt: skip
+    used_projection = None
+    if plot:
+        keep = np.arange(len(texts))
+        if len(keep) > PLOT_MAX_POINTS:
+            keep = np.sort(np.random.default_rng(seed).choice(len(texts), PLOT_MAX_POINTS, replace=False))
+        projected = project_2d(embeddings[keep], projection, seed)
+        used_projection = projected.method
+        shown = f" ({len(keep)} of {len(texts)} shown)" if len(keep) < len(texts) else ""
+        figure = cluster_figure(projected, labels[keep], names, f"{title}: {used_projection}{shown}")
+        save_figure_atomic(figure, output / "projection.png")
+    report_names = [f"{words} | {_shorten(text)}" for words, text in names]
+    return ClusterReport(output, len(texts), len(sizes), sizes, used_projection, report_names)
+
+
+def _write_assignments(
+    path: Path, sources: list[str], labels: np.ndarray, similarity: np.ndarray, texts: list[str]
+) -> None:
+    with atomic_file(path) as partial, partial.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["source", "cluster", "similarity", "text"])
         for source, label, score, text in zip(sources, labels, similarity, texts, strict=True):
             writer.writerow([source, int(label), f"{score:.4f}", text])
-    summary: list[dict[str, Any]] = []
-    for cluster, size in enumerate(sizes):
-        members = np.flatnonzero(labels == cluster)
-        best = members[np.argsort(-similarity[members], kind="stable")[:top]]
-        summary.append(
-            {
-                "cluster": cluster,
-                "size": size,
-                "central": [
-                    {"source": sources[i], "similarity": round(float(similarity[i]), 4), "text": texts[i]} for i in best
-                ],
-            }
-        )
-    write_json_atomic(
-        output / "clusters.json", {"texts": len(texts), "clusters": summary}, indent=2, ensure_ascii=False
-    )
-    used_projection = None
-    if plot:
-        rng = np.random.default_rng(seed)
-        keep = np.arange(len(texts))
-        if len(keep) > PLOT_MAX_POINTS:
-            keep = np.sort(rng.choice(len(texts), PLOT_MAX_POINTS, replace=False))
-        points, used_projection = project_2d(embeddings[keep], projection, seed)
-        shown = f" ({len(keep)} of {len(texts)} shown)" if len(keep) < len(texts) else ""
-        plot_projection(points, labels[keep], output / "projection.png", f"{title}: {used_projection}{shown}")
-    return ClusterReport(output, len(texts), len(sizes), sizes, used_projection)
 
 
 def cluster_embeddings(

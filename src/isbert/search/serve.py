@@ -43,7 +43,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -55,7 +55,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from isbert.search.index import SearchIndex
+if TYPE_CHECKING:  # the service runs without faiss when no --index is given
+    from isbert.search.index import SearchIndex
 
 LOGGER = logging.getLogger("isbert.serve")
 PARSE_OFF_LOOP_BYTES = 65_536  # bodies above this are decoded and parsed on a worker thread, not the event loop

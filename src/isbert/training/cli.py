@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from isbert.extras import require
 from isbert.training.config import DefaultsOnceFormatter, add_arguments, from_args
 
 
@@ -28,6 +29,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    require("train", "datasets", "accelerate", "matplotlib", what="isbert train")
     from isbert.training.result import TrainingInterrupted
     from isbert.training.run import train
 
