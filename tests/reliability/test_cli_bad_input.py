@@ -100,10 +100,10 @@ CASES: list[tuple[str, list[str], str, str]] = [
         r"input file not found: .*does-not-exist.txt",
     ),
     (
-        "encode-input-is-folder",
-        ["encode", "{model}", "-i", "{root}", "-o", "{root}/e.npy"],
+        "encode-input-is-folder-without-texts",
+        ["encode", "{model}", "-i", "{empty_data}", "-o", "{root}/e.npy"],
         "error",
-        r"expected a file, got a folder",
+        r"empty-data: no text files in this folder",
     ),
     (
         "encode-missing-model",
