@@ -169,6 +169,8 @@ def test_options_may_come_anywhere_among_positionals() -> None:
     assert parser.parse_args(["index", "info", "IDX"]).verbose is False
     args = parser.parse_args(["train", "--corpus", "a.txt", "b.txt", "-o", "run", "--max-steps", "3"])
     assert (args.corpus, args.output, args.max_steps) == (["a.txt", "b.txt"], "run", 3)
+    args = parser.parse_args(["train", "-o", "run", "--input", "a.txt", "texts/", "-i", "'*.txt'"])
+    assert args.corpus == ["a.txt", "texts/", "'*.txt'"]  # train's --input is its corpus, as in other commands
 
 
 def test_the_index_is_positional_everywhere() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -15,7 +16,8 @@ import pytest
 from tiny_models import WORDS
 
 import isbert
-from isbert.encode import encode_file
+from isbert.encode import encode_file, read_sources, sources_path
+from isbert.errors import InputError
 
 
 def write_corpus(path: Path, count: int) -> list[str]:
@@ -53,7 +55,7 @@ def test_interrupted_run_resumes_to_the_same_output(tiny_isbert_folder: Path, tm
     first = Interrupting(model, interrupt_on=4)
     with pytest.raises(KeyboardInterrupt):
         encode_file(first, source, output, chunk_size=8, model_id="m", show_progress=False)
-    assert not output.exists()
+    assert not output.exists() and not sources_path(output).exists()
     progress = json.loads((tmp_path / ".out.npy.progress.json").read_text())
     assert progress["done"]["written"] == 24
 
@@ -62,7 +64,8 @@ def test_interrupted_run_resumes_to_the_same_output(tiny_isbert_folder: Path, tm
     assert second.calls == 4  # chunks 4..7 of 7 (the last one short), not the first three again
     assert report.rows == 50
     np.testing.assert_array_equal(np.load(output), np.load(reference))
-    assert not list(tmp_path.glob(".out.npy*"))
+    assert read_sources(output) == [f"corpus.txt:{line}" for line in range(1, 51)]
+    assert not list(tmp_path.glob(".out.*"))
     reliability.fault()
 
 
@@ -76,6 +79,31 @@ def test_changed_input_or_model_starts_over(tiny_isbert_folder: Path, tmp_path: 
     again = Interrupting(model, None)
     encode_file(again, source, output, chunk_size=8, model_id="another model", show_progress=False)
     assert again.calls == 4  # all four chunks: a different model id is a different job
+
+
+def test_row_i_is_the_text_at_its_file_and_line(tiny_isbert_folder: Path, tmp_path: Path) -> None:
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    folder = tmp_path / "texts"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("one\n\ntwo\n", encoding="utf-8")
+    (folder / "sub" / "b.csv").write_text('id,text\n1,three\n2,"four\nfive"\n3,six\n', encoding="utf-8")
+    (folder / 'c,"d.txt').write_text("seven\n", encoding="utf-8")  # a name CSV has to quote
+    output = tmp_path / "out" / "vectors.npy"
+    report = encode_file(model, [folder / "a.txt", folder], output, chunk_size=2, show_progress=False)
+    matrix, sources = np.load(output), read_sources(output)
+    assert sources_path(output) == tmp_path / "out" / "vectors.sources.csv"
+    texts = {"a.txt:1": "one", "a.txt:2": "", "a.txt:3": "two", 'c,"d.txt:1': "seven",
+             "sub/b.csv:2": "three", "sub/b.csv:3": "four\nfive", "sub/b.csv:5": "six"}  # fmt: skip
+    assert sources == ["a.txt:1", "a.txt:2", "a.txt:3", 'c,"d.txt:1', "sub/b.csv:2", "sub/b.csv:3", "sub/b.csv:5"]
+    for row, source in zip(matrix, sources, strict=True):
+        np.testing.assert_allclose(row, model.encode(texts[source]), atol=1e-5)
+    with sources_path(output).open(newline="", encoding="utf-8") as handle:  # plain CSV with a header
+        assert [row["source"] for row in csv.DictReader(handle)] == sources
+    assert "each row's file:line in vectors.sources.csv" in report.summary()
+    (folder / "sub" / "bad.txt").write_bytes(b"fine\nbad \xff\n")
+    with pytest.raises(InputError, match=r"bad\.txt:2: not valid UTF-8"):
+        encode_file(model, folder, tmp_path / "out" / "other.npy", show_progress=False)
+    assert sorted(path.name for path in output.parent.iterdir()) == ["vectors.npy", "vectors.sources.csv"]
 
 
 @pytest.mark.slow

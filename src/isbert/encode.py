@@ -1,7 +1,9 @@
-"""Encode a text file into a float32 ``.npy`` matrix, one row per input record, in input order."""
+"""Encode text files into a float32 ``.npy`` matrix, one row per input record, in input order, and each row's
+``file:line`` beside it (``NAME.sources.csv``)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -15,7 +17,7 @@ import numpy as np
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
-from isbert.atomic import fsync_parent, write_json_atomic
+from isbert.atomic import fsync_parent, fsync_path, write_json_atomic
 from isbert.errors import IsbertError
 from isbert.inputs import InputFile, InputSpec, describe, expand_inputs, iter_input_texts
 from isbert.io import EncodingErrors, ReadStats
@@ -50,7 +52,8 @@ class EncodeReport:
                 start += rows
             notes.append("rows of " + ", ".join(spans))
         tail = f"; {'; '.join(notes)}" if notes else ""
-        return f"wrote {self.rows} x {self.dimension} float32 embeddings to {self.output}{tail}"
+        where = f"{self.output} (each row's file:line in {sources_path(self.output).name})"
+        return f"wrote {self.rows} x {self.dimension} float32 embeddings to {where}{tail}"
 
 
 def _chunks(records: Iterator[tuple[InputFile, int, str]], size: int) -> Iterator[list[str]]:
@@ -126,13 +129,36 @@ def _resume_or_start(partial: Path, progress_file: Path, job: dict, shape: tuple
     return {"written": 0, "empty": 0, "truncated": 0}
 
 
-def _count_rows(files: list[InputFile], read: dict[str, Any]) -> dict[str, int]:
-    """Rows per file (by label), in order."""
+def sources_path(output_path: str | Path) -> Path:
+    """Where :func:`encode_file` writes the rows' provenance: a CSV beside the matrix whose one column, ``source``,
+    holds ``label:line`` (the label as :func:`isbert.inputs.expand_inputs` gives it); its row ``i`` is matrix row
+    ``i``."""
+    return Path(output_path).with_suffix(".sources.csv")
+
+
+def read_sources(output_path: str | Path) -> list[str]:
+    """The ``label:line`` of every row of the matrix at ``output_path``, in row order."""
+    with sources_path(output_path).open(newline="", encoding="utf-8") as handle:
+        return [row["source"] for row in csv.DictReader(handle)]
+
+
+def _count_rows(files: list[InputFile], read: dict[str, Any], sources: Path) -> dict[str, int]:
+    """Rows per file (by label), in order; each row's source is written to ``sources`` on the way (CSV quotes
+    any comma, quote or line break a file name holds)."""
     rows = dict.fromkeys((file.label for file in files), 0)
-    for file, _, _ in iter_input_texts(files, **read):
-        rows[file.label] += 1
-    if not sum(rows.values()):
-        raise IsbertError(f"{describe(files)}: no texts to encode (empty)")
+    try:
+        with sources.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["source"])
+            for file, line, _ in iter_input_texts(files, **read):
+                rows[file.label] += 1
+                writer.writerow([f"{file.label}:{line}"])
+        if not sum(rows.values()):
+            raise IsbertError(f"{describe(files)}: no texts to encode (empty)")
+    except BaseException:
+        sources.unlink(missing_ok=True)
+        raise
+    fsync_path(sources)
     return rows
 
 
@@ -181,7 +207,8 @@ def encode_file(
     show_progress: bool = True,
 ) -> EncodeReport:
     """Encode every record of ``inputs`` (files, folders, patterns: :func:`isbert.inputs.expand_inputs`) and write
-    a float32 ``(rows, dim)`` array to ``output_path``, the files' rows one after the other.
+    a float32 ``(rows, dim)`` array to ``output_path``, the files' rows one after the other, and each row's
+    ``file:line`` to :func:`sources_path` (``vectors.npy`` -> ``vectors.sources.csv``; see :func:`read_sources`).
 
     The input is read twice, streaming (once to count rows for the ``.npy`` header, once to encode), and the
     output is written chunk by chunk with plain file writes, so memory stays flat for any file size. The
@@ -201,10 +228,12 @@ def encode_file(
     files, output_path = expand_inputs(inputs), Path(output_path)
     _check_request(batch_size, output_path)
     read = {"text_field": text_field, "column": column, "encoding_errors": encoding_errors}
-    file_rows, dimension = _count_rows(files, read), _embedding_dimension(model)
-    rows = sum(file_rows.values())
     output_path.parent.mkdir(parents=True, exist_ok=True)
     partial = output_path.with_name(f".{output_path.name}.partial")
+    sources = sources_path(output_path)
+    sources_partial = sources.with_name(f".{sources.name}.partial")  # written again on every run, resumed or not
+    file_rows, dimension = _count_rows(files, read, sources_partial), _embedding_dimension(model)
+    rows = sum(file_rows.values())
     progress_file = output_path.with_name(f".{output_path.name}.progress.json")
     settings = {"normalize": normalize, "batch_size": batch_size, "chunk_size": chunk_size, **read}
     job = _job(files, model_id or type(model).__name__, (rows, dimension), settings)
@@ -234,13 +263,15 @@ def encode_file(
                 bar.update(len(chunk))
     except IsbertError:
         output.close()
-        partial.unlink(missing_ok=True)
-        progress_file.unlink(missing_ok=True)
+        for leftover in (partial, progress_file, sources_partial):
+            leftover.unlink(missing_ok=True)
         raise
     finally:
         output.close()
     if done["written"] != rows:
         raise IsbertError(f"{describe(files)} changed while it was being encoded ({rows} rows, then {done['written']})")
+    # the sources first: once the matrix has its name, the rows' sources are there too
+    os.replace(sources_partial, sources)
     os.replace(partial, output_path)  # complete and fsynced chunk by chunk: only the rename is left to make durable
     fsync_parent(output_path)
     progress_file.unlink(missing_ok=True)

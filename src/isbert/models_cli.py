@@ -30,7 +30,12 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", help=MODEL_HELP)
     add_input_argument(parser, "the texts to encode, one row per record, files in the order given")
-    parser.add_argument("--output", "-o", required=True, help="where to write the embeddings (.npy)")
+    parser.add_argument(
+        "--output",
+        "-o",
+        required=True,
+        help="where to write the embeddings (.npy); each row's file:line goes beside it, in NAME.sources.csv",
+    )
     add_reader_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default: 32)")
     parser.add_argument("--normalize", action="store_true", help="L2-normalize each embedding")

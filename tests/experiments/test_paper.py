@@ -117,7 +117,7 @@ def test_missing_corpus_says_how_to_make_it(tmp_path: Path, data_dir: Path, caps
                  "--only", "is-paper-relu"])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
-    assert f"corpus file not found: {data_dir.resolve() / unlabeled.NLI_CORPUS}" in err[0]
+    assert f"corpus: input file not found: {data_dir.resolve() / unlabeled.NLI_CORPUS}" in err[0]
     assert f"make it with: isbert data download --unlabeled nli --data-dir {data_dir.resolve()}" in err[0]
 
 

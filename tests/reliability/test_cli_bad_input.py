@@ -100,10 +100,10 @@ CASES: list[tuple[str, list[str], str, str]] = [
         r"input file not found: .*does-not-exist.txt",
     ),
     (
-        "encode-input-is-folder",
-        ["encode", "{model}", "-i", "{root}", "-o", "{root}/e.npy"],
+        "encode-input-is-folder-without-texts",
+        ["encode", "{model}", "-i", "{empty_data}", "-o", "{root}/e.npy"],
         "error",
-        r"expected a file, got a folder",
+        r"empty-data: no text files in this folder",
     ),
     (
         "encode-missing-model",
@@ -181,12 +181,12 @@ CASES: list[tuple[str, list[str], str, str]] = [
         "usage",
         r"--heldout-size: must be at least 0, got -3",
     ),
-    ("train-no-corpus", ["train", "-o", "{root}/t"], "usage", r"required: --corpus"),
+    ("train-no-corpus", ["train", "-o", "{root}/t"], "usage", r"required: --input/-i/--corpus"),
     (
         "train-missing-corpus",
         ["train", "--model", "{model}", "--corpus", "{missing}", "-o", "{root}/t1"],
         "error",
-        r"corpus file not found: .*does-not-exist.txt",
+        r"input file not found: .*does-not-exist.txt",
     ),
     (
         "train-missing-model",

@@ -97,7 +97,7 @@ def test_help_shows_each_default_once() -> None:
         ({"activation": "gelu"}, "--activation must be one of none, relu"),
         ({"select": "best"}, "--select must be one of stsb, label-free"),
         ({"exclude_radius": -1}, "--exclude-radius must be at least 0"),
-        ({"corpus": []}, "no corpus files"),
+        ({"corpus": []}, "no corpus given (--input FILE, FOLDER or 'PATTERN' ...)"),
         ({"objective": "simcse", "train_parts": "head"}, "no head to train"),
         ({"select": "stsb"}, "--select stsb needs --dev stsb"),
         ({"keep_checkpoints": -1}, "--keep-checkpoints must be at least 0"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from isbert.errors import InputError, IsbertError
-from isbert.training.corpus import build_corpus_dataset, default_heldout_size, split_heldout
+from isbert.training.corpus import build_corpus_dataset, corpus_fingerprint, default_heldout_size, split_heldout
 
 
 def test_txt_stats_strip_empty_and_dedup(tmp_path: Path) -> None:
@@ -59,8 +59,36 @@ def test_empty_and_missing_corpus(tmp_path: Path) -> None:
     empty.write_text("\n \n", encoding="utf-8")
     with pytest.raises(IsbertError, match="the corpus is empty"):
         build_corpus_dataset([empty], tmp_path / "cache")
-    with pytest.raises(IsbertError, match="corpus file not found"):
+    with pytest.raises(IsbertError, match=r"input file not found: .*nope\.txt"):
         build_corpus_dataset([tmp_path / "nope.txt"], tmp_path / "cache")
+
+
+def test_folders_and_patterns_expand_in_order(tmp_path: Path) -> None:
+    folder = tmp_path / "texts"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "b.txt").write_text("two\n", encoding="utf-8")
+    (folder / "a.txt").write_text("one\n", encoding="utf-8")
+    (folder / "sub" / "c.txt").write_text("three\n", encoding="utf-8")
+    (folder / "notes.md").write_text("not a corpus file\n", encoding="utf-8")
+    dataset, stats = build_corpus_dataset([folder], tmp_path / "cache")
+    assert list(dataset["text"]) == ["one", "two", "three"]
+    assert [Path(f["path"]).name for f in stats.files] == ["a.txt", "b.txt", "c.txt"]
+    dataset, _ = build_corpus_dataset([str(folder / "*.txt"), folder / "a.txt"], tmp_path / "cache")
+    assert list(dataset["text"]) == ["one", "two"]  # a file named twice is read once
+    with pytest.raises(IsbertError, match=r"^no files match '.*\*\.tsv'$"):
+        build_corpus_dataset([str(folder / "*.tsv")], tmp_path / "cache")
+    (folder / "sub" / "bad.txt").write_bytes(b"fine\nbad \xff\n")
+    with pytest.raises(InputError, match=r"bad.txt:2: not valid UTF-8"):
+        build_corpus_dataset([folder], tmp_path / "cache")
+
+
+def test_fingerprint_covers_every_file_of_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("one\n", encoding="utf-8")
+    before = corpus_fingerprint([tmp_path])
+    assert [Path(entry["path"]).name for entry in before] == ["a.txt"]
+    (tmp_path / "b.txt").write_text("two\n", encoding="utf-8")
+    assert [Path(entry["path"]).name for entry in corpus_fingerprint([tmp_path])] == ["a.txt", "b.txt"]
+    assert corpus_fingerprint([str(tmp_path / "*.txt")]) == corpus_fingerprint([tmp_path])
 
 
 def test_heldout_split_is_seeded_and_disjoint(tmp_path: Path) -> None:

@@ -152,6 +152,35 @@ def test_train_end_to_end(tmp_path: Path, tiny_backbone: Path) -> None:
         train(model=str(tiny_backbone), corpus=[str(corpus)], output=str(out), max_steps=6, batch_size=8, **TINY)
 
 
+@pytest.mark.slow
+def test_corpus_from_a_folder_or_a_pattern_and_its_fingerprint(tmp_path: Path, tiny_backbone: Path) -> None:
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    write_corpus(folder / "b.txt", 30, seed=2)
+    write_corpus(folder / "a.txt", 30, seed=1)
+    # the model does not exist: the pattern's error shows the corpus is checked before any model loads
+    pattern = str(folder / "*.tsv")
+    nothing = run_cli("--model", str(tmp_path / "no-model"), "--input", pattern, "-o", str(tmp_path / "none"))
+    assert nothing.returncode == 2
+    assert nothing.stderr.strip().splitlines() == [f"isbert train: error: no files match {pattern!r}"]
+    assert not (tmp_path / "none").exists()
+
+    common = ["--model", str(tiny_backbone), "--max-steps", "2", "--batch-size", "8", "--heldout-size", "0",
+              "--device", "cpu", *TINY_ARGS]  # fmt: skip
+    out = tmp_path / "run"
+    first = run_cli(*common, "--input", str(folder), "-o", str(out))
+    assert first.returncode == 0, first.stderr[-2000:]
+    corpus = json.loads((out / "training_summary.json").read_text())["corpus"]
+    assert [Path(f["path"]).name for f in corpus["files"]] == ["a.txt", "b.txt"] and corpus["used"] == 60
+    write_corpus(folder / "c.txt", 5, seed=3)  # the folder now names one more file: not the same run
+    again = run_cli(*common, "--corpus", str(folder), "-o", str(out), "--resume")
+    assert again.returncode == 2 and "holds a different run (differs in: corpus)" in again.stderr
+
+    result = train(model=str(tiny_backbone), corpus=[str(folder / "[ab].txt")], output=str(tmp_path / "glob"),
+                   max_steps=2, batch_size=8, heldout_size=0, **TINY)  # fmt: skip
+    assert [Path(f["path"]).name for f in result.corpus.files] == ["a.txt", "b.txt"] and result.corpus.used == 60
+
+
 def test_nan_loss_stops_with_checkpoint(tmp_path: Path, tiny_backbone: Path, monkeypatch) -> None:
     import isbert.losses as losses
 

@@ -554,13 +554,16 @@ def _check_corpora(jobs: list[Job]) -> None:
     """A missing corpus fails before any run (the baselines before it can take minutes), saying how to make it when
     isbert can (``isbert data download --unlabeled nli`` for the paper's corpus)."""
     from isbert.evaluation.unlabeled import corpus_hint
+    from isbert.inputs import expand_inputs
 
     for job in jobs:
         for path in job.config.get("corpus", []) if job.spec.baseline is None else []:
-            if not Path(path).exists():
+            try:
+                expand_inputs(path)  # files, folders and patterns, as `isbert train --input` takes them
+            except IsbertError as error:
                 raise IsbertError(
-                    f"{job.experiment.path}: run '{job.spec.name}': corpus file not found: {path}{corpus_hint(path)}"
-                )
+                    f"{job.experiment.path}: run '{job.spec.name}': corpus: {error}{corpus_hint(path)}"
+                ) from None
 
 
 def list_jobs(

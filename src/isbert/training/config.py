@@ -14,7 +14,7 @@ import types
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from isbert.cli_types import DEVICE_HELP, READER_HELP, non_negative_int, positive_float, positive_int
+from isbert.cli_types import DEVICE_HELP, INPUT_HELP, READER_HELP, non_negative_int, positive_float, positive_int
 from isbert.errors import IsbertError
 
 KINDS = {
@@ -46,6 +46,7 @@ def setting(
     below: float | None = None,
     trajectory: bool = True,
     flag: str | None = None,
+    aliases: tuple[str, ...] = (),
     cli: bool = True,
     note: str = "",
 ) -> Any:
@@ -58,13 +59,15 @@ def setting(
         minimum, positive, below: bounds checked by :func:`validate` (``minimum`` inclusive, ``below`` exclusive).
         trajectory: whether the value changes the training trajectory, so that a run resumes only with the same one.
         flag: the command-line flag when it is not ``--field-name`` (``--no-progress`` for ``show_progress``).
+        aliases: other spellings of the same flag (``-o``; ``--corpus``, the name before ``--input`` was shared by
+            every command that reads texts).
         cli: False for settings only the Python API sets.
         note: where the released code or the paper differ, for the docs table.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown setting kind {kind!r}")
     metadata = {"help": help, "kind": kind, "minimum": minimum, "positive": positive, "below": below,
-                "trajectory": trajectory, "flag": flag, "cli": cli, "note": note}  # fmt: skip
+                "trajectory": trajectory, "flag": flag, "aliases": aliases, "cli": cli, "note": note}  # fmt: skip
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -80,8 +83,8 @@ class TrainConfig:
     # --- data
     model: str = setting("offline-minilm", "backbone: Hugging Face id, local folder, 'offline-minilm', "
                          "'offline-glove', or a saved isbert model to continue", "model")  # fmt: skip
-    corpus: list[str] = setting([], ".txt/.txt.gz (one sentence per line), .jsonl (--text-field) or .csv/.tsv "
-                                "(--column) files", "data", trajectory=False)  # fmt: skip
+    corpus: list[str] = setting([], f"the training sentences: {INPUT_HELP}", "data", trajectory=False,
+                                flag="--input", aliases=("-i", "--corpus"))  # fmt: skip
     text_field: str = setting("text", READER_HELP["text_field"], "data")
     column: str = setting("text", READER_HELP["column"], "data")
     encoding_errors: Literal["strict", "replace", "skip"] = setting("strict", READER_HELP["encoding_errors"], "data")
@@ -160,7 +163,8 @@ class TrainConfig:
                                      note="released: every 1000 steps, no step-0 evaluation")  # fmt: skip
     eval_batch_size: int = setting(64, "batch size for evaluation", "selection", minimum=1, trajectory=False)
     # --- run
-    output: str = setting("isbert-output", "run folder; the selected model is saved in it", "run", trajectory=False)
+    output: str = setting("isbert-output", "run folder; the selected model is saved in it", "run", trajectory=False,
+                          aliases=("-o",))  # fmt: skip
     save_steps: int | None = setting(None, "checkpoint every N steps (default: --eval-steps)", "run", minimum=1,
                                      trajectory=False)  # fmt: skip
     keep_checkpoints: int = setting(2, "complete checkpoints left when the run ends (the best model is kept apart); "
@@ -216,7 +220,7 @@ def validate(config: TrainConfig) -> None:
     for spec in fields(TrainConfig):
         _check_setting(spec.name, getattr(config, spec.name), hints[spec.name], spec.metadata)
     if not config.corpus:
-        raise IsbertError("no corpus files given (--corpus FILE ...)")
+        raise IsbertError(f"no corpus given ({flag_of('corpus')} FILE, FOLDER or 'PATTERN' ...)")
     if config.objective == "simcse" and config.train_parts == "head":
         raise IsbertError("--objective simcse has no head to train; use --train-parts all")
     if config.select == "stsb" and config.dev != "stsb":
@@ -268,7 +272,7 @@ def _argument_options(spec: Any, hint: Any) -> dict[str, Any]:
     elif base is float:
         options["type"] = positive_float if meta["positive"] else float
     if get_origin(base) is list:
-        options.update(nargs="+", required=True, metavar="FILE", default=None)
+        options.update(nargs="+", action="extend", required=True, metavar="PATH", default=None)
     return options
 
 
@@ -281,12 +285,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             continue
         title = KINDS[spec.metadata["kind"]]
         group = groups.setdefault(title, parser.add_argument_group(title))
-        names = [flag_of(spec.name)]
         options = _argument_options(spec, hints[spec.name])
         if spec.name == "output":
-            names.append("-o")
             options.update(required=True, default=None)
-        group.add_argument(*names, **options)
+        group.add_argument(flag_of(spec.name), *spec.metadata["aliases"], **options)
 
 
 def from_args(args: argparse.Namespace) -> TrainConfig:
@@ -301,7 +303,9 @@ def settings_table() -> str:
         default = spec.default_factory() if spec.default is MISSING else spec.default  # type: ignore[misc]
         shown = "required" if spec.name in ("corpus", "output") else f"`{default}`"
         meta = spec.metadata
-        rows.append(f"| `{flag_of(spec.name)}` | {shown} | {meta['kind']} | {meta['help']} | {meta['note']} |")
+        flags = f"`{flag_of(spec.name)}`" + "".join(f", `{alias}`" for alias in meta["aliases"])
+        meaning = meta["help"].replace("*", r"\*")  # glob examples, not emphasis
+        rows.append(f"| {flags} | {shown} | {meta['kind']} | {meaning} | {meta['note']} |")
     return "\n".join(rows) + "\n"
 
 

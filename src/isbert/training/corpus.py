@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from isbert.errors import IsbertError
+from isbert.inputs import InputSpec, describe, expand_inputs
 from isbert.io import EncodingErrors, ReadStats, iter_texts
 
 TEXT_COLUMN = "text"
@@ -63,15 +64,14 @@ class CorpusStats:
         return asdict(self)
 
 
-def corpus_fingerprint(paths: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
-    """Path, size and modification time of each file: enough to notice a corpus that changed before ``--resume``."""
+def corpus_fingerprint(corpus: InputSpec | Sequence[InputSpec]) -> list[dict[str, Any]]:
+    """Path, size and modification time of every file ``corpus`` names (files, folders, patterns: see
+    :func:`isbert.inputs.expand_inputs`): enough to notice a corpus that changed before ``--resume``, a file added
+    to a folder included."""
     result = []
-    for path in paths:
-        path = Path(path)
-        if not path.is_file():
-            raise IsbertError(f"corpus file not found: {path}")
-        stat = path.stat()
-        result.append({"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+    for file in expand_inputs(corpus):
+        stat = file.path.stat()
+        result.append({"path": str(file.path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
     return result
 
 
@@ -118,7 +118,7 @@ def _generate(token: str, paths: list[str], options: dict[str, Any]) -> Iterator
 
 
 def build_corpus_dataset(
-    paths: Sequence[str | os.PathLike[str]],
+    corpus: InputSpec | Sequence[InputSpec],
     cache_dir: str | os.PathLike[str],
     *,
     text_field: str = "text",
@@ -126,7 +126,8 @@ def build_corpus_dataset(
     encoding_errors: EncodingErrors = "strict",
     dedup: bool = False,
 ) -> tuple[Any, CorpusStats]:
-    """Read the corpus into an Arrow dataset under ``cache_dir`` (rebuilt each time, so the stats are real).
+    """Read the files ``corpus`` names (files, folders, patterns: see :func:`isbert.inputs.expand_inputs`) into an
+    Arrow dataset under ``cache_dir`` (rebuilt each time, so the stats are real).
 
     Returns ``(dataset, stats)``; raises :class:`IsbertError` on an empty corpus or unreadable input.
     """
@@ -135,9 +136,7 @@ def build_corpus_dataset(
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
-    if not paths:
-        raise IsbertError("no corpus files given")
-    corpus_fingerprint(paths)  # fail early, with the file name, on a missing file
+    files = expand_inputs(corpus)  # fails early, in one line, on a wrong path
     cache_dir = Path(cache_dir)
     shutil.rmtree(cache_dir, ignore_errors=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -148,15 +147,13 @@ def build_corpus_dataset(
     try:
         dataset = datasets.Dataset.from_generator(
             _generate,
-            gen_kwargs={"token": token, "paths": [str(p) for p in paths], "options": options},
+            gen_kwargs={"token": token, "paths": [str(file.path) for file in files], "options": options},
             cache_dir=str(cache_dir),
             features=datasets.Features({TEXT_COLUMN: datasets.Value("string")}),
         )
     except ValueError:  # datasets refuses a generator that yielded nothing
         if stats.used == 0:
-            raise IsbertError(
-                f"the corpus is empty: no non-empty lines in {', '.join(str(p) for p in paths)}"
-            ) from None
+            raise IsbertError(f"the corpus is empty: no non-empty lines in {describe(files)}") from None
         raise
     except DatasetGenerationError as error:
         cause = error.__cause__ or error.__context__
@@ -166,7 +163,7 @@ def build_corpus_dataset(
     finally:
         _RUNNING_STATS.pop(token, None)
     if len(dataset) == 0:
-        raise IsbertError(f"the corpus is empty: no non-empty lines in {', '.join(str(p) for p in paths)}")
+        raise IsbertError(f"the corpus is empty: no non-empty lines in {describe(files)}")
     return dataset, stats
 
 

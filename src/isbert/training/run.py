@@ -30,6 +30,7 @@ import isbert
 from isbert.atomic import usual_permissions, write_json_atomic
 from isbert.errors import IsbertError
 from isbert.glove import word_coverage
+from isbert.inputs import InputFile, expand_inputs
 from isbert.losses import AnchoredObjective
 from isbert.training import checkpoints as ckpt
 from isbert.training.callbacks import ControlCallback, LogCallback, ProgressCallback, SelectionCallback
@@ -72,6 +73,8 @@ class Run:
     resume_from: Path | None
     log: RunLog
     state: PartialState
+    corpus: list[InputFile]
+    """The corpus files, expanded once (folders, patterns), so the resume fingerprint covers what is read."""
 
     @property
     def main(self) -> bool:
@@ -158,7 +161,8 @@ def _settings(config: TrainConfig | None, overrides: dict[str, Any]) -> TrainCon
 
 def _open_run(config: TrainConfig) -> Run:
     """The run folder, created or checked (resume) on the main process, and where to resume from."""
-    fingerprint = corpus_fingerprint(config.corpus)
+    corpus = expand_inputs(config.corpus)
+    fingerprint = corpus_fingerprint(corpus)
     state = PartialState(cpu=config.device == "cpu")
     if state.is_main_process:
         prepare_output(config, fingerprint)
@@ -172,7 +176,7 @@ def _open_run(config: TrainConfig) -> Run:
         ckpt.remove_partials(checkpoint_dir)
     select = config.select or ("stsb" if config.dev == "stsb" else "label-free")
     log = RunLog(out / LOG_FILE, enabled=state.is_main_process)
-    return Run(config, select, out, checkpoint_dir, resume_from, log, state)
+    return Run(config, select, out, checkpoint_dir, resume_from, log, state, corpus)
 
 
 def _nothing_to_resume(out: Path, main: bool) -> None:
@@ -223,7 +227,7 @@ def _load_data(run: Run) -> RunData:
     """The corpus streamed into Arrow, with a seeded held-out slice for the label-free criterion."""
     config = run.config
     dataset, stats = build_corpus_dataset(
-        config.corpus,
+        run.corpus,
         run.out / CORPUS_CACHE / f"rank-{run.state.process_index}",
         text_field=config.text_field,
         column=config.column,
