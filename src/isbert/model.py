@@ -196,7 +196,7 @@ def _describe_model_card(model: SentenceTransformer, backbone: str) -> None:
 CHECKSUMS_FILE = "isbert_checksums.json"
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -219,7 +219,7 @@ def save(model: SentenceTransformer, path: str | os.PathLike[str], **kwargs: Any
         model.save(str(staging), safe_serialization=True, **kwargs)
         usual_permissions(staging)
         files = sorted(file for file in staging.rglob("*") if file.is_file())
-        checksums = {file.relative_to(staging).as_posix(): _sha256(file) for file in files}
+        checksums = {file.relative_to(staging).as_posix(): sha256_file(file) for file in files}
         (staging / CHECKSUMS_FILE).write_text(json.dumps(checksums, indent=1), encoding="utf-8")
         for file in [*files, staging / CHECKSUMS_FILE]:
             fsync_path(file)
@@ -255,7 +255,7 @@ def verify_model_folder(folder: str | os.PathLike[str]) -> None:
             path = confined_path(root, relative, str(manifest))
             if not path.is_file():
                 raise IsbertError(f"{path}: missing (listed in {CHECKSUMS_FILE}); the model folder is damaged")
-            if _sha256(path) != expected:
+            if sha256_file(path) != expected:
                 raise IsbertError(
                     f"{path}: checksum mismatch, the file was changed or corrupted; the model folder is damaged"
                 )
@@ -289,12 +289,15 @@ def load(
     graph). A folder written by ``isbert export`` is also recognised with the default backend.
     """
     path = resolve_model_name(name_or_path)
-    from isbert.onnx_backend import OnnxEncoder, is_onnx_export
+    from isbert.onnx_backend import OnnxEncoder, cached_export, is_onnx_export
 
     if backend == "onnx" or (backend == "torch" and is_onnx_export(path)):
-        if not is_onnx_export(path):
-            raise IsbertError(f"{path} is not an ONNX export; create one with `isbert export MODEL --output DIR`")
-        return OnnxEncoder(path, **kwargs)
+        if is_onnx_export(path):
+            return OnnxEncoder(path, **kwargs)
+        if not (_is_local(path) and os.path.isfile(os.path.join(path, "modules.json"))):
+            raise IsbertError(f"{path}: backend onnx needs a local model folder or an `isbert export` folder")
+        verify_model_folder(path)
+        return OnnxEncoder(cached_export(path), **kwargs)
     if backend != "torch":
         raise IsbertError(f"unknown backend {backend!r}; choose torch or onnx")
     if _is_local(path):

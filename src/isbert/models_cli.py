@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from pathlib import Path
 
 from isbert.cli_types import MODEL_HELP, add_device_argument, add_reader_arguments, positive_int
 from isbert.errors import IsbertError
@@ -128,6 +130,8 @@ def _run_encode(args: argparse.Namespace) -> int:
 
     if args.backend == "onnx":
         model = load(args.model, backend="onnx", **({"quantization": args.quantization} if args.quantization else {}))
+        if Path(model.path).resolve() != Path(args.model).resolve():  # a plain model folder: exported into the cache
+            print(f"isbert encode: ONNX export of {args.model}: {model.path} (made once, reused)", file=sys.stderr)
     else:
         model = load(args.model, device=args.device)
     embed_chunks = None
