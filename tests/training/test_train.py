@@ -218,6 +218,8 @@ def test_length_batches_in_bf16_train_and_say_so(tmp_path: Path, tiny_backbone: 
         eval_steps=4, batching="length", precision="bf16", heldout_size=0, **TINY,
     )  # fmt: skip
     assert result.precision == "bf16" and "precision bf16" in result.summary()
+    start = json.loads((tmp_path / "run" / "training_log.jsonl").read_text().splitlines()[0])
+    assert start["event"] == "start" and start["precision"] == "bf16"
     model = isbert.load(tmp_path / "run")
     lengths = sampler.token_lengths(model, (tmp_path / "c.txt").read_text().splitlines())
     spreads = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in seen]

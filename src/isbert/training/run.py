@@ -363,6 +363,7 @@ def _log_start(run: Run, data: RunData, frozen: list[str], world: int) -> None:
             "frozen_parameters": frozen,
             "world_size": world,
             "selection": run.select,
+            "precision": run.precision,
         }
     )
 
