@@ -286,7 +286,9 @@ def load(
 
     ``backend="onnx"`` loads a folder written by ``isbert export`` (:func:`isbert.onnx_backend.export_onnx`) as an
     :class:`~isbert.onnx_backend.OnnxEncoder` (CPU, ``encode`` only; ``quantization="int8"|"none"`` picks the
-    graph). A folder written by ``isbert export`` is also recognised with the default backend.
+    graph); on a plain model folder it exports once into the cache and reuses that export
+    (:func:`isbert.onnx_backend.cached_export`; the encoder's ``path`` says where). A folder written by
+    ``isbert export`` is also recognised with the default backend.
     """
     path = resolve_model_name(name_or_path)
     from isbert.onnx_backend import OnnxEncoder, cached_export, is_onnx_export
