@@ -2,6 +2,7 @@
 # What this project runs when a session is lent a GPU machine (see README, Results). Writes into $OUT (or ./gpu-out):
 #   device.txt            GPU, library versions, and which Hugging Face weights the machine has cached
 #   training_step_gpu.*   training-step and loss-alone speed against the released approach (benchmarks/training_step.py)
+#   training_throughput_gpu.*  isbert train end to end against the released plain loop (benchmarks/training_throughput.py)
 #   bert-base-gpu.*       experiments/bert-base-gpu.toml, when bert-base-uncased is in the cache
 # Usage: DATA=path/to/data bash benchmarks/gpu_check.sh
 set -u
@@ -26,6 +27,8 @@ else
 fi
 python3 benchmarks/training_step.py --model "$MODEL" --device cuda --data-dir "$DATA" --steps 20 --rounds 3 \
   --output "$OUT/training_step_gpu"
+python3 benchmarks/training_throughput.py --model "$MODEL" --device cuda --data-dir "$DATA" --steps 20 --rounds 2 \
+  --output "$OUT/training_throughput_gpu"
 if [ "$MODEL" = bert-base-uncased ]; then
   python3 -m isbert experiment experiments/bert-base-gpu.toml --data-dir "$DATA" --device cuda \
     --runs-dir /tmp/isbert-runs --results-dir "$OUT" --no-progress

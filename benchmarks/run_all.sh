@@ -10,12 +10,13 @@ python=".venv/bin/python"
 "$python" benchmarks/encode_throughput.py
 "$python" benchmarks/eval_suite.py
 "$python" benchmarks/training_step.py
+"$python" benchmarks/training_throughput.py
 "$python" benchmarks/search_scale.py
 {
   echo "# Benchmark results"
   echo
   echo "Machine: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) cores; $(date -u +%Y-%m-%d)."
-  for name in encode_throughput eval_suite training_step search_scale encode_large; do
+  for name in encode_throughput eval_suite training_step training_throughput search_scale encode_large; do
     if [[ -f "benchmarks/results/$name.md" ]]; then
       echo; echo "## $name"; echo; cat "benchmarks/results/$name.md"
     fi

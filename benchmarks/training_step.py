@@ -128,14 +128,20 @@ def time_loss(function, inputs, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def common_arguments(description: str | None) -> argparse.ArgumentParser:
+    """The options both training benchmarks take: model, data, threads and device."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="offline-minilm")
     parser.add_argument(
         "--data-dir", default=os.environ.get("ISBERT_DATA_DIR", str(HERE.parent.parent / "shared" / "data"))
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (bf16 rows then use CUDA autocast)")
+    return parser
+
+
+def main() -> None:
+    parser = common_arguments(__doc__)
     parser.add_argument("--steps", type=int, default=4, help="timed steps per round and batch size")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import isbert
+from isbert import onnx_backend
 from isbert.cli import main
 from isbert.errors import IsbertError
-from isbert.onnx_backend import OnnxEncoder, export_onnx
+from isbert.onnx_backend import CONFIG_NAME, OnnxEncoder, cached_export, export_onnx, model_key
 
 pytest.importorskip("onnxruntime")
 
@@ -58,9 +61,68 @@ def test_cli_export_then_encode(tiny_isbert_folder: Path, tmp_path: Path) -> Non
     np.testing.assert_allclose(np.load(output), want, atol=1e-5)
 
 
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ISBERT_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "onnx"
+
+
+def test_plain_folder_exports_once_into_the_cache(
+    tiny_isbert_folder: Path, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(tiny_isbert_folder, model)
+    first = isbert.load(model, backend="onnx", quantization="none")
+    assert first.path.parent == cache and first.path.name == model_key(model)
+    want = isbert.load(model, device="cpu").encode(TEXTS)
+    np.testing.assert_allclose(first.encode(TEXTS), want, atol=1e-5)
+    exports: list[Path] = []
+    monkeypatch.setattr(onnx_backend, "export_onnx", lambda *a, **k: exports.append(a[1]))
+    assert isbert.load(model, backend="onnx").path == first.path and exports == []  # reused, not exported again
+    # a changed model gets a new key, hence a new export
+    (model / "README.md").write_text("changed\n")
+    assert model_key(model) != first.path.name
+    with pytest.raises(IsbertError):  # the stub wrote nothing: the point is that an export was asked for
+        isbert.load(model, backend="onnx")
+    assert exports == [cache / model_key(model)]
+
+
+def test_tampered_cache_entry_is_exported_again_or_refused(
+    tiny_isbert_folder: Path, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = cached_export(tiny_isbert_folder)
+    graph = entry / "model_int8.onnx"
+    graph.write_bytes(graph.read_bytes()[:-10] + b"0123456789")  # a swapped graph
+    assert cached_export(tiny_isbert_folder) == entry
+    assert isbert.load(tiny_isbert_folder, backend="onnx").encode(["hi"]).shape == (1, 24)
+    config = json.loads((entry / CONFIG_NAME).read_text())
+    config["files"]["int8"] = "../../outside.onnx"  # a config pointing outside its folder
+    (entry / CONFIG_NAME).write_text(json.dumps(config))
+    assert cached_export(tiny_isbert_folder) == entry
+    assert json.loads((entry / CONFIG_NAME).read_text())["files"]["int8"] == "model_int8.onnx"
+    shutil.rmtree(entry)
+    entry.symlink_to(cache.parent)  # a link planted where the entry goes: refused, nothing followed or removed
+    with pytest.raises(IsbertError, match="not a folder isbert wrote"):
+        cached_export(tiny_isbert_folder)
+    assert main(["encode", str(tiny_isbert_folder), "-i", "-", "-o", "x.npy", "--backend", "onnx"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_cli_encode_plain_folder_says_where(
+    tiny_isbert_folder: Path, tmp_path: Path, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(TEXTS) + "\n")
+    output = tmp_path / "e.npy"
+    args = ["encode", str(tiny_isbert_folder), "-i", str(source), "-o", str(output), "--backend", "onnx"]
+    assert main(args) == 0
+    assert str(cache / model_key(tiny_isbert_folder)) in capsys.readouterr().err
+    assert np.load(output).shape == (len(TEXTS), 24)
+
+
 def test_errors(tiny_isbert_folder: Path, exported: Path, tmp_path: Path) -> None:
-    with pytest.raises(IsbertError, match="not an ONNX export"):
-        isbert.load(tiny_isbert_folder, backend="onnx")
+    with pytest.raises(IsbertError, match="backend onnx needs a local model folder"):
+        isbert.load(tmp_path, backend="onnx")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "file").write_text("x")
     with pytest.raises(IsbertError, match="not an isbert ONNX export"):

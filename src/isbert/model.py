@@ -274,15 +274,20 @@ def load(
 
     ``backend="onnx"`` loads a folder written by ``isbert export`` (:func:`isbert.onnx_backend.export_onnx`) as an
     :class:`~isbert.onnx_backend.OnnxEncoder` (CPU, ``encode`` only; ``quantization="int8"|"none"`` picks the
-    graph). A folder written by ``isbert export`` is also recognised with the default backend.
+    graph); on a plain model folder it exports once into the cache and reuses that export
+    (:func:`isbert.onnx_backend.cached_export`; the encoder's ``path`` says where). A folder written by
+    ``isbert export`` is also recognised with the default backend.
     """
     path = resolve_model_name(name_or_path)
-    from isbert.onnx_backend import OnnxEncoder, is_onnx_export
+    from isbert.onnx_backend import OnnxEncoder, cached_export, is_onnx_export
 
     if backend == "onnx" or (backend == "torch" and is_onnx_export(path)):
-        if not is_onnx_export(path):
-            raise IsbertError(f"{path} is not an ONNX export; create one with `isbert export MODEL --output DIR`")
-        return OnnxEncoder(path, **kwargs)
+        if is_onnx_export(path):
+            return OnnxEncoder(path, **kwargs)
+        if not (_is_local(path) and os.path.isfile(os.path.join(path, "modules.json"))):
+            raise IsbertError(f"{path}: backend onnx needs a local model folder or an `isbert export` folder")
+        verify_model_folder(path)
+        return OnnxEncoder(cached_export(path), **kwargs)
     if backend != "torch":
         raise IsbertError(f"unknown backend {backend!r}; choose torch or onnx")
     if _is_local(path):

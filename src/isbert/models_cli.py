@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from pathlib import Path
 
 from isbert.cli_types import MODEL_HELP, add_device_argument, add_input_argument, add_reader_arguments, positive_int
 from isbert.errors import IsbertError
@@ -44,7 +46,8 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
         "--backend",
         choices=("torch", "onnx"),
         default="torch",
-        help="torch (default) or onnx: MODEL is then a folder written by `isbert export` (CPU, fastest with int8)",
+        help="torch (default) or onnx (CPU, fastest with int8): MODEL is a folder written by `isbert export`, or a "
+        "model folder, exported once into $ISBERT_CACHE/onnx (default ~/.cache/isbert/onnx) and reused",
     )
     parser.add_argument(
         "--quantization",
@@ -152,6 +155,8 @@ def _run_encode(args: argparse.Namespace) -> int:
     files = expand_inputs(args.input)  # a wrong path fails now, not after the model has loaded
     if args.backend == "onnx":
         model = load(args.model, backend="onnx", **({"quantization": args.quantization} if args.quantization else {}))
+        if Path(model.path).resolve() != Path(args.model).resolve():  # a plain model folder: exported into the cache
+            print(f"isbert encode: ONNX export of {args.model}: {model.path} (made once, reused)", file=sys.stderr)
     else:
         model = load(args.model, device=args.device)
     embed_chunks = None

@@ -4,10 +4,15 @@ The exported folder is self-contained: ``model.onnx`` (fp32) and/or ``model_int8
 of the encoder's matrix multiplications, per channel, which uses VNNI instructions where the CPU has them), the
 tokenizer files, and ``isbert_onnx.json`` describing both. :class:`OnnxEncoder` sorts texts by token length and
 pads each batch only to its own longest text, so little compute goes to padding.
+
+:func:`cached_export` serves ``isbert.load(folder, backend="onnx")`` on a plain model folder: the export is made once
+into ``$ISBERT_CACHE/onnx/<key>`` (default ``~/.cache/isbert``), keyed by the checksums of the model's files, and
+reused; an entry whose files no longer match the checksums recorded at export time is exported again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -26,6 +31,10 @@ from isbert.atomic import staging_dir, usual_permissions
 from isbert.confined import confined_path
 from isbert.errors import IsbertError
 from isbert.extras import require
+from isbert.glove import cache_dir
+from isbert.identity import sha256_file
+
+logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "isbert_onnx.json"
 Quantization = Literal["int8", "none"]
@@ -120,6 +129,7 @@ def export_onnx(
             files["int8"] = FILES["int8"]
         tokenizer.save_pretrained(str(staging))
         config = {
+            "checksums": {f.relative_to(staging).as_posix(): sha256_file(f) for f in staging.rglob("*") if f.is_file()},
             "source": source,
             "source_checksum": source_checksum,
             "input_names": input_names,
@@ -232,3 +242,45 @@ class OnnxEncoder:
         if normalize_embeddings:
             output /= np.maximum(np.linalg.norm(output, axis=1, keepdims=True), 1e-12)
         return output[0] if single else output
+
+
+def model_key(folder: Path) -> str:
+    """A digest of every file of a model folder (names and sha256): a changed model gets a new key."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{sha256_file(path)}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def _intact(entry: Path) -> bool:
+    """Whether a cache entry still holds exactly the files its export recorded (config and graphs included)."""
+    try:
+        config = _read_config(entry)
+        checksums = config.get("checksums")
+        if not isinstance(checksums, dict) or not set(config["files"].values()) <= set(checksums):
+            return False
+        return all(sha256_file(confined_path(entry, name, str(entry / CONFIG_NAME))) == want
+                   for name, want in checksums.items())  # fmt: skip
+    except (IsbertError, OSError):
+        return False
+
+
+def cached_export(model_folder: str | Path, cache: Path | None = None) -> Path:
+    """The ONNX export of a plain model folder, made once into the cache (int8 and fp32 graphs) and then reused."""
+    source = Path(model_folder)
+    entry = (cache or cache_dir() / "onnx") / model_key(source)
+    if entry.is_dir() and not entry.is_symlink() and _intact(entry):
+        logger.info("using the cached ONNX export %s", entry)
+        return entry
+    if entry.is_symlink() or (entry.exists() and not entry.is_dir()):
+        raise IsbertError(f"{entry}: the ONNX cache entry is not a folder isbert wrote; remove it and retry")
+    if entry.exists():
+        logger.warning("%s: the cached ONNX export was changed or damaged; exporting again", entry)
+        shutil.rmtree(entry)
+    from isbert.model import load
+
+    model = load(source, device="cpu")
+    assert isinstance(model, SentenceTransformer)  # a plain model folder, not an export: the torch backend
+    export_onnx(model, entry, source=str(source))
+    logger.info("exported %s to ONNX once; cached in %s", source, entry)
+    return entry

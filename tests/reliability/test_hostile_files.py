@@ -158,8 +158,8 @@ def test_model_checksum_list_cannot_name_files_outside(
     victim = tmp_path / "victim.bin"
     victim.write_bytes(b"secret")
     read: list[Path] = []
-    real_sha256 = isbert.model._sha256
-    monkeypatch.setattr(isbert.model, "_sha256", lambda path: read.append(Path(path)) or real_sha256(path))
+    real_sha256 = isbert.model.sha256_file
+    monkeypatch.setattr(isbert.model, "sha256_file", lambda path: read.append(Path(path)) or real_sha256(path))
     manifest_path = folder / isbert.model.CHECKSUMS_FILE
     for name in ("../victim.bin", str(victim), "1_MaskedCNN/../../victim.bin"):
         checksums = json.loads(manifest_path.read_text())

@@ -311,3 +311,44 @@ def test_tuned_encoder_run_without_labels_warns_evaluates_five_times_and_keeps_n
         assert namespace["embeddings"] == pytest.approx(reference, abs=1e-5)
     with pytest.raises(IsbertError, match=r"finished run with no checkpoint left .*nothing to resume"):
         train(**settings, resume=True)
+
+
+def test_length_batches_in_bf16_train_and_say_so(tmp_path: Path, tiny_backbone: Path, monkeypatch) -> None:
+    """--batching length feeds the trainer batches of near-equal token length; --precision bf16 runs on CPU."""
+    from isbert.training import sampler
+
+    seen: list[list[int]] = []
+    original = sampler.LengthGroupedBatchSampler.batches
+
+    def recording(self):
+        seen.extend(original(self))
+        return seen[-len(self) :]
+
+    monkeypatch.setattr(sampler.LengthGroupedBatchSampler, "batches", recording)
+    corpus = write_corpus(tmp_path / "c.txt", 300)
+    result = train(
+        model=str(tiny_backbone), corpus=[str(corpus)], output=str(tmp_path / "run"), max_steps=4, batch_size=8,
+        eval_steps=4, batching="length", precision="bf16", heldout_size=0, **TINY,
+    )  # fmt: skip
+    assert result.precision == "bf16" and "precision bf16" in result.summary()
+    start = json.loads((tmp_path / "run" / "training_log.jsonl").read_text().splitlines()[0])
+    assert start["event"] == "start" and start["precision"] == "bf16"
+    model = isbert.load(tmp_path / "run")
+    lengths = sampler.token_lengths(model, (tmp_path / "c.txt").read_text().splitlines())
+    spreads = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in seen]
+    assert len(seen) == 300 // 8 and max(spreads) <= 1
+
+
+def test_auto_precision_is_fp32_on_cpu_without_bf16(tmp_path: Path, monkeypatch) -> None:
+    from isbert.training import precision
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t: fpu avx512f avx512_bf16 amx_tile\n")
+    assert precision.cpu_has_bf16(cpuinfo)
+    cpuinfo.write_text("flags\t: fpu avx2\n")
+    assert not precision.cpu_has_bf16(cpuinfo) and not precision.cpu_has_bf16(tmp_path / "missing")
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    assert precision.resolve_precision("auto", use_cuda=False) == "fp32"
+    assert precision.resolve_precision("bf16", use_cuda=False) == "bf16"
+    with pytest.raises(IsbertError, match="fp16 needs a GPU"):
+        precision.resolve_precision("fp16", use_cuda=False)

@@ -143,6 +143,10 @@ class TrainConfig:
     train_parts: Literal["all", "head", "head+embeddings"] = setting(
         "all", "what learns: everything, the CNN only (encoder frozen), or the CNN and the encoder's embedding layer",
         "optimisation")  # fmt: skip
+    batching: Literal["random", "length"] = setting(
+        "random", "random batches, or length: sentences of similar token length batched together (shuffled pools "
+        "sorted by length, batches shuffled) for less padding; changes which sentences are each other's negatives",
+        "optimisation", note="released: random")  # fmt: skip
     precision: Literal["auto", "fp32", "bf16", "fp16"] = setting(
         "auto", "auto = fp32 on CPU, bf16 (or fp16) mixed precision on GPU; bf16 on CPU = autocast", "optimisation",
         note="released: optional apex/AMP fp16")  # fmt: skip

@@ -33,12 +33,15 @@ class TrainResult:
     """The best model by the other criterion (``{"step", "metric", "value", "path"}``), saved at ``path``."""
     selection_warning: str | None = None
     """Why the selection may not see harm (a tuned sentence encoder without a labeled dev set), or None."""
+    precision: str = "fp32"
+    """The arithmetic the training steps ran in (``--precision`` resolved on this machine: fp32, bf16 or fp16)."""
 
     def summary(self) -> str:
         lines = [self.corpus.summary()]
         lines.append(
             f"trained {self.steps} steps in {self.seconds:.0f}s "
-            f"({self.sentences_per_second:.1f} sentences/s in training steps, evaluations excluded)"
+            f"({self.sentences_per_second:.1f} sentences/s in training steps, evaluations excluded; "
+            f"precision {self.precision})"
         )
         if self.best is not None:
             value = self.best["value"]
