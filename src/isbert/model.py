@@ -168,7 +168,12 @@ def truncate_encoder(encoder: Transformer, layers: int) -> Transformer:
 
     The config's ``num_hidden_layers`` is updated too, so a saved model reloads with the same depth.
     """
-    model = encoder.auto_model
+    truncate_layers(encoder.auto_model, layers)
+    return encoder
+
+
+def truncate_layers(model: Any, layers: int) -> Any:
+    """Keep the first ``layers`` layers of a transformers model's layer stack (in place), updating its config."""
     total = int(model.config.num_hidden_layers)
     if not 0 <= layers <= total:
         raise IsbertError(f"encoder_layers must be between 0 and {total} for this encoder, got {layers}")
@@ -177,7 +182,7 @@ def truncate_encoder(encoder: Transformer, layers: int) -> Transformer:
         raise IsbertError(f"cannot find the layer stack of {type(model).__name__} to truncate it")
     del stacks[0][layers:]
     model.config.num_hidden_layers = layers
-    return encoder
+    return model
 
 
 def _describe_model_card(model: SentenceTransformer, backbone: str) -> None:

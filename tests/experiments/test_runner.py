@@ -115,7 +115,9 @@ def test_run_reuse_partial_rerun_and_only(
     lines: list[str] = []
     outcome = run_experiment(load_experiment(config), runs_dir=runs, results_dir=results, log=lines.append)
     assert sorted(name for name, _ in spy.calls) == ["is-a", "is-b"]
-    assert [p.name for p in outcome.outputs] == ["tiny.json", "tiny.md", "tiny_dev_curves.png", "tiny_tradeoff.png"]
+    assert [p.name for p in outcome.outputs] == [
+        "tiny.json", "tiny.md", "tiny_dev_curves.png", "tiny_quality_speed.png", "tiny_tradeoff.png"
+    ]  # fmt: skip
     assert re.match(r"\[1/3\] tiny/mean: evaluating the mean baseline", lines[0])
     assert any(re.match(r"\[2/3\] tiny/is-a seed 7: training 4 steps \.\.\.$", line) for line in lines)
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from isbert.errors import IsbertError
-from isbert.losses import ANCHORS, CRITICS, ESTIMATORS, OBJECTIVES
+from isbert.losses import ANCHORS, CRITICS, ESTIMATORS
 from isbert.modules import ACTIVATIONS
 from isbert.training.config import (
     LR_SCHEDULERS,
@@ -26,6 +26,7 @@ from isbert.training.config import (
     settings_table,
     validate,
 )
+from isbert.training.objectives import OBJECTIVES
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "training.md"
 REQUIRED = ["--corpus", "c.txt", "--output", "out"]

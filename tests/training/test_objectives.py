@@ -133,3 +133,29 @@ def test_anchor_weight_keeps_the_model_closer_to_its_start(tmp_path: Path, tiny_
     _run(tmp_path, tiny_backbone, "free", heldout_size=0, max_steps=20)
     _run(tmp_path, tiny_backbone, "anchored", heldout_size=0, max_steps=20, anchor="distill", anchor_weight=100.0)
     assert drift(tmp_path / "anchored") < drift(tmp_path / "free")
+
+
+@pytest.mark.parametrize("objective", ["tsdae", "ct"])
+def test_peer_objectives_train_and_the_saved_model_loads(tmp_path: Path, tiny_backbone: Path, objective: str) -> None:
+    import json
+
+    _, result = _run(tmp_path, tiny_backbone, objective, objective=objective, max_steps=8, eval_steps=4)
+    log = [json.loads(line) for line in (tmp_path / objective / "training_log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert losses and all(torch.isfinite(torch.tensor(losses)))
+    if objective == "tsdae":  # reconstruction falls steadily; CT's in-batch loss is too noisy over 8 tiny steps
+        assert losses[-1] < losses[0]
+    model = isbert.load(tmp_path / objective, device="cpu")
+    assert [type(m).__name__ for m in model] == ["Transformer", "Pooling"]
+    assert model.encode(["a man walks"]).shape == (1, 32)
+    assert result.steps == 8
+
+
+def test_tsdae_on_a_backbone_without_layers_is_one_cli_line(tmp_path: Path, tiny_backbone: Path) -> None:
+    from helpers_training import TINY_ARGS, run_cli
+
+    corpus = write_corpus(tmp_path / "c.txt", 50)
+    args = ["--model", str(tiny_backbone), "--corpus", str(corpus), "--output", str(tmp_path / "o"), *TINY_ARGS]
+    done = run_cli(*args, "--objective", "tsdae", "--encoder-layers", "0", "--max-steps", "2", "--device", "cpu")
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "needs transformer layers" in done.stderr

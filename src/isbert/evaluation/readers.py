@@ -18,6 +18,7 @@ from isbert.evaluation.tasks import (
     EXPECTED_COUNTS,
     GET_DATA_HINT,
     STS_SUBSETS,
+    STS_TASKS,
     LabeledSplit,
     StsSubset,
     StsTask,
@@ -285,6 +286,8 @@ TASK_CORPORA = {
     "sick-train": ("sts/SICK/senteval/SICK_train.txt", read_sick),
 }
 """Unlabeled in-domain corpora: the sentences of a task's *training* split (the test split stays unseen)."""
+TARGET_CORPUS = "sts-test"
+"""The "target" setting of BERT-flow and others: the sentences of the 7 STS test sets themselves, scores never read."""
 
 
 def task_corpus_sentences(name: str, data_dir: str | os.PathLike[str]) -> list[str]:
@@ -292,8 +295,10 @@ def task_corpus_sentences(name: str, data_dir: str | os.PathLike[str]) -> list[s
 
     In the same (SentEval) text form as the evaluation files, so that in-domain training sees what the test sees.
     """
+    if name == TARGET_CORPUS:
+        return list(dict.fromkeys(text for task in STS_TASKS for text in load_task(task, data_dir).sentences()))
     if name not in TASK_CORPORA:
-        raise IsbertError(f"unknown task corpus '{name}'; valid: {', '.join(TASK_CORPORA)}")
+        raise IsbertError(f"unknown task corpus '{name}'; valid: {', '.join([*TASK_CORPORA, TARGET_CORPUS])}")
     relative, reader = TASK_CORPORA[name]
     path = Path(data_dir) / relative
     if not path.is_file():

@@ -35,7 +35,7 @@ interrupted one. Format (details: experiments/README.md):
 
   [[run]]
   name = "mean-pooling"
-  baseline = "mean"               # no training: mean | cls | first-last-mean | untrained
+  baseline = "mean"               # no training: mean | cls | first-last-mean | whitening | model2vec | untrained
 
   [[run]]
   name = "is-relu"

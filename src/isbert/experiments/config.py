@@ -16,7 +16,7 @@ corpus = ["{data}/unlabeled/nli_sentences.snli_dev_test.txt"]
 
 [[run]]
 name = "mean-pooling"
-baseline = "mean"             # mean | cls | first-last-mean | untrained: no training
+baseline = "mean"             # mean | cls | first-last-mean | whitening | model2vec | untrained: no training
 
 [[run]]
 name = "is-relu"
@@ -53,7 +53,11 @@ TASK_CORPUS_PREFIX = "task:"
 """``corpus = ["task:stsb-train"]``: the distinct sentences of a task's training split, labels dropped (see
 :data:`isbert.evaluation.readers.TASK_CORPORA`), written once to ``<runs dir>/corpora/``."""
 POOLING_BASELINES = ("mean", "cls", "first-last-mean")
-BASELINES = (*POOLING_BASELINES, "untrained")
+FIXED_BASELINES = (*POOLING_BASELINES, "whitening", "model2vec")
+"""Training-free baselines that neither have a head nor depend on the seed: evaluated once. ``whitening`` is mean
+pooling + BERT-whitening fitted on the data folder's unlabeled SNLI sentences; ``model2vec`` the static distillation
+of the ``model`` folder as it is (``encoder_layers`` does not apply: every token passes the whole encoder once)."""
+BASELINES = (*FIXED_BASELINES, "untrained")
 RUNNER_KEYS = ("output", "resume", "overwrite", "seed", "show_progress", "data_dir", "select")
 """TrainConfig fields the runner sets itself: seeds come from ``seeds``, the data directory from the command line,
 the selection from ``dev``; the rest are per-invocation mechanics."""
@@ -73,8 +77,14 @@ class RunSpec:
 
     @property
     def seeded(self) -> bool:
-        """Pooling baselines are deterministic: they are evaluated once, not once per seed."""
-        return self.baseline not in POOLING_BASELINES
+        """Pooling, whitening and model2vec baselines are deterministic: they are evaluated once, not once per seed."""
+        return self.baseline not in FIXED_BASELINES
+
+    def method(self, settings: dict[str, Any]) -> str:
+        """The method's name in the results (``mean``, ``whitening``, ``model2vec``, ``is``, ``simcse``, ...)."""
+        if self.baseline is not None:
+            return self.baseline
+        return str(settings.get("objective", "is"))
 
     def differs(self) -> dict[str, Any]:
         """What sets this run apart from ``[defaults]``, for the table."""
@@ -108,6 +118,34 @@ class Experiment:
         """The file's ``device`` setting (``--device`` overrides it); not part of what a run means."""
         value = {**self.defaults, **spec.overrides}.get("device")
         return str(value) if value is not None else None
+
+    def labels(self, spec: RunSpec) -> dict[str, str]:
+        """``method``, ``backbone`` and ``corpus`` (``general`` or ``target``: the STS test sentences) of a run."""
+        from isbert.evaluation.readers import TARGET_CORPUS
+
+        merged = {**self.defaults, **spec.overrides}
+        backbone = str(merged.get("model", "offline-minilm"))
+        if spec.baseline == "model2vec":
+            backbone += " (distilled)"
+        elif merged.get("encoder_layers") is not None:
+            backbone += f" ({merged['encoder_layers']} layers)"
+        target = any(c == TASK_CORPUS_PREFIX + TARGET_CORPUS for c in merged.get("corpus", []))
+        corpus = "-" if spec.baseline else "target" if target else "general"
+        return {"method": spec.method(merged), "backbone": backbone, "corpus": corpus}
+
+    def not_applicable(self, spec: RunSpec) -> str | None:
+        """Why a run cannot run on its backbone (TSDAE without transformer layers, model2vec of word vectors)."""
+        merged = {**self.defaults, **spec.overrides}
+        model = str(merged.get("model", "offline-minilm"))
+        if spec.baseline == "model2vec":
+            from isbert.evaluation.distilled import not_applicable as model2vec_not_applicable
+
+            return model2vec_not_applicable(model)
+        if spec.baseline is None and merged.get("objective") == "tsdae":
+            from isbert.tsdae import not_applicable as tsdae_not_applicable
+
+            return tsdae_not_applicable(model, merged.get("encoder_layers"))
+        return None
 
     def seeds_of(self, spec: RunSpec) -> list[int | None]:
         return list(self.seeds) if spec.seeded else [None]

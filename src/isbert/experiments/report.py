@@ -61,6 +61,7 @@ def summarize_run(results: list[dict[str, Any]], tasks: list[str]) -> dict[str, 
     summary["steps"] = over(lambda r: r["steps"]["trained"])
     summary["train_minutes"] = over(lambda r: r["train_seconds"] / 60)
     summary["minutes"] = over(lambda r: r["wall_seconds"] / 60)
+    summary["encode_speed"] = over(lambda r: r["encode_sentences_per_second"])
     return summary
 
 
@@ -78,18 +79,28 @@ def build_summary(
     """The content of ``<name>.json``: nothing in it depends on when it was made, so reusing gives the same file."""
     runs = []
     not_run = []
+    not_applicable = []
     for spec in experiment.runs:
         stored = [r for job, r in zip(jobs, results, strict=True) if job.spec.name == spec.name and r is not None]
+        reason = experiment.not_applicable(spec)
+        if reason:
+            not_applicable.append({"name": spec.name, **experiment.labels(spec), "reason": reason})
+            continue
         if not stored:
             not_run.append(spec.name)
             continue
+        aggregate = summarize_run(stored, experiment.tasks)
         runs.append(
             {
                 "name": spec.name,
+                **experiment.labels(spec),
+                # the 7-task STS average (labeled selection) and the encoding speed, mean over seeds, for other tools
+                "sts_avg": ((aggregate["labeled"] or {}).get("avg") or {}).get("mean"),
+                "encode_sentences_per_second": (aggregate["encode_speed"] or {}).get("mean"),
                 "baseline": spec.baseline,
                 "note": spec.note,
                 "differs": spec.differs(),
-                "aggregate": summarize_run(stored, experiment.tasks),
+                "aggregate": aggregate,
                 "results": {("none" if r["seed"] is None else str(r["seed"])): r for r in stored},
             }
         )
@@ -112,6 +123,7 @@ def build_summary(
         "max_load": max((r["machine"].get("load_average_1min") or 0.0 for r in done), default=0.0),
         "runs": runs,
         "not_run": not_run,
+        "not_applicable": not_applicable,
     }
 
 
@@ -219,11 +231,15 @@ def format_markdown(summary: dict[str, Any]) -> str:
             )
     if summary.get("paper_tables"):
         lines += format_paper_tables(summary)
+    lines += _speed_lines(summary) + _target_lines(summary)
     notes = [(run["name"], run["note"]) for run in summary["runs"] if run["note"]]
-    if notes or summary["not_run"]:
+    skipped = summary.get("not_applicable", [])
+    if notes or summary["not_run"] or skipped:
         lines.append("")
     for name, note in notes:
         lines.append(f"- `{name}`: {note.strip()}")
+    for row in skipped:
+        lines.append(f"- `{row['name']}` ({row['method']} on {row['backbone']}): not applicable: {row['reason']}")
     if summary["not_run"]:
         lines.append(f"- not run yet: {', '.join(f'`{n}`' for n in summary['not_run'])}")
     return "\n".join(lines) + "\n"
@@ -269,6 +285,79 @@ def _selection_rows(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]
 
 def _paper_row(label: str, values: list[float | None]) -> str:
     return "| " + " | ".join(table_row(label, values)) + " |"  # the average only over all tasks, as `isbert eval`
+
+
+def _speed_lines(summary: dict[str, Any]) -> list[str]:
+    """Quality against CPU encoding speed, one row per run (the figure ``<name>_quality_speed.png`` plots it)."""
+    timed = [run for run in summary["runs"] if run.get("encode_sentences_per_second")]
+    if not timed:
+        return []
+    lines = ["", "Quality and CPU encoding speed (sentences/s on 1,024 STSb test sentences, batch 64, same run):", ""]
+    lines += [
+        "| run | method | backbone | corpus | STS avg | transfer avg | sentences/s |",
+        "|---|---|---|---|---:|---:|---:|",
+    ]
+    for run in timed:
+        agg = run["aggregate"]
+        cells = [
+            f"`{run['name']}`",
+            run["method"],
+            run["backbone"],
+            run["corpus"],
+            _cell((agg["labeled"] or {}).get("avg")),
+        ]
+        cells += [_cell(agg["transfer_avg"]), _cell(agg["encode_speed"]).split(" ±")[0]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _target_lines(summary: dict[str, Any]) -> list[str]:
+    """Each target-corpus run's STS average minus that of the same method and backbone on the general corpus."""
+    general = {(r["method"], r["backbone"]): r for r in summary["runs"] if r.get("corpus") == "general"}
+    pairs = [(r, general.get((r["method"], r["backbone"]))) for r in summary["runs"] if r.get("corpus") == "target"]
+    rows = [(t, g) for t, g in pairs if g is not None and t["sts_avg"] is not None and g["sts_avg"] is not None]
+    if not rows:
+        return []
+    title = "Target-domain setting (trained on the STS test sentences, scores never read) vs the general corpus:"
+    lines = [
+        "",
+        title,
+        "",
+        "| method | backbone | general STS avg | target STS avg | gain |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for target, base in rows:
+        gain = target["sts_avg"] - base["sts_avg"]
+        cells = [target["method"], target["backbone"], f"{base['sts_avg']:.2f}", f"{target['sts_avg']:.2f}"]
+        lines.append("| " + " | ".join([*cells, f"{gain:+.2f}"]) + " |")
+    return lines
+
+
+def plot_quality_speed(summary: dict[str, Any], path: str | os.PathLike[str]) -> Path | None:
+    """7-task STS average (y) against CPU sentences/s (log x), one point per run: the trade-off one picks on."""
+    points = [(r["name"], r["method"], r["encode_sentences_per_second"], r["sts_avg"]) for r in summary["runs"]]
+    points = [p for p in points if p[2] and p[3] is not None]
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 6))
+    colors = {method: f"C{i % 10}" for i, method in enumerate(dict.fromkeys(p[1] for p in points))}
+    for name, method, speed, quality in points:
+        axis.scatter([speed], [quality], color=colors[method], s=40)
+        axis.annotate(name, (speed, quality), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    for method, color in colors.items():
+        axis.scatter([], [], color=color, label=method)
+    axis.set_xscale("log")
+    axis.set_xlabel("CPU encoding speed (sentences/s, log scale)")
+    axis.set_ylabel("7-task STS average (Spearman x100)")
+    axis.set_title(f"{summary['experiment']}: quality against encoding speed")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(loc="best", fontsize=7)
+    return save_figure_atomic(figure, path, dpi=100)
 
 
 def plot_dev_curves(summary: dict[str, Any], path: str | os.PathLike[str]) -> Path | None:
@@ -326,6 +415,8 @@ def write_reports(
         written.append(plot)
     else:  # no trained run has results (any more): a previous figure would contradict the table
         (folder / f"{experiment.name}_dev_curves.png").unlink(missing_ok=True)
+    speed = plot_quality_speed(summary, folder / f"{experiment.name}_quality_speed.png")
+    written += [speed] if speed is not None else []
     if experiment.tradeoff_task:
         tradeoff = plot_tradeoff(summary, experiment.tradeoff_task, folder / f"{experiment.name}_tradeoff.png")
         written += [tradeoff] if tradeoff is not None else []

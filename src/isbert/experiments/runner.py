@@ -23,7 +23,7 @@ from typing import Any
 
 from isbert.atomic import write_json_atomic, write_text_atomic
 from isbert.errors import IsbertError
-from isbert.experiments.config import POOLING_BASELINES, TASK_CORPUS_PREFIX, Experiment, RunSpec
+from isbert.experiments.config import FIXED_BASELINES, POOLING_BASELINES, TASK_CORPUS_PREFIX, Experiment, RunSpec
 from isbert.training.config import names_of_kind
 from isbert.training.criteria import LABEL_FREE_KEY, STSB_KEY
 
@@ -200,7 +200,7 @@ def plan(
             folder = Path(runs_dir).resolve() / experiment.name / spec.name / leaf
             settings = dict(base)
             if spec.baseline is not None:
-                ignored = TRAINING_ONLY + (HEAD_ONLY if spec.baseline in POOLING_BASELINES else ())
+                ignored = TRAINING_ONLY + (HEAD_ONLY if spec.baseline in FIXED_BASELINES else ())
                 settings = {k: v for k, v in settings.items() if k not in ignored}
             if seed is None:
                 settings.pop("seed", None)
@@ -340,6 +340,8 @@ def _evaluate_trained(job: Job, trained: dict[str, Any], data_dir: Path) -> dict
             )  # fmt: skip
             done[selection["path"]] = (_scores(results, tasks), _details(results, tasks))
         scores[kind], details[kind] = done[selection["path"]]
+    final = chosen["labeled"] or chosen["label_free"]
+    speed = _speed(final["path"], data_dir) if final else None
     history = trained["history"]
     steps = {kind: (chosen[kind] or {}).get("step") for kind in SELECTIONS}
     return {
@@ -349,6 +351,7 @@ def _evaluate_trained(job: Job, trained: dict[str, Any], data_dir: Path) -> dict
         "train_seconds": trained["seconds"],
         "eval_seconds": time.perf_counter() - started,
         "sentences_per_second": trained["sentences_per_second"],
+        "encode_sentences_per_second": speed,
         "history": history,
         "agreement": trained.get("agreement"),
         "corpus": trained.get("corpus"),
@@ -365,18 +368,24 @@ def _evaluate_baseline(job: Job, data_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     config = job.train_config(show_progress=False)
     baseline = job.spec.baseline
-    if baseline in POOLING_BASELINES:
-        model = build_baseline(config, baseline)
+    if baseline == "model2vec":
+        from isbert.evaluation.distilled import distilled_model
+
+        model = distilled_model(config.model, device=config.device)
+    elif baseline in (*POOLING_BASELINES, "whitening"):
+        model = build_baseline(config, "mean" if baseline == "whitening" else baseline)
     else:  # the model training would start from, with the seed's initial head weights
         torch.manual_seed(config.seed)
         model = build_model(config)
     dev = None
-    if job.settings.get("dev") == "stsb":
+    if job.settings.get("dev") == "stsb" and baseline != "whitening":  # the dev evaluator does not whiten
         from isbert.training.evaluators import load_stsb_dev
 
         dev = 100 * load_stsb_dev(data_dir)(model)[STSB_KEY]
-    results = evaluate(model, job.experiment.tasks, data_dir, show_progress=False, model_name=job.label)
+    whiten = baseline == "whitening"
+    results = evaluate(model, job.experiment.tasks, data_dir, whiten=whiten, show_progress=False, model_name=job.label)
     scores = _scores(results, job.experiment.tasks)
+    speed = _speed(model, data_dir)
     return {
         "scores": {"labeled": scores, "label_free": scores},  # nothing to select: both columns are the model
         "steps": {"trained": 0, "labeled": None, "label_free": None},
@@ -384,11 +393,23 @@ def _evaluate_baseline(job: Job, data_dir: Path) -> dict[str, Any]:
         "train_seconds": 0.0,
         "eval_seconds": time.perf_counter() - started,
         "sentences_per_second": None,
+        "encode_sentences_per_second": speed,  # whitening: the encoder's (its projection is one matrix product)
         "history": [],
         "agreement": None,
         "corpus": None,
         "evaluation": {"labeled": _details(results, job.experiment.tasks), "label_free": None},
     }
+
+
+def _speed(model: Any, data_dir: Path) -> float:
+    """CPU sentences/s of a final model (a folder or a model object) on the fixed sample."""
+    from isbert.experiments.speed import encoding_speed, speed_sample
+
+    if isinstance(model, str):
+        import isbert
+
+        model = isbert.load(model, device="cpu")
+    return encoding_speed(model, speed_sample(data_dir))
 
 
 def _drop_models(folder: Path) -> None:
@@ -539,6 +560,10 @@ def run_experiment(
     _check_corpora([job for job in selected if force or job.stored() is None])
     command = command or f"isbert experiment {experiment.path}"
     for number, job in enumerate(selected, start=1):
+        reason = experiment.not_applicable(job.spec)
+        if reason:
+            log(f"[{number}/{len(selected)}] {job.label}: not applicable: {reason}")
+            continue
         run_job(
             job, root, force=force, keep_models=keep_models, show_progress=show_progress, log=log,
             prefix=f"[{number}/{len(selected)}] {job.label}",

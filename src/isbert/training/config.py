@@ -32,6 +32,8 @@ KINDS = {
 does: it says what is measured)."""
 
 TRAIN_PARTS = ("all", "head", "head+embeddings")
+POOLED_OBJECTIVES = ("simcse", "tsdae", "ct")
+"""Objectives that train the encoder with mean pooling and no CNN head (the peers of IS-BERT)."""
 LR_SCHEDULERS = {"linear": "linear", "constant": "constant_with_warmup", "cosine": "cosine"}
 """``--lr-scheduler`` names and the transformers scheduler each one selects (after the warm-up)."""
 
@@ -104,9 +106,10 @@ class TrainConfig:
     include_special_tokens: bool = setting(True, "count [CLS]/[SEP] as local tokens in the pooling and the loss "
                                            "(they feed the windows either way)", "head",
                                            note="released: counted")  # fmt: skip
-    objective: Literal["is", "simcse", "is+simcse"] = setting(
+    objective: Literal["is", "simcse", "is+simcse", "tsdae", "ct"] = setting(
         "is", "is: IS-BERT; simcse: unsupervised SimCSE (encoder + mean pooling, dropout twins, no CNN); is+simcse: "
-        "both terms on the IS-BERT model", "head")  # fmt: skip
+        "both terms on the IS-BERT model; tsdae: TSDAE (denoising auto-encoder, needs transformer layers) and ct: "
+        "Contrastive Tension, both on the encoder + mean pooling", "head")  # fmt: skip
     # --- objective
     estimator: Literal["jsd", "infonce", "dv"] = setting("jsd", "mutual-information estimator", "objective",
                                                          note="paper and released: jsd")  # fmt: skip
@@ -225,8 +228,10 @@ def validate(config: TrainConfig) -> None:
         _check_setting(spec.name, getattr(config, spec.name), hints[spec.name], spec.metadata)
     if not config.corpus:
         raise IsbertError(f"no corpus given ({flag_of('corpus')} FILE, FOLDER or 'PATTERN' ...)")
-    if config.objective == "simcse" and config.train_parts == "head":
-        raise IsbertError("--objective simcse has no head to train; use --train-parts all")
+    if config.objective in POOLED_OBJECTIVES and config.train_parts == "head":
+        raise IsbertError(f"--objective {config.objective} has no head to train; use --train-parts all")
+    if config.objective in ("tsdae", "ct") and config.anchor != "none" and config.anchor_weight > 0:
+        raise IsbertError(f"--anchor works with --objective is, simcse or is+simcse, not {config.objective}")
     if config.select == "stsb" and config.dev != "stsb":
         raise IsbertError("--select stsb needs --dev stsb")
 

@@ -10,20 +10,22 @@ from typing import Any
 import torch
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+from sentence_transformers.sentence_transformer.losses import DenoisingAutoEncoderLoss
 
 import isbert
 from isbert.errors import IsbertError
 from isbert.evaluation.baselines import pooled_encoder
 from isbert.model import truncate_encoder
-from isbert.training.config import TrainConfig
+from isbert.training.config import POOLED_OBJECTIVES, TrainConfig
 
 
 def build_model(config: TrainConfig) -> Any:
     """The model a run starts from: a fresh IS-BERT model (``objective`` ``is``/``is+simcse``) or the encoder with
-    mean pooling (``simcse``); a saved isbert model is continued as it is. Seed torch first for a reproducible head.
+    mean pooling (``simcse``, ``tsdae``, ``ct``); a saved isbert model is continued as it is. Seed torch first for a
+    reproducible head.
     """
     path = isbert.resolve_model_name(config.model)
-    if config.objective == "simcse":
+    if config.objective in POOLED_OBJECTIVES:
         return build_baseline(config, "mean")
     if os.path.isfile(os.path.join(path, "modules.json")) and "MaskedCNN" in Path(path, "modules.json").read_text():
         model = isbert.load(path, device=config.device)
@@ -136,8 +138,9 @@ def freeze_unused_parameters(model: Any, loss: Any) -> list[str]:
     features = model.preprocess(texts)
     features = {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
     devices = [model.device.index] if model.device.type == "cuda" else []
+    columns = [features, features] if isinstance(loss, DenoisingAutoEncoderLoss) else [features]  # (noisy, text)
     with torch.random.fork_rng(devices=devices):
-        loss([features], None).backward()
+        loss(columns, None).backward()
     frozen = []
     for name, parameter in model.named_parameters():
         if parameter.requires_grad and parameter.grad is None:

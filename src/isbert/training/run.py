@@ -24,6 +24,7 @@ import torch
 import transformers
 from accelerate import PartialState
 from sentence_transformers.sentence_transformer import SentenceTransformerTrainingArguments
+from torch import nn
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_callback import ProgressCallback as HFProgress
 
@@ -32,10 +33,9 @@ from isbert.atomic import usual_permissions, write_json_atomic
 from isbert.errors import IsbertError
 from isbert.glove import word_coverage
 from isbert.inputs import InputFile, expand_inputs
-from isbert.losses import AnchoredObjective
 from isbert.training import checkpoints as ckpt
 from isbert.training.callbacks import ControlCallback, LogCallback, ProgressCallback, SelectionCallback
-from isbert.training.config import LR_SCHEDULERS, TrainConfig, validate
+from isbert.training.config import LR_SCHEDULERS, POOLED_OBJECTIVES, TrainConfig, validate
 from isbert.training.corpus import (
     CorpusStats,
     build_corpus_dataset,
@@ -46,6 +46,7 @@ from isbert.training.corpus import (
 from isbert.training.criteria import CRITERIA
 from isbert.training.evaluators import CombinedEvaluator, LabelFreeEvaluator, load_stsb_dev
 from isbert.training.models import build_model, freeze_parts, freeze_unused_parameters, tuned_encoder_warning
+from isbert.training.objectives import build_loss, training_columns
 from isbert.training.plots import plot_curves
 from isbert.training.precision import resolve_precision, trainer_flags
 from isbert.training.result import TrainingInterrupted, TrainResult, selection_agreement, write_model_card
@@ -130,7 +131,8 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
     eval_steps = evaluation_interval(config, len(data.train_set), world=run.state.num_processes)
     sampler = _batch_sampler(config, model, data)
     args = _trainer_arguments(run, evaluate=evaluator is not None, eval_steps=eval_steps, sampler=sampler)
-    trainer, parts = _trainer(run, model, loss, args, evaluator, data.train_set, callbacks)
+    train_set = training_columns(data.train_set, config)
+    trainer, parts = _trainer(run, model, loss, args, evaluator, train_set, callbacks)
     _log_start(run, data, frozen, world=max(1, args.world_size), eval_steps=eval_steps)
     if blind:
         run.log.write({"event": "warning", "step": trainer.state.global_step, "warning": blind})
@@ -267,7 +269,7 @@ def _selection_evaluator(run: Run, data: RunData, dev: Any) -> CombinedEvaluator
                 critic=config.critic,
                 temperature=config.temperature,
                 exclude_radius=config.exclude_radius,
-                mi=config.objective != "simcse",  # a mean-pooled encoder has no local features to score
+                mi=config.objective not in POOLED_OBJECTIVES,  # a mean-pooled encoder has no local features
             )
         )
     elif run.select == "label-free" and config.select == "label-free":
@@ -277,23 +279,13 @@ def _selection_evaluator(run: Run, data: RunData, dev: Any) -> CombinedEvaluator
 
 
 # ------------------------------------------------------------------------------------------- model and trainer
-def _model_and_loss(config: TrainConfig) -> tuple[Any, AnchoredObjective, list[str]]:
+def _model_and_loss(config: TrainConfig) -> tuple[Any, nn.Module, list[str]]:
     """The starting model, its objective, and the names of the parameters that do not learn."""
     model = build_model(config)
     # We write our own model card; sentence-transformers' widget sampling would print a bar and draw from `random`.
     model.model_card_data.set_widget_examples = lambda dataset: None
     frozen = freeze_parts(model, config.train_parts)
-    loss = AnchoredObjective(
-        model,
-        config.objective,
-        estimator=config.estimator,
-        critic=config.critic,
-        temperature=config.temperature,
-        exclude_radius=config.exclude_radius,
-        simcse_temperature=config.simcse_temperature,
-        anchor=config.anchor,
-        anchor_weight=config.anchor_weight,
-    )
+    loss = build_loss(model, config)
     return model, loss, frozen + freeze_unused_parameters(model, loss)
 
 
