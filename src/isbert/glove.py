@@ -19,7 +19,6 @@ sentences left with no known word (which embed as zero vectors), and training pr
 from __future__ import annotations
 
 import importlib.metadata
-import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Pooling, WordEmbeddings
 from sentence_transformers.sentence_transformer.modules.tokenizer import WhitespaceTokenizer
 
+from isbert.cache import cache_dir
 from isbert.errors import IsbertError
 from isbert.extras import require
 
@@ -69,11 +69,6 @@ def packaged_vectors() -> tuple[list[str], np.ndarray]:
     if vectors.shape[0] != len(words):
         raise IsbertError(f"{root}: {len(words)} words but {vectors.shape[0]} vectors; the package is damaged")
     return words, vectors
-
-
-def cache_dir() -> Path:
-    """Where the average-GloVe folder is written: ``$ISBERT_CACHE`` or ``~/.cache/isbert``."""
-    return Path(os.environ.get("ISBERT_CACHE") or Path.home() / ".cache" / "isbert")
 
 
 def glove_tokenizer(vocab: Iterable[str]) -> WhitespaceTokenizer:

@@ -28,10 +28,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from isbert.atomic import staging_dir, usual_permissions
+from isbert.cache import cache_dir
 from isbert.confined import confined_path
 from isbert.errors import IsbertError
 from isbert.extras import require
-from isbert.glove import cache_dir
 from isbert.identity import sha256_file
 
 logger = logging.getLogger(__name__)
