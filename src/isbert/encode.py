@@ -210,20 +210,17 @@ def encode_file(
     a float32 ``(rows, dim)`` array to ``output_path``, the files' rows one after the other, and each row's
     ``file:line`` to :func:`sources_path` (``vectors.npy`` -> ``vectors.sources.csv``; see :func:`read_sources`).
 
-    The input is read twice, streaming (once to count rows for the ``.npy`` header, once to encode), and the
-    output is written chunk by chunk with plain file writes, so memory stays flat for any file size. The
-    file appears under its final name only when complete. Empty lines are kept, encoded as the empty string,
-    so that row ``i`` is always record ``i``; lines skipped for undecodable bytes (``encoding_errors="skip"``)
-    have no row, and the report counts them.
+    Streaming (read once to count rows for the ``.npy`` header, once to encode; written chunk by chunk), so memory
+    stays flat; the file gets its final name only when complete. Empty lines are kept (encoded as ""), so row ``i``
+    is record ``i``; lines skipped for undecodable bytes (``encoding_errors="skip"``) have no row and are counted.
 
     Resumable: after every chunk the partial matrix is flushed to disk and a small progress file records how many rows
     are done. Running again with the same input files (unchanged sizes and modification times), model id and options
     continues after the last finished chunk; anything else starts over. Chunks are the same either way, so a
     resumed output equals an uninterrupted one.
 
-    ``embed_chunks`` turns the stream of chunks into a stream of embedding matrices, in order; by default
-    ``model.encode`` in this process (see :func:`isbert.distributed.ray_chunk_encoder` for a Ray cluster). ``model``
-    is still used here for the embedding dimension and the tokenizer (to count truncated texts).
+    ``embed_chunks`` maps chunks to embedding matrices, in order (default: ``model.encode`` here; a Ray cluster:
+    :func:`isbert.distributed.ray_chunk_encoder`); ``model`` still gives the dimension and the tokenizer.
     """
     files, output_path = expand_inputs(inputs), Path(output_path)
     _check_request(batch_size, output_path)

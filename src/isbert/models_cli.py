@@ -47,7 +47,7 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
         choices=("torch", "onnx"),
         default="torch",
         help="torch (default) or onnx (CPU, fastest with int8): MODEL is a folder written by `isbert export`, or a "
-        "model folder, exported once into $ISBERT_CACHE/onnx (default ~/.cache/isbert/onnx) and reused",
+        "model folder, exported once into $ISBERT_CACHE/onnx, else ~/.cache/isbert/onnx, and reused",
     )
     parser.add_argument(
         "--quantization",

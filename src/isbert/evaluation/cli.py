@@ -80,7 +80,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--markdown", default=None, metavar="OUT.md", help="write the tables as Markdown")
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     ev.set_defaults(func=run_eval)
+    _add_data_commands(subparsers, data_help, tasks_help)
 
+
+def _add_data_commands(subparsers: argparse._SubParsersAction, data_help: str, tasks_help: str) -> None:
     data = subparsers.add_parser("data", help="check or download the evaluation data")
     data_sub = data.add_subparsers(dest="data_command", metavar="{check,download}", required=True)
     check = data_sub.add_parser("check", help="verify layout, pair counts and checksums of the evaluation data")
