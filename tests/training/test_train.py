@@ -326,9 +326,10 @@ def test_length_batches_in_bf16_train_and_say_so(tmp_path: Path, tiny_backbone: 
 
     monkeypatch.setattr(sampler.LengthGroupedBatchSampler, "batches", recording)
     corpus = write_corpus(tmp_path / "c.txt", 300)
+    # device unset, as the CLI and experiment files leave it: the Trainer must still accept CPU bf16 autocast
     result = train(
         model=str(tiny_backbone), corpus=[str(corpus)], output=str(tmp_path / "run"), max_steps=4, batch_size=8,
-        eval_steps=4, batching="length", precision="bf16", heldout_size=0, **TINY,
+        eval_steps=4, batching="length", precision="bf16", heldout_size=0, **{**TINY, "device": None},
     )  # fmt: skip
     assert result.precision == "bf16" and "precision bf16" in result.summary()
     start = json.loads((tmp_path / "run" / "training_log.jsonl").read_text().splitlines()[0])

@@ -340,7 +340,8 @@ def _trainer_arguments(run: Run, evaluate: bool, eval_steps: int, sampler: Any) 
         batch_sampler=sampler,
         report_to="none",
         disable_tqdm=True,
-        use_cpu=config.device == "cpu",
+        # Without an accelerator the Trainer must be told it is on CPU, or it refuses bf16 (CPU autocast) outright.
+        use_cpu=config.device == "cpu" or not (use_cuda or torch.backends.mps.is_available()),
         dataloader_pin_memory=use_cuda,
         ddp_find_unused_parameters=False,
         **trainer_flags(run.precision),
