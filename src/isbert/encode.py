@@ -191,6 +191,15 @@ def _check_chunk(embeddings: np.ndarray, texts: int, dimension: int, written: in
         raise IsbertError(f"the model produced NaN or infinite embeddings near row {written + 1}")
 
 
+def _publish(sources_partial: Path, sources: Path, partial: Path, output_path: Path) -> None:
+    """Give the finished files their names: the sources first, so that once the matrix has its name, the rows'
+    sources are there too. The matrix is complete and fsynced chunk by chunk: only the rename is left to make durable.
+    """
+    os.replace(sources_partial, sources)
+    os.replace(partial, output_path)
+    fsync_parent(output_path)
+
+
 def encode_file(
     model: SentenceTransformer,
     inputs: InputSpec | list[InputSpec],
@@ -267,9 +276,6 @@ def encode_file(
         output.close()
     if done["written"] != rows:
         raise IsbertError(f"{describe(files)} changed while it was being encoded ({rows} rows, then {done['written']})")
-    # the sources first: once the matrix has its name, the rows' sources are there too
-    os.replace(sources_partial, sources)
-    os.replace(partial, output_path)  # complete and fsynced chunk by chunk: only the rename is left to make durable
-    fsync_parent(output_path)
+    _publish(sources_partial, sources, partial, output_path)
     progress_file.unlink(missing_ok=True)
     return EncodeReport(done["written"], dimension, done["empty"], done["truncated"], stats, output_path, file_rows)

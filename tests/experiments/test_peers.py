@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from experiments.tiny_data import TINY_RUN_DEFAULTS
 from isbert.evaluation.tasks import UNLABELED_FILE
 from isbert.experiments import load_experiment, run_experiment
 from isbert.experiments.report import _target_lines
@@ -32,13 +33,7 @@ seeds = [7]
 [defaults]
 model = "{backbone}"
 corpus = ["corpus.txt"]
-max_steps = 4
-eval_steps = 2
-batch_size = 8
-max_seq_length = 16
-out_channels = 8
-heldout_size = 16
-lr = 1e-3
+{TINY_RUN_DEFAULTS}lr = 1e-3
 device = "cpu"
 {body}""",
         encoding="utf-8",

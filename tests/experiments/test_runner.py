@@ -21,7 +21,7 @@ from isbert.training import run as training
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from helpers_training import assert_resumed_from, latest_checkpoint_step
 
-from experiments.tiny_data import sentence, write_tiny_data
+from experiments.tiny_data import TINY_RUN_DEFAULTS, sentence, write_tiny_data
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,13 +47,7 @@ seeds = [7]
 [defaults]
 model = "{backbone}"
 corpus = ["corpus.txt"]       # relative to this file
-max_steps = 4
-eval_steps = 2
-batch_size = 8
-max_seq_length = 16
-out_channels = 8
-heldout_size = 16
-logging_steps = 2
+{TINY_RUN_DEFAULTS}logging_steps = 2
 lr = 1e-3
 device = "cpu"
 

@@ -12,6 +12,15 @@ from isbert.evaluation import tasks
 
 PAIRS = 24
 
+TINY_RUN_DEFAULTS = """max_steps = 4
+eval_steps = 2
+batch_size = 8
+max_seq_length = 16
+out_channels = 8
+heldout_size = 16
+"""
+"""The [defaults] keys that keep an experiment test's runs tiny (4 steps of the tiny model), shared by its tests."""
+
 
 def sentence(rng: random.Random) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 8)))
