@@ -36,6 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Literal
 
 from isbert.atomic import fsync_path
+from isbert.confined import escape
 from isbert.errors import IsbertError, printable
 from isbert.evaluation.check import KNOWN_SHA256
 from isbert.evaluation.tasks import STS_SUBSETS
@@ -239,14 +240,15 @@ class _HashingWriter:
 
 
 def _safe_target(root: Path, relative: str, what: str) -> Path:
-    """Resolve ``relative`` inside ``root``; refuse absolute paths and anything climbing out (``..``)."""
-    pure = PurePosixPath(relative.replace("\\", "/"))
-    if pure.is_absolute() or ".." in pure.parts or not pure.parts or "\x00" in relative:
-        raise IsbertError(f"refusing {printable(what)} '{printable(relative)}': it would be written outside {root}")
-    target = (root / Path(*pure.parts)).resolve()
-    if not target.is_relative_to(root.resolve()):
-        raise IsbertError(f"refusing {printable(what)} '{printable(relative)}': it would be written outside {root}")
-    return target
+    """``relative`` (an archive member's name, or where a file goes) resolved inside ``root``, else an error."""
+    relative_posix = relative.replace("\\", "/")  # zip files written on Windows use backslashes
+    reason = escape(root, relative_posix)
+    if reason is not None:
+        raise IsbertError(
+            f"refusing {printable(what)} '{printable(relative)}': it would be written outside {root} (the name "
+            f"{reason})"
+        )
+    return (root / Path(*PurePosixPath(relative_posix).parts)).resolve()
 
 
 def _map_member(name: str, members: dict[str, str]) -> str | None:
