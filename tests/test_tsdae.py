@@ -96,3 +96,14 @@ def test_applicability_is_known_from_the_settings(tiny_backbone: Path, tmp_path:
     assert "encoder_layers = 0" in (not_applicable(str(tiny_backbone), 0) or "")
     (tmp_path / "modules.json").write_text("[]")  # a sentence-transformers folder with no transformers config
     assert "no layers" in (not_applicable(str(tmp_path), None) or "")
+
+
+def test_a_sentence_s_damage_depends_on_the_seed_and_the_sentence_only() -> None:
+    """No generator state: a resumed run (which re-reads the batch the Trainer had fetched ahead) damages alike."""
+    from datasets import Dataset
+
+    texts = [" ".join(f"w{i}-{j}" for j in range(30)) for i in range(6)]
+    alone = [with_deletion_noise(Dataset.from_dict({"text": [t]}), seed=3)[0]["noisy"] for t in texts]
+    together = with_deletion_noise(Dataset.from_dict({"text": texts[::-1]}), seed=3)[:]["noisy"][::-1]
+    assert alone == together
+    assert with_deletion_noise(Dataset.from_dict({"text": texts}), seed=4)[:]["noisy"] != alone

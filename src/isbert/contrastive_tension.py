@@ -6,8 +6,8 @@ Two copies of the encoder (the backbone with mean pooling) embed the same batch;
 embedding by the other copy among the batch (cosine x a learned scale, cross-entropy both ways). The copy the
 trainer saves is the model; the other lives in the loss and is trained too. Any backbone applies.
 
-Resuming a CT run restores the saved copy; the loss's copy restarts from the starting weights (it is not part of a
-checkpoint's model).
+The loss's copy and its scale are checkpointed beside the model (:mod:`isbert.training.loss_state`), so
+``--resume`` continues both.
 """
 
 from __future__ import annotations

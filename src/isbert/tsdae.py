@@ -13,6 +13,7 @@ Inputs: one text column; :func:`with_deletion_noise` adds the damaged twin as th
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -45,15 +46,25 @@ def delete_words(text: str, rng: np.random.Generator, ratio: float = DELETE_RATI
 
 
 def with_deletion_noise(dataset: Any, seed: int) -> Any:
-    """``dataset`` (one ``text`` column) read as ``(noisy, text)`` pairs, fresh noise each time a row is read."""
-    rng = np.random.default_rng(seed)
+    """``dataset`` (one ``text`` column) read as ``(noisy, text)`` pairs.
+
+    A sentence's damage is a function of the seed and the sentence alone, not of a generator's state: the Trainer
+    reads a batch ahead, so a stateful generator (even its checkpointed global one) would damage the sentences after a
+    ``--resume`` differently from the uninterrupted run. The price: over several epochs a sentence keeps its damage
+    (sentence-transformers' ``DenoisingAutoEncoderDataset`` draws anew each time; TSDAE trains one epoch).
+    """
 
     def transform(batch: dict[str, list[str]]) -> dict[str, list[str]]:
         texts = batch["text"]
-        return {"noisy": [delete_words(text, rng) for text in texts], "text": texts}
+        return {"noisy": [delete_words(text, _sentence_rng(seed, text)) for text in texts], "text": texts}
 
     dataset.set_transform(transform, columns=["text"])
     return dataset
+
+
+def _sentence_rng(seed: int, text: str) -> np.random.Generator:
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest, "little")])
 
 
 def not_applicable(model: str, encoder_layers: int | None) -> str | None:

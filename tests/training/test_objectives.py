@@ -151,6 +151,13 @@ def test_peer_objectives_train_and_the_saved_model_loads(tmp_path: Path, tiny_ba
     assert result.steps == 8
 
 
+@pytest.mark.parametrize("objective", ["tsdae", "ct"])
+def test_peer_run_resumes_to_the_uninterrupted_weights(tmp_path: Path, tiny_backbone: Path, objective: str) -> None:
+    """The parts only the loss holds (TSDAE's decoder, CT's second copy) are checkpointed and restored too."""
+    cut, whole = _interrupted_then_resumed(tmp_path, tiny_backbone, objective=objective)
+    assert cut == whole
+
+
 def test_tsdae_on_a_backbone_without_layers_is_one_cli_line(tmp_path: Path, tiny_backbone: Path) -> None:
     from helpers_training import TINY_ARGS, run_cli
 

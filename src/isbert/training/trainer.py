@@ -16,6 +16,7 @@ from sentence_transformers.sentence_transformer import SentenceTransformerTraine
 from isbert.errors import IsbertError
 from isbert.training import checkpoints as ckpt
 from isbert.training.callbacks import SelectionCallback
+from isbert.training.loss_state import load_loss_state, save_loss_state
 
 
 class NonFiniteLoss(IsbertError):
@@ -47,6 +48,10 @@ class IsbertTrainer(SentenceTransformerTrainer):
             raise NonFiniteLoss(self.state.global_step + 1, float(loss.detach().float().reshape(-1)[0]))
         return result
 
+    def _load_from_checkpoint(self, checkpoint_path: str, *args: Any) -> None:
+        super()._load_from_checkpoint(checkpoint_path, *args)
+        load_loss_state(self.loss, self.model, checkpoint_path)
+
     def _get_output_dir(self, trial: Any) -> str:
         return self._staging_dir or super()._get_output_dir(trial)
 
@@ -70,6 +75,7 @@ class IsbertTrainer(SentenceTransformerTrainer):
             # The Trainer pickles its arguments here for reference only; training_run.json records the settings,
             # and a run folder should hold nothing that needs unpickling.
             Path(folder, "training_args.bin").unlink(missing_ok=True)
+            save_loss_state(self.loss, self.model, folder)
             marker = {"step": step, "selection": self.selection.state_dict() if self.selection else None}
             Path(folder, ckpt.MARKER).write_text(json.dumps(marker, indent=1), encoding="utf-8")
             ckpt.publish_dir(folder, os.path.join(root, f"checkpoint-{step}"))
