@@ -4,10 +4,11 @@ isbert's side is :func:`isbert.training.train` as the CLI calls it (corpus strea
 sentence-transformers' collation, the Trainer, isbert's callbacks, logging); it is timed from the end of its first
 step to the end of its last, so data loading, collation, callbacks and logging between steps count, and the set-up
 and the final save do not; its checkpoint writes (five per run by default, here every few steps) are timed apart and
-reported as their share of a default one-epoch run. The released approach is a plain loop: the stock CNN (padding inside the windows), the
-loop-built JSD masks (``training_step.ReleasedApproachLoss``), random batches padded to their longest sentence,
-AdamW and a linear warm-up, fp32. Both read the same corpus; with ``--batching random`` isbert's batches are the very
-batches the plain loop trains on. Configurations alternate round by round; each ratio is of medians in this one run.
+reported as their share of a default one-epoch run. The released approach is a plain loop: the stock CNN (padding
+inside the windows), the loop-built JSD masks (``training_step.ReleasedApproachLoss``), random batches padded to their
+longest sentence, AdamW and a linear warm-up, fp32. Both read the same corpus; with ``--batching random`` isbert's
+batches are the very batches the plain loop trains on. Configurations alternate round by round; each ratio is of
+medians in this one run.
 
     python benchmarks/training_throughput.py --data-dir ../shared/data --threads 2
     python benchmarks/training_throughput.py --device cuda --model /tmp/bert-base-random --output /tmp/tt_gpu
@@ -145,16 +146,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ["HF_HUB_OFFLINE"] = "1"
     torch.set_num_threads(args.threads)
     from isbert.cli import _quiet_libraries
+    from isbert.training.config import TrainConfig
     from isbert.training.precision import resolve_precision
 
     _quiet_libraries()
     times, saves = measure(args)
-    default_precision = resolve_precision("auto", args.device.startswith("cuda"))
+    defaults = f"isbert train defaults ({TrainConfig().batching} batches, precision auto = " + (
+        resolve_precision("auto", args.device.startswith("cuda")) + ")"
+    )
     rows = [
-        {"what": name if name != "defaults" else f"isbert train defaults (precision auto = {default_precision})",
-         "seconds_per_step": values}
-        for name, values in times.items()
-    ]  # fmt: skip
+        {"what": name if name != "defaults" else defaults, "seconds_per_step": values} for name, values in times.items()
+    ]
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {args.threads} threads"
     return {"model": args.model, "device": where, "batch_size": args.batch_size, "steps": args.steps,
             "rounds": args.rounds, "load_average_1min_at_end": os.getloadavg()[0], "rows": rows,
