@@ -9,6 +9,7 @@ import pytest
 from isbert.errors import IsbertError
 from isbert.experiments.config import load_experiment
 from isbert.experiments.runner import plan, same_settings
+from isbert.training.config import TrainConfig
 
 GOOD = """
 [experiment]
@@ -118,6 +119,14 @@ def test_a_new_setting_at_its_default_keeps_stored_results() -> None:
     assert not same_settings(stored, {"lr": 1e-3, "tasks": ["SICK-R"], "not_a_field": 1})
     assert not same_settings(stored, {"lr": 2e-3, "tasks": ["SICK-R"]})
     assert not same_settings(stored, {"tasks": ["SICK-R"]})  # a setting that disappeared
+
+
+def test_a_stored_run_older_than_a_changed_default_is_read_as_it_ran() -> None:
+    """Length-grouped batches became the default; runs stored before --batching existed used random batches."""
+    assert TrainConfig().batching == "length"
+    stored = {"lr": 1e-3, "tasks": ["SICK-R"]}
+    assert same_settings(stored, {"lr": 1e-3, "tasks": ["SICK-R"], "batching": "random"})
+    assert not same_settings(stored, {"lr": 1e-3, "tasks": ["SICK-R"], "batching": "length"})
 
 
 def test_tradeoff_task_must_be_an_evaluated_task(tmp_path: Path) -> None:

@@ -340,7 +340,7 @@ def test_length_batches_in_bf16_train_and_say_so(tmp_path: Path, tiny_backbone: 
     assert len(seen) == 300 // 8 and max(spreads) <= 1
 
 
-def test_auto_precision_is_fp32_on_cpu_without_bf16(tmp_path: Path, monkeypatch) -> None:
+def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16(tmp_path: Path, monkeypatch) -> None:
     from isbert.training import precision
 
     cpuinfo = tmp_path / "cpuinfo"
@@ -348,6 +348,9 @@ def test_auto_precision_is_fp32_on_cpu_without_bf16(tmp_path: Path, monkeypatch)
     assert precision.cpu_has_bf16(cpuinfo)
     cpuinfo.write_text("flags\t: fpu avx2\n")
     assert not precision.cpu_has_bf16(cpuinfo) and not precision.cpu_has_bf16(tmp_path / "missing")
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    assert precision.resolve_precision("auto", use_cuda=False) == "bf16"
+    assert precision.resolve_precision("fp32", use_cuda=False) == "fp32"
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
     assert precision.resolve_precision("auto", use_cuda=False) == "fp32"
     assert precision.resolve_precision("bf16", use_cuda=False) == "bf16"

@@ -53,23 +53,25 @@ def canonical_hash(settings: dict[str, Any]) -> str:
 
 
 @cache
-def _field_defaults() -> dict[str, Any]:
-    from dataclasses import asdict
+def _settings_before_they_existed() -> dict[str, Any]:
+    """Each setting as a stored run made before it existed behaved (its default, unless the default changed)."""
+    from dataclasses import fields
 
     from isbert.training.config import TrainConfig
 
-    return json.loads(json.dumps(asdict(TrainConfig()), default=str))
+    return json.loads(json.dumps({f.name: f.metadata["before"] for f in fields(TrainConfig)}, default=str))
 
 
 def same_settings(stored: dict[str, Any], current: dict[str, Any]) -> bool:
     """Whether a stored run is the run ``current`` describes.
 
-    Equal settings, except that a setting the stored run did not have yet is accepted at TrainConfig's default:
-    new training options keep the old behaviour at their default, and adding one must not invalidate every stored
-    result (code changes do not either). A setting that disappeared, or any other difference, is a different run.
+    Equal settings, except that a setting the stored run did not have yet is accepted at the value that reproduces
+    what that run did (its default, or the ``before`` of a setting whose default changed since): adding an option
+    must not invalidate every stored result (code changes do not either). A setting that disappeared, or any other
+    difference, is a different run.
     """
     current = json.loads(json.dumps(current, default=str))  # compare as stored: tuples are lists in JSON
-    defaults = _field_defaults()
+    defaults = _settings_before_they_existed()
     for key in stored.keys() | current.keys():
         if key not in current:
             return False

@@ -38,6 +38,10 @@ LR_SCHEDULERS = {"linear": "linear", "constant": "constant_with_warmup", "cosine
 """``--lr-scheduler`` names and the transformers scheduler each one selects (after the warm-up)."""
 
 
+DEFAULT: Any = object()
+"""``before`` of a setting whose default never changed."""
+
+
 def setting(
     default: Any,
     help: str,
@@ -51,6 +55,7 @@ def setting(
     aliases: tuple[str, ...] = (),
     cli: bool = True,
     note: str = "",
+    before: Any = DEFAULT,
 ) -> Any:
     """A :class:`TrainConfig` field with everything its views need.
 
@@ -65,11 +70,14 @@ def setting(
             every command that reads texts).
         cli: False for settings only the Python API sets.
         note: where the released code or the paper differ, for the docs table.
+        before: how runs made before this setting existed behaved, when that is not ``default`` (a default that
+            changed): the experiment runner reads a stored run without the setting as this value.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown setting kind {kind!r}")
     metadata = {"help": help, "kind": kind, "minimum": minimum, "positive": positive, "below": below,
-                "trajectory": trajectory, "flag": flag, "aliases": aliases, "cli": cli, "note": note}  # fmt: skip
+                "trajectory": trajectory, "flag": flag, "aliases": aliases, "cli": cli, "note": note,
+                "before": default if before is DEFAULT else before}  # fmt: skip
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -147,11 +155,13 @@ class TrainConfig:
         "all", "what learns: everything, the CNN only (encoder frozen), or the CNN and the encoder's embedding layer",
         "optimisation")  # fmt: skip
     batching: Literal["random", "length"] = setting(
-        "random", "random batches, or length: sentences of similar token length batched together (shuffled pools "
-        "sorted by length, batches shuffled) for less padding; changes which sentences are each other's negatives",
-        "optimisation", note="released: random")  # fmt: skip
+        "length", "length: sentences of similar token length batched together (shuffled pools sorted by length, "
+        "batches shuffled), padded to nearly their own length; random: any sentences together, padded to the longest. "
+        "It changes which sentences are each other's negatives", "optimisation", before="random",
+        note="released: random; **isbert: length**, 2x faster, quality measured in docs/training.md")  # fmt: skip
     precision: Literal["auto", "fp32", "bf16", "fp16"] = setting(
-        "auto", "auto = fp32 on CPU, bf16 (or fp16) mixed precision on GPU; bf16 on CPU = autocast", "optimisation",
+        "auto", "auto = bf16 on CPUs with native bf16 (AVX512-BF16, AMX) and on GPUs that have it (else fp16), fp32 on "
+        "other CPUs; bf16 = autocast, weights and optimizer stay fp32", "optimisation",
         note="released: optional apex/AMP fp16")  # fmt: skip
     # --- selection
     dev: Literal["none", "stsb"] = setting("none", "stsb: labeled STS Benchmark dev Spearman at every evaluation "
