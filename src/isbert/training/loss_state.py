@@ -41,7 +41,10 @@ def load_loss_state(loss: nn.Module, model: nn.Module, folder: str | Path) -> No
         return
     path = Path(folder, LOSS_STATE)
     if not path.is_file():
-        raise IsbertError(f"{folder} has no {LOSS_STATE}: it was not written by this objective; resume from another")
+        raise IsbertError(
+            f"{folder} has no {LOSS_STATE}: written by another objective or an older isbert; "
+            "pass --overwrite to start over"
+        )
     try:
         stored = load_file(str(path))
     except (SafetensorError, OSError) as error:
