@@ -25,9 +25,10 @@ _SKIPPED = {CHECKSUMS_FILE, "README.md"}
 _SKIPPED_FOLDERS = {"checkpoints"}
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file's bytes, read in 1 MB blocks (the one file hasher of the project)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -6,7 +6,6 @@ format of ``sha256sum``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from isbert.errors import IsbertError
 from isbert.evaluation.readers import load_task
 from isbert.evaluation.tasks import ALL_TASKS, STS_TASKS, StsTask, TextVariant, resolve_data_dir, task_files
+from isbert.identity import sha256_file
 
 
 def _known_sha256() -> dict[str, str]:
@@ -25,14 +25,6 @@ def _known_sha256() -> dict[str, str]:
 
 KNOWN_SHA256: dict[str, str] = _known_sha256()
 """sha256 of the evaluation files in the reference copy (shared/data), for `isbert data check`."""
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checksums(files: Iterable[Path], root: Path | None) -> dict[str, str]:

@@ -40,6 +40,7 @@ from isbert.confined import escape
 from isbert.errors import IsbertError, printable
 from isbert.evaluation.check import KNOWN_SHA256
 from isbert.evaluation.tasks import STS_SUBSETS
+from isbert.identity import sha256_file
 
 MB = 1 << 20
 BLOCK = MB
@@ -383,11 +384,7 @@ def _verify_download(temporary: Path, target: Path, root: Path) -> None:
     expected = KNOWN_SHA256.get(target.relative_to(root.resolve()).as_posix())
     if expected is None:
         return
-    digest = hashlib.sha256()
-    with open(temporary, "rb") as handle:
-        while block := handle.read(BLOCK):
-            digest.update(block)
-    if (got := digest.hexdigest()) != expected:
+    if (got := sha256_file(temporary)) != expected:
         raise IsbertError(
             f"{target}: checksum mismatch after download (expected sha256 {expected[:16]}..., got "
             f"{got[:16]}...); the source changed or the transfer was corrupted; nothing written"

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from isbert.atomic import atomic_file
 from isbert.errors import InputError, IsbertError, printable
-from isbert.evaluation.check import sha256_file
 from isbert.evaluation.download import MB, DownloadFailed, Limits, Source, downloaded, load_sources, member_lines
+from isbert.identity import sha256_file
 
 NLI_CORPUS = "unlabeled/nli_sentences.snli_mnli_train.txt"
 """Where the corpus is written, relative to the data folder (experiments/paper.toml trains on it)."""
