@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from isbert.experiments.runner import Job
 
 SELECTIONS = ("labeled", "label_free")
+MAX_POINT_LABELS = 15
+"""Above this many points the quality-vs-speed figure drops the run names (colour, shape and fill still tell them)."""
 
 
 def aggregate(values: list[float | None]) -> dict[str, Any] | None:
@@ -334,29 +336,36 @@ def _target_lines(summary: dict[str, Any]) -> list[str]:
 
 
 def plot_quality_speed(summary: dict[str, Any], path: str | os.PathLike[str]) -> Path | None:
-    """7-task STS average (y) against CPU sentences/s (log x), one point per run: the trade-off one picks on."""
-    points = [(r["name"], r["method"], r["encode_sentences_per_second"], r["sts_avg"]) for r in summary["runs"]]
-    points = [p for p in points if p[2] and p[3] is not None]
-    if not points:
+    """7-task STS average (y) against CPU sentences/s (log x), one point per run: the trade-off one picks on.
+    Colour is the method, marker shape the backbone, a hollow marker a target-corpus run; names are written beside
+    the points only while they stay readable."""
+    runs = [r for r in summary["runs"] if r["encode_sentences_per_second"] and r["sts_avg"] is not None]
+    if not runs:
         return None
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(8, 6))
-    colors = {method: f"C{i % 10}" for i, method in enumerate(dict.fromkeys(p[1] for p in points))}
-    for name, method, speed, quality in points:
-        axis.scatter([speed], [quality], color=colors[method], s=40)
-        axis.annotate(name, (speed, quality), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    for method, color in colors.items():
-        axis.scatter([], [], color=color, label=method)
+    figure, axis = plt.subplots(figsize=(9, 6.5))
+    colors = {method: f"C{i % 10}" for i, method in enumerate(dict.fromkeys(r["method"] for r in runs))}
+    markers = {name: "osD^vP*Xph"[i % 10] for i, name in enumerate(dict.fromkeys(r["backbone"] for r in runs))}
+    for run in runs:
+        color, fill = colors[run["method"]], "none" if run.get("corpus") == "target" else colors[run["method"]]
+        point = (run["encode_sentences_per_second"], run["sts_avg"])
+        axis.scatter(*point, marker=markers[run["backbone"]], s=45, edgecolors=color, facecolors=fill)
+        if len(runs) <= MAX_POINT_LABELS:
+            axis.annotate(run["name"], point, textcoords="offset points", xytext=(4, 4), fontsize=7)
+    handles = [axis.scatter([], [], color=color, label=method) for method, color in colors.items()]
+    handles += [axis.scatter([], [], marker=m, color="grey", label=name) for name, m in markers.items()]
+    if any(r.get("corpus") == "target" for r in runs):
+        handles.append(axis.scatter([], [], edgecolors="grey", facecolors="none", label="trained on the target corpus"))
     axis.set_xscale("log")
     axis.set_xlabel("CPU encoding speed (sentences/s, log scale)")
     axis.set_ylabel("7-task STS average (Spearman x100)")
     axis.set_title(f"{summary['experiment']}: quality against encoding speed")
     axis.grid(alpha=0.3, which="both")
-    axis.legend(loc="best", fontsize=7)
+    axis.legend(handles=handles, loc="best", fontsize=7)
     return save_figure_atomic(figure, path, dpi=100)
 
 

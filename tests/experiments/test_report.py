@@ -1,0 +1,66 @@
+"""The quality-vs-speed figure: every point identifiable by colour (method), shape (backbone) and fill (corpus)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from isbert.experiments import report
+
+
+def _run(index: int, backbone: str, corpus: str) -> dict[str, Any]:
+    method = ["mean", "simcse", "is"][index % 3]
+    return {
+        "name": f"{backbone}-{method}-{index}",
+        "method": method,
+        "backbone": backbone,
+        "corpus": corpus,
+        "encode_sentences_per_second": 1000.0 + index,
+        "sts_avg": 60.0 + index / 10,
+    }
+
+
+def _drawn(monkeypatch: pytest.MonkeyPatch, runs: list[dict[str, Any]], tmp_path: Path) -> Any:
+    figures: list[Any] = []
+
+    def keep(figure: Any, path: Any, **_: Any) -> Path:
+        figures.append(figure)
+        return Path(path)
+
+    monkeypatch.setattr(report, "save_figure_atomic", keep)
+    assert report.plot_quality_speed({"experiment": "x", "runs": runs}, tmp_path / "x.png") == tmp_path / "x.png"
+    (figure,) = figures
+    return figure.axes[0]
+
+
+def test_few_points_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    runs = [_run(i, "weak", "general") for i in range(3)]
+    axis = _drawn(monkeypatch, runs, tmp_path)
+    assert sorted(text.get_text() for text in axis.texts) == sorted(r["name"] for r in runs)
+    assert "trained on the target corpus" not in [t.get_text() for t in axis.get_legend().get_texts()]
+
+
+def test_many_points_drop_names_and_keep_backbone_shapes_and_hollow_targets(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    runs = [
+        _run(i, ["weak", "tuned"][i % 2], ["general", "target"][i // 10]) for i in range(report.MAX_POINT_LABELS + 5)
+    ]
+    axis = _drawn(monkeypatch, runs, tmp_path)
+    assert len(axis.texts) == 0
+    legend = [t.get_text() for t in axis.get_legend().get_texts()]
+    assert legend == ["mean", "simcse", "is", "weak", "tuned", "trained on the target corpus"]
+    points = [c for c in axis.collections if len(c.get_offsets())]
+    assert len(points) == len(runs)
+    paths = {run["backbone"]: points[i].get_paths()[0].vertices.shape for i, run in enumerate(runs)}
+    assert paths["weak"] != paths["tuned"]  # a circle and a square
+    hollow = [len(p.get_facecolors()) == 0 or p.get_facecolors()[0][3] == 0 for p in points]
+    assert hollow == [run["corpus"] == "target" for run in runs]
+
+
+def test_no_timed_run_draws_nothing(tmp_path: Path) -> None:
+    runs = [{**_run(0, "weak", "general"), "encode_sentences_per_second": None}]
+    assert report.plot_quality_speed({"experiment": "x", "runs": runs}, tmp_path / "x.png") is None
+    assert not (tmp_path / "x.png").exists()
