@@ -64,3 +64,39 @@ def test_no_timed_run_draws_nothing(tmp_path: Path) -> None:
     runs = [{**_run(0, "weak", "general"), "encode_sentences_per_second": None}]
     assert report.plot_quality_speed({"experiment": "x", "runs": runs}, tmp_path / "x.png") is None
     assert not (tmp_path / "x.png").exists()
+
+
+def _scored(name: str, method: str, backbone: str, corpus: str, sts: float, transfer: float | None) -> dict[str, Any]:
+    aggregate = {
+        "labeled": {"avg": {"mean": sts, "sd": 0.5}},
+        "transfer_avg": {"mean": transfer, "sd": 0.1} if transfer is not None else None,
+    }
+    return {"name": name, "method": method, "backbone": backbone, "corpus": corpus, "aggregate": aggregate}
+
+
+def test_by_backbone_table_puts_each_method_under_its_backbone_and_corpus() -> None:
+    runs = [
+        _scored("w-mean", "mean", "weak", "-", 50.0, 70.0),
+        _scored("w-is", "is", "weak", "general", 60.0, 71.0),
+        _scored("w-is-target", "is", "weak", "target", 62.0, None),
+        _scored("t-is", "is", "tuned", "general", 78.0, 80.0),
+    ]
+    skipped = [{"name": "w-tsdae", "method": "tsdae", "backbone": "weak", "corpus": "general", "reason": "no layers"}]
+    lines = report._by_backbone_lines({"runs": runs, "not_applicable": skipped})
+    table = [line for line in lines if line.startswith("|")]
+    assert table[0] == "| method | weak | weak, target corpus | tuned |"
+    assert table[2:] == [
+        "| mean | 50.00 ± 0.50 · 70.00 | - | - |",
+        "| is | 60.00 ± 0.50 · 71.00 | 62.00 ± 0.50 | 78.00 ± 0.50 · 80.00 |",
+    ]
+    assert report._by_backbone_lines({"runs": runs[:2], "not_applicable": skipped}) == []  # one backbone: no table
+
+
+def test_by_backbone_table_marks_a_method_that_cannot_apply() -> None:
+    runs = [
+        _scored("w-is", "is", "weak", "general", 60.0, None),
+        _scored("t-ts", "tsdae", "tuned", "general", 70.0, None),
+    ]
+    skipped = [{"name": "w-ts", "method": "tsdae", "backbone": "weak", "corpus": "general", "reason": "no layers"}]
+    table = [line for line in report._by_backbone_lines({"runs": runs, "not_applicable": skipped}) if line[:1] == "|"]
+    assert table[-1] == "| tsdae | n/a | 70.00 ± 0.50 |"

@@ -233,7 +233,7 @@ def format_markdown(summary: dict[str, Any]) -> str:
             )
     if summary.get("paper_tables"):
         lines += format_paper_tables(summary)
-    lines += _speed_lines(summary) + _target_lines(summary)
+    lines += _speed_lines(summary) + _target_lines(summary) + _by_backbone_lines(summary)
     notes = [(run["name"], run["note"]) for run in summary["runs"] if run["note"]]
     skipped = summary.get("not_applicable", [])
     if notes or summary["not_run"] or skipped:
@@ -332,6 +332,31 @@ def _target_lines(summary: dict[str, Any]) -> list[str]:
         gain = target["sts_avg"] - base["sts_avg"]
         cells = [target["method"], target["backbone"], f"{base['sts_avg']:.2f}", f"{target['sts_avg']:.2f}"]
         lines.append("| " + " | ".join([*cells, f"{gain:+.2f}"]) + " |")
+    return lines
+
+
+def _by_backbone_lines(summary: dict[str, Any]) -> list[str]:
+    """One row per method, one column per backbone (and corpus): ``STS avg ± sd · transfer avg``, the comparison at
+    a glance. Only for experiments over more than one backbone; training-free rows sit in the general column."""
+    runs = [r for r in summary["runs"] if r.get("method") and r.get("backbone")]
+    if len({r["backbone"] for r in runs}) < 2:
+        return []
+
+    def column(row: dict[str, Any]) -> tuple[str, str]:
+        return row["backbone"], "target" if row.get("corpus") == "target" else "general"
+
+    columns = list(dict.fromkeys(column(r) for r in runs))
+    cells: dict[tuple[str, tuple[str, str]], str] = {}
+    for run in runs:
+        sts, transfer = (run["aggregate"]["labeled"] or {}).get("avg"), run["aggregate"]["transfer_avg"]
+        cells[run["method"], column(run)] = _cell(sts) + (f" · {transfer['mean']:.2f}" if transfer else "")
+    for row in summary.get("not_applicable", []):
+        cells.setdefault((row["method"], column(row)), "n/a")
+    heads = [f"{backbone}{', target corpus' if corpus == 'target' else ''}" for backbone, corpus in columns]
+    title = "By method and backbone (STS avg ± sd over seeds · transfer avg; labeled selection; n/a: not applicable):"
+    lines = ["", title, "", "| method | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(columns)]
+    for method in dict.fromkeys(r["method"] for r in runs):
+        lines.append(f"| {method} | " + " | ".join(cells.get((method, c), "-") for c in columns) + " |")
     return lines
 
 
