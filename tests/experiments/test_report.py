@@ -100,3 +100,17 @@ def test_by_backbone_table_marks_a_method_that_cannot_apply() -> None:
     skipped = [{"name": "w-ts", "method": "tsdae", "backbone": "weak", "corpus": "general", "reason": "no layers"}]
     table = [line for line in report._by_backbone_lines({"runs": runs, "not_applicable": skipped}) if line[:1] == "|"]
     assert table[-1] == "| tsdae | n/a | 70.00 ± 0.50 |"
+
+
+def test_by_backbone_table_gives_two_runs_of_one_method_a_row_each() -> None:
+    runs = [
+        _scored("is-relu", "is", "weak", "general", 55.0, None),
+        _scored("is-linear", "is", "weak", "general", 60.0, None),
+        _scored("t-is", "is", "tuned", "general", 78.0, None),
+    ]
+    table = [line for line in report._by_backbone_lines({"runs": runs, "not_applicable": []}) if line[:1] == "|"]
+    assert table[2:] == [
+        "| is (`is-relu`) | 55.00 ± 0.50 | - |",
+        "| is (`is-linear`) | 60.00 ± 0.50 | - |",
+        "| is | - | 78.00 ± 0.50 |",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import statistics
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -346,17 +347,20 @@ def _by_backbone_lines(summary: dict[str, Any]) -> list[str]:
         return row["backbone"], "target" if row.get("corpus") == "target" else "general"
 
     columns = list(dict.fromkeys(column(r) for r in runs))
+    shared = Counter((r["method"], column(r)) for r in runs)
+    # Two runs of one method in one column (say, two settings of IS-BERT) get a row each, named after the run.
+    label = {r["name"]: r["method"] + (f" (`{r['name']}`)" if shared[r["method"], column(r)] > 1 else "") for r in runs}
     cells: dict[tuple[str, tuple[str, str]], str] = {}
     for run in runs:
         sts, transfer = (run["aggregate"]["labeled"] or {}).get("avg"), run["aggregate"]["transfer_avg"]
-        cells[run["method"], column(run)] = _cell(sts) + (f" · {transfer['mean']:.2f}" if transfer else "")
+        cells[label[run["name"]], column(run)] = _cell(sts) + (f" · {transfer['mean']:.2f}" if transfer else "")
     for row in summary.get("not_applicable", []):
         cells.setdefault((row["method"], column(row)), "n/a")
     heads = [f"{backbone}{', target corpus' if corpus == 'target' else ''}" for backbone, corpus in columns]
     title = "By method and backbone (STS avg ± sd over seeds · transfer avg; labeled selection; n/a: not applicable):"
     lines = ["", title, "", "| method | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(columns)]
-    for method in dict.fromkeys(r["method"] for r in runs):
-        lines.append(f"| {method} | " + " | ".join(cells.get((method, c), "-") for c in columns) + " |")
+    for row_label in dict.fromkeys(label[r["name"]] for r in runs):
+        lines.append(f"| {row_label} | " + " | ".join(cells.get((row_label, c), "-") for c in columns) + " |")
     return lines
 
 
