@@ -27,7 +27,8 @@ else
 fi
 python3 benchmarks/training_step.py --model "$MODEL" --device cuda --data-dir "$DATA" --steps 20 --rounds 3 \
   --output "$OUT/training_step_gpu"
-python3 benchmarks/training_throughput.py --model "$MODEL" --device cuda --data-dir "$DATA" --steps 20 --rounds 2 \
+# 60 steps x 3 rounds: with 20 x 2 the GPU's first round (kernel selection, allocator warm-up) swayed the medians
+python3 benchmarks/training_throughput.py --model "$MODEL" --device cuda --data-dir "$DATA" --steps 60 --rounds 3 \
   --output "$OUT/training_throughput_gpu"
 if [ "$MODEL" = bert-base-uncased ]; then
   python3 -m isbert experiment experiments/bert-base-gpu.toml --data-dir "$DATA" --device cuda \

@@ -340,7 +340,7 @@ def test_length_batches_in_bf16_train_and_say_so(tmp_path: Path, tiny_backbone: 
     assert len(seen) == 300 // 8 and max(spreads) <= 1
 
 
-def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16(tmp_path: Path, monkeypatch) -> None:
+def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16_and_fp32_on_gpus(tmp_path: Path, monkeypatch) -> None:
     from isbert.training import precision
 
     cpuinfo = tmp_path / "cpuinfo"
@@ -356,3 +356,6 @@ def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16(tmp_path: Path, mo
     assert precision.resolve_precision("bf16", use_cuda=False) == "bf16"
     with pytest.raises(IsbertError, match="fp16 needs a GPU"):
         precision.resolve_precision("fp16", use_cuda=False)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)  # the GPU decides, not the host CPU
+    assert precision.resolve_precision("auto", use_cuda=True) == "fp32"  # bf16 was slower on H100/H200 at batch 32
+    assert precision.resolve_precision("fp16", use_cuda=True) == "fp16"

@@ -160,8 +160,8 @@ class TrainConfig:
         "It changes which sentences are each other's negatives", "optimisation", before="random",
         note="released: random; **isbert: length**, 2x faster, quality measured in docs/training.md")  # fmt: skip
     precision: Literal["auto", "fp32", "bf16", "fp16"] = setting(
-        "auto", "auto = bf16 on CPUs with native bf16 (AVX512-BF16, AMX) and on GPUs that have it (else fp16), fp32 on "
-        "other CPUs; bf16 = autocast, weights and optimizer stay fp32", "optimisation",
+        "auto", "auto = bf16 on CPUs with native bf16 (AVX512-BF16, AMX), fp32 on other CPUs and on GPUs (where bf16 "
+        "was slower at batch 32-64); bf16/fp16 = autocast, weights and optimizer stay fp32", "optimisation",
         note="released: optional apex/AMP fp16")  # fmt: skip
     # --- selection
     dev: Literal["none", "stsb"] = setting("none", "stsb: labeled STS Benchmark dev Spearman at every evaluation "
