@@ -87,6 +87,24 @@ def test_plain_folder_exports_once_into_the_cache(
     assert exports == [cache / model_key(model)]
 
 
+def test_cache_key_hashes_the_weights_not_the_checksum_list_saved_with_them(
+    tiny_isbert_folder: Path, tmp_path: Path
+) -> None:
+    from isbert.identity import CHECKSUMS_FILE, folder_checksum
+    from isbert.model import save
+
+    model = tmp_path / "model"
+    save(isbert.load(tiny_isbert_folder, device="cpu"), model)  # isbert's save lists the sha256 of every file
+    assert (model / CHECKSUMS_FILE).is_file()
+    key, identity = model_key(model), folder_checksum(model)
+    weights = next(model.rglob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # edited behind the saved list: loading would refuse it, a cache hit would not load it
+    weights.write_bytes(bytes(data))
+    assert folder_checksum(model) == identity  # the identity reads the saved list ...
+    assert model_key(model) != key  # ... the cache key reads the bytes, so no stale export is served
+
+
 def test_tampered_cache_entry_is_exported_again_or_refused(
     tiny_isbert_folder: Path, cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

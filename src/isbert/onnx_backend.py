@@ -245,7 +245,11 @@ class OnnxEncoder:
 
 
 def model_key(folder: Path) -> str:
-    """A digest of every file of a model folder (names and sha256): a changed model gets a new key."""
+    """A digest of every file of a model folder (names and sha256): a changed model gets a new key.
+
+    Not :func:`isbert.identity.folder_checksum`, which trusts the checksum list isbert saved with the model: a cache
+    hit skips loading (where that list is verified), so weights edited behind the list must still miss the cache.
+    """
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         digest.update(f"{path.relative_to(folder).as_posix()}\0{sha256_file(path)}\n".encode())
