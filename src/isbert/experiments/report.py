@@ -24,6 +24,13 @@ MAX_POINT_LABELS = 15
 """Above this many points the quality-vs-speed figure drops the run names (colour, shape and fill still tell them)."""
 
 
+def _on_target(row: dict[str, Any]) -> bool:
+    """Whether a summary row was trained on the evaluation's own test sentences (corpus ``target``)."""
+    from isbert.experiments.config import TARGET_LABEL
+
+    return row.get("corpus") == TARGET_LABEL
+
+
 def aggregate(values: list[float | None]) -> dict[str, Any] | None:
     """``{"mean", "sd", "n"}`` over the seeds that have a value; ``sd`` (sample) is None for one value."""
     present = [float(v) for v in values if v is not None]
@@ -317,7 +324,7 @@ def _speed_lines(summary: dict[str, Any]) -> list[str]:
 def _target_lines(summary: dict[str, Any]) -> list[str]:
     """Each target-corpus run's STS average minus that of the same method and backbone on the general corpus."""
     general = {(r["method"], r["backbone"]): r for r in summary["runs"] if r.get("corpus") == "general"}
-    pairs = [(r, general.get((r["method"], r["backbone"]))) for r in summary["runs"] if r.get("corpus") == "target"]
+    pairs = [(r, general.get((r["method"], r["backbone"]))) for r in summary["runs"] if _on_target(r)]
     rows = [(t, g) for t, g in pairs if g is not None and t["sts_avg"] is not None and g["sts_avg"] is not None]
     if not rows:
         return []
@@ -344,7 +351,7 @@ def _by_backbone_lines(summary: dict[str, Any]) -> list[str]:
         return []
 
     def column(row: dict[str, Any]) -> tuple[str, str]:
-        return row["backbone"], "target" if row.get("corpus") == "target" else "general"
+        return row["backbone"], "target" if _on_target(row) else "general"
 
     columns = list(dict.fromkeys(column(r) for r in runs))
     shared = Counter((r["method"], column(r)) for r in runs)
@@ -380,14 +387,14 @@ def plot_quality_speed(summary: dict[str, Any], path: str | os.PathLike[str]) ->
     colors = {method: f"C{i % 10}" for i, method in enumerate(dict.fromkeys(r["method"] for r in runs))}
     markers = {name: "osD^vP*Xph"[i % 10] for i, name in enumerate(dict.fromkeys(r["backbone"] for r in runs))}
     for run in runs:
-        color, fill = colors[run["method"]], "none" if run.get("corpus") == "target" else colors[run["method"]]
+        color, fill = colors[run["method"]], "none" if _on_target(run) else colors[run["method"]]
         point = (run["encode_sentences_per_second"], run["sts_avg"])
         axis.scatter(*point, marker=markers[run["backbone"]], s=45, edgecolors=color, facecolors=fill)
         if len(runs) <= MAX_POINT_LABELS:
             axis.annotate(run["name"], point, textcoords="offset points", xytext=(4, 4), fontsize=7)
     handles = [axis.scatter([], [], color=color, label=method) for method, color in colors.items()]
     handles += [axis.scatter([], [], marker=m, color="grey", label=name) for name, m in markers.items()]
-    if any(r.get("corpus") == "target" for r in runs):
+    if any(_on_target(r) for r in runs):
         handles.append(axis.scatter([], [], edgecolors="grey", facecolors="none", label="trained on the target corpus"))
     axis.set_xscale("log")
     axis.set_xlabel("CPU encoding speed (sentences/s, log scale)")
