@@ -66,30 +66,35 @@ def test_no_timed_run_draws_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "x.png").exists()
 
 
-def _scored(name: str, method: str, backbone: str, corpus: str, sts: float, transfer: float | None) -> dict[str, Any]:
+def _scored(
+    name: str, method: str, backbone: str, corpus: str, sts: float, transfer: float | None, seeds: int = 2
+) -> dict[str, Any]:
     aggregate = {
-        "labeled": {"avg": {"mean": sts, "sd": 0.5}},
+        "labeled": {"avg": {"mean": sts, "sd": 0.5 if seeds > 1 else None, "n": seeds}},
         "transfer_avg": {"mean": transfer, "sd": 0.1} if transfer is not None else None,
     }
-    return {"name": name, "method": method, "backbone": backbone, "corpus": corpus, "aggregate": aggregate}
+    baseline = method if method in ("mean", "whitening") else None
+    run = {"name": name, "method": method, "backbone": backbone, "corpus": corpus, "baseline": baseline}
+    return {**run, "aggregate": aggregate}
 
 
 def test_by_backbone_table_puts_each_method_under_its_backbone_and_corpus() -> None:
     runs = [
-        _scored("w-mean", "mean", "weak", "-", 50.0, 70.0),
+        _scored("w-mean", "mean", "weak", "-", 50.0, 70.0, seeds=1),
         _scored("w-is", "is", "weak", "general", 60.0, 71.0),
         _scored("w-is-target", "is", "weak", "target", 62.0, None),
         _scored("t-is", "is", "tuned", "general", 78.0, 80.0),
     ]
     skipped = [{"name": "w-tsdae", "method": "tsdae", "backbone": "weak", "corpus": "general", "reason": "no layers"}]
-    lines = report._by_backbone_lines({"runs": runs, "not_applicable": skipped})
+    lines = report._by_backbone_lines({"runs": runs, "not_applicable": skipped, "seeds": [1, 2]})
     table = [line for line in lines if line.startswith("|")]
     assert table[0] == "| method | weak | weak, target corpus | tuned |"
     assert table[2:] == [
-        "| mean | 50.00 ± 0.50 · 70.00 | - | - |",
+        "| mean | 50.00 · 70.00 | - | - |",
         "| is | 60.00 ± 0.50 · 71.00 | 62.00 ± 0.50 | 78.00 ± 0.50 · 80.00 |",
     ]
-    assert report._by_backbone_lines({"runs": runs[:2], "not_applicable": skipped}) == []  # one backbone: no table
+    one_backbone = {"runs": runs[:2], "not_applicable": skipped, "seeds": [1, 2]}
+    assert report._by_backbone_lines(one_backbone) == []  # one backbone: no table
 
 
 def test_by_backbone_table_marks_a_method_that_cannot_apply() -> None:
@@ -98,7 +103,8 @@ def test_by_backbone_table_marks_a_method_that_cannot_apply() -> None:
         _scored("t-ts", "tsdae", "tuned", "general", 70.0, None),
     ]
     skipped = [{"name": "w-ts", "method": "tsdae", "backbone": "weak", "corpus": "general", "reason": "no layers"}]
-    table = [line for line in report._by_backbone_lines({"runs": runs, "not_applicable": skipped}) if line[:1] == "|"]
+    summary = {"runs": runs, "not_applicable": skipped, "seeds": [1, 2]}
+    table = [line for line in report._by_backbone_lines(summary) if line[:1] == "|"]
     assert table[-1] == "| tsdae | n/a | 70.00 ± 0.50 |"
 
 
@@ -108,9 +114,21 @@ def test_by_backbone_table_gives_two_runs_of_one_method_a_row_each() -> None:
         _scored("is-linear", "is", "weak", "general", 60.0, None),
         _scored("t-is", "is", "tuned", "general", 78.0, None),
     ]
-    table = [line for line in report._by_backbone_lines({"runs": runs, "not_applicable": []}) if line[:1] == "|"]
+    summary = {"runs": runs, "not_applicable": [], "seeds": [1, 2]}
+    table = [line for line in report._by_backbone_lines(summary) if line[:1] == "|"]
     assert table[2:] == [
         "| is (`is-relu`) | 55.00 ± 0.50 | - |",
         "| is (`is-linear`) | 60.00 ± 0.50 | - |",
         "| is | - | 78.00 ± 0.50 |",
     ]
+
+
+def test_by_backbone_table_says_when_a_trained_row_has_fewer_seeds_than_the_experiment() -> None:
+    runs = [
+        _scored("w-mean", "mean", "weak", "-", 50.0, 70.0, seeds=1),  # untrained: one value is all there is
+        _scored("w-is", "is", "weak", "general", 60.0, 71.0, seeds=1),
+        _scored("t-is", "is", "tuned", "general", 78.0, None),
+    ]
+    table = report._by_backbone_lines({"runs": runs, "not_applicable": [], "seeds": [42, 43]})
+    assert "| mean | 50.00 · 70.00 | - |" in table
+    assert "| is | 60.00 (1 of 2 seeds) · 71.00 | 78.00 ± 0.50 |" in table

@@ -360,7 +360,12 @@ def _by_backbone_lines(summary: dict[str, Any]) -> list[str]:
     cells: dict[tuple[str, tuple[str, str]], str] = {}
     for run in runs:
         sts, transfer = (run["aggregate"]["labeled"] or {}).get("avg"), run["aggregate"]["transfer_avg"]
-        cells[label[run["name"]], column(run)] = _cell(sts) + (f" · {transfer['mean']:.2f}" if transfer else "")
+        partial = not run["baseline"] and sts is not None and sts["n"] < len(summary["seeds"])
+        cells[label[run["name"]], column(run)] = (
+            _cell(sts)
+            + (f" ({sts['n']} of {len(summary['seeds'])} seeds)" if partial else "")
+            + (f" · {transfer['mean']:.2f}" if transfer else "")
+        )
     for row in summary.get("not_applicable", []):
         cells.setdefault((row["method"], column(row)), "n/a")
     heads = [f"{backbone}{', target corpus' if corpus == 'target' else ''}" for backbone, corpus in columns]
