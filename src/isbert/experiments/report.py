@@ -14,6 +14,7 @@ from isbert.evaluation.report import _HEADERS as TASK_HEADERS
 from isbert.evaluation.report import PAPER_STS, PAPER_TRANSFER
 from isbert.evaluation.report import _row as table_row
 from isbert.evaluation.tasks import STS_TASKS, TRANSFER_TASKS
+from isbert.experiments.config import TARGET_LABEL
 
 if TYPE_CHECKING:
     from isbert.experiments.config import Experiment
@@ -26,8 +27,6 @@ MAX_POINT_LABELS = 15
 
 def _on_target(row: dict[str, Any]) -> bool:
     """Whether a summary row was trained on the evaluation's own test sentences (corpus ``target``)."""
-    from isbert.experiments.config import TARGET_LABEL
-
     return row.get("corpus") == TARGET_LABEL
 
 
