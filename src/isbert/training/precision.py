@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from isbert.errors import IsbertError
 
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -15,12 +13,12 @@ AUTO_BF16_ON_CPU = True
 """Whether ``auto`` picks bf16 autocast on a CPU with native bf16: it matched fp32 on both backbones (docs/training.md,
 "Speed"; experiments/results/training-speed*.md) at 1.5x its speed."""
 
-AUTO_BF16_ON_CUDA = False
-"""Whether ``auto`` picks bf16 autocast on a GPU: no. At the paper's batch (32, and 64) a BERT-base training step on an
-H100 and on an H200 ran slower in bf16 than in fp32 (benchmarks/results/training_step_gpu.md), and ``isbert train``
-end to end kept 0.96-0.99x of the released fp32 loop in bf16 against 1.43-1.47x in fp32
+AUTO_ON_GPU = "fp32"
+"""What ``auto`` means on a GPU: fp32, not bf16 autocast. At the paper's batch (32, and 64) a BERT-base training step
+on an H100 and on an H200 ran slower in bf16 than in fp32 (benchmarks/results/training_step_gpu.md), and ``isbert
+train`` end to end kept 0.96-0.99x of the released fp32 loop in bf16 against 1.43-1.47x in fp32
 (training_throughput_gpu.md): at these sizes the step waits on kernel launches, which autocast adds to.
-``--precision bf16`` stays for larger batches and models."""
+``--precision bf16`` (or fp16) stays for larger batches and models."""
 
 
 def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -36,7 +34,7 @@ def resolve_precision(precision: str, use_cuda: bool) -> str:
     """``fp32``, ``bf16`` or ``fp16``: what ``precision`` means on this machine (``auto`` decided here)."""
     if precision == "auto":
         if use_cuda:
-            return ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if AUTO_BF16_ON_CUDA else "fp32"
+            return AUTO_ON_GPU
         return "bf16" if AUTO_BF16_ON_CPU and cpu_has_bf16() else "fp32"
     if precision == "fp16" and not use_cuda:
         raise IsbertError("--precision fp16 needs a GPU; on CPU use bf16 or fp32")
