@@ -349,14 +349,14 @@ def _by_backbone_lines(summary: dict[str, Any]) -> list[str]:
     if len({r["backbone"] for r in runs}) < 2:
         return []
 
-    def column(row: dict[str, Any]) -> tuple[str, str]:
-        return row["backbone"], "target" if _on_target(row) else "general"
+    def column(row: dict[str, Any]) -> tuple[str, bool]:
+        return row["backbone"], _on_target(row)
 
     columns = list(dict.fromkeys(column(r) for r in runs))
     shared = Counter((r["method"], column(r)) for r in runs)
     # Two runs of one method in one column (say, two settings of IS-BERT) get a row each, named after the run.
     label = {r["name"]: r["method"] + (f" (`{r['name']}`)" if shared[r["method"], column(r)] > 1 else "") for r in runs}
-    cells: dict[tuple[str, tuple[str, str]], str] = {}
+    cells: dict[tuple[str, tuple[str, bool]], str] = {}
     for run in runs:
         sts, transfer = (run["aggregate"]["labeled"] or {}).get("avg"), run["aggregate"]["transfer_avg"]
         partial = not run["baseline"] and sts is not None and sts["n"] < len(summary["seeds"])
@@ -367,7 +367,7 @@ def _by_backbone_lines(summary: dict[str, Any]) -> list[str]:
         )
     for row in summary.get("not_applicable", []):
         cells.setdefault((row["method"], column(row)), "n/a")
-    heads = [f"{backbone}{', target corpus' if corpus == 'target' else ''}" for backbone, corpus in columns]
+    heads = [f"{backbone}{', target corpus' if on_target else ''}" for backbone, on_target in columns]
     title = "By method and backbone (STS avg ± sd over seeds · transfer avg; labeled selection; n/a: not applicable):"
     lines = ["", title, "", "| method | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(columns)]
     for row_label in dict.fromkeys(label[r["name"]] for r in runs):
