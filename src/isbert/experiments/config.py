@@ -66,6 +66,8 @@ EXPERIMENT_KEYS = ("name", "description", "budget_minutes", "tasks", "seeds", "t
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 TARGET_LABEL = "target"
 """The ``corpus`` label of a run trained on the evaluation's own test sentences (the target-domain setting)."""
+GENERAL_LABEL = "general"
+"""The ``corpus`` label of a run trained on the experiment's own unlabeled corpus (what target runs are compared to)."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ class Experiment:
         elif merged.get("encoder_layers") is not None:
             backbone += f" ({merged['encoder_layers']} layers)"
         target = any(c == TASK_CORPUS_PREFIX + TARGET_CORPUS for c in merged.get("corpus", []))
-        corpus = "-" if spec.baseline else TARGET_LABEL if target else "general"
+        corpus = "-" if spec.baseline else TARGET_LABEL if target else GENERAL_LABEL
         return {"method": spec.method(merged), "backbone": backbone, "corpus": corpus}
 
     def not_applicable(self, spec: RunSpec) -> str | None:

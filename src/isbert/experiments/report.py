@@ -14,7 +14,7 @@ from isbert.evaluation.report import _HEADERS as TASK_HEADERS
 from isbert.evaluation.report import PAPER_STS, PAPER_TRANSFER
 from isbert.evaluation.report import _row as table_row
 from isbert.evaluation.tasks import STS_TASKS, TRANSFER_TASKS
-from isbert.experiments.config import TARGET_LABEL
+from isbert.experiments.config import GENERAL_LABEL, TARGET_LABEL
 
 if TYPE_CHECKING:
     from isbert.experiments.config import Experiment
@@ -322,7 +322,7 @@ def _speed_lines(summary: dict[str, Any]) -> list[str]:
 
 def _target_lines(summary: dict[str, Any]) -> list[str]:
     """Each target-corpus run's STS average minus that of the same method and backbone on the general corpus."""
-    general = {(r["method"], r["backbone"]): r for r in summary["runs"] if r.get("corpus") == "general"}
+    general = {(r["method"], r["backbone"]): r for r in summary["runs"] if r.get("corpus") == GENERAL_LABEL}
     pairs = [(r, general.get((r["method"], r["backbone"]))) for r in summary["runs"] if _on_target(r)]
     rows = [(t, g) for t, g in pairs if g is not None and t["sts_avg"] is not None and g["sts_avg"] is not None]
     if not rows:
