@@ -357,12 +357,13 @@ def _by_backbone_lines(summary: dict[str, Any]) -> list[str]:
     # Two runs of one method in one column (say, two settings of IS-BERT) get a row each, named after the run.
     label = {r["name"]: r["method"] + (f" (`{r['name']}`)" if shared[r["method"], column(r)] > 1 else "") for r in runs}
     cells: dict[tuple[str, tuple[str, bool]], str] = {}
+    seeds = len(summary["seeds"])
     for run in runs:
         sts, transfer = (run["aggregate"]["labeled"] or {}).get("avg"), run["aggregate"]["transfer_avg"]
-        partial = not run["baseline"] and sts is not None and sts["n"] < len(summary["seeds"])
+        partial = not run["baseline"] and sts is not None and sts["n"] < seeds
         cells[label[run["name"]], column(run)] = (
             _cell(sts)
-            + (f" ({sts['n']} of {len(summary['seeds'])} seeds)" if partial else "")
+            + (f" ({sts['n']} of {seeds} seeds)" if partial else "")
             + (f" · {transfer['mean']:.2f}" if transfer else "")
         )
     for row in summary.get("not_applicable", []):
