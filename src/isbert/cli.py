@@ -16,6 +16,7 @@ from isbert.errors import IsbertError
 # Modules that add subcommands: each defines add_commands(subparsers).
 COMMAND_MODULES: tuple[str, ...] = (
     "isbert.models_cli",
+    "isbert.sif_cli",
     "isbert.evaluation.cli",
     "isbert.training.cli",
     "isbert.search.cli",
