@@ -16,12 +16,19 @@ corpus = ["{data}/unlabeled/nli_sentences.snli_dev_test.txt"]
 
 [[run]]
 name = "mean-pooling"
-baseline = "mean"             # mean | cls | first-last-mean | whitening | model2vec | untrained: no training
+baseline = "mean"             # mean | cls | first-last-mean | whitening | model2vec | sif | sif-zipf | usif |
+                              # abtt | sif-abtt | untrained: no training
+
+[[run]]
+name = "sif-a1e-4"
+baseline = "sif"              # SIF fitted on the run's corpus
+sif = { a = 1e-4, components = 1 }   # optional: the SIF fit's a and common components (sif*, usif, posthoc)
 
 [[run]]
 name = "is-relu"
 activation = "relu"           # any other key overrides [defaults]
 note = "free text shown below the table"
+posthoc = "sif"               # optional: also evaluate the trained model with SIF added (its own row, is+posthoc-sif)
 ```
 
 Everything is checked when the file is read, so a typo fails before hours of training, with the file, the run and
@@ -35,12 +42,13 @@ import os
 import re
 import sys
 import types
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from isbert.errors import IsbertError
+from isbert.sif import NAMED_BASELINES, SifSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -53,15 +61,28 @@ TASK_CORPUS_PREFIX = "task:"
 """``corpus = ["task:stsb-train"]``: the distinct sentences of a task's training split, labels dropped (see
 :data:`isbert.evaluation.readers.TASK_CORPORA`), written once to ``<runs dir>/corpora/``."""
 POOLING_BASELINES = ("mean", "cls", "first-last-mean")
-FIXED_BASELINES = (*POOLING_BASELINES, "whitening", "model2vec")
+SIF_BASELINES = tuple(NAMED_BASELINES)
+"""SIF, SIF with Zipf probabilities, uSIF, all-but-the-top and SIF on ABTT vectors (:data:`isbert.sif.NAMED_BASELINES`),
+on a backbone without context (word vectors, or ``encoder_layers = 0``)."""
+CORPUS_BASELINES = tuple(name for name, settings in NAMED_BASELINES.items() if settings.weighted)
+"""Baselines fitted on the run's ``corpus`` (its word probabilities and common directions): the corpus and how it is
+read are part of what they mean."""
+FIXED_BASELINES = (*POOLING_BASELINES, "whitening", "model2vec", *SIF_BASELINES)
 """Training-free baselines that neither have a head nor depend on the seed: evaluated once. ``whitening`` is mean
 pooling + BERT-whitening fitted on the data folder's unlabeled SNLI sentences; ``model2vec`` the static distillation
-of the ``model`` folder as it is (``encoder_layers`` does not apply: every token passes the whole encoder once)."""
+of the ``model`` folder as it is (``encoder_layers`` does not apply: every token passes the whole encoder once); the
+SIF family is fitted on the run's ``corpus`` (ABTT alone needs none)."""
 BASELINES = (*FIXED_BASELINES, "untrained")
+POSTHOC = ("sif",)
+"""``posthoc = "sif"`` on a trained run: after training, SIF weights and common-component removal are added to each
+selected model (:func:`isbert.sif_model.add_sif`, fitted on the run's corpus) and evaluated too, reported as its own
+row (run ``<name>+posthoc-sif``, method ``<method>+posthoc-sif``)."""
+SIF_OPTIONS = ("a", "components")
+"""Keys of a run's ``sif = { a = 1e-4, components = 1 }`` table (SIF-family baselines and ``posthoc``)."""
 RUNNER_KEYS = ("output", "resume", "overwrite", "seed", "show_progress", "data_dir", "select")
 """TrainConfig fields the runner sets itself: seeds come from ``seeds``, the data directory from the command line,
 the selection from ``dev``; the rest are per-invocation mechanics."""
-RUN_KEYS = ("name", "baseline", "note")
+RUN_KEYS = ("name", "baseline", "note", "posthoc", "sif")
 EXPERIMENT_KEYS = ("name", "description", "budget_minutes", "tasks", "seeds", "tradeoff_task", "paper_tables")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 TARGET_LABEL = "target"
@@ -78,21 +99,30 @@ class RunSpec:
     overrides: dict[str, Any]
     baseline: str | None = None
     note: str | None = None
+    posthoc: str | None = None
+    """A method added after training (:data:`POSTHOC`), evaluated as a second row of this run."""
+    sif: dict[str, Any] = field(default_factory=dict)
+    """The run's ``sif`` table: ``a`` and ``components`` of the SIF fit (SIF-family baselines, ``posthoc``)."""
 
     @property
     def seeded(self) -> bool:
-        """Pooling, whitening and model2vec baselines are deterministic: they are evaluated once, not once per seed."""
+        """Pooling, whitening, model2vec and SIF-family baselines are deterministic: evaluated once, not per seed."""
         return self.baseline not in FIXED_BASELINES
 
+    def sif_settings(self) -> SifSettings:
+        """What the SIF fit of this run is (its SIF-family baseline, or plain SIF for ``posthoc``), with ``sif``."""
+        return NAMED_BASELINES[self.baseline or "sif"].with_options(**self.sif)
+
     def method(self, settings: dict[str, Any]) -> str:
-        """The method's name in the results (``mean``, ``whitening``, ``model2vec``, ``is``, ``simcse``, ...)."""
+        """The method's name in the results (``mean``, ``whitening``, ``sif``, ``is``, ``simcse``, ...)."""
         if self.baseline is not None:
             return self.baseline
         return str(settings.get("objective", "is"))
 
     def differs(self) -> dict[str, Any]:
         """What sets this run apart from ``[defaults]``, for the table."""
-        return {**({"baseline": self.baseline} if self.baseline else {}), **self.overrides}
+        extra = {key: value for key, value in (("posthoc", self.posthoc), ("sif", self.sif)) if value}
+        return {**({"baseline": self.baseline} if self.baseline else {}), **extra, **self.overrides}
 
 
 @dataclass(frozen=True)
@@ -134,7 +164,8 @@ class Experiment:
         elif merged.get("encoder_layers") is not None:
             backbone += f" ({merged['encoder_layers']} layers)"
         target = any(c == TASK_CORPUS_PREFIX + TARGET_CORPUS for c in merged.get("corpus", []))
-        corpus = "-" if spec.baseline else TARGET_LABEL if target else GENERAL_LABEL
+        reads_corpus = spec.baseline is None or spec.baseline in CORPUS_BASELINES
+        corpus = TARGET_LABEL if reads_corpus and target else GENERAL_LABEL if reads_corpus else "-"
         return {"method": spec.method(merged), "backbone": backbone, "corpus": corpus}
 
     def not_applicable(self, spec: RunSpec) -> str | None:
@@ -145,6 +176,10 @@ class Experiment:
             from isbert.evaluation.distilled import not_applicable as model2vec_not_applicable
 
             return model2vec_not_applicable(model)
+        if spec.baseline in SIF_BASELINES:
+            from isbert.sif_model import context_free_reason
+
+            return context_free_reason(model, merged.get("encoder_layers"))
         if spec.baseline is None and merged.get("objective") == "tsdae":
             from isbert.tsdae import not_applicable as tsdae_not_applicable
 
@@ -297,9 +332,24 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
             settings = experiment.portable_settings(spec)
         except (TypeError, ValueError) as error:
             raise IsbertError(f"{path}: run '{spec.name}': {error}") from None
-        if spec.baseline is None and not settings.get("corpus"):
+        if (spec.baseline is None or spec.baseline in CORPUS_BASELINES) and not settings.get("corpus"):
             raise IsbertError(f"{path}: run '{spec.name}': no corpus (set corpus in [defaults] or in the run)")
+        if spec.posthoc:
+            _check_posthoc(experiment, spec)
     return experiment
+
+
+def _check_posthoc(experiment: Experiment, spec: RunSpec) -> None:
+    """SIF after training needs a model whose token vectors are context-free and that does not weight them yet."""
+    from isbert.sif_model import context_free_reason
+
+    merged = {**experiment.defaults, **spec.overrides}
+    where = f"{experiment.path}: run '{spec.name}': posthoc = {spec.posthoc!r}"
+    if merged.get("word_weights", "none") != "none":
+        raise IsbertError(f"{where}: the model already weights its tokens (word_weights); drop one of the two")
+    reason = context_free_reason(str(merged.get("model", "offline-minilm")), merged.get("encoder_layers"))
+    if reason:
+        raise IsbertError(f"{where}: {reason}")
 
 
 def _read_document(path: Path) -> dict[str, Any]:
@@ -384,8 +434,43 @@ def _read_runs(document: dict[str, Any], path: Path) -> list[RunSpec]:
         note = raw.get("note")
         if note is not None and not isinstance(note, str):
             raise IsbertError(f"{where}: key 'note' must be a string")
+        posthoc = _read_posthoc(raw, baseline, where)
         overrides = _check_settings({k: v for k, v in raw.items() if k not in RUN_KEYS}, where)
-        spec = RunSpec(run_name, overrides, baseline, note)
+        spec = RunSpec(run_name, overrides, baseline, note, posthoc, _read_sif_options(raw, baseline, posthoc, where))
         runs.append(spec)
 
     return runs
+
+
+def _read_posthoc(raw: dict[str, Any], baseline: str | None, where: str) -> str | None:
+    posthoc = raw.get("posthoc")
+    if posthoc is None:
+        return None
+    if posthoc not in POSTHOC:
+        raise IsbertError(f"{where}: key 'posthoc' must be one of {', '.join(POSTHOC)}, got {posthoc!r}")
+    if baseline is not None:
+        raise IsbertError(f"{where}: key 'posthoc' applies to trained runs; a baseline has no training to follow")
+    return str(posthoc)
+
+
+def _read_sif_options(raw: dict[str, Any], baseline: str | None, posthoc: str | None, where: str) -> dict[str, Any]:
+    """The run's ``sif`` table, checked against what its SIF fit accepts (see :meth:`SifSettings.with_options`)."""
+    table = raw.get("sif")
+    if table is None:
+        return {}
+    if baseline not in SIF_BASELINES and not posthoc:
+        raise IsbertError(f"{where}: key 'sif' applies to the {', '.join(SIF_BASELINES)} baselines and to posthoc")
+    if not isinstance(table, dict) or set(table) - set(SIF_OPTIONS):
+        raise IsbertError(f"{where}: key 'sif' must be a table of {' and '.join(SIF_OPTIONS)}, got {table!r}")
+    a, components = table.get("a"), table.get("components")
+    if a is not None and (isinstance(a, bool) or not isinstance(a, (int, float)) or not a > 0):
+        raise IsbertError(f"{where}: sif.a must be a positive number, got {a!r}")
+    if components is not None and (isinstance(components, bool) or not isinstance(components, int) or components < 0):
+        raise IsbertError(f"{where}: sif.components must be a whole number, 0 or more, got {components!r}")
+    options = {"a": float(a)} if a is not None else {}
+    options.update({"components": components} if components is not None else {})
+    try:
+        NAMED_BASELINES[baseline or "sif"].with_options(**options)
+    except IsbertError as error:
+        raise IsbertError(f"{where}: key 'sif': {error}") from None
+    return options

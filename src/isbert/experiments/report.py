@@ -17,7 +17,7 @@ from isbert.evaluation.tasks import STS_TASKS, TRANSFER_TASKS
 from isbert.experiments.config import GENERAL_LABEL, TARGET_LABEL
 
 if TYPE_CHECKING:
-    from isbert.experiments.config import Experiment
+    from isbert.experiments.config import Experiment, RunSpec
     from isbert.experiments.runner import Job
 
 SELECTIONS = ("labeled", "label_free")
@@ -98,21 +98,12 @@ def build_summary(
         if not stored:
             not_run.append(spec.name)
             continue
-        aggregate = summarize_run(stored, experiment.tasks)
-        runs.append(
-            {
-                "name": spec.name,
-                **experiment.labels(spec),
-                # the 7-task STS average (labeled selection) and the encoding speed, mean over seeds, for other tools
-                "sts_avg": ((aggregate["labeled"] or {}).get("avg") or {}).get("mean"),
-                "encode_sentences_per_second": (aggregate["encode_speed"] or {}).get("mean"),
-                "baseline": spec.baseline,
-                "note": spec.note,
-                "differs": spec.differs(),
-                "aggregate": aggregate,
-                "results": {("none" if r["seed"] is None else str(r["seed"])): r for r in stored},
-            }
-        )
+        runs.append(_run_row(spec.name, experiment.labels(spec), spec, stored, experiment.tasks))
+        posthoc = [_posthoc_result(r) for r in stored if r.get("posthoc")]
+        if spec.posthoc and posthoc:
+            labels = experiment.labels(spec)
+            labels["method"] += f"+posthoc-{spec.posthoc}"
+            runs.append(_run_row(f"{spec.name}+posthoc-{spec.posthoc}", labels, spec, posthoc, experiment.tasks))
     done = [r for r in results if r is not None]
     machines = list(dict.fromkeys(machine_line(r["machine"]) for r in done))
     return {
@@ -134,6 +125,34 @@ def build_summary(
         "not_run": not_run,
         "not_applicable": not_applicable,
     }
+
+
+def _run_row(
+    name: str, labels: dict[str, str], spec: RunSpec, stored: list[dict[str, Any]], tasks: list[str]
+) -> dict[str, Any]:
+    """One row of the summary: a run's labels and its results over the seeds, aggregated."""
+    aggregate = summarize_run(stored, tasks)
+    return {
+        "name": name,
+        **labels,
+        # the 7-task STS average (labeled selection) and the encoding speed, mean over seeds, for other tools
+        "sts_avg": ((aggregate["labeled"] or {}).get("avg") or {}).get("mean"),
+        "encode_sentences_per_second": (aggregate["encode_speed"] or {}).get("mean"),
+        "baseline": spec.baseline,
+        "note": spec.note if name == spec.name else None,
+        "differs": spec.differs(),
+        "aggregate": aggregate,
+        "results": {("none" if r["seed"] is None else str(r["seed"])): r for r in stored},
+    }
+
+
+def _posthoc_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A trained run's result as its post-hoc method scored it: the same training, the post-hoc model's scores."""
+    posthoc = result["posthoc"]
+    keys = ("scores", "stsb_dev", "evaluation", "encode_sentences_per_second")
+    scored = {k: posthoc.get(k) for k in keys}
+    # the training curve is the run's own: drawn once, under the run's name
+    return {**{k: v for k, v in result.items() if k != "posthoc"}, **scored, "history": []}
 
 
 def _cell(agg: dict[str, Any] | None, signed: bool = False) -> str:
@@ -162,9 +181,11 @@ def _dev(run: dict[str, Any]) -> str:
     start, best = _cell(agg["stsb_dev_start"]), _cell(agg["stsb_dev_labeled"])
     if run["baseline"]:
         return start  # not trained: its one score
+    steps = sorted({r["steps"]["labeled"] for r in run["results"].values() if r["steps"]["labeled"] is not None})
+    if start == "-" and best != "-":
+        return f"{best} (step {'/'.join(map(str, steps))})"  # a method added after training: the chosen step only
     if "-" in (start, best):
         return "-"  # dev = "none": no labeled curve
-    steps = sorted({r["steps"]["labeled"] for r in run["results"].values() if r["steps"]["labeled"] is not None})
     return f"{start} → {best} (step {'/'.join(map(str, steps))})"
 
 

@@ -23,7 +23,15 @@ from typing import Any
 
 from isbert.atomic import write_json_atomic, write_text_atomic
 from isbert.errors import IsbertError
-from isbert.experiments.config import FIXED_BASELINES, POOLING_BASELINES, TASK_CORPUS_PREFIX, Experiment, RunSpec
+from isbert.experiments.config import (
+    CORPUS_BASELINES,
+    FIXED_BASELINES,
+    POOLING_BASELINES,
+    SIF_BASELINES,
+    TASK_CORPUS_PREFIX,
+    Experiment,
+    RunSpec,
+)
 from isbert.training.config import names_of_kind
 from isbert.training.criteria import LABEL_FREE_KEY, STSB_KEY
 
@@ -41,6 +49,10 @@ SELECTIONS = ("labeled", "label_free")
 TRAINING_ONLY = names_of_kind("data", "objective", "optimisation", "selection", "run")
 HEAD_ONLY = names_of_kind("head")
 """What a pooling baseline (no head) also ignores; the ``untrained`` baseline is built from them."""
+DATA_SETTINGS = names_of_kind("data")
+"""The corpus and how it is read: what the SIF-family baselines are fitted on, so part of what they mean."""
+EVALUATION_ONLY = ("tasks", "posthoc", "sif")
+"""Settings of a trained run that change only what is evaluated after training, never the training itself."""
 
 
 class ExperimentInterrupted(IsbertError):
@@ -154,8 +166,8 @@ class Job:
 
     @property
     def train_settings(self) -> dict[str, Any]:
-        """What training depends on: everything but the evaluation tasks."""
-        return {k: v for k, v in self.settings.items() if k != "tasks"}
+        """What training depends on: everything but the evaluation (tasks, a method added after training)."""
+        return {k: v for k, v in self.settings.items() if k not in EVALUATION_ONLY}
 
     def matches(self, stored: dict[str, Any] | None) -> bool:
         """Whether a stored ``result.json`` is this run's (see :func:`same_settings`)."""
@@ -203,7 +215,13 @@ def plan(
             settings = dict(base)
             if spec.baseline is not None:
                 ignored = TRAINING_ONLY + (HEAD_ONLY if spec.baseline in FIXED_BASELINES else ())
+                if spec.baseline in CORPUS_BASELINES:
+                    ignored = tuple(k for k in ignored if k not in DATA_SETTINGS)
                 settings = {k: v for k, v in settings.items() if k not in ignored}
+            if spec.posthoc:
+                settings["posthoc"] = spec.posthoc
+            if spec.sif:
+                settings["sif"] = dict(spec.sif)
             if seed is None:
                 settings.pop("seed", None)
             else:
@@ -346,6 +364,7 @@ def _evaluate_trained(job: Job, trained: dict[str, Any], data_dir: Path) -> dict
     speed = _speed(final["path"], data_dir) if final else None
     history = trained["history"]
     steps = {kind: (chosen[kind] or {}).get("step") for kind in SELECTIONS}
+    posthoc = {"posthoc": _evaluate_posthoc(job, chosen, data_dir)} if job.spec.posthoc else {}
     return {
         "scores": scores,
         "steps": {"trained": trained["steps"], **steps},
@@ -358,7 +377,64 @@ def _evaluate_trained(job: Job, trained: dict[str, Any], data_dir: Path) -> dict
         "agreement": trained.get("agreement"),
         "corpus": trained.get("corpus"),
         "evaluation": details,
+        **posthoc,
     }
+
+
+def _evaluate_posthoc(job: Job, chosen: dict[str, dict[str, Any] | None], data_dir: Path) -> dict[str, Any]:
+    """Each selected model with SIF added after training (:func:`isbert.sif_model.add_sif`, fitted on the run's
+    corpus), scored as the trained models are: what the report's ``<run>+posthoc-sif`` row shows."""
+    import isbert
+    from isbert.evaluation import evaluate
+    from isbert.sif_model import add_sif
+
+    config = job.train_config(show_progress=False)
+    tasks = job.experiment.tasks
+    out: dict[str, Any] = {"method": job.spec.posthoc, "scores": {}, "stsb_dev": {"start": None}, "evaluation": {}}
+    done: dict[str, tuple[dict[str, float], dict[str, Any], float | None, Any]] = {}
+    for kind in SELECTIONS:
+        selection = chosen[kind]
+        if selection is None:
+            out["scores"][kind] = out["evaluation"][kind] = out["stsb_dev"][kind] = None
+            continue
+        if selection["path"] not in done:
+            model = isbert.load(selection["path"], device=job.device)
+            fitted = add_sif(model, config.corpus, job.spec.sif_settings(), **_reader(config))
+            results = evaluate(
+                fitted.model, tasks, data_dir, show_progress=False,
+                model_name=f"{job.label} ({kind}, step {selection['step']}, + {job.spec.posthoc})",
+            )  # fmt: skip
+            dev = _dev_score(fitted.model, data_dir) if job.settings.get("dev") == "stsb" else None
+            done[selection["path"]] = (_scores(results, tasks), _details(results, tasks), dev, fitted)
+        scores, details, dev, fitted = done[selection["path"]]
+        out["scores"][kind], out["evaluation"][kind], out["stsb_dev"][kind] = scores, details, dev
+        out.setdefault("fit", fitted.report.as_dict())
+        out.setdefault("encode_sentences_per_second", _speed(fitted.model, data_dir))
+    return out
+
+
+def _reader(config: Any) -> dict[str, Any]:
+    """How the run reads its corpus (as training does)."""
+    return {"text_field": config.text_field, "column": config.column, "encoding_errors": config.encoding_errors,
+            "dedup": config.dedup}  # fmt: skip
+
+
+def _dev_score(model: Any, data_dir: Path) -> float:
+    from isbert.training.evaluators import load_stsb_dev
+
+    return 100 * load_stsb_dev(data_dir)(model)[STSB_KEY]
+
+
+def _sif_baseline(job: Job, config: Any) -> tuple[Any, dict[str, Any]]:
+    """A SIF-family baseline fitted on the run's corpus (ABTT alone reads none), and what the fit did."""
+    from isbert.sif_model import fit_baseline
+
+    settings = job.spec.sif_settings()
+    fitted = fit_baseline(
+        config.model, config.corpus if settings.weighted else None, settings, encoder_layers=config.encoder_layers,
+        max_seq_length=config.max_seq_length, device=config.device, **_reader(config),
+    )  # fmt: skip
+    return fitted.model, fitted.report.as_dict()
 
 
 def _evaluate_baseline(job: Job, data_dir: Path) -> dict[str, Any]:
@@ -370,7 +446,10 @@ def _evaluate_baseline(job: Job, data_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     config = job.train_config(show_progress=False)
     baseline = job.spec.baseline
-    if baseline == "model2vec":
+    fit = None
+    if baseline in SIF_BASELINES:
+        model, fit = _sif_baseline(job, config)
+    elif baseline == "model2vec":
         from isbert.evaluation.distilled import distilled_model
 
         model = distilled_model(config.model, device=config.device)
@@ -381,9 +460,7 @@ def _evaluate_baseline(job: Job, data_dir: Path) -> dict[str, Any]:
         model = build_model(config)
     dev = None
     if job.settings.get("dev") == "stsb" and baseline != "whitening":  # the dev evaluator does not whiten
-        from isbert.training.evaluators import load_stsb_dev
-
-        dev = 100 * load_stsb_dev(data_dir)(model)[STSB_KEY]
+        dev = _dev_score(model, data_dir)
     whiten = baseline == "whitening"
     results = evaluate(model, job.experiment.tasks, data_dir, whiten=whiten, show_progress=False, model_name=job.label)
     scores = _scores(results, job.experiment.tasks)
@@ -400,6 +477,7 @@ def _evaluate_baseline(job: Job, data_dir: Path) -> dict[str, Any]:
         "agreement": None,
         "corpus": None,
         "evaluation": {"labeled": _details(results, job.experiment.tasks), "label_free": None},
+        **({"fit": fit} if fit else {}),
     }
 
 
@@ -584,7 +662,8 @@ def _check_corpora(jobs: list[Job]) -> None:
     from isbert.inputs import expand_inputs
 
     for job in jobs:
-        for path in job.config.get("corpus", []) if job.spec.baseline is None else []:
+        reads_corpus = job.spec.baseline is None or job.spec.baseline in CORPUS_BASELINES
+        for path in job.config.get("corpus", []) if reads_corpus else []:
             try:
                 expand_inputs(path)  # files, folders and patterns, as `isbert train --input` takes them
             except IsbertError as error:

@@ -1,0 +1,156 @@
+"""SIF-family baselines and SIF added after training in experiment files: what the file may say, what each run
+depends on, and the rows the runner and the report produce (tiny 0-layer BERT, tiny data folder)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from isbert.errors import IsbertError
+from isbert.experiments import load_experiment, run_experiment
+from isbert.experiments.config import SIF_BASELINES
+from isbert.experiments.runner import plan
+from isbert.sif import NAMED_BASELINES
+
+from experiments.tiny_data import TINY_RUN_DEFAULTS, sentence, write_tiny_data
+
+C = "[defaults]\nmodel = 'offline-glove'\ncorpus = ['c.txt']\n"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exp.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_config_names_every_sif_baseline_of_the_library() -> None:
+    assert set(SIF_BASELINES) == set(NAMED_BASELINES) == {"sif", "sif-zipf", "usif", "abtt", "sif-abtt"}
+
+
+def test_sif_runs_are_fixed_read_the_corpus_and_carry_their_options(tmp_path: Path) -> None:
+    text = (
+        f"{C}[[run]]\nname = 'mean'\nbaseline = 'mean'\n"
+        "[[run]]\nname = 'sif'\nbaseline = 'sif'\nsif = { a = 1e-4, components = 2 }\n"
+        "[[run]]\nname = 'abtt'\nbaseline = 'abtt'\n"
+        "[[run]]\nname = 'is'\nposthoc = 'sif'\nsif = { a = 1e-4 }\n"
+    )
+    experiment = load_experiment(write(tmp_path, text))
+    mean, sif_run, abtt, trained = experiment.runs
+    assert not sif_run.seeded and sif_run.sif_settings().a == 1e-4 and sif_run.sif_settings().removed == 2
+    assert sif_run.differs() == {"baseline": "sif", "sif": {"a": 1e-4, "components": 2}}
+    assert trained.posthoc == "sif" and trained.sif_settings().method == "sif" and trained.seeded
+    assert experiment.labels(sif_run)["corpus"] == "general" and experiment.labels(mean)["corpus"] == "-"
+    jobs = {job.spec.name: job for job in plan(experiment, tmp_path / "data", tmp_path / "runs")}
+    assert "corpus" in jobs["sif"].settings and "corpus" not in jobs["mean"].settings
+    assert "corpus" not in jobs["abtt"].settings  # ABTT alone reads no corpus
+    assert jobs["sif"].settings["sif"] == {"a": 1e-4, "components": 2}
+    assert jobs["is"].settings["posthoc"] == "sif" and "posthoc" not in jobs["is"].train_settings
+
+    # the corpus is part of what a SIF baseline means; a pooling baseline ignores it
+    other = load_experiment(write(tmp_path, text.replace("'c.txt'", "'d.txt'")))
+    again = {job.spec.name: job for job in plan(other, tmp_path / "data", tmp_path / "runs")}
+    assert again["sif"].settings_hash != jobs["sif"].settings_hash
+    assert again["mean"].settings_hash == jobs["mean"].settings_hash
+
+
+@pytest.mark.parametrize(
+    ("run", "match"),
+    [
+        ("baseline = 'mean'\nsif = { a = 1e-3 }\n", r"key 'sif' applies to the sif, sif-zipf"),
+        ("baseline = 'usif'\nsif = { a = 1e-3 }\n", r"key 'sif': a applies to SIF only"),
+        ("baseline = 'abtt'\nsif = { components = 1 }\n", r"components do not apply to abtt"),
+        ("baseline = 'sif'\nsif = { b = 1 }\n", r"key 'sif' must be a table of a and components"),
+        ("baseline = 'sif'\nsif = { a = -1 }\n", r"sif.a must be a positive number"),
+        ("baseline = 'sif'\nsif = { components = 1.5 }\n", r"sif.components must be a whole number"),
+        ("baseline = 'sif'\nposthoc = 'sif'\n", r"key 'posthoc' applies to trained runs"),
+        ("posthoc = 'usif'\n", r"key 'posthoc' must be one of sif"),
+        ("posthoc = 'sif'\nmodel = 'offline-minilm'\n", r"posthoc = 'sif': offline-minilm has transformer layers.*"
+         r"--encoder-layers 0"),
+    ],
+)  # fmt: skip
+def test_sif_keys_are_checked_when_the_file_is_read(tmp_path: Path, run: str, match: str) -> None:
+    path = write(tmp_path, f"{C}[[run]]\nname = 'a'\n{run}")
+    with pytest.raises(IsbertError, match=match) as error:
+        load_experiment(path)
+    assert str(path) in str(error.value) and "run 'a'" in str(error.value)
+
+
+def test_posthoc_is_accepted_on_a_0_layer_transformer(tmp_path: Path) -> None:
+    text = "[defaults]\nmodel = 'offline-minilm'\nencoder_layers = 0\ncorpus = ['c.txt']\n"
+    experiment = load_experiment(write(tmp_path, f"{text}[[run]]\nname = 'a'\nposthoc = 'sif'\n"))
+    assert experiment.runs[0].posthoc == "sif"
+
+
+def test_sif_baselines_and_posthoc_rows_end_to_end(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_tiny_data(tmp_path / "data", monkeypatch)
+    rng = random.Random(4)
+    (tmp_path / "corpus.txt").write_text("\n".join(sentence(rng) for _ in range(120)) + "\n", encoding="utf-8")
+    path = tmp_path / "sif.toml"
+    path.write_text(
+        f"""
+[experiment]
+tasks = "stsb,sick-r"
+seeds = [7]
+
+[defaults]
+model = "{tiny_backbone}"
+encoder_layers = 0
+corpus = ["corpus.txt"]
+{TINY_RUN_DEFAULTS}device = "cpu"
+
+[[run]]
+name = "mean"
+baseline = "mean"
+
+[[run]]
+name = "sif"
+baseline = "sif"
+
+[[run]]
+name = "usif"
+baseline = "usif"
+sif = {{ components = 2 }}
+
+[[run]]
+name = "sif-abtt"
+baseline = "sif-abtt"
+
+[[run]]
+name = "sif-contextual"
+baseline = "sif"
+encoder_layers = 2
+
+[[run]]
+name = "is"
+posthoc = "sif"
+""",
+        encoding="utf-8",
+    )
+    log: list[str] = []
+    outcome = run_experiment(
+        load_experiment(path), runs_dir=tmp_path / "runs", results_dir=tmp_path / "results", show_progress=False,
+        log=log.append,
+    )  # fmt: skip
+    assert any("sif-contextual: not applicable: " in line and "--encoder-layers 0" in line for line in log)
+    summary = json.loads((tmp_path / "results" / "sif.json").read_text(encoding="utf-8"))
+    rows = {row["name"]: row for row in summary["runs"]}
+    assert list(rows) == ["mean", "sif", "usif", "sif-abtt", "is", "is+posthoc-sif"]
+    for row in rows.values():
+        assert {"method", "backbone", "sts_avg"} <= set(row) and row["sts_avg"] is not None
+    assert rows["is+posthoc-sif"]["method"] == "is+posthoc-sif" and rows["sif"]["method"] == "sif"
+    assert rows["sif"]["backbone"] == f"{tiny_backbone} (0 layers)"
+    assert list(rows["sif"]["results"]) == ["none"]  # deterministic: evaluated once, not per seed
+    sif_result = rows["sif"]["results"]["none"]
+    assert sif_result["fit"]["components"] == 1 and sif_result["stsb_dev"]["start"] is not None
+    trained, posthoc = rows["is"]["results"]["7"], rows["is+posthoc-sif"]["results"]["7"]
+    assert posthoc["scores"] != trained["scores"] and posthoc["steps"] == trained["steps"]
+    assert posthoc["stsb_dev"]["labeled"] is not None and posthoc["stsb_dev"]["start"] is None
+    markdown = (tmp_path / "results" / "sif.md").read_text(encoding="utf-8")
+    assert "`is+posthoc-sif`" in markdown and "posthoc=sif" in markdown
+    stored = [r for r in outcome.results if r is not None]
+    assert len(stored) == 5 and {r["run"] for r in stored} == {"mean", "sif", "usif", "sif-abtt", "is"}
