@@ -12,7 +12,8 @@ plain sentence-transformers folders (encoder -> ``WordWeights`` -> mean ``Poolin
   word vectors, and a piecewise removal of 5 components weighted by their share of the variance. The released uSIF
   code also divides each dimension of a sentence's token vectors by that dimension's norm over the sentence's tokens
   (``v_t * (1 / np.linalg.norm(v_t, axis=0))``), which the paper does not describe: that quirk is *not*
-  reproduced here; word vectors are unit-normalised per word, as the paper says.
+  reproduced here; word vectors are unit-normalised per word, as the paper says (where the backbone is a word-vector
+  table; a 0-layer transformer's token vectors, LayerNorm(word + position), are used as they are).
 * All-but-the-top (ABTT): Mu and Viswanath, "All-but-the-Top: Simple and Effective Postprocessing for Word
   Representations", ICLR 2018. Subtract the mean word vector and remove the top ``D`` principal components.
 
@@ -45,7 +46,7 @@ SIF_COMPONENTS = 1
 USIF_COMPONENTS = 5
 """uSIF removes 5 directions, piecewise (the paper's m = 5)."""
 
-ABTT_AUTO = "auto"
+ABTT_AUTO: Literal["auto"] = "auto"
 """``abtt = "auto"``: ABTT's default number of removed components, ``max(1, round(dim / 100))``."""
 
 Method = Literal["sif", "usif", "abtt"]
@@ -235,11 +236,12 @@ class SifSettings:
             raise IsbertError(f"a applies to SIF only ({self.method} has none to set)")
         if components is not None and self.method == "abtt":
             raise IsbertError("components do not apply to abtt alone (it pools plain means)")
-        changes = {k: v for k, v in (("a", a), ("components", components)) if v is not None}
-        return replace(self, **changes)
+        return replace(
+            self, a=self.a if a is None else a, components=self.components if components is None else components
+        )
 
     def describe(self) -> str:
-        parts = [self.method if self.method != "abtt" else "all-but-the-top"]
+        parts: list[str] = [self.method if self.method != "abtt" else "all-but-the-top"]
         if self.method == "sif":
             parts.append(f"a={self.a:g}")
         if self.weighted:

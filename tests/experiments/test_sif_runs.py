@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from experiments.tiny_data import TINY_RUN_DEFAULTS, sentence, write_tiny_data
 from isbert.errors import IsbertError
 from isbert.experiments import load_experiment, run_experiment
 from isbert.experiments.config import SIF_BASELINES
 from isbert.experiments.runner import plan
 from isbert.sif import NAMED_BASELINES
-
-from experiments.tiny_data import TINY_RUN_DEFAULTS, sentence, write_tiny_data
 
 C = "[defaults]\nmodel = 'offline-glove'\ncorpus = ['c.txt']\n"
 
@@ -38,7 +37,7 @@ def test_sif_runs_are_fixed_read_the_corpus_and_carry_their_options(tmp_path: Pa
         "[[run]]\nname = 'is'\nposthoc = 'sif'\nsif = { a = 1e-4 }\n"
     )
     experiment = load_experiment(write(tmp_path, text))
-    mean, sif_run, abtt, trained = experiment.runs
+    mean, sif_run, _abtt, trained = experiment.runs
     assert not sif_run.seeded and sif_run.sif_settings().a == 1e-4 and sif_run.sif_settings().removed == 2
     assert sif_run.differs() == {"baseline": "sif", "sif": {"a": 1e-4, "components": 2}}
     assert trained.posthoc == "sif" and trained.sif_settings().method == "sif" and trained.seeded
