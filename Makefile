@@ -1,7 +1,16 @@
-.PHONY: test reliability mutation benchmarks
+.PHONY: test test-latest lock reliability mutation benchmarks
 
 test:
 	HF_HUB_OFFLINE=1 ISBERT_DATA_DIR=$${ISBERT_DATA_DIR:-../shared/data} .venv/bin/pytest
+
+# The README's checks and tests against the newest releases of every dependency (only the CPU torch stays pinned), in
+# a fresh .venv-latest: what the next upgrade of the lock would break. Run before `make lock`.
+test-latest:
+	bash tools/lock.sh latest
+
+# Refresh constraints-cpu.txt (the lock) from a fresh install of the newest releases; see CONTRIBUTING.md.
+lock:
+	bash tools/lock.sh refresh
 
 # Fault injection (SIGKILL, full disk, torn files) and fuzzing of every parser; ends with a one-line summary.
 reliability:

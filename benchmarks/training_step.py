@@ -1,11 +1,11 @@
 """Training-step and loss speed: isbert against a straightforward implementation of the released code's approach.
 
-The released IS-BERT code (a 2020 fork of sentence-transformers) uses the stock CNN (padding inside the windows),
-gathers each sentence's token features with a Python list comprehension, builds the positive/negative masks with
-Python loops over tokens, and scores every (token, sentence) pair with the JSD estimator. `ReleasedApproachLoss`
-below re-implements that approach (on the CPU, where the original hard-codes CUDA); isbert uses the masked CNN and
-the vectorized loss. Both run on the same encoder weights, the same batches, the same thread count, alternating
-round by round; the ratios are medians measured in this one run.
+The released IS-BERT code (a 2020 fork of sentence-transformers) convolves padding inside its CNN windows
+(`isbert.released`), gathers each sentence's token features with a Python list comprehension, builds the
+positive/negative masks with Python loops over tokens, and scores every (token, sentence) pair with the JSD
+estimator. `ReleasedApproachLoss` below re-implements that approach (on the CPU, where the original hard-codes CUDA);
+isbert uses its CNN head and the vectorized loss. Both run on the same encoder weights, the same batches, the same
+thread count, alternating round by round; the ratios are medians measured in this one run.
 
     python benchmarks/training_step.py --model offline-minilm --data-dir ../shared/data --threads 2
     python benchmarks/training_step.py --model bert-base-uncased --device cuda --output /tmp/training_step_gpu
@@ -67,19 +67,12 @@ def corpus(data_dir: Path, count: int) -> list[str]:
 
 
 def build_models(model_name: str, device: str):
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import CNN, Pooling
-
     import isbert
+    from isbert.released import released_model
 
     torch.manual_seed(0)
     ours = isbert.build(model_name, activation="none", device=device)
-    encoder = ours[0]
-    stock = CNN(encoder.get_embedding_dimension(), out_channels=256, kernel_sizes=[1, 3, 5])
-    for stock_conv, conv in zip(stock.convs, ours[1].convs, strict=True):
-        stock_conv.load_state_dict(conv.state_dict())
-    released = SentenceTransformer(modules=[encoder, stock, Pooling(768, "mean")], device=device)
-    return ours, released
+    return ours, released_model(ours).to(device)
 
 
 def time_steps(model, loss: nn.Module, batches: list[list[str]], bf16: bool = False) -> float:
@@ -208,7 +201,7 @@ def main() -> None:
     output.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     lines = [
         f"{args.model}, {where}, median of {args.rounds} alternating rounds "
-        f"({args.steps} steps each); released approach = stock CNN + loop-built masks, fp32, same device.",
+        f"({args.steps} steps each); released approach = released CNN + loop-built masks, fp32, same device.",
         "",
         "| measurement | isbert | released approach | speed-up |",
         "|---|---|---|---|",

@@ -4,7 +4,7 @@ isbert's side is :func:`isbert.training.train` as the CLI calls it (corpus strea
 sentence-transformers' collation, the Trainer, isbert's callbacks, logging); it is timed from the end of its first
 step to the end of its last, so data loading, collation, callbacks and logging between steps count, and the set-up
 and the final save do not; its checkpoint writes (five per run by default, here every few steps) are timed apart and
-reported as their share of a default one-epoch run. The released approach is a plain loop: the stock CNN (padding
+reported as their share of a default one-epoch run. The released approach is a plain loop: the released CNN (padding
 inside the windows), the loop-built JSD masks (``training_step.ReleasedApproachLoss``), random batches padded to their
 longest sentence, AdamW and a linear warm-up, fp32. Both read the same corpus; with ``--batching random`` isbert's
 batches are the very batches the plain loop trains on. Configurations alternate round by round; each ratio is of
@@ -175,7 +175,7 @@ def render(result: dict[str, Any]) -> str:
         f"{result['model']}, {result['device']}, batch {result['batch_size']}, SNLI dev+test sentences; "
         f"{result['rounds']} alternating rounds of {result['steps']} timed steps (1-min load average at the end: "
         f"{result['load_average_1min_at_end']:.1f}). isbert = `isbert train` in-process (data path, sampler, "
-        "collation, callbacks, logging included); released approach = plain loop, stock CNN, loop-built JSD masks, "
+        "collation, callbacks, logging included); released approach = plain loop, released CNN, loop-built JSD masks, "
         "random batches padded to the longest, fp32.",
         "",
         "| training | sentences/s (median) | vs released approach (ratio of medians) | per-round ratios |",

@@ -17,10 +17,10 @@ TEXTS = ["a man runs in the park", "hi", "the red car is very fast", ""]
 
 
 def test_build_has_encoder_cnn_and_mean_pooling(tiny_backbone: Path) -> None:
-    model = isbert.build(str(tiny_backbone), out_channels=5, kernel_sizes=[1, 3], activation="none", device="cpu")
+    model = isbert.build(str(tiny_backbone), out_channels=5, kernel_sizes=[1, 3], activation="relu", device="cpu")
     assert [type(module).__name__ for module in model] == ["Transformer", "MaskedCNN", "Pooling"]
     assert model.get_embedding_dimension() == 10
-    assert model[1].activation == "none"
+    assert model[1].activation == "relu"
     assert model[2].pooling_mode == "mean"
     assert model.encode(TEXTS).shape == (4, 10)
 

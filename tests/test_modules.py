@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import sentence_transformers
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,7 +12,8 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import CNN, Pooling
 from tiny_models import WORDS
 
-from isbert.modules import MaskedCNN
+from isbert.modules import MaskedCNN, stock_cnn_masks_padding
+from isbert.released import released_model
 
 
 def reference_local_features(cnn: MaskedCNN, tokens: torch.Tensor, length: int) -> torch.Tensor:
@@ -98,18 +100,37 @@ def test_embedding_does_not_depend_on_the_batch(tiny_isbert: SentenceTransformer
     np.testing.assert_allclose(shuffled, together[order], atol=2e-5, rtol=1e-4)
 
 
-def test_stock_cnn_leaks_padding_where_masked_cnn_does_not(tiny_isbert: SentenceTransformer) -> None:
-    """The flaw this module fixes: sentence-transformers' CNN sees padding inside its windows."""
+def test_released_code_leaks_padding_where_masked_cnn_does_not(tiny_isbert: SentenceTransformer) -> None:
+    """The flaw this module fixes, against the released IS-BERT code's CNN (which does not change): it sees padding
+    inside its windows, so a short sentence's vector depends on the longest sentence of its batch."""
     tiny_isbert.eval()
-    encoder, masked = tiny_isbert[0], tiny_isbert[1]
-    stock = CNN(masked.in_embedding_dimension, out_channels=masked.out_channels, kernel_sizes=masked.kernel_sizes)
-    for stock_conv, masked_conv in zip(stock.convs, masked.convs, strict=True):
-        stock_conv.load_state_dict(masked_conv.state_dict())
-    stock_model = SentenceTransformer(modules=[encoder, stock, Pooling(stock.get_embedding_dimension(), "mean")])
+    tiny_isbert[1].activation = "none"  # the released CNN has no activation: compare in the same setting
+    released = released_model(tiny_isbert)
     short, long = "hi", "the old man walks his small dog in the green park with many people"
-    leak = stock_model.encode([short, long])[0] - stock_model.encode([short])[0]
+    leak = released.encode([short, long])[0] - released.encode([short])[0]
     assert np.abs(leak).max() > 1e-3
-    # (no activation in the stock CNN; compare the masked one in the same setting)
-    masked.activation = "none"
     fixed = tiny_isbert.encode([short, long])[0] - tiny_isbert.encode([short])[0]
     assert np.abs(fixed).max() < 1e-5
+    np.testing.assert_allclose(released.encode([short])[0], tiny_isbert.encode([short])[0], atol=1e-5)
+
+
+def _stock_copy(masked: MaskedCNN) -> CNN:
+    stock = CNN(masked.in_embedding_dimension, out_channels=masked.out_channels, kernel_sizes=masked.kernel_sizes)
+    stock.load_state_dict(masked.state_dict())
+    return stock
+
+
+def test_stock_cnn_padding_behaviour_by_release(tiny_isbert: SentenceTransformer) -> None:
+    """sentence-transformers 6.0-6.2's CNN leaked padding like the released code; from 6.3 on it masks it. This
+    test states which release it describes, so an upgrade (or a pin to an older one) cannot turn it into a false
+    claim."""
+    tiny_isbert.eval()
+    stock = _stock_copy(tiny_isbert[1])
+    stock_model = SentenceTransformer(modules=[tiny_isbert[0], stock, Pooling(stock.get_embedding_dimension())])
+    short, long = "hi", "the old man walks his small dog in the green park with many people"
+    leak = np.abs(stock_model.encode([short, long])[0] - stock_model.encode([short])[0]).max()
+    if stock_cnn_masks_padding():
+        assert leak < 1e-5, f"sentence-transformers {sentence_transformers.__version__}'s CNN should mask padding"
+    else:
+        assert leak > 1e-3, f"sentence-transformers {sentence_transformers.__version__}'s CNN leaks padding"
+    assert stock_cnn_masks_padding("6.3.0") and not stock_cnn_masks_padding("6.2.1")

@@ -21,7 +21,7 @@ from isbert.errors import IsbertError
 from isbert.extras import require
 from isbert.glove import GLOVE_ALIAS, average_glove_folder, is_word_embedding_model
 from isbert.identity import CHECKSUMS_FILE, sha256_file
-from isbert.modules import MaskedCNN
+from isbert.modules import MaskedCNN, local_feature_cnn
 from isbert.pickle_weights import refuse_pickle_weights
 
 if TYPE_CHECKING:
@@ -96,14 +96,19 @@ def build(
     encoder_layers: int | None = None,
     device: str | None = None,
 ) -> SentenceTransformer:
-    """Build a fresh IS-BERT model: pretrained encoder -> masked multi-window CNN -> mean pooling.
+    """Build a fresh IS-BERT model: pretrained encoder -> multi-window CNN that keeps padding out -> mean pooling.
+
+    The CNN is sentence-transformers' own ``CNN`` where it computes the same as :class:`isbert.modules.MaskedCNN`
+    (``activation="none"``, special tokens included), else ``MaskedCNN``; see
+    :func:`isbert.modules.local_feature_cnn`.
 
     Args:
         backbone: a Hugging Face model id, a local folder (a transformers model or a sentence-transformers model,
             of which only the encoder is used), ``"offline-minilm"``, or ``"offline-glove"`` (GloVe 6B 50-d word
             vectors through sentence-transformers' ``WordEmbeddings``; any folder whose first module is
             ``WordEmbeddings`` is used the same way).
-        out_channels, kernel_sizes, activation, include_special_tokens: see :class:`isbert.modules.MaskedCNN`.
+        out_channels, kernel_sizes, activation, include_special_tokens: see :class:`isbert.modules.MaskedCNN`
+            (``activation`` defaults to the paper's ReLU here; ``isbert train`` defaults to the released code's none).
         max_seq_length: tokens per sentence; longer sentences are truncated.
         encoder_layers: keep only the encoder's first N transformer layers (0 = its static token embeddings); a
             weak backbone for experiments. None keeps them all.
@@ -119,7 +124,7 @@ def build(
         include_special_tokens = True
     else:
         encoder, special_ids = _transformer_encoder(path, max_seq_length, encoder_layers)
-    cnn = MaskedCNN(
+    cnn = local_feature_cnn(
         encoder.get_embedding_dimension(),
         out_channels=out_channels,
         kernel_sizes=list(kernel_sizes),

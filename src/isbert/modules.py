@@ -5,8 +5,12 @@ EMNLP 2020 (arXiv:2009.12061), section 3.1: windows of 1, 3 and 5 tokens, 256 fi
 concatenated into 768-d local n-gram features; the sentence vector is their mean (a separate Pooling
 module).
 
-Unlike the released code (and sentence-transformers' stock ``CNN``), padded positions are zeroed before
-the convolution, so a sentence's features do not depend on what else is in its batch.
+Unlike the released code (and sentence-transformers' stock ``CNN`` before 6.3), padded positions are zeroed before
+the convolution, so a sentence's features do not depend on what else is in its batch. From sentence-transformers 6.3
+on, the stock ``CNN`` masks padding too: where it computes the same thing (no activation, special tokens counted as
+local tokens), :func:`local_feature_cnn` uses it, so the saved model needs no isbert code to load. ``MaskedCNN``
+remains for what the stock module cannot do: the paper's ReLU, and special tokens that feed the windows but are not
+pooled or scored.
 """
 
 from __future__ import annotations
@@ -19,12 +23,62 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10
     from typing_extensions import Self
 
+import sentence_transformers
 import torch
+from packaging.version import Version
 from sentence_transformers.base.modules.module import Module
+from sentence_transformers.sentence_transformer.modules import CNN
 from torch import nn
 
 Activation = Literal["relu", "none"]
 ACTIVATIONS: tuple[str, ...] = ("relu", "none")
+
+
+STOCK_CNN_MASKS_FROM = Version("6.3")
+"""The first sentence-transformers release whose ``CNN`` zeroes padding before its convolution."""
+
+
+def stock_cnn_masks_padding(version: str = sentence_transformers.__version__) -> bool:
+    """Whether sentence-transformers ``version``'s own ``CNN`` keeps padding out of its windows."""
+    return Version(version) >= STOCK_CNN_MASKS_FROM
+
+
+def local_feature_cnn(
+    in_embedding_dimension: int,
+    out_channels: int = 256,
+    kernel_sizes: list[int] | tuple[int, ...] = (1, 3, 5),
+    activation: Activation = "relu",
+    include_special_tokens: bool = True,
+    special_token_ids: list[int] | None = None,
+) -> CNN | MaskedCNN:
+    """The IS-BERT head: sentence-transformers' ``CNN`` where it equals :class:`MaskedCNN` (linear, every real token
+    local, a release that masks padding), else :class:`MaskedCNN`. Both give the same sentence vectors and the same
+    loss (tested); the stock module's folder loads in plain sentence-transformers without ``trust_remote_code``."""
+    if activation == "none" and include_special_tokens and stock_cnn_masks_padding():
+        kernels = _checked_cnn_arguments(out_channels, kernel_sizes, activation)
+        return CNN(int(in_embedding_dimension), out_channels=int(out_channels), kernel_sizes=kernels)
+    return MaskedCNN(
+        in_embedding_dimension, out_channels, kernel_sizes, activation, include_special_tokens, special_token_ids
+    )
+
+
+def _checked_cnn_arguments(out_channels: int, kernel_sizes: list[int] | tuple[int, ...], activation: str) -> list[int]:
+    kernels = [int(k) for k in kernel_sizes]
+    if not kernels or any(k < 1 or k % 2 == 0 for k in kernels):
+        raise ValueError(f"kernel_sizes must be odd positive integers, got {kernels}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    if out_channels < 1:
+        raise ValueError(f"out_channels must be positive, got {out_channels}")
+    return kernels
+
+
+def is_cnn_head(module_type: str) -> bool:
+    """Whether a ``modules.json`` type names an IS-BERT head: isbert's ``MaskedCNN`` or sentence-transformers' ``CNN``
+    (any of its module paths across releases)."""
+    return module_type == f"{__name__}.MaskedCNN" or (
+        module_type.startswith("sentence_transformers.") and module_type.rsplit(".", 1)[-1] == "CNN"
+    )
 
 
 class MaskedCNN(Module):
@@ -67,13 +121,7 @@ class MaskedCNN(Module):
         special_token_ids: list[int] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # sentence-transformers' Module is not annotated
-        kernel_sizes = [int(k) for k in kernel_sizes]
-        if not kernel_sizes or any(k < 1 or k % 2 == 0 for k in kernel_sizes):
-            raise ValueError(f"kernel_sizes must be odd positive integers, got {kernel_sizes}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        if out_channels < 1:
-            raise ValueError(f"out_channels must be positive, got {out_channels}")
+        kernel_sizes = _checked_cnn_arguments(out_channels, kernel_sizes, activation)
         self.in_embedding_dimension = int(in_embedding_dimension)
         self.out_channels = int(out_channels)
         self.kernel_sizes = kernel_sizes

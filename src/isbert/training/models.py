@@ -16,6 +16,7 @@ import isbert
 from isbert.errors import IsbertError
 from isbert.evaluation.baselines import pooled_encoder
 from isbert.model import truncate_encoder
+from isbert.modules import is_cnn_head
 from isbert.training.config import POOLED_OBJECTIVES, TrainConfig
 
 
@@ -27,7 +28,7 @@ def build_model(config: TrainConfig) -> Any:
     path = isbert.resolve_model_name(config.model)
     if config.objective in POOLED_OBJECTIVES:
         return build_baseline(config, "mean")
-    if os.path.isfile(os.path.join(path, "modules.json")) and "MaskedCNN" in Path(path, "modules.json").read_text():
+    if os.path.isdir(path) and _has_cnn_head(_modules_json(path)):
         model = isbert.load(path, device=config.device)
         model.max_seq_length = config.max_seq_length
         if config.encoder_layers is not None:
@@ -53,10 +54,19 @@ def is_tuned_sentence_encoder(model: str) -> bool:
     vectors (``offline-glove``) and a saved isbert model (its CNN head is isbert's own training) are not.
     """
     modules = _modules_json(isbert.resolve_model_name(model))
-    types = [str(m.get("type", "")) for m in modules if isinstance(m, dict)]
-    if not types or "MaskedCNN" in " ".join(types):
+    types = _module_types(modules)
+    if not types or _has_cnn_head(modules):
         return False
     return types[0].endswith("Transformer") and any(t.endswith("Pooling") for t in types[1:])
+
+
+def _module_types(modules: list[Any]) -> list[str]:
+    return [str(m.get("type", "")) for m in modules if isinstance(m, dict)]
+
+
+def _has_cnn_head(modules: list[Any]) -> bool:
+    """A saved IS-BERT model: its modules include isbert's MaskedCNN or sentence-transformers' CNN."""
+    return any(is_cnn_head(module_type) for module_type in _module_types(modules))
 
 
 def _modules_json(path: str) -> list[Any]:

@@ -11,6 +11,7 @@ from scipy.stats import spearmanr
 
 from isbert.citation import ISBERT_BIBTEX
 from isbert.errors import IsbertError
+from isbert.modules import STOCK_CNN_MASKS_FROM, MaskedCNN
 from isbert.training.config import TrainConfig
 from isbert.training.corpus import CorpusStats
 
@@ -162,6 +163,27 @@ CARD_PATH = "PATH/TO/THIS/FOLDER"
 """Where the model card's loading examples put the model's folder."""
 
 
+def _plain_loading(folder: Path) -> str:
+    """How plain sentence-transformers loads the folder: isbert's MaskedCNN (ReLU, or special tokens excluded) needs
+    ``trust_remote_code``; a head of sentence-transformers' own modules does not."""
+    masked = f"{MaskedCNN.__module__}.{MaskedCNN.__name__}" in (folder / "modules.json").read_text(encoding="utf-8")
+    trust = ", trust_remote_code=True" if masked else ""
+    why = (
+        "with isbert installed: the CNN head is the class `isbert.modules.MaskedCNN`, and `trust_remote_code=True` "
+        "lets sentence-transformers import that installed class (no code from this folder runs)"
+        if masked
+        else f"(version {STOCK_CNN_MASKS_FROM} or later, whose `CNN` keeps padding out of its windows): every module "
+        "is sentence-transformers' own, so no isbert code is needed"
+    )
+    return f"""Or in plain sentence-transformers {why}.
+
+```python
+from sentence_transformers import SentenceTransformer
+model = SentenceTransformer("{CARD_PATH}"{trust})
+embeddings = model.encode(["A man is playing a guitar."])
+```"""
+
+
 def write_model_card(folder: Path, config: TrainConfig, result: TrainResult) -> None:
     rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in config.trajectory().items())
     history = "\n".join(
@@ -191,9 +213,10 @@ library_name: sentence-transformers
 
 # IS-BERT model trained with isbert
 
-IS-BERT (Zhang et al., EMNLP 2020, arXiv:2009.12061): a `{config.model}` encoder, a masked multi-window CNN
-(activation `{config.activation}`) and mean pooling, trained without labels by maximizing the `{config.estimator}`
-mutual-information estimate between each sentence vector and its local n-gram features.
+IS-BERT (Zhang et al., EMNLP 2020, arXiv:2009.12061): a `{config.model}` encoder, a multi-window CNN
+(activation `{config.activation}`, padding kept out of its windows) and mean pooling, trained without labels by
+maximizing the `{config.estimator}` mutual-information estimate between each sentence vector and its local n-gram
+features.
 
 ```python
 import isbert
@@ -201,14 +224,7 @@ model = isbert.load("{CARD_PATH}")
 embeddings = model.encode(["A man is playing a guitar."])
 ```
 
-Or in plain sentence-transformers, with isbert installed: the CNN head is the class `isbert.modules.MaskedCNN`, and
-`trust_remote_code=True` lets sentence-transformers import that installed class (no code from this folder runs).
-
-```python
-from sentence_transformers import SentenceTransformer
-model = SentenceTransformer("{CARD_PATH}", trust_remote_code=True)
-embeddings = model.encode(["A man is playing a guitar."])
-```
+{_plain_loading(folder)}
 
 ## Training data
 
