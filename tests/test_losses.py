@@ -201,9 +201,10 @@ def test_cosine_critic_equals_dot_critic_on_rescaled_vectors(lengths, dim, seed,
     want = reference_loss(scaled_local, lengths, scaled_sentence, estimator)
     got = mutual_information_loss(local, mask, sentence, estimator, critic="cosine", temperature=temperature).item()
     assert got == pytest.approx(want, rel=F32_REL, abs=1e-5)
-    # Bounded critic: scaling the features changes nothing.
+    # Bounded critic: scaling the features changes nothing (up to float32 rounding of the normalised vectors, which
+    # 1 / temperature amplifies: seed 639, dv, tau 0.133 differed by 1.4e-6).
     assert mutual_information_loss(local * 7, mask, sentence * 3, estimator, "cosine", temperature).item() == (
-        pytest.approx(got, rel=F32_REL, abs=1e-6)
+        pytest.approx(got, rel=F32_REL, abs=1e-6 / temperature)
     )
 
 
