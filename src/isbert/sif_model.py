@@ -428,7 +428,9 @@ def add_sif(
 
     For an IS-BERT model: encoder -> MaskedCNN -> WordWeights -> Pooling -> Dense (MaskedCNN keeps ``input_ids``
     in the features, so each pooled CNN feature is weighted by its token's SIF weight). The first module must be a
-    static encoder (word vectors or a 0-layer transformer). The modules are shared with ``model``, not copied.
+    static encoder (word vectors or a 0-layer transformer). A model that weights its tokens already (trained with
+    ``word_weights``) keeps its weights and gets the common-direction removal only. The modules are shared with
+    ``model``, not copied.
     """
     settings = settings or sif.NAMED_BASELINES["sif"]
     if settings.method != "sif" or settings.abtt:
@@ -437,15 +439,18 @@ def add_sif(
     if not modules:
         raise IsbertError("an empty model: nothing to add SIF to")
     check_static(modules[0], "the model's encoder")
-    if any(isinstance(module, WordWeights) for module in modules):
-        raise IsbertError("the model already weights its tokens (it holds a WordWeights module)")
     position = _final_mean_pooling(modules)
     counts = count_tokens(modules[0], corpus, sample_size=sample_size, **reader)
     report = FitReport(settings, model.model_card_data.model_name or "the model", vocab_size=len(counts.counts))
     _report_counts(report, counts)
-    report.a = settings.a
-    weights = sif.sif_weights(probabilities(modules[0], counts, settings.probabilities), settings.a)
-    head = [*modules[:position], word_weights(vocabulary(modules[0]), weights, 1.0), modules[position]]
+    if any(isinstance(module, WordWeights) for module in modules):  # weighted in training: directions only
+        if modules[position + 1 :]:
+            raise IsbertError("the model already weights its tokens and transforms its pooled vectors: SIF was added")
+        head = modules[: position + 1]
+    else:
+        report.a = settings.a
+        weights = sif.sif_weights(probabilities(modules[0], counts, settings.probabilities), settings.a)
+        head = [*modules[:position], word_weights(vocabulary(modules[0]), weights, 1.0), modules[position]]
     tail = modules[position + 1 :]
     if settings.removed:
         directions = _fit_directions(head, counts.sample, settings.removed, str(model.device))

@@ -73,7 +73,7 @@ pooling + BERT-whitening fitted on the data folder's unlabeled SNLI sentences; `
 of the ``model`` folder as it is (``encoder_layers`` does not apply: every token passes the whole encoder once); the
 SIF family is fitted on the run's ``corpus`` (ABTT alone needs none)."""
 BASELINES = (*FIXED_BASELINES, "untrained")
-POSTHOC = ("sif",)
+POSTHOC = ("sif", "sif-zipf")
 """``posthoc = "sif"`` on a trained run: after training, SIF weights and common-component removal are added to each
 selected model (:func:`isbert.sif_model.add_sif`, fitted on the run's corpus) and evaluated too, reported as its own
 row (run ``<name>+posthoc-sif``, method ``<method>+posthoc-sif``)."""
@@ -111,7 +111,7 @@ class RunSpec:
 
     def sif_settings(self) -> SifSettings:
         """What the SIF fit of this run is (its SIF-family baseline, or plain SIF for ``posthoc``), with ``sif``."""
-        return NAMED_BASELINES[self.baseline or "sif"].with_options(**self.sif)
+        return NAMED_BASELINES[self.baseline or self.posthoc or "sif"].with_options(**self.sif)
 
     def method(self, settings: dict[str, Any]) -> str:
         """The method's name in the results (``mean``, ``whitening``, ``sif``, ``is``, ``simcse``, ...)."""
@@ -340,13 +340,12 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
 
 
 def _check_posthoc(experiment: Experiment, spec: RunSpec) -> None:
-    """SIF after training needs a model whose token vectors are context-free and that does not weight them yet."""
+    """SIF after training needs a model whose token vectors are context-free (on a model that weights its tokens
+    already, ``word_weights``, it removes the common directions only)."""
     from isbert.sif_model import context_free_reason
 
     merged = {**experiment.defaults, **spec.overrides}
     where = f"{experiment.path}: run '{spec.name}': posthoc = {spec.posthoc!r}"
-    if merged.get("word_weights", "none") != "none":
-        raise IsbertError(f"{where}: the model already weights its tokens (word_weights); drop one of the two")
     reason = context_free_reason(str(merged.get("model", "offline-minilm")), merged.get("encoder_layers"))
     if reason:
         raise IsbertError(f"{where}: {reason}")

@@ -114,6 +114,15 @@ class TrainConfig:
     include_special_tokens: bool = setting(True, "count [CLS]/[SEP] as local tokens in the pooling and the loss "
                                            "(they feed the windows either way)", "head",
                                            note="released: counted")  # fmt: skip
+    word_weights: Literal["none", "sif-pool", "sif-input"] = setting(
+        "none", "SIF word weights a/(a+p(w)) (Arora et al., 2017), p(w) counted on --input with the model's tokenizer "
+        "(no labels; a backbone without context: word vectors or --encoder-layers 0): sif-pool weights the local "
+        "features that the sentence vector averages and the loss scores; sif-input weights the token vectors the CNN "
+        "reads", "head", note="not in the paper")  # fmt: skip
+    sif_a: float = setting(1e-3, "SIF's a for --word-weights (the paper's range: 1e-3 to 1e-4)", "head", positive=True)
+    sif_probabilities: Literal["corpus", "zipf"] = setting(
+        "corpus", "p(w) for --word-weights: counted on --input, or from the word's rank in a frequency-sorted "
+        "word-vector vocabulary (zipf: GloVe's)", "head")  # fmt: skip
     objective: Literal["is", "simcse", "is+simcse", "tsdae", "ct"] = setting(
         "is", "is: IS-BERT; simcse: unsupervised SimCSE (encoder + mean pooling, dropout twins, no CNN); is+simcse: "
         "both terms on the IS-BERT model; tsdae: TSDAE (denoising auto-encoder, needs transformer layers) and ct: "

@@ -10,13 +10,17 @@ from typing import Any
 import torch
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import DenoisingAutoEncoderLoss
+from sentence_transformers.sentence_transformer.modules import Pooling, WordWeights
 
 import isbert
+from isbert import sif
 from isbert.errors import IsbertError
 from isbert.evaluation.baselines import pooled_encoder
 from isbert.model import truncate_encoder
 from isbert.modules import is_cnn_head
+from isbert.sif_model import check_static, count_tokens, probabilities, vocabulary, word_weights
 from isbert.training.config import POOLED_OBJECTIVES, TrainConfig
 
 
@@ -27,14 +31,14 @@ def build_model(config: TrainConfig) -> Any:
     """
     path = isbert.resolve_model_name(config.model)
     if config.objective in POOLED_OBJECTIVES:
-        return build_baseline(config, "mean")
+        return add_word_weights(build_baseline(config, "mean"), config)
     if os.path.isdir(path) and _has_cnn_head(_modules_json(path)):
         model = isbert.load(path, device=config.device)
         model.max_seq_length = config.max_seq_length
         if config.encoder_layers is not None:
             truncate_encoder(model[0], config.encoder_layers)
-        return model
-    return isbert.build(
+        return add_word_weights(model, config)
+    model = isbert.build(
         config.model,
         out_channels=config.out_channels,
         activation=config.activation,
@@ -43,6 +47,33 @@ def build_model(config: TrainConfig) -> Any:
         encoder_layers=config.encoder_layers,
         device=config.device,
     )
+    return add_word_weights(model, config)
+
+
+def add_word_weights(model: SentenceTransformer, config: TrainConfig) -> SentenceTransformer:
+    """``model`` with SIF weights (``--word-weights``) as a fixed ``WordWeights`` module: before its final mean
+    ``Pooling`` (``sif-pool``: the sentence vector is the SIF-weighted mean of the local features, and the loss scores
+    the weighted local features) or right after the encoder (``sif-input``: the CNN reads weighted token vectors;
+    ``Pooling`` then divides by the summed weights, a positive factor per sentence). p(w) is counted on the training
+    corpus with the model's own tokenizer, or read off the rank in a frequency-sorted vocabulary
+    (``sif_probabilities``). A model that already weights its tokens is returned as it is."""
+    modules = list(model)
+    if config.word_weights == "none" or any(isinstance(module, WordWeights) for module in modules):
+        return model
+    check_static(modules[0], config.model)
+    counts = count_tokens(
+        modules[0], config.corpus, text_field=config.text_field, column=config.column,
+        encoding_errors=config.encoding_errors, dedup=config.dedup,
+    )  # fmt: skip
+    weights = sif.sif_weights(probabilities(modules[0], counts, config.sif_probabilities), config.sif_a)
+    layer = word_weights(vocabulary(modules[0]), weights, 1.0)
+    layer.emb_layer.weight.requires_grad_(False)  # fixed by the corpus, not learned
+    if not isinstance(modules[-1], Pooling):
+        raise IsbertError(f"--word-weights needs a model that ends in mean pooling, not {type(modules[-1]).__name__}")
+    at = 1 if config.word_weights == "sif-input" else len(modules) - 1
+    weighted = SentenceTransformer(modules=[*modules[:at], layer, *modules[at:]], device=str(model.device))
+    weighted.model_card_data = model.model_card_data
+    return weighted
 
 
 def is_tuned_sentence_encoder(model: str) -> bool:
