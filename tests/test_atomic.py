@@ -89,3 +89,98 @@ def test_written_files_get_the_usual_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+# ------------------------------------------------------------------------------------------ planted links (issue 29)
+VICTIM = b"do not touch\n"
+
+
+def plant(name: Path, victim: Path, kind: str) -> None:
+    """A link at ``name`` to ``victim``: what an attacker with write access to the folder leaves there."""
+    if kind == "symlink":
+        name.symlink_to(victim)
+    else:
+        os.link(victim, name)
+
+
+@pytest.fixture
+def victim(tmp_path: Path) -> Path:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim.txt").write_bytes(VICTIM)
+    return outside / "victim.txt"
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink"])
+@pytest.mark.parametrize("writer", ["text", "bytes", "json", "open", "file"])
+def test_a_link_at_the_target_is_replaced_never_written_through(
+    tmp_path: Path, victim: Path, kind: str, writer: str
+) -> None:
+    target = tmp_path / "out.txt"
+    plant(target, victim, kind)
+    if writer == "text":
+        write_text_atomic(target, "new")
+    elif writer == "bytes":
+        write_bytes_atomic(target, b"new")
+    elif writer == "json":
+        write_json_atomic(target, "new")
+    elif writer == "open":
+        with atomic.atomic_open(target, "w", encoding="utf-8") as handle:
+            handle.write("new")
+    else:
+        with atomic_file(target) as partial, partial.open("w") as handle:
+            handle.write("new")
+    assert victim.read_bytes() == VICTIM
+    assert not target.is_symlink() and target.stat().st_nlink == 1 and "new" in target.read_text()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink"])
+def test_a_temporary_swapped_for_a_link_is_never_published(tmp_path: Path, victim: Path, kind: str) -> None:
+    """A writer that takes a file name reopens it: a link put in its place meanwhile is refused, not renamed."""
+    target = tmp_path / "out.txt"
+    with pytest.raises(atomic.IsbertError, match="refused"), atomic_file(target) as partial:
+        partial.unlink()
+        plant(partial, victim, kind)
+    assert not target.exists() and victim.read_bytes() == VICTIM
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink"])
+def test_create_fresh_unlinks_a_planted_link(tmp_path: Path, victim: Path, kind: str) -> None:
+    target = tmp_path / "grown.bin"
+    plant(target, victim, kind)
+    fd = atomic.create_fresh(target)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(b"new")
+    assert victim.read_bytes() == VICTIM and target.read_bytes() == b"new" and not target.is_symlink()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink"])
+def test_appending_refuses_a_planted_link(tmp_path: Path, victim: Path, kind: str) -> None:
+    log = tmp_path / "log.jsonl"
+    plant(log, victim, kind)
+    with pytest.raises(atomic.IsbertError, match="refused") as info:
+        atomic.open_append(log)
+    assert "\n" not in str(info.value) and victim.read_bytes() == VICTIM
+
+
+def test_appending_creates_then_appends(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    for line in (b"a\n", b"b\n"):
+        with atomic.open_append(log) as handle:
+            handle.write(line)
+    assert log.read_bytes() == b"a\nb\n"
+
+
+def test_appending_never_opens_a_fifo(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "log.jsonl")
+    with pytest.raises(atomic.IsbertError, match=r"not a regular file|cannot append"):  # ENXIO: no reader
+        atomic.open_append(tmp_path / "log.jsonl")
+
+
+def test_fresh_dir_unlinks_a_planted_folder_link(tmp_path: Path, victim: Path) -> None:
+    staging = tmp_path / ".partial-final"
+    staging.symlink_to(victim.parent, target_is_directory=True)
+    atomic.fresh_dir(staging)
+    (staging / "victim.txt").write_text("new")
+    assert victim.read_bytes() == VICTIM and staging.is_dir() and not staging.is_symlink()

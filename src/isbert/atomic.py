@@ -1,7 +1,11 @@
 """Crash-safe writes: a reader sees the old file (or folder) or the new one, never a mix or nothing.
 
-Every file the project writes in one piece goes through :func:`atomic_file` (a temporary file in the same folder,
-fsynced, renamed over the target, the folder fsynced) or one of its shorthands for text, JSON, bytes and figures.
+Every file the project writes in one piece goes through :func:`atomic_open` or :func:`atomic_file` (a new
+temporary file in the same folder, created with ``O_CREAT | O_EXCL | O_NOFOLLOW``, fsynced, renamed over the
+target, the folder fsynced) or one of their shorthands for text, JSON, bytes and figures; a file written in place
+(a growing matrix, an index's texts) is created by :func:`create_fresh`, a log appended to through
+:func:`open_append`, a folder third-party code writes into made by :func:`fresh_dir`. None of them follows or
+writes through a link planted at the name (docs/security.md).
 """
 
 from __future__ import annotations
@@ -11,11 +15,15 @@ import ctypes
 import errno
 import json
 import os
+import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, BinaryIO
+
+from isbert.errors import IsbertError
 
 
 def exchange_paths(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
@@ -92,30 +100,155 @@ def staging_dir(target: str | os.PathLike[str], label: str) -> Path:
     return staging
 
 
-@contextlib.contextmanager
-def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` to write; on success it is fsynced and renamed to ``path``.
+_CREATE = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+"""Flags for every file isbert creates: a new inode, never an existing name, never through a link."""
 
-    On an error the temporary file is removed and ``path`` keeps its previous content (or stays absent).
+
+def _refuse(path: Path, reason: str) -> IsbertError:
+    return IsbertError(f"{path}: {reason}; refused (the folder was tampered with, or another program writes there)")
+
+
+def remove_path(path: str | os.PathLike[str]) -> None:
+    """Remove whatever is at ``path`` without following a link: a link or file is unlinked, a real folder deleted."""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink(missing_ok=True)
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def fresh_dir(path: str | os.PathLike[str]) -> Path:
+    """A new, empty folder at ``path`` (whatever was there removed, a link unlinked, never followed).
+
+    Everything written inside a folder this process has just created is out of reach of links planted before: the
+    rule for scratch and staging folders (checkpoints, final models) whose writers are third-party code.
+    """
+    path = Path(path)
+    remove_path(path)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        raise _refuse(path, "reappeared while it was being replaced") from None
+    return path
+
+
+def create_fresh(path: str | os.PathLike[str], *, read: bool = False) -> int:
+    """A descriptor on a new, empty file at ``path`` (the usual permissions), for writing (and reading: ``read``).
+
+    Whatever was at ``path`` (an old file, a planted symlink or hard link) is unlinked first, never followed or
+    written through; the file is then created with ``O_CREAT | O_EXCL | O_NOFOLLOW``, so a link planted in between
+    makes it fail rather than write elsewhere.
+    """
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise IsbertError(f"{path} is a folder; isbert writes a file there: remove it or choose another name")
+    path.unlink(missing_ok=True)
+    try:
+        return os.open(path, _CREATE | (os.O_RDWR if read else os.O_WRONLY), 0o666)
+    except FileExistsError:
+        raise _refuse(path, "a file appeared at this name while isbert was creating it") from None
+
+
+def _check_own(fd: int, path: Path) -> None:
+    """``path`` must still name the single-linked regular file open at ``fd``: not a link, not a second name."""
+    opened = os.fstat(fd)
+    try:
+        named = os.lstat(path)
+    except FileNotFoundError:
+        raise _refuse(path, "removed while isbert was writing it") from None
+    same = (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+    if not same or not stat.S_ISREG(named.st_mode) or named.st_nlink != 1:
+        raise _refuse(path, "replaced or linked elsewhere while isbert was writing it")
+
+
+def open_append(path: str | os.PathLike[str]) -> BinaryIO:
+    """``path`` opened to append bytes: created fresh if absent; else it must be a regular file with one name.
+
+    A planted symlink (``O_NOFOLLOW``) or hard link (``st_nlink > 1``) at ``path`` is a one-line error, so an
+    append never lands in a file outside the folder.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        fd = create_fresh(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise _refuse(path, "is a symbolic link") from None
+        raise IsbertError(f"{path}: cannot append ({error.strerror or error})") from None
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise _refuse(path, "is not a regular file")
+        if status.st_nlink != 1:
+            raise _refuse(path, f"has {status.st_nlink} names (a hard link)")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "ab")
+
+
+def _new_temporary(target: Path) -> tuple[int, Path]:
+    """A new file beside ``target`` with a random hidden name ending in ``.partial`` (see :func:`create_fresh`)."""
+    for _ in range(100):
+        partial = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
+        try:
+            return os.open(partial, _CREATE | os.O_RDWR, 0o666), partial
+        except FileExistsError:
+            continue
+    raise _refuse(target, "no free temporary name beside it")
+
+
+@contextlib.contextmanager
+def _published(path: str | os.PathLike[str]) -> Iterator[tuple[int, Path]]:
+    """A new temporary file beside ``path`` (descriptor and name); on success it is checked to be still the file
+    created (no link swapped in), fsynced through its descriptor and renamed over ``path``, the folder fsynced.
+
+    ``os.replace`` replaces a link at ``path`` itself, never what it points to; on an error ``path`` keeps its
+    previous content (or stays absent) and the temporary file is removed.
     """
     target = Path(path)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    os.close(handle)
-    partial = Path(name)
-    os.chmod(partial, 0o666 & ~_umask())  # mkstemp makes 0600; a saved file gets the usual permissions
+    fd, partial = _new_temporary(target)
     try:
-        yield partial
-        fsync_path(partial)
+        yield fd, partial
+        _check_own(fd, partial)
+        os.fsync(fd)
         os.replace(partial, target)
         fsync_parent(target)
     finally:
+        os.close(fd)
         partial.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a new temporary path beside ``path`` for a writer that takes a file name (faiss, matplotlib); on
+    success it is renamed to ``path`` (see :func:`_published`). Prefer :func:`atomic_open` where a handle will do:
+    a handle never reopens the name."""
+    with _published(path) as (_fd, partial):
+        yield partial
+
+
+@contextlib.contextmanager
+def atomic_open(
+    path: str | os.PathLike[str], mode: str = "wb", *, encoding: str | None = None, newline: str | None = None
+) -> Iterator[IO[Any]]:
+    """A handle on a new temporary file beside ``path`` (``mode``: ``"wb"`` or ``"w"``), renamed to ``path`` when
+    the block ends without an error (see :func:`_published`)."""
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_open writes a new file: mode 'w' or 'wb', not {mode!r}")
+    with _published(path) as (fd, _partial):
+        handle = os.fdopen(os.dup(fd), mode, encoding=encoding, newline=newline)
+        with handle:
+            yield handle
+            handle.flush()
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
-    with atomic_file(path) as partial:
-        partial.write_bytes(data)
+    with atomic_open(path) as handle:
+        handle.write(data)
     return Path(path)
 
 
@@ -138,8 +271,8 @@ def save_figure_atomic(figure: Any, path: str | os.PathLike[str], *, dpi: float 
     path = Path(path)
     try:
         figure.tight_layout()
-        with atomic_file(path) as partial:
-            figure.savefig(partial, format=path.suffix.lstrip(".").lower() or "png", dpi=dpi)
+        with atomic_open(path) as handle:
+            figure.savefig(handle, format=path.suffix.lstrip(".").lower() or "png", dpi=dpi)
     finally:
         plt.close(figure)
     return path

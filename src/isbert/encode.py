@@ -7,6 +7,7 @@ import csv
 import json
 import logging
 import os
+import stat
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import numpy as np
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
-from isbert.atomic import fsync_parent, fsync_path, write_json_atomic
+from isbert.atomic import create_fresh, fsync_parent, write_json_atomic
 from isbert.errors import IsbertError
 from isbert.inputs import InputFile, InputSpec, describe, expand_inputs, iter_input_texts
 from isbert.io import EncodingErrors, ReadStats
@@ -116,17 +117,68 @@ def _job(files: list[InputFile], model: str, shape: tuple[int, int], settings: d
     return {"inputs": inputs, "model": model, "rows": shape[0], "dimension": shape[1], **settings}
 
 
-def _resume_or_start(partial: Path, progress_file: Path, job: dict, shape: tuple[int, int]) -> dict[str, int]:
-    """The counts already done by this same job, or zeros after writing a fresh ``.npy`` header to ``partial``."""
-    saved = json.loads(progress_file.read_text(encoding="utf-8")) if progress_file.is_file() else {}
+def _read_progress(progress_file: Path) -> dict[str, Any]:
+    """The saved progress; empty when absent, damaged, or not a plain file of the folder (a planted link)."""
+    try:
+        fd = os.open(progress_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return {}
+    with os.fdopen(fd, "rb") as handle:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1 or status.st_size > _PROGRESS_MAX_BYTES:
+            return {}
+        try:
+            saved = json.loads(handle.read())
+        except (ValueError, RecursionError):
+            return {}
+    return saved if isinstance(saved, dict) else {}
+
+
+_PROGRESS_MAX_BYTES = 1 << 20  # a progress file lists the input files: a few KB
+
+
+def _open_own(partial: Path) -> BinaryIO | None:
+    """``partial`` opened for update when it is a plain file with no other name; else None (never a link)."""
+    try:
+        fd = os.open(partial, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
+        os.close(fd)
+        return None
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "r+b")
+
+
+def _valid_done(done: object, rows: int) -> bool:
+    keys = ("written", "empty", "truncated")
+    return isinstance(done, dict) and all(type(done.get(key)) is int and 0 <= done[key] <= rows for key in keys)
+
+
+def _resume_or_start(
+    partial: Path, progress_file: Path, job: dict[str, Any], shape: tuple[int, int]
+) -> tuple[BinaryIO, dict[str, int]]:
+    """The partial matrix open for update, and the counts already done by this same job; or a new partial file
+    (created fresh: a link planted at its name is unlinked, never written through) with a ``.npy`` header, and
+    zeros."""
+    saved = _read_progress(progress_file)
     rows_bytes = shape[0] * shape[1] * np.dtype(np.float32).itemsize
     # A partial file shorter than header + all rows was not made by this job (or was cut): start over.
-    if saved.get("job") == job and partial.is_file() and partial.stat().st_size > rows_bytes:
-        return saved["done"]
-    # Writes the .npy header and sizes the (sparse) file; rows are then written with plain file writes, not
-    # through a memory map, whose written pages would count in this process's resident memory.
-    np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape).flush()
-    return {"written": 0, "empty": 0, "truncated": 0}
+    if saved.get("job") == job and _valid_done(saved.get("done"), shape[0]):
+        output = _open_own(partial)
+        if output is not None and os.fstat(output.fileno()).st_size > rows_bytes:
+            return output, saved["done"]
+        if output is not None:
+            output.close()
+    output = os.fdopen(create_fresh(partial, read=True), "r+b")
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(output, header)  # a 2-d shape fits version 1.0's 64 KiB header
+    # A sparse file of the final size; rows are then written with plain file writes, not through a memory map,
+    # whose written pages would count in this process's resident memory.
+    output.truncate(output.tell() + rows_bytes)
+    output.flush()
+    return output, {"written": 0, "empty": 0, "truncated": 0}
 
 
 def sources_path(output_path: str | Path) -> Path:
@@ -147,18 +199,19 @@ def _count_rows(files: list[InputFile], read: dict[str, Any], sources: Path) -> 
     any comma, quote or line break a file name holds)."""
     rows = dict.fromkeys((file.label for file in files), 0)
     try:
-        with sources.open("w", newline="", encoding="utf-8") as handle:
+        with os.fdopen(create_fresh(sources), "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["source"])
             for file, line, _ in iter_input_texts(files, **read):
                 rows[file.label] += 1
                 writer.writerow([f"{file.label}:{line}"])
+            handle.flush()
+            os.fsync(handle.fileno())
         if not sum(rows.values()):
             raise IsbertError(f"{describe(files)}: no texts to encode (empty)")
     except BaseException:
         sources.unlink(missing_ok=True)
         raise
-    fsync_path(sources)
     return rows
 
 
@@ -244,11 +297,10 @@ def encode_file(
     settings = {"normalize": normalize, "batch_size": batch_size, "chunk_size": chunk_size, **read}
     job = _job(files, model_id or type(model).__name__, (rows, dimension), settings)
     row_bytes = dimension * np.dtype(np.float32).itemsize
-    done = _resume_or_start(partial, progress_file, job, (rows, dimension))
+    output, done = _resume_or_start(partial, progress_file, job, (rows, dimension))
     if done["written"]:
         logger.info("resuming %s after %d of %d rows", output_path, done["written"], rows)
-    data_offset = partial.stat().st_size - rows * row_bytes
-    output = partial.open("r+b")
+    data_offset = os.fstat(output.fileno()).st_size - rows * row_bytes
     stats = ReadStats()
     records = iter_input_texts(files, stats=stats, **read)
     skip_chunks = done["written"] // chunk_size

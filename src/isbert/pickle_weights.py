@@ -13,9 +13,9 @@ import pickle
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
-from isbert.atomic import atomic_file
+from isbert.atomic import write_bytes_atomic
 from isbert.errors import IsbertError
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -81,7 +81,7 @@ def convert_pickle_weights(folder: str | os.PathLike[str]) -> list[Path]:
     written = []
     for path, state in tensors.items():
         target = path.with_name(CONVERTED_NAME)
-        with atomic_file(target) as partial:
-            save_file(state, str(partial), metadata={"format": "pt"})
+        # bytes through a handle: safetensors' save_file replaces the file it is given, so it cannot be checked
+        write_bytes_atomic(target, save(state, metadata={"format": "pt"}))
         written.append(target)
     return written

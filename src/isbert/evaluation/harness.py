@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
-from isbert.atomic import atomic_file
+from isbert.atomic import atomic_open
 from isbert.errors import IsbertError
 from isbert.evaluation.baselines import Whitening, pooled_encoder
 from isbert.evaluation.check import checksums
@@ -98,7 +98,7 @@ class EmbeddingCache:
         self.vectors.update(zip(keys, vectors, strict=True))
         self.folder.mkdir(parents=True, exist_ok=True)
         shard = self.folder / f"{len(self.shards):05d}.npz"
-        with atomic_file(shard) as partial, partial.open("wb") as handle:
+        with atomic_open(shard) as handle:
             np.savez(handle, keys=np.array(keys, dtype="S64"), vectors=np.asarray(vectors))
         self.shards.append(shard)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from isbert.atomic import atomic_file
+from isbert.atomic import atomic_open
 from isbert.errors import InputError, IsbertError, printable
 from isbert.evaluation.download import MB, DownloadFailed, Limits, Source, downloaded, load_sources, member_lines
 from isbert.identity import sha256_file
@@ -91,7 +91,7 @@ def build_nli_corpus(
     corpus = NliCorpus(target, 0, 0)
     seen: set[str] = set()
     try:
-        with atomic_file(target) as partial, open(partial, "w", encoding="utf-8", newline="\n") as out:
+        with atomic_open(target, "w", encoding="utf-8", newline="\n") as out:
             for source in sources:
                 log(f"downloading {source.name}: {source.url}")
                 for member, sentences in _sentences(source, root, limits, corpus):

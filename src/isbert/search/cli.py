@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from isbert.atomic import atomic_file
+from isbert.atomic import atomic_open
 from isbert.cli_types import MODEL_HELP, add_device_argument, add_input_argument, add_reader_arguments, positive_int
 from isbert.errors import IsbertError
 from isbert.extras import require
@@ -380,7 +380,7 @@ def _write_pairs(output: Path, pairs: list[dict[str, Any]], *, grouped: bool) ->
 
     columns = ["score", "source1", "source2", "text1", "text2", *(["count1", "count2"] if grouped else [])]
     output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(output) as partial, partial.open("w", encoding="utf-8", newline="") as handle:
+    with atomic_open(output, "w", encoding="utf-8", newline="") as handle:
         if output.suffix == ".tsv":
             writer = csv.writer(handle, delimiter="\t")
             writer.writerow(columns)

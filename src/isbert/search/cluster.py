@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from isbert.atomic import atomic_file, save_figure_atomic, write_json_atomic
+from isbert.atomic import atomic_open, save_figure_atomic, write_json_atomic
 from isbert.errors import IsbertError
 from isbert.extras import missing, require
 
@@ -295,7 +295,7 @@ def write_clusters(
 def _write_assignments(
     path: Path, sources: list[str], labels: np.ndarray, similarity: np.ndarray, texts: list[str]
 ) -> None:
-    with atomic_file(path) as partial, partial.open("w", encoding="utf-8", newline="") as handle:
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["source", "cluster", "similarity", "text"])
         for source, label, score, text in zip(sources, labels, similarity, texts, strict=True):

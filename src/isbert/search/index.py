@@ -28,6 +28,7 @@ import json
 import math
 import os
 import shutil
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ import faiss
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from isbert.atomic import atomic_file, write_json_atomic
+from isbert.atomic import atomic_file, atomic_open, create_fresh, write_json_atomic
 from isbert.confined import confined_path
 from isbert.errors import IsbertError, printable
 from isbert.inputs import InputFile, describe, expand_inputs
@@ -250,16 +251,19 @@ class BuildReport:
 def _locked(folder: Path) -> Iterator[None]:
     """One writer at a time per index folder (an advisory lock; readers never wait).
 
-    The lock file is opened without following a symlink, so a planted ``.lock`` link cannot create or touch a file
-    elsewhere.
+    The lock file is opened without following a symlink and must have no other name, so a planted ``.lock`` link
+    (symbolic or hard) cannot create, touch or lock a file elsewhere. Nothing is ever written to it.
     """
     try:
-        fd = os.open(folder / ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+        fd = os.open(folder / ".lock", os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
     except OSError as error:
         if error.errno == errno.ELOOP:
             raise IsbertError(f"{folder / '.lock'} is a link leading outside the index; refused") from None
         raise
     try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
+            raise IsbertError(f"{folder / '.lock'} is not a plain file of the index (a hard link or device); refused")
         fcntl.flock(fd, fcntl.LOCK_EX)
         _remove_stale_partials(folder)
         yield
@@ -285,10 +289,16 @@ def _generation_files(generation: int) -> dict[str, str]:
 
 
 class _TextWriter:
-    """Append records to a texts file and remember where each line starts."""
+    """Write a generation's texts file, created fresh (a link planted at its name is unlinked, never followed):
+    first the previous generation's records (``previous``), then new ones, remembering where each line starts."""
 
-    def __init__(self, path: Path, offsets: list[int] | None = None, store_texts: bool = True) -> None:
-        self.handle = path.open("ab")
+    def __init__(
+        self, path: Path, offsets: list[int] | None = None, store_texts: bool = True, previous: Path | None = None
+    ) -> None:
+        self.handle = os.fdopen(create_fresh(path), "wb")
+        if previous is not None:
+            with previous.open("rb") as source:  # confined to the folder when the index was opened
+                shutil.copyfileobj(source, self.handle)
         self.position = self.handle.tell()
         self.offsets = offsets if offsets is not None else []
         self.store_texts = store_texts
@@ -519,16 +529,15 @@ class SearchIndex:
                 raise IsbertError(f"{self.folder} changed since it was opened; open it again and retry")
             generation = current["generation"] + 1
             manifest = {**current, "generation": generation, "files": _generation_files(generation)}
-            files = manifest["files"]
-            shutil.copyfile(self._texts_path, self.folder / files["texts"])
             spec = IndexSpec(kind=current["spec"]["kind"], storage=current["spec"]["storage"])
             stats = EmbedStats()
             store_texts = bool(current.get("store_texts", True))
             job = _EmbedJob(model, inputs, options, count, stats, batch_size, show_progress, store_texts)
             try:
                 added = _write_generation(
-                    self.folder, manifest, faiss.clone_index(self.index), self.offsets.tolist(), spec, job
-                )
+                    self.folder, manifest, faiss.clone_index(self.index), self.offsets.tolist(), spec, job,
+                    previous_texts=self._texts_path,
+                )  # fmt: skip
             except BaseException:
                 _remove_generation(self.folder, manifest)
                 raise
@@ -627,13 +636,20 @@ def _new_manifest(
 
 
 def _write_generation(
-    folder: Path, manifest: dict[str, Any], index: faiss.Index, offsets: list[int], spec: IndexSpec, job: _EmbedJob
+    folder: Path,
+    manifest: dict[str, Any],
+    index: faiss.Index,
+    offsets: list[int],
+    spec: IndexSpec,
+    job: _EmbedJob,
+    previous_texts: Path | None = None,
 ) -> int:
-    """Embed ``job.inputs`` into ``index`` and the generation's files, then publish them by replacing the manifest."""
+    """Embed ``job.inputs`` into ``index`` and the generation's files (new files: a planted link is replaced), then
+    publish them by replacing the manifest; ``previous_texts``: the records the new texts file starts with."""
     files = manifest["files"]
     before = index.ntotal
     adder = _Adder(index, training_size(index, spec, job.count))
-    writer = _TextWriter(folder / files["texts"], offsets, job.store_texts)
+    writer = _TextWriter(folder / files["texts"], offsets, job.store_texts, previous_texts)
     try:
         try:
             for chunk in iter_embedded_chunks(
@@ -657,7 +673,7 @@ def _write_generation(
             raise IsbertError(f"{describe(job.inputs)} changed while it was being indexed")
         with atomic_file(folder / files["index"]) as partial:
             faiss.write_index(index, str(partial))
-        with atomic_file(folder / files["offsets"]) as partial, partial.open("wb") as handle:
+        with atomic_open(folder / files["offsets"]) as handle:
             np.save(handle, np.asarray(writer.offsets, dtype=np.int64))
         manifest["count"] = int(index.ntotal)
         write_json_atomic(folder / MANIFEST, manifest, indent=2)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from isbert.atomic import fresh_dir
 from isbert.training import checkpoints as ckpt
 from isbert.training.criteria import CRITERIA, LABEL_FREE_KEY, STSB_KEY
 from isbert.training.plots import plot_curves
@@ -85,7 +85,7 @@ class SelectionCallback(TrainerCallback):
     @staticmethod
     def _save(model: Any, folder: Path, record: dict[str, Any]) -> None:
         staged = folder.with_name(f"{ckpt.PARTIAL_PREFIX}{folder.name}")
-        shutil.rmtree(staged, ignore_errors=True)
+        fresh_dir(staged)  # a link planted at the name is unlinked, never written through
         model.save(str(staged))
         (staged / "isbert_best.json").write_text(json.dumps(record), encoding="utf-8")
         ckpt.publish_dir(staged, folder)

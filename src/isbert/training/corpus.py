@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from isbert.atomic import fresh_dir
 from isbert.errors import IsbertError
 from isbert.inputs import InputSpec, describe, expand_inputs
 from isbert.io import EncodingErrors, ReadStats, iter_texts
@@ -138,8 +138,10 @@ def build_corpus_dataset(
     datasets.logging.set_verbosity_error()
     files = expand_inputs(corpus)  # fails early, in one line, on a wrong path
     cache_dir = Path(cache_dir)
-    shutil.rmtree(cache_dir, ignore_errors=True)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    if cache_dir.parent.is_symlink():  # a planted link to a folder elsewhere: never written through
+        cache_dir.parent.unlink(missing_ok=True)
+    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    fresh_dir(cache_dir)  # datasets writes only into a folder this process has just created
     token = uuid.uuid4().hex
     stats = CorpusStats()
     _RUNNING_STATS[token] = stats

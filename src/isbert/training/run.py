@@ -29,7 +29,7 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_callback import ProgressCallback as HFProgress
 
 import isbert
-from isbert.atomic import usual_permissions, write_json_atomic
+from isbert.atomic import fresh_dir, remove_path, usual_permissions, write_json_atomic
 from isbert.errors import IsbertError
 from isbert.glove import word_coverage
 from isbert.inputs import InputFile, expand_inputs
@@ -505,8 +505,7 @@ def _save_final(config: TrainConfig, trainer_model: Any, result: TrainResult) ->
     out = Path(config.output)
     best_dir = out / CHECKPOINT_DIR / BEST_DIR
     model = isbert.load(str(best_dir), device="cpu") if best_dir.is_dir() and result.best else trainer_model
-    staged = out / f"{ckpt.PARTIAL_PREFIX}final"
-    shutil.rmtree(staged, ignore_errors=True)
+    staged = fresh_dir(out / f"{ckpt.PARTIAL_PREFIX}final")  # a planted link is unlinked, never written through
     model.save(str(staged))
     (staged / "isbert_best.json").unlink(missing_ok=True)
     write_model_card(staged, config, result)
@@ -514,7 +513,7 @@ def _save_final(config: TrainConfig, trainer_model: Any, result: TrainResult) ->
     ckpt.fsync_tree(staged)
     for child in staged.iterdir():
         target = out / child.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        os.replace(child, target)
+        if child.is_dir() or target.is_dir():
+            remove_path(target)  # a previous save's folder, or a planted link: unlinked, never followed
+        os.replace(child, target)  # a file replaces a link at ``target`` itself
     shutil.rmtree(staged, ignore_errors=True)

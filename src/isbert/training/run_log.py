@@ -8,11 +8,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from isbert.atomic import write_text_atomic
+from isbert.atomic import open_append, write_text_atomic
 
 
 class RunLog:
-    """Append-only JSONL log of the run (main process only), flushed after every record."""
+    """Append-only JSONL log of the run (main process only), flushed after every record.
+
+    The log is never written through a link: a symlink or hard link planted at its name is a one-line error
+    (:func:`isbert.atomic.open_append`), and a truncation rewrites it as a new file.
+    """
 
     def __init__(self, path: str | os.PathLike[str], enabled: bool = True) -> None:
         self.path = Path(path)
@@ -22,14 +26,16 @@ class RunLog:
         if not self.enabled:
             return
         record = {"time": round(time.time(), 3), **record}
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, default=float) + "\n")
+        with open_append(self.path) as handle:
+            handle.write((json.dumps(record, default=float) + "\n").encode("utf-8"))
             handle.flush()
 
     def truncate_after(self, step: int) -> None:
         """Drop records from after ``step`` (a resumed run writes them again)."""
         if not self.enabled or not self.path.is_file():
             return
+        with open_append(self.path):  # refuses a planted link before anything of it is read
+            pass
         kept = []
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from sentence_transformers.sentence_transformer import SentenceTransformerTrainer
 
+from isbert.atomic import fresh_dir
 from isbert.errors import IsbertError
 from isbert.training import checkpoints as ckpt
 from isbert.training.callbacks import SelectionCallback
@@ -61,8 +62,7 @@ class IsbertTrainer(SentenceTransformerTrainer):
         step = self.state.global_step
         staging = os.path.join(root, f"{ckpt.PARTIAL_PREFIX}{step}")
         if self.args.should_save:
-            shutil.rmtree(staging, ignore_errors=True)
-            os.makedirs(staging, exist_ok=True)
+            fresh_dir(staging)  # a link planted at the name is unlinked: the Trainer writes only into a new folder
         self.accelerator.wait_for_everyone()
         self._staging_dir = staging
         try:
