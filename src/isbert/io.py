@@ -18,6 +18,10 @@ from isbert.errors import InputError, IsbertError
 
 EncodingErrors = Literal["strict", "replace", "skip"]
 FORMATS = ("txt", "jsonl", "csv", "tsv")
+MAX_RECORD_BYTES = 1 << 24
+"""The longest line (and CSV record, quoted line breaks included) any reader accepts: 16 MiB. A longer one is an
+error naming file and line, found after reading at most this many bytes of it, so memory stays bounded whatever
+the file (a gzip stream that decompresses to one endless line included)."""
 
 
 def detect_format(path: str | Path) -> str:
@@ -66,7 +70,7 @@ def iter_lines(
     path = Path(path)
     try:
         with _open_binary(path) as handle:
-            for number, raw in enumerate(handle, start=1):
+            for number, raw in _capped_lines(path, handle):
                 if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
                     if not raw:  # a file holding only a BOM is empty, not one empty line
@@ -96,6 +100,16 @@ def iter_lines(
         if isinstance(error, FileNotFoundError):
             raise IsbertError(f"input file not found: {path}") from None
         raise IsbertError(f"{path}: cannot read ({error})") from None
+
+
+def _capped_lines(path: Path, handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """Numbered raw lines, each read with at most :data:`MAX_RECORD_BYTES` + 2 bytes in memory."""
+    cap, number = MAX_RECORD_BYTES, 0
+    while raw := handle.readline(cap + 2):
+        number += 1
+        if len(raw.rstrip(b"\r\n")) > cap:
+            raise InputError(path, number, f"a line longer than {cap} bytes; split it (no text needs that much)")
+        yield number, raw
 
 
 def iter_texts(
@@ -156,6 +170,8 @@ def _jsonl_records(
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise InputError(path, number, f"not valid JSON ({error.msg} at column {error.colno})") from None
+        except RecursionError:
+            raise InputError(path, number, "JSON nested too deeply to be a record") from None
         if not isinstance(record, dict):
             raise InputError(path, number, f"expected a JSON object, got {type(record).__name__}")
         if text_field not in record:
@@ -179,16 +195,24 @@ _CSV_FIELD_LIMIT = 2**31 - 1  # the largest value every platform's C long accept
 def _table_records(
     path: str | Path, lines: Iterator[tuple[int, str]], column: str, delimiter: str
 ) -> Iterator[tuple[int, str]]:
-    allow_long_csv_fields()
-    # csv.reader pulls lines lazily; keep the number of the line it last consumed for messages.
-    current = {"line": 0}
+    """Rows of a CSV/TSV file with a header: every row has the header's fields, a quote left open is an error at
+    the line it opens (never a field that swallows the rest of the file), a record is capped like a line."""
+    allow_long_csv_fields()  # the cap below is ours, in bytes per record, with the line it starts on
+    # csv.reader pulls lines lazily; keep the number of the line it last consumed, and the record's size so far.
+    current = {"line": 0, "size": 0, "start": 1}
 
     def feed() -> Iterator[str]:
         for number, line in lines:
             current["line"] = number
+            current["size"] += len(line) + 1
+            if current["size"] > MAX_RECORD_BYTES:
+                raise InputError(
+                    path, current["start"], f"a record longer than {MAX_RECORD_BYTES} characters (a quote opened here "
+                    "that never closes?)",
+                )  # fmt: skip
             yield line + "\n"
 
-    reader = csv.reader(feed(), delimiter=delimiter)
+    reader = csv.reader(feed(), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -199,15 +223,18 @@ def _table_records(
         raise InputError(path, 1, f"no column {column!r} (columns: {', '.join(header)}); choose it with --column")
     index = header.index(column)
     while True:
-        start = current["line"] + 1
+        start = current["start"] = current["line"] + 1
+        current["size"] = 0
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as error:
-            raise InputError(path, current["line"], f"malformed row ({error})") from None
+            raise InputError(path, start, f"malformed row ({error}); a stray quote in this record?") from None
         if not row:
             continue
-        if len(row) <= index:
-            raise InputError(path, start, f"row has {len(row)} fields, column {column!r} is field {index + 1}")
+        if len(row) != len(header):
+            raise InputError(
+                path, start, f"row has {len(row)} fields, the header {len(header)} (a stray quote or {delimiter!r}?)"
+            )
         yield start, row[index]

@@ -418,7 +418,7 @@ class SearchIndex:
                 handle.seek(max(0, int(self.offsets[row])))
                 try:
                     record = json.loads(handle.readline(MAX_RECORD_BYTES))
-                except (json.JSONDecodeError, UnicodeDecodeError):
+                except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # nested: not a record
                     record = None
                 if not isinstance(record, dict):
                     raise IsbertError(f"{self._texts_path}: damaged record for vector {row}; rebuild the index")
