@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from isbert import __version__
-from isbert.errors import IsbertError
+from isbert.errors import FROM_DEEP_INSIDE, IsbertError, deep_error_line, is_rust_panic
 
 # Modules that add subcommands: each defines add_commands(subparsers).
 COMMAND_MODULES: tuple[str, ...] = (
@@ -140,6 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = getattr(args, "interrupt_hint", "")
         print(f"isbert {args.command}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
         return 130
+    except BaseException as error:  # a Rust panic, or what hostile input raises from deep inside a library
+        if args.verbose or not (is_rust_panic(error) or isinstance(error, FROM_DEEP_INSIDE)):
+            raise
+        print(f"isbert {args.command}: error: {deep_error_line(error)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

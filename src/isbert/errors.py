@@ -20,3 +20,27 @@ class InputError(IsbertError):
 def printable(text: str) -> str:
     """Escape control characters (a column name may hold a newline), so that an error stays on one line."""
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def is_rust_panic(error: BaseException) -> bool:
+    """A panic inside a Rust extension (the tokenizers): pyo3 raises ``pyo3_runtime.PanicException``, a
+    ``BaseException`` that ``except Exception`` does not catch."""
+    kind = type(error)
+    return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"
+
+
+def contained(error: BaseException) -> bool:
+    """An error one input caused, to be answered for that input only: any ``Exception``, or a Rust panic; never an
+    interrupt, ``SystemExit`` or ``GeneratorExit``."""
+    return isinstance(error, Exception) or is_rust_panic(error)
+
+
+FROM_DEEP_INSIDE = (RecursionError, MemoryError, OverflowError)
+"""What a hostile file raises from inside a parser or library (nesting, a huge size, a number out of range)."""
+
+
+def deep_error_line(error: BaseException) -> str:
+    """One line for an error from deep inside a library that hostile input caused (see :data:`FROM_DEEP_INSIDE`)."""
+    what = "a panic in a native library" if is_rust_panic(error) else type(error).__name__
+    detail = printable((str(error).strip().splitlines() or [""])[0][:200])
+    return f"{what}{f' ({detail})' if detail else ''}: an input, configuration or model file is damaged or hostile"

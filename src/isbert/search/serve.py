@@ -55,6 +55,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from isbert.errors import contained, printable
+
 if TYPE_CHECKING:  # the service runs without faiss when no --index is given
     from isbert.search.index import SearchIndex
 
@@ -209,7 +211,9 @@ class Batcher:
         texts = [text for job in batch for text in job.texts]
         try:
             vectors = await loop.run_in_executor(self._executor, self.encode, texts)
-        except Exception as error:
+        except BaseException as error:  # a Rust panic too: it must fail its request, not the batcher
+            if not contained(error):
+                raise
             if len(batch) == 1:
                 self._fail(batch[0], error)
                 return
@@ -230,9 +234,11 @@ class Batcher:
                 job.future.set_result(vectors[start:end])
             start = end
 
-    def _fail(self, job: _Job, error: Exception) -> None:
+    def _fail(self, job: _Job, error: BaseException) -> None:
         self.stats.failed += 1
         LOGGER.error("encoding a request of %d texts failed", len(job.texts), exc_info=error)
+        if not isinstance(error, Exception):  # a panic: an ordinary error for the handler (a JSON 500)
+            error = RuntimeError(f"the encoder panicked: {printable(str(error))[:200]}")
         if not job.future.done():
             job.future.set_exception(error)
 
@@ -269,7 +275,9 @@ class TokenCounter:
         loop = asyncio.get_running_loop()
         try:
             tokens = await loop.run_in_executor(self._executor, self.count, texts)
-        except Exception as error:  # the texts passed validation; whatever the tokenizer still refuses is theirs
+        except BaseException as error:  # the texts passed validation; whatever the tokenizer refuses is theirs
+            if not contained(error):  # (a Rust panic included), but never an interrupt
+                raise
             LOGGER.warning("the tokenizer refused a request: %s", error)
             raise RequestError(400, "the tokenizer cannot read these texts", "invalid_text") from None
         total = sum(tokens)
