@@ -177,7 +177,7 @@ def is_onnx_export(path: str | Path) -> bool:
 
 
 def export_source_checksum(path: str | Path) -> str | None:
-    """The checksum of the model an export was made from, where the export recorded it (exports since issue 19)."""
+    """The checksum of the model an export was made from, where the export recorded it."""
     if not is_onnx_export(path):
         return None
     value = _read_config(Path(path)).get("source_checksum")
