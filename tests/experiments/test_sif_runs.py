@@ -153,3 +153,15 @@ posthoc = "sif"
     assert "`is+posthoc-sif`" in markdown and "posthoc=sif" in markdown
     stored = [r for r in outcome.results if r is not None]
     assert len(stored) == 5 and {r["run"] for r in stored} == {"mean", "sif", "usif", "sif-abtt", "is"}
+
+
+def test_sif_inside_training_is_named_in_the_method_and_takes_posthoc_sif_zipf(tmp_path: Path) -> None:
+    text = (
+        f"{C}[[run]]\nname = 'pool'\nword_weights = 'sif-pool'\nposthoc = 'sif-zipf'\nsif = {{ a = 1e-4 }}\n"
+        "[[run]]\nname = 'plain'\n"
+    )
+    experiment = load_experiment(write(tmp_path, text))
+    pool, plain = experiment.runs
+    assert pool.method({**experiment.defaults, **pool.overrides}) == "is+sif-pool"
+    assert plain.method({**experiment.defaults, **plain.overrides}) == "is"
+    assert pool.sif_settings().probabilities == "zipf" and pool.sif_settings().a == 1e-4

@@ -114,10 +114,13 @@ class RunSpec:
         return NAMED_BASELINES[self.baseline or self.posthoc or "sif"].with_options(**self.sif)
 
     def method(self, settings: dict[str, Any]) -> str:
-        """The method's name in the results (``mean``, ``whitening``, ``sif``, ``is``, ``simcse``, ...)."""
+        """The method's name in the results (``mean``, ``whitening``, ``sif``, ``is``, ``simcse``, ``is+sif-pool``
+        for SIF weights inside training, ...)."""
         if self.baseline is not None:
             return self.baseline
-        return str(settings.get("objective", "is"))
+        objective = str(settings.get("objective", "is"))
+        weights = settings.get("word_weights", "none")
+        return objective if weights == "none" else f"{objective}+{weights}"
 
     def differs(self) -> dict[str, Any]:
         """What sets this run apart from ``[defaults]``, for the table."""
