@@ -61,6 +61,8 @@ def add_word_weights(model: SentenceTransformer, config: TrainConfig) -> Sentenc
     if config.word_weights == "none" or any(isinstance(module, WordWeights) for module in modules):
         return model
     check_static(modules[0], config.model)
+    if not isinstance(modules[-1], Pooling):
+        raise IsbertError(f"--word-weights needs a model that ends in mean pooling, not {type(modules[-1]).__name__}")
     counts = count_tokens(
         modules[0], config.corpus, text_field=config.text_field, column=config.column,
         encoding_errors=config.encoding_errors, dedup=config.dedup,
@@ -68,8 +70,6 @@ def add_word_weights(model: SentenceTransformer, config: TrainConfig) -> Sentenc
     weights = sif.sif_weights(probabilities(modules[0], counts, config.sif_probabilities), config.sif_a)
     layer = word_weights(vocabulary(modules[0]), weights, 1.0)
     layer.emb_layer.weight.requires_grad_(False)  # fixed by the corpus, not learned
-    if not isinstance(modules[-1], Pooling):
-        raise IsbertError(f"--word-weights needs a model that ends in mean pooling, not {type(modules[-1]).__name__}")
     at = 1 if config.word_weights == "sif-input" else len(modules) - 1
     weighted = SentenceTransformer(modules=[*modules[:at], layer, *modules[at:]], device=str(model.device))
     weighted.model_card_data = model.model_card_data
