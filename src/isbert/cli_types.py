@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 
 MODEL_HELP = "a saved model folder, a Hugging Face model id, 'offline-minilm' or 'offline-glove' (average GloVe)"
 
@@ -16,14 +18,59 @@ def add_device_argument(parser: argparse.ArgumentParser, default: str = DEVICE_D
     parser.add_argument("--device", default=None, help=DEVICE_HELP.replace(DEVICE_DEFAULT, default))
 
 
-def _int_at_least(value: str, minimum: int) -> int:
+MAX_WHOLE = 2**31 - 1
+"""The ceiling of a whole-number flag that declares none of its own: finite, and within every library's C int."""
+
+# Caps on numbers that size memory or time (issue 29, item 7), checked when the command line is parsed. Each is
+# generous for real use and finite; docs/security.md lists every flag that takes one.
+MAX_BATCH = 16_384
+"""Texts per forward pass: beyond this a batch does not fit an accelerator at any useful length, nor runs faster."""
+MAX_K = 10_000
+"""Results per query: the k x queries result matrix stays small, and nobody reads further down a ranking."""
+MAX_CLUSTERS = 100_000
+"""Clusters: k-means holds k centroids and scores every text against each, so time grows with k."""
+MAX_SEQ_LENGTH = 8_192
+"""Tokens per text: the longest position table of the encoders isbert supports (ModernBERT's); BERT's is 512."""
+MAX_LAYERS = 1_024
+"""Transformer layers kept: more than any released encoder has (the largest have under 200)."""
+MAX_STEPS = 100_000_000
+"""Training steps, and every step interval: about three years at one step a second."""
+MAX_SAMPLE = 10_000_000
+"""Sentences a fit holds at once (a sample, a held-out slice, mined pairs): gigabytes of vectors at most."""
+MAX_COMPONENTS = 8_192
+"""Principal directions removed: more than the width of any sentence vector isbert makes."""
+MAX_CHUNK = 1_048_576
+"""Texts held per encoding step before they are written: a few GB of vectors at most."""
+MAX_SECONDS = 86_400.0
+"""A timeout: one day; a longer one is a mistake, not a setting."""
+MAX_SEED = 2**32 - 1
+"""Seeds: numpy's generators take 0 .. 2**32 - 1."""
+
+
+def _whole(value: str) -> int:
     try:
-        number = int(value)
+        return int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+
+
+def _int_at_least(value: str, minimum: int, maximum: int = MAX_WHOLE) -> int:
+    number = _whole(value)
     if number < minimum:
         raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {number}")
+    if number > maximum:
+        raise argparse.ArgumentTypeError(f"must be at most {maximum:,}, got {number}")
     return number
+
+
+def int_in(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``minimum`` to ``maximum``; over it, the error names the cap."""
+
+    def parse(value: str) -> int:
+        return _int_at_least(value, minimum, maximum)
+
+    parse.__name__ = f"int_{minimum}_to_{maximum}"
+    return parse
 
 
 def positive_int(value: str) -> int:
@@ -34,11 +81,33 @@ def non_negative_int(value: str) -> int:
     return _int_at_least(value, 0)
 
 
-def positive_float(value: str) -> float:
+def _finite(value: str) -> float:
     try:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {value}")
+    return number
+
+
+def float_in(minimum: float, maximum: float, *, positive: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number from ``minimum`` (above it with ``positive``) to ``maximum``."""
+
+    def parse(value: str) -> float:
+        number = _finite(value)
+        if positive and not number > minimum:
+            raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+        if not minimum <= number <= maximum:
+            raise argparse.ArgumentTypeError(f"must be from {minimum:g} to {maximum:g}, got {value}")
+        return number
+
+    parse.__name__ = f"float_{minimum:g}_to_{maximum:g}"
+    return parse
+
+
+def positive_float(value: str) -> float:
+    number = _finite(value)
     if not number > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
     return number

@@ -7,9 +7,20 @@ import os
 import sys
 from pathlib import Path
 
-from isbert.cli_types import MODEL_HELP, add_device_argument, add_input_argument, add_reader_arguments, positive_int
+from isbert.cli_types import (
+    MAX_BATCH,
+    MAX_CHUNK,
+    MODEL_HELP,
+    add_device_argument,
+    add_input_argument,
+    add_reader_arguments,
+    int_in,
+)
 from isbert.errors import IsbertError
 from isbert.extras import require
+
+MAX_WORKERS = 1_024
+"""``encode --workers``: Ray model replicas, each a full copy of the model."""
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +50,9 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
         help="where to write the embeddings (.npy); each row's file:line goes beside it, in NAME.sources.csv",
     )
     add_reader_arguments(parser)
-    parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default: 32)")
+    parser.add_argument(
+        "--batch-size", type=int_in(1, MAX_BATCH), default=32, help="texts per forward pass (default: 32)"
+    )
     parser.add_argument("--normalize", action="store_true", help="L2-normalize each embedding")
     add_device_argument(parser)
     parser.add_argument(
@@ -57,7 +70,7 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--chunk-size",
-        type=positive_int,
+        type=int_in(1, MAX_CHUNK),
         default=8192,
         help="texts encoded and written per step; an interrupted run resumes after the last full step (default: 8192)",
     )
@@ -68,7 +81,7 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
         help="local (this process, default) or ray: model replicas on a Ray cluster (pip install 'isbert[ray]')",
     )
     parser.add_argument(
-        "--workers", type=positive_int, default=2, help="with --engine ray: model replicas (default: 2)"
+        "--workers", type=int_in(1, MAX_WORKERS), default=2, help="with --engine ray: model replicas (default: 2)"
     )
     parser.add_argument(
         "--ray-address",

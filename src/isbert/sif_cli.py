@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 
 from isbert.cli_types import (
+    MAX_COMPONENTS,
+    MAX_LAYERS,
+    MAX_SAMPLE,
     MODEL_HELP,
     add_device_argument,
     add_input_argument,
     add_reader_arguments,
-    non_negative_int,
+    int_in,
     positive_float,
-    positive_int,
 )
 from isbert.sif import ABTT_AUTO, DEFAULT_A, PROBABILITIES, SIF_COMPONENTS, USIF_COMPONENTS
 
@@ -77,7 +79,7 @@ def _add_options(parser: argparse.ArgumentParser, method: str) -> None:
     if method != "abtt":
         default = SIF_COMPONENTS if method == "sif" else USIF_COMPONENTS
         parser.add_argument(
-            "--components", type=non_negative_int, default=None, metavar="K",
+            "--components", type=int_in(0, MAX_COMPONENTS), default=None, metavar="K",
             help=f"common principal directions removed from the sentence vectors, 0 for none (default: {default})",
         )  # fmt: skip
         parser.add_argument(
@@ -86,21 +88,21 @@ def _add_options(parser: argparse.ArgumentParser, method: str) -> None:
             "GloVe's (default: corpus)",
         )  # fmt: skip
         parser.add_argument(
-            "--sample", type=positive_int, default=SAMPLE_DEFAULT, metavar="N",
+            "--sample", type=int_in(1, MAX_SAMPLE), default=SAMPLE_DEFAULT, metavar="N",
             help=f"corpus sentences (a seeded sample) the directions are fitted on (default: {SAMPLE_DEFAULT:,})",
         )  # fmt: skip
     if method == "sif":
         parser.add_argument(
-            "--abtt", type=non_negative_int, default=0, metavar="D",
+            "--abtt", type=int_in(0, MAX_COMPONENTS), default=0, metavar="D",
             help="also apply all-but-the-top to the word vectors first, removing D components (default: 0, off)",
         )  # fmt: skip
     if method == "abtt":
         parser.add_argument(
-            "--abtt", type=positive_int, default=None, metavar="D",
+            "--abtt", type=int_in(1, MAX_COMPONENTS), default=None, metavar="D",
             help="principal components removed from the word vectors (default: max(1, round(dim / 100)))",
         )  # fmt: skip
     parser.add_argument(
-        "--encoder-layers", type=non_negative_int, default=None, metavar="N",
+        "--encoder-layers", type=int_in(0, MAX_LAYERS), default=None, metavar="N",
         help="for a transformer backbone: keep its first N layers; only 0 (its token embeddings) is context-free",
     )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace a model already in --output")

@@ -395,7 +395,7 @@ CASES: list[tuple[str, list[str], str, str]] = [
         "cluster-threshold-abc",
         ["cluster", "{model}", "-i", "{corpus}", "--method", "agglomerative", "--distance-threshold", "abc"],
         "usage",
-        r"--distance-threshold: invalid float value: 'abc'",
+        r"--distance-threshold: expected a number, got 'abc'",
     ),
     ("cluster-no-k", ["cluster", "{model}", "-i", "{corpus}"], "error", r"k-means needs --k N"),
     (
@@ -433,7 +433,7 @@ CASES: list[tuple[str, list[str], str, str]] = [
         "similar-threshold-abc",
         ["similar", "{model}", "-i", "{corpus}", "-t", "abc"],
         "usage",
-        r"--threshold/-t: invalid float value: 'abc'",
+        r"--threshold/-t: expected a number, got 'abc'",
     ),
     ("similar-no-threshold", ["similar", "{model}", "-i", "{corpus}"], "usage", r"required: --threshold/-t"),
     (
@@ -462,7 +462,7 @@ CASES: list[tuple[str, list[str], str, str]] = [
     ),
     # --- serve (never reaches the point of binding a port)
     ("serve-unknown-flag", ["serve", "{model}", "--bogus"], "usage", r"unrecognized arguments: --bogus"),
-    ("serve-port-abc", ["serve", "{model}", "--port", "abc"], "usage", r"--port: invalid int value: 'abc'"),
+    ("serve-port-abc", ["serve", "{model}", "--port", "abc"], "usage", r"--port: expected a whole number, got 'abc'"),
     (
         "serve-max-texts-zero",
         ["serve", "{model}", "--max-texts", "0"],
@@ -472,8 +472,8 @@ CASES: list[tuple[str, list[str], str, str]] = [
     (
         "serve-port-out-of-range",
         ["serve", "{model}", "--port", "70000"],
-        "error",
-        r"--port must be between 1 and 65535, got 70000",
+        "usage",
+        r"--port: must be at most 65,535, got 70000",
     ),
     (
         "serve-missing-index",

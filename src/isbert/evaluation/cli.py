@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from isbert.cli_types import add_device_argument, positive_float, positive_int
+from isbert.cli_types import MAX_BATCH, MAX_COMPONENTS, MAX_SECONDS, add_device_argument, float_in, int_in
 from isbert.evaluation.download import DEFAULT_MAX_DOWNLOAD_MB, DEFAULT_MAX_EXTRACT_MB
 from isbert.evaluation.tasks import ALL_TASKS, ENV_VAR, GROUPS
 from isbert.evaluation.unlabeled import DEFAULT_MAX_DOWNLOAD_MB as UNLABELED_MAX_DOWNLOAD_MB
@@ -15,6 +15,9 @@ from isbert.evaluation.unlabeled import MIRROR_ENV, NLI_CORPUS
 
 if TYPE_CHECKING:
     from isbert.evaluation.download import Source
+
+MAX_MEGABYTES = 1_048_576
+"""``--max-download-mb`` and ``--max-extract-mb``: one TiB; the whole evaluation data is 33 MB."""
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -68,12 +71,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--whiten", action="store_true", help="apply BERT-whitening fitted on unlabeled sentences")
     ev.add_argument(
-        "--whiten-dim", type=positive_int, default=None, help="keep this many whitened dimensions (default: all)"
+        "--whiten-dim",
+        type=int_in(1, MAX_COMPONENTS),
+        default=None,
+        help="keep this many whitened dimensions (default: all)",
     )
     ev.add_argument(
         "--whiten-file", default=None, help="unlabeled sentences for whitening, one per line (default: SNLI in data)"
     )
-    ev.add_argument("--batch-size", type=positive_int, default=64, help="encoding batch size (default: 64)")
+    ev.add_argument("--batch-size", type=int_in(1, MAX_BATCH), default=64, help="encoding batch size (default: 64)")
     ev.add_argument("--cache-dir", default=None, help="cache embeddings here, keyed by model and sentence")
     add_device_argument(ev)
     ev.add_argument("--json", dest="json_out", default=None, metavar="OUT.json", help="write the results as JSON")
@@ -113,17 +119,22 @@ def _add_data_commands(subparsers: argparse._SubParsersAction, data_help: str, t
         help=f"with --unlabeled: fetch snli_1.0.zip and multinli_1.0.zip from here (https://... or file:///folder), "
         f"still checked against the pinned sha256; default: ${MIRROR_ENV}, else the original locations",
     )
-    download.add_argument("--timeout", type=positive_float, default=60.0, help="seconds per request (default: 60)")
+    download.add_argument(
+        "--timeout",
+        type=float_in(0, MAX_SECONDS, positive=True),
+        default=60.0,
+        help="seconds per request (default: 60)",
+    )
     download.add_argument(
         "--max-download-mb",
-        type=positive_int,
+        type=int_in(1, MAX_MEGABYTES),
         default=None,
         help=f"stop any one download larger than this (default: {DEFAULT_MAX_DOWNLOAD_MB}, with --unlabeled "
         f"{UNLABELED_MAX_DOWNLOAD_MB}; the real ones are smaller)",
     )
     download.add_argument(
         "--max-extract-mb",
-        type=positive_int,
+        type=int_in(1, MAX_MEGABYTES),
         default=None,
         help=f"refuse an archive whose members add up to more than this, declared or decompressed (default: "
         f"{DEFAULT_MAX_EXTRACT_MB}, with --unlabeled {UNLABELED_MAX_EXTRACT_MB}; the whole evaluation data is 33 MB)",

@@ -38,6 +38,7 @@ the key in the message.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import sys
@@ -47,6 +48,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
+from isbert.cli_types import MAX_COMPONENTS, MAX_SEED
 from isbert.errors import IsbertError
 from isbert.sif import NAMED_BASELINES, SifSettings
 
@@ -55,6 +57,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+MAX_SEEDS = 1_000
+"""Seeds per experiment: each one is a full run of every [[run]]."""
+MAX_BUDGET_MINUTES = 10_080
+"""``budget_minutes``: one week; the budget bounds a run's time, so it must be finite itself."""
 DATA_PLACEHOLDER = "{data}"
 """Expands to the data directory (``--data-dir``, else ``$ISBERT_DATA_DIR``) in string settings."""
 TASK_CORPUS_PREFIX = "task:"
@@ -282,6 +288,8 @@ def _convert(value: Any, hint: Any) -> tuple[bool, Any]:
 
 
 def _check_settings(table: dict[str, Any], where: str) -> dict[str, Any]:
+    from isbert.training.config import check_setting
+
     types_ = train_config_types()
     checked = {}
     for key, value in table.items():
@@ -296,6 +304,10 @@ def _check_settings(table: dict[str, Any], where: str) -> dict[str, Any]:
         ok, converted = _convert(value, types_[key])
         if not ok:
             raise IsbertError(f"{where}: key '{key}' must be {_describe(types_[key])}, got {value!r}")
+        try:
+            check_setting(key, converted)  # the bounds TrainConfig declares, flags and files alike
+        except IsbertError as error:
+            raise IsbertError(f"{where}: key '{key}': {error}") from None
         checked[key] = converted
     return checked
 
@@ -384,8 +396,11 @@ def _read_head(head: dict[str, Any], path: Path) -> tuple[str, str, Any, list[st
     if not isinstance(description, str):
         raise IsbertError(f"{where}: key 'description' must be a string")
     budget = head.get("budget_minutes")
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
-        raise IsbertError(f"{where}: key 'budget_minutes' must be a positive number, got {budget!r}")
+    if budget is not None and (
+        isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= MAX_BUDGET_MINUTES
+    ):
+        raise IsbertError(f"{where}: key 'budget_minutes' must be a positive number up to {MAX_BUDGET_MINUTES:,}, "
+                          f"got {budget!r}")  # fmt: skip
     tasks_spec = head.get("tasks", "sts")
     if not isinstance(tasks_spec, str) and not (
         isinstance(tasks_spec, list) and all(isinstance(t, str) for t in tasks_spec)
@@ -399,10 +414,12 @@ def _read_head(head: dict[str, Any], path: Path) -> tuple[str, str, Any, list[st
     if (
         not isinstance(seeds, list)
         or not seeds
-        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+        or len(seeds) > MAX_SEEDS
+        or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in seeds)
         or len(set(seeds)) != len(seeds)
     ):
-        raise IsbertError(f"{where}: key 'seeds' must be a non-empty list of distinct whole numbers, got {seeds!r}")
+        raise IsbertError(f"{where}: key 'seeds' must be a non-empty list of at most {MAX_SEEDS} distinct whole "
+                          f"numbers from 0 to {MAX_SEED}, got {seeds!r}")  # fmt: skip
 
     tradeoff = head.get("tradeoff_task")
     if tradeoff is not None:
@@ -465,10 +482,13 @@ def _read_sif_options(raw: dict[str, Any], baseline: str | None, posthoc: str | 
     if not isinstance(table, dict) or set(table) - set(SIF_OPTIONS):
         raise IsbertError(f"{where}: key 'sif' must be a table of {' and '.join(SIF_OPTIONS)}, got {table!r}")
     a, components = table.get("a"), table.get("components")
-    if a is not None and (isinstance(a, bool) or not isinstance(a, (int, float)) or not a > 0):
-        raise IsbertError(f"{where}: sif.a must be a positive number, got {a!r}")
-    if components is not None and (isinstance(components, bool) or not isinstance(components, int) or components < 0):
-        raise IsbertError(f"{where}: sif.components must be a whole number, 0 or more, got {components!r}")
+    if a is not None and (isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a < math.inf):
+        raise IsbertError(f"{where}: sif.a must be a positive finite number, got {a!r}")
+    if components is not None and (
+        isinstance(components, bool) or not isinstance(components, int) or not 0 <= components <= MAX_COMPONENTS
+    ):
+        raise IsbertError(f"{where}: sif.components must be a whole number from 0 to {MAX_COMPONENTS}, "
+                          f"got {components!r}")  # fmt: skip
     options = {"a": float(a)} if a is not None else {}
     options.update({"components": components} if components is not None else {})
     try:

@@ -10,16 +10,52 @@ from pathlib import Path
 from typing import Any
 
 from isbert.atomic import atomic_open
-from isbert.cli_types import MODEL_HELP, add_device_argument, add_input_argument, add_reader_arguments, positive_int
+from isbert.cli_types import (
+    MAX_BATCH,
+    MAX_CLUSTERS,
+    MAX_K,
+    MAX_SAMPLE,
+    MAX_SECONDS,
+    MAX_SEED,
+    MODEL_HELP,
+    add_device_argument,
+    add_input_argument,
+    add_reader_arguments,
+    float_in,
+    int_in,
+)
 from isbert.errors import IsbertError
 from isbert.extras import require
 from isbert.inputs import describe, expand_inputs
+
+MAX_LISTS = 1_048_576
+"""IVF lists (and lists probed): the coarse quantizer holds one centroid per list and trains on ~39 texts each."""
+MAX_HNSW_M = 512
+"""HNSW neighbours per node: each node stores 2 M links, so memory grows with M."""
+MAX_EF_SEARCH = 100_000
+"""HNSW search breadth: the candidates kept per query, so time grows with it."""
+MAX_BLOCK = 16_384
+"""``similar --block``: a tile holds block x block floats, 1 GiB at the cap."""
+MAX_REQUEST_TEXTS = 65_536
+"""``serve --max-texts``: texts a request may carry (each up to ``--max-chars``)."""
+MAX_TEXT_CHARS = 1_000_000
+"""``serve --max-chars``: characters per text, far past any model's maximum length."""
+MAX_REQUEST_TOKENS = 10_000_000
+"""``serve --max-tokens-per-request``: tokens counted per request before it is encoded."""
+MAX_QUEUED = 100_000
+"""``serve --max-queued``: requests waiting for the encoder, each holding its body."""
+SECONDS = float_in(0, MAX_SECONDS, positive=True)
+"""A timeout flag's type: positive, at most a day."""
+MAX_BATCH_WAIT_MS = 10_000.0
+"""``serve --batch-wait-ms``: ten seconds; every request waits this long at most for company."""
 
 
 def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_argument(parser, "the corpus")
     add_reader_arguments(parser)
-    parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default: 32)")
+    parser.add_argument(
+        "--batch-size", type=int_in(1, MAX_BATCH), default=32, help="texts per forward pass (default: 32)"
+    )
     add_device_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="do not show progress bars")
 
@@ -62,10 +98,14 @@ def _add_index(subparsers: argparse._SubParsersAction) -> None:
     _corpus_arguments(build)
     build.add_argument("--kind", choices=("auto", "flat", "hnsw", "ivf"), default="auto", help="index type")
     build.add_argument("--storage", choices=("float32", "float16", "int8"), default="float32", help="vector storage")
-    build.add_argument("--nlist", type=positive_int, default=0, help="IVF lists (default: ~4 sqrt(n))")
-    build.add_argument("--nprobe", type=positive_int, default=0, help="IVF lists searched (default: nlist/16, >= 8)")
-    build.add_argument("--hnsw-m", type=positive_int, default=0, help="HNSW neighbours per node (default: 32)")
-    build.add_argument("--ef-search", type=positive_int, default=0, help="HNSW search breadth (default: 64)")
+    build.add_argument("--nlist", type=int_in(1, MAX_LISTS), default=0, help="IVF lists (default: ~4 sqrt(n))")
+    build.add_argument(
+        "--nprobe", type=int_in(1, MAX_LISTS), default=0, help="IVF lists searched (default: nlist/16, >= 8)"
+    )
+    build.add_argument("--hnsw-m", type=int_in(1, MAX_HNSW_M), default=0, help="HNSW neighbours per node (default: 32)")
+    build.add_argument(
+        "--ef-search", type=int_in(1, MAX_EF_SEARCH), default=0, help="HNSW search breadth (default: 64)"
+    )
     build.add_argument("--ids-only", action="store_true", help="store only each text's file:line, not the text")
     build.add_argument("--overwrite", action="store_true", help="replace an existing index in the folder")
     build.set_defaults(func=_run_index_build)
@@ -190,7 +230,7 @@ def _add_search(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("index", help="the index folder")
     parser.add_argument("query", nargs="*", help="query texts")
     parser.add_argument("--queries", "-q", default=None, help="a file of queries (.txt one per line, .jsonl, .csv)")
-    parser.add_argument("-k", type=positive_int, default=10, help="results per query (default: 10)")
+    parser.add_argument("-k", type=int_in(1, MAX_K), default=10, help="results per query (default: 10)")
     parser.add_argument("--model", default=None, help="override the model reference stored in the index")
     parser.add_argument("--json", action="store_true", help="print one JSON object per query")
     add_device_argument(parser)
@@ -244,18 +284,21 @@ def _add_cluster(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", help=MODEL_HELP)
     _corpus_arguments(parser)
-    parser.add_argument("--k", type=positive_int, default=None, help="number of clusters")
+    parser.add_argument("--k", type=int_in(1, MAX_CLUSTERS), default=None, help="number of clusters")
     parser.add_argument("--method", choices=("kmeans", "agglomerative"), default="kmeans", help="default: kmeans")
     parser.add_argument(
-        "--distance-threshold", type=float, default=None, help="agglomerative: merge below this cosine distance"
+        "--distance-threshold",
+        type=float_in(0, 2),
+        default=None,
+        help="agglomerative: merge below this cosine distance",
     )
     parser.add_argument("--output", "-o", default="clusters", help="output folder (default: ./clusters)")
-    parser.add_argument("--top", type=positive_int, default=5, help="central sentences per cluster (default: 5)")
+    parser.add_argument("--top", type=int_in(1, MAX_K), default=5, help="central sentences per cluster (default: 5)")
     parser.add_argument(
         "--projection", choices=("auto", "pca", "umap"), default="auto", help="auto (default): UMAP if installed"
     )
     parser.add_argument("--no-plot", action="store_true", help="skip projection.png")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help="random seed (default: 0)")
     parser.set_defaults(func=_run_cluster)
 
 
@@ -319,10 +362,14 @@ def _add_similar(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", help=MODEL_HELP)
     _corpus_arguments(parser)
-    parser.add_argument("--threshold", "-t", type=float, required=True, help="minimum cosine similarity, e.g. 0.9")
-    parser.add_argument("--max-pairs", type=positive_int, default=100_000, help="keep the best N pairs (100000)")
+    parser.add_argument(
+        "--threshold", "-t", type=float_in(-1, 1), required=True, help="minimum cosine similarity, e.g. 0.9"
+    )
+    parser.add_argument(
+        "--max-pairs", type=int_in(1, MAX_SAMPLE), default=100_000, help="keep the best N pairs (100000)"
+    )
     parser.add_argument("--output", "-o", default=None, help="write all pairs as .jsonl or .tsv (default: print)")
-    parser.add_argument("--block", type=positive_int, default=4096, help="tile size (default: 4096)")
+    parser.add_argument("--block", type=int_in(1, MAX_BLOCK), default=4096, help="tile size (default: 4096)")
     parser.add_argument(
         "--group",
         action="store_true",
@@ -404,23 +451,40 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("--index", default=None, help="an index folder for /search")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    parser.add_argument("--port", type=int_in(1, 65_535), default=8000, help="port (default: 8000)")
     parser.add_argument("--model-name", default=None, help="the model's name in answers (default: its folder's name)")
     _add_serve_security(parser)
-    parser.add_argument("--max-texts", type=positive_int, default=256, help="texts per request (default: 256)")
-    parser.add_argument("--max-chars", type=positive_int, default=10_000, help="characters per text (10000)")
     parser.add_argument(
-        "--max-tokens-per-request", type=positive_int, default=100_000, help="tokens per request (default: 100000)"
+        "--max-texts", type=int_in(1, MAX_REQUEST_TEXTS), default=256, help="texts per request (default: 256)"
     )
     parser.add_argument(
-        "--max-queued", type=positive_int, default=64, help="requests waiting to be encoded; 503 above (default: 64)"
+        "--max-chars", type=int_in(1, MAX_TEXT_CHARS), default=10_000, help="characters per text (10000)"
     )
-    parser.add_argument("--request-timeout", type=float, default=60.0, help="seconds per request; 504 after (60)")
-    parser.add_argument("--body-timeout", type=float, default=10.0, help="seconds to receive a body; 408 after (10)")
-    parser.add_argument("--header-timeout", type=float, default=10.0, help="seconds to receive headers (default: 10)")
-    parser.add_argument("--shutdown-timeout", type=float, default=3.0, help="seconds to finish at shutdown (3)")
-    parser.add_argument("--max-batch", type=positive_int, default=64, help="texts per merged batch (default: 64)")
-    parser.add_argument("--batch-wait-ms", type=float, default=5.0, help="wait for more requests (default: 5 ms)")
+    parser.add_argument(
+        "--max-tokens-per-request",
+        type=int_in(1, MAX_REQUEST_TOKENS),
+        default=100_000,
+        help="tokens per request (default: 100000)",
+    )
+    parser.add_argument(
+        "--max-queued",
+        type=int_in(1, MAX_QUEUED),
+        default=64,
+        help="requests waiting to be encoded; 503 above (default: 64)",
+    )
+    parser.add_argument("--request-timeout", type=SECONDS, default=60.0, help="seconds per request; 504 after (60)")
+    parser.add_argument("--body-timeout", type=SECONDS, default=10.0, help="seconds to receive a body; 408 after (10)")
+    parser.add_argument("--header-timeout", type=SECONDS, default=10.0, help="seconds to receive headers (default: 10)")
+    parser.add_argument("--shutdown-timeout", type=SECONDS, default=3.0, help="seconds to finish at shutdown (3)")
+    parser.add_argument(
+        "--max-batch", type=int_in(1, MAX_BATCH), default=64, help="texts per merged batch (default: 64)"
+    )
+    parser.add_argument(
+        "--batch-wait-ms",
+        type=float_in(0, MAX_BATCH_WAIT_MS),
+        default=5.0,
+        help="wait for more requests (default: 5 ms)",
+    )
     add_device_argument(parser)
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default: warning)")
     parser.set_defaults(func=_run_serve)

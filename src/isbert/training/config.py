@@ -10,11 +10,22 @@ settings table in docs/training.md (:func:`settings_table`; a test keeps the doc
 from __future__ import annotations
 
 import argparse
+import math
 import types
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from isbert.cli_types import DEVICE_HELP, INPUT_HELP, READER_HELP, non_negative_int, positive_float, positive_int
+from isbert.cli_types import (
+    DEVICE_HELP,
+    INPUT_HELP,
+    MAX_BATCH,
+    MAX_LAYERS,
+    MAX_SAMPLE,
+    MAX_SEED,
+    MAX_SEQ_LENGTH,
+    MAX_STEPS,
+    READER_HELP,
+)
 from isbert.errors import IsbertError
 
 KINDS = {
@@ -38,6 +49,14 @@ LR_SCHEDULERS = {"linear": "linear", "constant": "constant_with_warmup", "cosine
 """``--lr-scheduler`` names and the transformers scheduler each one selects (after the warm-up)."""
 
 
+MAX_CHANNELS = 16_384
+"""CNN filters per window size: the head's weights grow with hidden size x filters x 3 windows."""
+MAX_EPOCHS = 10_000.0
+"""Passes over the corpus: far beyond any useful run; a pass over a one-sentence-per-batch corpus is one step."""
+MAX_CHECKPOINTS = 1_000
+"""Complete checkpoints kept: each is a full copy of the model and optimizer on disk."""
+
+
 DEFAULT: Any = object()
 """``before`` of a setting whose default never changed."""
 
@@ -50,6 +69,7 @@ def setting(
     minimum: float | None = None,
     positive: bool = False,
     below: float | None = None,
+    maximum: float | None = None,
     trajectory: bool = True,
     flag: str | None = None,
     aliases: tuple[str, ...] = (),
@@ -63,7 +83,10 @@ def setting(
         default: the default value (a list default is copied per instance).
         help: one sentence for ``--help`` and the docs; the default is added by the formatter, not here.
         kind: one of :data:`KINDS`.
-        minimum, positive, below: bounds checked by :func:`validate` (``minimum`` inclusive, ``below`` exclusive).
+        minimum, positive, below, maximum: bounds checked when the flag is parsed, by :func:`validate` and by the
+            experiment files' checks (``minimum`` and ``maximum`` inclusive, ``below`` exclusive). A whole number
+            and a float that sizes memory or time declares a ``maximum`` (a test checks that every one does); every
+            float must be finite.
         trajectory: whether the value changes the training trajectory, so that a run resumes only with the same one.
         flag: the command-line flag when it is not ``--field-name`` (``--no-progress`` for ``show_progress``).
         aliases: other spellings of the same flag (``-o``; ``--corpus``, the name before ``--input`` was shared by
@@ -76,8 +99,8 @@ def setting(
     if kind not in KINDS:
         raise ValueError(f"unknown setting kind {kind!r}")
     metadata = {"help": help, "kind": kind, "minimum": minimum, "positive": positive, "below": below,
-                "trajectory": trajectory, "flag": flag, "aliases": aliases, "cli": cli, "note": note,
-                "before": default if before is DEFAULT else before}  # fmt: skip
+                "maximum": maximum, "trajectory": trajectory, "flag": flag, "aliases": aliases, "cli": cli,
+                "note": note, "before": default if before is DEFAULT else before}  # fmt: skip
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -102,15 +125,18 @@ class TrainConfig:
                           "data")  # fmt: skip
     # --- model
     max_seq_length: int = setting(128, "tokens per sentence; longer ones are truncated", "model", minimum=1,
+                                  maximum=MAX_SEQ_LENGTH,
                                   note="released: 128")  # fmt: skip
     encoder_layers: int | None = setting(None, "keep only the encoder's first N transformer layers (0 = static token "
-                                         "embeddings: a weak backbone); default all", "model", minimum=0)  # fmt: skip
+                                         "embeddings: a weak backbone); default all", "model", minimum=0,
+                                         maximum=MAX_LAYERS)  # fmt: skip
     # the seed draws the head's initial weights, so an untrained baseline depends on it too
     seed: int = setting(42, "seed for weights, data order, dropout and the held-out slice", "model",
-                        note="released: not seeded")  # fmt: skip
+                        minimum=0, maximum=MAX_SEED, note="released: not seeded")  # fmt: skip
     activation: Literal["none", "relu"] = setting("none", "CNN activation: none (released code) or relu (paper)",
                                                   "head", note="released: none; **paper: ReLU**")  # fmt: skip
-    out_channels: int = setting(256, "CNN filters per window size", "head", minimum=1, note="paper: 256")
+    out_channels: int = setting(256, "CNN filters per window size", "head", minimum=1, maximum=MAX_CHANNELS,
+                           note="paper: 256")  # fmt: skip
     include_special_tokens: bool = setting(True, "count [CLS]/[SEP] as local tokens in the pooling and the loss "
                                            "(they feed the windows either way)", "head",
                                            note="released: counted")  # fmt: skip
@@ -136,17 +162,20 @@ class TrainConfig:
     exclude_radius: int | None = setting(None, "score each token against the mean of its sentence's local features "
                                          "more than R positions away (0 = all but itself) instead of its own "
                                          "sentence vector; default the paper's positives", "objective",
-                                         minimum=0)  # fmt: skip
+                                         minimum=0, maximum=MAX_SEQ_LENGTH)  # fmt: skip
     simcse_temperature: float = setting(0.05, "temperature of the SimCSE term", "objective", positive=True)
     anchor: Literal["none", "distill", "l2sp"] = setting(
         "none", "keep a tuned encoder near its start: distill (relational distillation toward the frozen starting "
         "model) or l2sp (distance to the initial weights), weighted by --anchor-weight", "objective")  # fmt: skip
     anchor_weight: float = setting(0.0, "weight of --anchor (0 = off)", "objective", minimum=0)
     # --- optimisation
-    max_steps: int | None = setting(None, "stop after N steps (overrides --epochs)", "optimisation", minimum=1)
-    epochs: float = setting(1.0, "passes over the corpus", "optimisation", positive=True, note="released: 1")
+    max_steps: int | None = setting(None, "stop after N steps (overrides --epochs)", "optimisation", minimum=1,
+                                   maximum=MAX_STEPS)  # fmt: skip
+    epochs: float = setting(1.0, "passes over the corpus", "optimisation", positive=True, maximum=MAX_EPOCHS,
+                            note="released: 1")  # fmt: skip
     batch_size: int = setting(32, "sentences per step and device; the others of a batch are the negatives",
-                              "optimisation", minimum=2, note="released: 32")  # fmt: skip
+                              "optimisation", minimum=2, maximum=MAX_BATCH,
+                              note="released: 32")  # fmt: skip
     lr: float = setting(2e-6, "AdamW peak learning rate", "optimisation", positive=True,
                         note="released: 2e-6, the fork's fit() default since 8688d3d (5e-6 before), with "
                         "correct_bias=False")  # fmt: skip
@@ -182,22 +211,25 @@ class TrainConfig:
                                                            "--dev stsb, else label-free)", "selection",
                                                            trajectory=False)  # fmt: skip
     heldout_size: int | None = setting(None, "held-out corpus sentences for the label-free criterion (default 1% in "
-                                       "16..1000; 0 = off)", "selection", minimum=0)  # fmt: skip
+                                       "16..1000; 0 = off)", "selection", minimum=0,
+                                       maximum=MAX_SAMPLE)  # fmt: skip
     eval_steps: int | None = setting(None, "evaluate (and checkpoint) every N steps, plus step 0 and the last step; "
                                      "default: about five evaluations per run (ceil(total steps / 5))", "selection",
-                                     minimum=1, trajectory=False,
+                                     minimum=1, maximum=MAX_STEPS, trajectory=False,
                                      note="released: every 1000 steps, no step-0 evaluation")  # fmt: skip
-    eval_batch_size: int = setting(64, "batch size for evaluation", "selection", minimum=1, trajectory=False)
+    eval_batch_size: int = setting(64, "batch size for evaluation", "selection", minimum=1, maximum=MAX_BATCH,
+                                  trajectory=False)  # fmt: skip
     # --- run
     output: str = setting("isbert-output", "run folder; the selected model is saved in it", "run", trajectory=False,
                           aliases=("-o",))  # fmt: skip
     save_steps: int | None = setting(None, "checkpoint every N steps (default: --eval-steps)", "run", minimum=1,
-                                     trajectory=False)  # fmt: skip
+                                     maximum=MAX_STEPS, trajectory=False)  # fmt: skip
     keep_checkpoints: int = setting(2, "complete checkpoints left when the run ends (the best model is kept apart); "
                                     "0 = none: they are still written during training, so Ctrl-C or a crash can "
                                     "resume, and OUTPUT/checkpoints is removed once the model is saved", "run",
-                                    minimum=0, trajectory=False)  # fmt: skip
-    logging_steps: int = setting(10, "log the loss every N steps", "run", minimum=1, trajectory=False)
+                                    minimum=0, maximum=MAX_CHECKPOINTS, trajectory=False)  # fmt: skip
+    logging_steps: int = setting(10, "log the loss every N steps", "run", minimum=1, maximum=MAX_STEPS,
+                                 trajectory=False)  # fmt: skip
     device: str | None = setting(None, DEVICE_HELP, "run",
                                  trajectory=False)  # fmt: skip
     resume: bool = setting(False, "continue the run in OUTPUT from its last complete checkpoint", "run",
@@ -263,12 +295,30 @@ def _check_setting(name: str, value: Any, hint: Any, meta: Any) -> None:
         raise IsbertError(f"{flag} must be one of {shown}, got {value!r}")
     if value is None or isinstance(value, (bool, str, list)):
         return
+    problem = bound_problem(value, meta)
+    if problem:
+        raise IsbertError(f"{flag} {problem}")
+
+
+def bound_problem(value: float, meta: Any) -> str | None:
+    """What is wrong with a number against a setting's declared bounds ("must be at most 16,384, got 10**9")."""
     if meta["minimum"] is not None and not value >= meta["minimum"]:
-        raise IsbertError(f"{flag} must be at least {meta['minimum']}, got {value}")
+        return f"must be at least {meta['minimum']}, got {value}"
     if meta["positive"] and not value > 0:
-        raise IsbertError(f"{flag} must be positive, got {value}")
+        return f"must be positive, got {value}"
     if meta["below"] is not None and not value < meta["below"]:
-        raise IsbertError(f"{flag} must be below {meta['below']}, got {value}")
+        return f"must be below {meta['below']}, got {value}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    if meta["maximum"] is not None and value > meta["maximum"]:
+        return f"must be at most {meta['maximum']:,}, got {value}"
+    return None
+
+
+def check_setting(name: str, value: Any) -> None:
+    """One setting against its declared values and bounds (the experiment files check each key with this)."""
+    spec = next(f for f in fields(TrainConfig) if f.name == name)
+    _check_setting(name, value, setting_types()[name], spec.metadata)
 
 
 # -------------------------------------------------------------------------------------------- command line
@@ -295,13 +345,29 @@ def _argument_options(spec: Any, hint: Any) -> dict[str, Any]:
     options["default"] = None if spec.default is MISSING else spec.default
     if choices(hint):
         options["choices"] = [c for c in choices(hint) if c is not None]
-    elif base is int:
-        options["type"] = non_negative_int if meta["minimum"] == 0 else positive_int if meta["minimum"] else int
-    elif base is float:
-        options["type"] = positive_float if meta["positive"] else float
+    elif base in (int, float):
+        options["type"] = _parser_of(base, meta)
     if get_origin(base) is list:
         options.update(nargs="+", action="extend", required=True, metavar="PATH", default=None)
     return options
+
+
+def _parser_of(base: type, meta: Any) -> Any:
+    """The flag's argparse type: the declared bounds, checked when the command line is parsed."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = base(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if base is int else 'a number'}, "
+                                             f"got {text!r}") from None  # fmt: skip
+        problem = bound_problem(value, meta)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    parse.__name__ = base.__name__
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
