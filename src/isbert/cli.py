@@ -12,6 +12,7 @@ from typing import Any
 
 from isbert import __version__
 from isbert.errors import FROM_DEEP_INSIDE, IsbertError, deep_error_line, is_rust_panic
+from isbert.threads import prepare_environment
 
 # Modules that add subcommands: each defines add_commands(subparsers).
 COMMAND_MODULES: tuple[str, ...] = (
@@ -112,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        prepare_environment()  # before anything imports torch: its OpenMP runtime reads these once
+    except IsbertError as error:
+        print(f"isbert: error: {error}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -36,13 +36,15 @@ class TrainResult:
     """Why the selection may not see harm (a tuned sentence encoder without a labeled dev set), or None."""
     precision: str = "fp32"
     """The arithmetic the training steps ran in (``--precision`` resolved on this machine: fp32, bf16 or fp16)."""
+    threads: str = ""
+    """The CPU thread plan the run used (:meth:`isbert.threads.ThreadPlan.describe`)."""
 
     def summary(self) -> str:
         lines = [self.corpus.summary()]
         lines.append(
             f"trained {self.steps} steps in {self.seconds:.0f}s "
             f"({self.sentences_per_second:.1f} sentences/s in training steps, evaluations excluded; "
-            f"precision {self.precision})"
+            f"precision {self.precision}" + (f"; {self.threads}" if self.threads else "") + ")"
         )
         if self.best is not None:
             value = self.best["value"]

@@ -33,6 +33,7 @@ from isbert.atomic import fresh_dir, remove_path, usual_permissions, write_json_
 from isbert.errors import IsbertError
 from isbert.glove import word_coverage
 from isbert.inputs import InputFile, expand_inputs
+from isbert.threads import plan_threads
 from isbert.training import checkpoints as ckpt
 from isbert.training.callbacks import ControlCallback, LogCallback, ProgressCallback, SelectionCallback
 from isbert.training.config import LR_SCHEDULERS, POOLED_OBJECTIVES, TrainConfig, validate
@@ -400,6 +401,7 @@ def _log_start(run: Run, data: RunData, frozen: list[str], world: int, eval_step
             "selection": run.select,
             "eval_steps": eval_steps,
             "precision": run.precision,
+            "threads": plan_threads().describe(),
         }
     )
 
@@ -463,6 +465,7 @@ def _result(run: Run, trainer: IsbertTrainer, parts: Callbacks, stats: CorpusSta
         interrupted=parts.control.interrupted,
         alternative=parts.selection.secondary_best,
         precision=run.precision,
+        threads=plan_threads().describe(),
     )
 
 

@@ -1,0 +1,123 @@
+"""How many CPU threads isbert's work uses, decided in one place.
+
+The choice, in order:
+
+* **How many intra-op threads** (torch and onnxruntime): ``ISBERT_THREADS`` when set, else the CPUs this process may
+  use: its CPU affinity (``os.sched_getaffinity``, which ``taskset`` and container cpusets narrow), capped by a cgroup
+  CPU quota (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us / cpu.cfs_period_us``, rounded up). ``os.cpu_count()``
+  counts the machine's CPUs, not the ones granted, and oversubscribes a container.
+* **How idle threads wait**: OpenMP's ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep at a barrier instead of spinning).
+  With every core busy, a spinning thread burns the time slice its sibling needs to reach the barrier; on a machine
+  shared with other work that is what turns a step from milliseconds into seconds. It must be in the environment
+  before torch loads its OpenMP runtime, so the command line sets it first thing (:func:`prepare_environment`).
+  onnxruntime gets the same choice through its session options (``allow_spinning = 0``).
+* **Tokenizers** run in the calling thread (``TOKENIZERS_PARALLELISM=false``): a second pool would compete with
+  torch's for the same cores.
+* **Data-loader workers**: none (training and encoding tokenize in the main process; worker processes would each
+  start their own thread pools).
+
+Every variable set here is only a default: a value already in the environment wins, and ``ISBERT_THREAD_POLICY=torch``
+leaves everything to torch's own defaults (one thread per CPU of the machine, spinning waits). The run summary of
+``isbert train`` prints the plan (:meth:`ThreadPlan.describe`). Measured under load in
+``benchmarks/contention.py`` (docs/speed.md).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+THREADS_ENV = "ISBERT_THREADS"
+"""Overrides the number of intra-op threads (a positive integer)."""
+
+POLICY_ENV = "ISBERT_THREAD_POLICY"
+"""``torch``: set nothing, leave torch's own defaults (for comparison, or where another tool manages threads)."""
+
+WAIT_POLICY = "PASSIVE"
+"""The OpenMP wait policy isbert sets unless ``OMP_WAIT_POLICY`` is already set."""
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    threads: int
+    """Intra-op threads for torch and onnxruntime."""
+    source: str
+    """Where the number comes from: the environment variable, the affinity or the cgroup quota."""
+    wait_policy: str
+    """``OMP_WAIT_POLICY`` as the process runs with it."""
+
+    def describe(self) -> str:
+        return f"{self.threads} thread(s) ({self.source}), OpenMP wait policy {self.wait_policy.lower()}"
+
+
+def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> int | None:
+    """CPUs granted by a cgroup CPU quota (rounded up), or None when there is no quota or it cannot be read."""
+    try:
+        quota, period = (root / "cpu.max").read_text(encoding="ascii").split()[:2]
+        if quota != "max":
+            return max(1, math.ceil(int(quota) / int(period)))
+        return None
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text(encoding="ascii"))
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return None
+    return max(1, math.ceil(quota_us / period_us)) if quota_us > 0 and period_us > 0 else None
+
+
+def usable_cpus(root: Path = CGROUP_ROOT) -> tuple[int, str]:
+    """The CPUs this process may use, and what limited them."""
+    try:
+        cpus, source = len(os.sched_getaffinity(0)), "CPU affinity"
+    except AttributeError:  # not on Linux
+        cpus, source = os.cpu_count() or 1, "CPU count"
+    limit = cgroup_cpu_limit(root)
+    if limit is not None and limit < cpus:
+        return limit, "cgroup CPU quota"
+    return cpus, source
+
+
+def plan_threads(environ: dict[str, str] | None = None, root: Path = CGROUP_ROOT) -> ThreadPlan:
+    """The plan for this process (``environ``: ``os.environ`` by default)."""
+    env = os.environ if environ is None else environ
+    wait = env.get("OMP_WAIT_POLICY", "default (spinning)")
+    if env.get(POLICY_ENV) == "torch":
+        return ThreadPlan(os.cpu_count() or 1, f"torch defaults ({POLICY_ENV}=torch)", wait)
+    raw = env.get(THREADS_ENV, "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            from isbert.errors import IsbertError
+
+            raise IsbertError(f"{THREADS_ENV} must be a positive integer, got {raw!r}")
+        return ThreadPlan(int(raw), THREADS_ENV, wait)
+    cpus, source = usable_cpus(root)
+    return ThreadPlan(cpus, source, wait)
+
+
+def prepare_environment(environ: dict[str, str] | None = None) -> ThreadPlan:
+    """Set the defaults above in the environment (before torch is imported) and return the plan."""
+    env = os.environ if environ is None else environ
+    if env.get(POLICY_ENV) == "torch":
+        return plan_threads(env)
+    env.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    plan = plan_threads(env)
+    env.setdefault("OMP_NUM_THREADS", str(plan.threads))
+    env.setdefault("MKL_NUM_THREADS", str(plan.threads))
+    return plan
+
+
+def apply_to_torch(plan: ThreadPlan) -> None:
+    """Give torch the planned intra-op threads (torch reads ``OMP_NUM_THREADS`` only at import)."""
+    if plan.source.startswith("torch defaults"):
+        return
+    import torch
+
+    if torch.get_num_threads() != plan.threads:
+        torch.set_num_threads(plan.threads)

@@ -1,0 +1,101 @@
+"""The CPU thread plan: what it reads (affinity, cgroup quotas, ISBERT_THREADS), what it sets, what it leaves."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from isbert.errors import IsbertError
+from isbert.threads import (
+    POLICY_ENV,
+    THREADS_ENV,
+    apply_to_torch,
+    cgroup_cpu_limit,
+    plan_threads,
+    prepare_environment,
+    usable_cpus,
+)
+
+
+@given(quota=st.integers(1, 10**7), period=st.integers(1000, 10**6))
+def test_cgroup_v2_quota_rounds_up(tmp_path_factory: pytest.TempPathFactory, quota: int, period: int) -> None:
+    root = tmp_path_factory.mktemp("cg")
+    (root / "cpu.max").write_text(f"{quota} {period}\n")
+    limit = cgroup_cpu_limit(root)
+    assert (
+        (limit is not None and limit >= 1 and (limit - 1) * period < max(quota, period) <= limit * period) or limit == 1
+    )
+
+
+def test_cgroup_without_quota_or_files(tmp_path: Path) -> None:
+    assert cgroup_cpu_limit(tmp_path) is None
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_limit(tmp_path) is None
+    (tmp_path / "cpu.max").write_text("garbage\n")
+    assert cgroup_cpu_limit(tmp_path) is None
+
+
+def test_cgroup_v1_quota(tmp_path: Path) -> None:
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_limit(tmp_path) == 1
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cgroup_cpu_limit(tmp_path) is None
+
+
+def test_a_quota_below_the_affinity_wins(tmp_path: Path) -> None:
+    (tmp_path / "cpu.max").write_text("100000 100000\n")
+    affinity = len(os.sched_getaffinity(0))
+    assert usable_cpus(tmp_path) == ((1, "cgroup CPU quota") if affinity > 1 else (1, "CPU affinity"))
+
+
+def test_environment_override_and_its_errors(tmp_path: Path) -> None:
+    assert plan_threads({THREADS_ENV: "3"}, tmp_path).threads == 3
+    for bad in ("0", "-1", "two", "1.5"):
+        with pytest.raises(IsbertError, match=THREADS_ENV):
+            plan_threads({THREADS_ENV: bad}, tmp_path)
+
+
+def test_defaults_are_set_and_existing_values_win() -> None:
+    env = {"OMP_WAIT_POLICY": "ACTIVE", THREADS_ENV: "2"}
+    plan = prepare_environment(env)
+    assert env["OMP_WAIT_POLICY"] == "ACTIVE" and env["TOKENIZERS_PARALLELISM"] == "false"
+    assert env["OMP_NUM_THREADS"] == "2" and plan.threads == 2 and "active" in plan.describe()
+    fresh: dict[str, str] = {}
+    prepare_environment(fresh)
+    assert fresh["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_torch_policy_sets_nothing() -> None:
+    env = {POLICY_ENV: "torch"}
+    plan = prepare_environment(env)
+    assert env == {POLICY_ENV: "torch"} and plan.source.startswith("torch defaults")
+    import torch
+
+    before = torch.get_num_threads()
+    apply_to_torch(plan)
+    assert torch.get_num_threads() == before
+
+
+def test_cli_refuses_a_bad_thread_count_in_one_line() -> None:
+    env = {**os.environ, THREADS_ENV: "many"}
+    done = subprocess.run([sys.executable, "-m", "isbert", "--help"], env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and THREADS_ENV in done.stderr
+
+
+def test_torch_in_a_cli_process_gets_the_plan() -> None:
+    code = (
+        "import os; from isbert.threads import apply_to_torch, prepare_environment; plan = prepare_environment(); "
+        "import torch; apply_to_torch(plan); print(torch.get_num_threads(), os.environ['OMP_WAIT_POLICY'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    env[THREADS_ENV] = "1"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["1", "PASSIVE"]
