@@ -21,6 +21,7 @@ from isbert.errors import IsbertError
 from isbert.extras import require
 from isbert.glove import GLOVE_ALIAS, average_glove_folder, is_word_embedding_model
 from isbert.identity import CHECKSUMS_FILE, sha256_file
+from isbert.model_folder import check_model_folder
 from isbert.modules import MaskedCNN, local_feature_cnn
 from isbert.pickle_weights import refuse_pickle_weights
 
@@ -241,6 +242,7 @@ def verify_model_folder(folder: str | os.PathLike[str]) -> None:
     from safetensors import SafetensorError, safe_open
 
     root = Path(folder)
+    check_model_folder(root)
     manifest = root / CHECKSUMS_FILE
     if manifest.is_file():
         try:
@@ -289,6 +291,8 @@ def load(
     ``isbert export`` is also recognised with the default backend.
     """
     path = resolve_model_name(name_or_path)
+    if _is_local(path) and os.path.isdir(path):
+        check_model_folder(path)  # before any file in it is opened: FIFOs, devices, sizes that allocate too much
     from isbert.onnx_backend import OnnxEncoder, cached_export, is_onnx_export
 
     if backend == "onnx" or (backend == "torch" and is_onnx_export(path)):

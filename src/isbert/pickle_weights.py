@@ -66,6 +66,9 @@ def convert_pickle_weights(folder: str | os.PathLike[str]) -> list[Path]:
 
     Every pickle is read and checked before anything is written, so a refused file leaves the folder unchanged.
     """
+    from isbert.model_folder import check_model_folder
+
+    check_model_folder(folder)  # a FIFO at a pickle's name is never opened
     pickles = pickle_only_weights(folder)
     if not pickles:
         raise IsbertError(f"{folder}: no pickle-only weights to convert (safetensors files are already there)")

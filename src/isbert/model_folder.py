@@ -1,0 +1,128 @@
+"""Checks on a model folder someone else wrote, before any loader opens a file in it (issue 29, item 6).
+
+A hostile folder can name a FIFO or a device ``config.json`` (opening it waits forever), or ask in ``config.json``
+for a billion hidden units (the loaders allocate the model before reading its weights). :func:`check_model_folder`
+refuses both in one line: every entry must be a regular file or a folder, files that are read whole (JSON, the
+tokenizer's files) have a size cap, and the sizes a config declares are capped one by one and together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from isbert.errors import IsbertError
+
+MAX_ENTRIES = 10_000
+"""Files and folders in a model folder: a saved model has about twenty."""
+MAX_READ_WHOLE_BYTES = 256 * 1024 * 1024
+"""JSON and tokenizer files, read whole by the loaders: the largest real tokenizer.json files are tens of MB."""
+READ_WHOLE = (".json", ".txt", ".model", ".vocab")
+"""Suffixes of files the loaders read whole (configs, vocabularies, merges, sentencepiece models)."""
+
+SIZE_CAPS = {
+    "num_hidden_layers": 1_024,
+    "num_layers": 1_024,
+    "n_layer": 1_024,
+    "num_attention_heads": 1_024,
+    "n_head": 1_024,
+    "hidden_size": 65_536,
+    "d_model": 65_536,
+    "n_embd": 65_536,
+    "embedding_size": 65_536,
+    "word_embedding_dimension": 65_536,
+    "in_word_embedding_dimension": 65_536,
+    "out_channels": 65_536,
+    "intermediate_size": 262_144,
+    "d_ff": 262_144,
+    "n_inner": 262_144,
+    "vocab_size": 4_194_304,
+    "type_vocab_size": 65_536,
+    "max_position_embeddings": 1_048_576,
+    "n_positions": 1_048_576,
+    "max_seq_length": 1_048_576,
+}
+"""Sizes a config may declare: each well above the largest released model (hidden 16,384, vocabulary ~256k,
+~130k positions), so a folder that asks for more is refused before the loaders allocate it."""
+MAX_PARAMETERS = 2**35
+"""Parameters a config's sizes imply together (embeddings plus layers): 34 billion, 137 GB in float32."""
+
+
+def check_model_folder(folder: str | os.PathLike[str]) -> None:
+    """Refuse a folder holding anything but regular files and folders, files read whole beyond their cap, or a
+    config asking for sizes beyond :data:`SIZE_CAPS` or :data:`MAX_PARAMETERS`; nothing is opened but regular
+    files, and only JSON configs are read."""
+    root = Path(folder)
+    configs = []
+    for path in _entries(root):
+        try:  # follows a link (a Hugging Face cache snapshot links to its blobs); opens nothing
+            info = os.stat(path)
+        except OSError as error:
+            raise IsbertError(f"{path}: {error.strerror or error}; the model folder is refused") from None
+        if stat.S_ISDIR(info.st_mode):
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            raise IsbertError(f"{path}: not a regular file (a FIFO, device or socket); the model folder is refused")
+        if path.suffix in READ_WHOLE and info.st_size > MAX_READ_WHOLE_BYTES:
+            raise IsbertError(f"{path}: {info.st_size:,} bytes, over the cap of {MAX_READ_WHOLE_BYTES:,} for a file "
+                              "read whole; the model folder is refused")  # fmt: skip
+        if path.name == "config.json" or (path.name.endswith("_config.json") and "tokenizer" not in path.name):
+            configs.append(path)
+    for path in configs:
+        check_config_sizes(path, _read_json(path))
+
+
+def _entries(root: Path) -> list[Path]:
+    """Every path under ``root`` (links to folders are not walked into), at most :data:`MAX_ENTRIES`."""
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root):
+        found.extend(Path(folder, name) for name in (*dirs, *files))
+        if len(found) > MAX_ENTRIES:
+            raise IsbertError(f"{root}: more than {MAX_ENTRIES:,} files and folders; not a model folder")
+    return found
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise IsbertError(f"{path}: corrupt or truncated JSON ({error}); the model folder is damaged") from None
+
+
+def check_config_sizes(path: Path, config: Any) -> None:
+    """Each size in ``config`` (and in the configs nested in it) within :data:`SIZE_CAPS`, and their product
+    within :data:`MAX_PARAMETERS`."""
+    if isinstance(config, list):
+        for item in config:
+            check_config_sizes(path, item)
+        return
+    if not isinstance(config, dict):
+        return
+    for key, value in config.items():
+        if key in SIZE_CAPS and value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SIZE_CAPS[key]:
+                raise IsbertError(f"{path}: {key} must be a whole number from 0 to {SIZE_CAPS[key]:,}, got "
+                                  f"{str(value)[:40]}; the model folder is refused")  # fmt: skip
+        elif isinstance(value, (dict, list)):
+            check_config_sizes(path, value)
+    parameters = _parameters(config)
+    if parameters > MAX_PARAMETERS:
+        raise IsbertError(f"{path}: its sizes imply about {parameters:,} parameters, over the cap of "
+                          f"{MAX_PARAMETERS:,}; the model folder is refused")  # fmt: skip
+
+
+def _size(config: dict[str, Any], *keys: str) -> int:
+    values = [config.get(key) for key in keys]
+    return next((v for v in values if isinstance(v, int) and not isinstance(v, bool)), 0)
+
+
+def _parameters(config: dict[str, Any]) -> int:
+    """About how many parameters a transformer config's sizes imply (embeddings, attention and feed-forward)."""
+    hidden = _size(config, "hidden_size", "d_model", "n_embd")
+    rows = _size(config, "vocab_size") + _size(config, "max_position_embeddings", "n_positions")
+    layers = _size(config, "num_hidden_layers", "num_layers", "n_layer")
+    inner = _size(config, "intermediate_size", "d_ff", "n_inner") or 4 * hidden
+    return rows * hidden + layers * (4 * hidden * hidden + 2 * hidden * inner)

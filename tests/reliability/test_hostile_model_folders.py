@@ -1,0 +1,130 @@
+"""Issue 29, item 6: a hostile model folder is refused in one line before anything is allocated or waited on.
+
+Sizes in a config are capped one by one and together (a config asking for 10**9 hidden units is refused in well
+under a second); FIFOs and devices planted at any name are never opened (a FIFO named config.json must not hang
+``isbert eval FOLDER``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from isbert.errors import IsbertError
+from isbert.identity import CHECKSUMS_FILE
+from isbert.model import load
+from isbert.model_folder import SIZE_CAPS, check_model_folder
+
+pytestmark = pytest.mark.reliability
+
+
+@pytest.fixture
+def folder(tiny_isbert_folder: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_isbert_folder, copy)
+    (copy / CHECKSUMS_FILE).unlink(missing_ok=True)  # an attacker rewrites or drops the manifest
+    return copy
+
+
+def _set_config(folder: Path, name: str, key: str, value: object) -> None:
+    path = folder / name
+    config = json.loads(path.read_text())
+    config[key] = value
+    path.write_text(json.dumps(config))
+
+
+def _load_within(folder: Path, seconds: float) -> BaseException | None:
+    """What :func:`load` raised, or fail when it has not returned within ``seconds`` (a daemon thread: a hang
+    leaves a blocked thread behind, never a blocked test run)."""
+    outcome: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            load(str(folder), device="cpu")
+            outcome.append(None)
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"load() did not return within {seconds} s"
+    return outcome[0]
+
+
+def test_a_config_asking_for_a_billion_hidden_units_is_refused_quickly(folder: Path) -> None:
+    _set_config(folder, "config.json", "hidden_size", 10**9)
+    started = time.monotonic()
+    error = _load_within(folder, 30)
+    assert isinstance(error, IsbertError) and time.monotonic() - started < 5
+    assert "config.json: hidden_size must be a whole number from 0 to 65,536, got 1000000000" in str(error)
+    assert "\n" not in str(error)
+
+
+def test_sizes_under_their_caps_can_still_add_up_to_too_many_parameters(folder: Path) -> None:
+    _set_config(folder, "config.json", "hidden_size", 65_536)
+    _set_config(folder, "config.json", "vocab_size", 4_000_000)
+    with pytest.raises(IsbertError, match=r"config.json: its sizes imply about [\d,]+ parameters, over the cap"):
+        check_model_folder(folder)
+
+
+@settings(max_examples=40, deadline=None)
+@given(key=st.sampled_from(sorted(SIZE_CAPS)), excess=st.integers(1, 10**30), where=st.integers(0, 2))
+def test_every_capped_size_is_refused_over_its_cap(tiny_isbert_folder: Path, key: str, excess: int, where: int) -> None:
+    name = ("config.json", "sentence_bert_config.json", "2_Pooling/config.json")[where]
+    config = json.loads((tiny_isbert_folder / name).read_text())
+    config[key] = SIZE_CAPS[key] + excess
+    from isbert.model_folder import check_config_sizes
+
+    with pytest.raises(IsbertError, match=f"{key} must be a whole number from 0 to"):
+        check_config_sizes(Path(name), config)
+
+
+FIFO_NAMES = ["config.json", "model.safetensors", "modules.json", "tokenizer.json", "1_MaskedCNN/model.safetensors",
+              "2_Pooling/config.json", "onnx_config.json"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", FIFO_NAMES)
+def test_a_fifo_planted_in_a_model_folder_is_refused_without_waiting(folder: Path, name: str) -> None:
+    (folder / name).unlink(missing_ok=True)
+    os.mkfifo(folder / name)
+    error = _load_within(folder, 30)
+    assert isinstance(error, IsbertError), error
+    assert str(error) == f"{folder / name}: not a regular file (a FIFO, device or socket); the model folder is refused"
+
+
+def test_a_link_to_a_device_is_refused(folder: Path) -> None:
+    (folder / "vocab.txt").symlink_to("/dev/zero")
+    with pytest.raises(IsbertError, match=r"vocab\.txt: not a regular file"):
+        check_model_folder(folder)
+
+
+@pytest.mark.parametrize("command", ["eval", "encode"])
+def test_a_command_on_a_folder_with_a_fifo_config_is_one_line_not_a_hang(
+    folder: Path, tmp_path: Path, command: str
+) -> None:
+    if command == "eval" and not os.environ.get("ISBERT_DATA_DIR"):
+        pytest.skip("eval reads its data folder before the model: needs ISBERT_DATA_DIR")
+    (folder / "config.json").unlink()
+    os.mkfifo(folder / "config.json")
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a sentence\n")
+    extra = ["--tasks", "STSBenchmark"] if command == "eval" else ["-i", str(corpus), "-o", str(tmp_path / "e.npy")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "isbert", command, str(folder), *extra],
+                          capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"isbert {command}: error: {folder / 'config.json'}: not a regular file (a FIFO, device or socket); "
+        "the model folder is refused"
+    ]
