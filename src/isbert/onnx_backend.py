@@ -201,7 +201,7 @@ class OnnxEncoder:
             raise IsbertError(f"{self.path} has no {self.quantization!r} graph (has: {graphs})")
         graph = confined_path(self.path, self.config["files"][self.quantization], str(self.path / CONFIG_NAME))
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))  # nosec B615 # a local export folder, never a hub id
         except (OSError, ValueError) as error:
             raise IsbertError(f"{self.path}: cannot load the tokenizer ({_first_line(error)})") from None
         self.max_seq_length: int = self.config["max_seq_length"]
@@ -285,7 +285,7 @@ def cached_export(model_folder: str | Path, cache: Path | None = None) -> Path:
     from isbert.model import load
 
     model = load(source, device="cpu")
-    assert isinstance(model, SentenceTransformer)  # a plain model folder, not an export: the torch backend
+    assert isinstance(model, SentenceTransformer)  # nosec B101 # an invariant (a plain folder loads with torch), not a check on input
     export_onnx(model, entry, source=str(source))
     logger.info("exported %s to ONNX once; cached in %s", source, entry)
     return entry

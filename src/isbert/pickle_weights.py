@@ -9,7 +9,7 @@ function call, is refused without running it) and writes ``model.safetensors`` b
 from __future__ import annotations
 
 import os
-import pickle
+import pickle  # nosec B403 # for UnpicklingError only; pickles are read with weights_only=True
 from pathlib import Path
 
 import torch

@@ -141,7 +141,7 @@ def cluster_keywords(texts: list[str], labels: np.ndarray, top: int = KEYWORDS_S
 
     k = int(labels.max()) + 1 if len(labels) else 0
     documents = [" ".join(texts[i] for i in np.flatnonzero(labels == cluster)) for cluster in range(k)]
-    vectorizer = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_]{2,}\b")
+    vectorizer = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_]{2,}\b")  # nosec B106 # a regex
     try:
         counts = vectorizer.fit_transform(documents).astype(np.float64)  # clusters x words, sparse
     except ValueError:  # not one word in the whole corpus (numbers, stop words, punctuation)

@@ -106,7 +106,7 @@ def _modules_json(path: str) -> list[Any]:
         found: str | None = str(local) if local.is_file() else None
     else:
         try:
-            found = hf_hub_download(path, "modules.json")
+            found = hf_hub_download(path, "modules.json")  # nosec B615 # the id the user named, read as the loaders will
         except (OSError, ValueError, EntryNotFoundError, HfHubHTTPError):  # not a sentence-transformers repo, offline
             found = None
     if found is None:

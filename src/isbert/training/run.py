@@ -10,7 +10,7 @@ import errno
 import json
 import math
 import os
-import pickle
+import pickle  # nosec B403 # for UnpicklingError only; checkpoints load with weights_only=True
 import shutil
 import signal
 import sys
