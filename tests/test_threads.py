@@ -11,11 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import isbert.threads as threads
 from isbert.errors import IsbertError
 from isbert.threads import (
     POLICY_ENV,
     THREADS_ENV,
     apply_to_torch,
+    busy_cpus,
     cgroup_cpu_limit,
     plan_threads,
     prepare_environment,
@@ -29,8 +31,8 @@ def test_cgroup_v2_quota_rounds_up(tmp_path_factory: pytest.TempPathFactory, quo
     (root / "cpu.max").write_text(f"{quota} {period}\n")
     limit = cgroup_cpu_limit(root)
     assert (
-        (limit is not None and limit >= 1 and (limit - 1) * period < max(quota, period) <= limit * period) or limit == 1
-    )
+        limit is not None and limit >= 1 and (limit - 1) * period < max(quota, period) <= limit * period
+    ) or limit == 1
 
 
 def test_cgroup_without_quota_or_files(tmp_path: Path) -> None:
@@ -63,14 +65,31 @@ def test_environment_override_and_its_errors(tmp_path: Path) -> None:
             plan_threads({THREADS_ENV: bad}, tmp_path)
 
 
-def test_defaults_are_set_and_existing_values_win() -> None:
+def test_defaults_are_set_and_existing_values_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threads, "busy_cpus", lambda loadavg=None: 1)
     env = {"OMP_WAIT_POLICY": "ACTIVE", THREADS_ENV: "2"}
     plan = prepare_environment(env)
     assert env["OMP_WAIT_POLICY"] == "ACTIVE" and env["TOKENIZERS_PARALLELISM"] == "false"
     assert env["OMP_NUM_THREADS"] == "2" and plan.threads == 2 and "active" in plan.describe()
     fresh: dict[str, str] = {}
     prepare_environment(fresh)
-    assert fresh["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert fresh["OMP_WAIT_POLICY"] == "PASSIVE"  # a busy machine: threads sleep at barriers
+    monkeypatch.setattr(threads, "busy_cpus", lambda loadavg=None: 0)
+    idle: dict[str, str] = {}
+    prepare_environment(idle)
+    assert "OMP_WAIT_POLICY" not in idle  # an idle machine keeps OpenMP's short spin
+
+
+def test_a_busy_machine_gets_a_fair_share(tmp_path: Path) -> None:
+    loadavg = tmp_path / "loadavg"
+    cpus = len(os.sched_getaffinity(0))
+    for running, busy in ((1, 0), (2, 1), (3, 2), (50, 49)):
+        loadavg.write_text(f"0.50 0.40 0.30 {running}/300 12345\n")
+        assert busy_cpus(loadavg) == busy
+        plan = plan_threads({}, tmp_path, loadavg)
+        assert plan.threads == max(1, cpus - busy) and (busy == 0 or cpus == 1 or "busy" in plan.source)
+    loadavg.write_text("garbage\n")
+    assert busy_cpus(loadavg) == 0
 
 
 def test_torch_policy_sets_nothing() -> None:
@@ -95,7 +114,7 @@ def test_torch_in_a_cli_process_gets_the_plan() -> None:
         "import os; from isbert.threads import apply_to_torch, prepare_environment; plan = prepare_environment(); "
         "import torch; apply_to_torch(plan); print(torch.get_num_threads(), os.environ['OMP_WAIT_POLICY'])"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
-    env[THREADS_ENV] = "1"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS",)}
+    env[THREADS_ENV], env["OMP_WAIT_POLICY"] = "1", "PASSIVE"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["1", "PASSIVE"]

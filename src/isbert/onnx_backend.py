@@ -208,7 +208,8 @@ class OnnxEncoder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # why: isbert.threads
+        spin = "0" if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE" else "1"  # see isbert.threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])

@@ -5,12 +5,16 @@ The choice, in order:
 * **How many intra-op threads** (torch and onnxruntime): ``ISBERT_THREADS`` when set, else the CPUs this process may
   use: its CPU affinity (``os.sched_getaffinity``, which ``taskset`` and container cpusets narrow), capped by a cgroup
   CPU quota (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us / cpu.cfs_period_us``, rounded up). ``os.cpu_count()``
-  counts the machine's CPUs, not the ones granted, and oversubscribes a container.
-* **How idle threads wait**: OpenMP's ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep at a barrier instead of spinning).
-  With every core busy, a spinning thread burns the time slice its sibling needs to reach the barrier; on a machine
-  shared with other work that is what turns a step from milliseconds into seconds. It must be in the environment
-  before torch loads its OpenMP runtime, so the command line sets it first thing (:func:`prepare_environment`).
-  onnxruntime gets the same choice through its session options (``allow_spinning = 0``).
+  counts the machine's CPUs, not the ones granted, and oversubscribes a container. When other processes are running
+  as isbert starts (the kernel's count of runnable tasks, ``/proc/loadavg``), it takes its fair share: the usable
+  CPUs minus the busy ones, at least one.
+* **How idle threads wait**: on a busy machine, OpenMP's ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep at a barrier
+  instead of spinning). With every core busy, a spinning thread burns the time slice its sibling needs to reach the
+  barrier: that is what turned training steps from milliseconds into seconds. On an idle machine the OpenMP default
+  (a short spin, then sleep) stays: sleeping at every barrier cost up to a third of the idle speed of the small
+  GloVe training steps (``benchmarks/contention.py``). The variable must be in the environment before torch loads its
+  OpenMP runtime, so the command line sets it first thing (:func:`prepare_environment`). onnxruntime gets the same
+  choice through its session options (``allow_spinning``).
 * **Tokenizers** run in the calling thread (``TOKENIZERS_PARALLELISM=false``): a second pool would compete with
   torch's for the same cores.
 * **Data-loader workers**: none (training and encoding tokenize in the main process; worker processes would each
@@ -36,9 +40,10 @@ POLICY_ENV = "ISBERT_THREAD_POLICY"
 """``torch``: set nothing, leave torch's own defaults (for comparison, or where another tool manages threads)."""
 
 WAIT_POLICY = "PASSIVE"
-"""The OpenMP wait policy isbert sets unless ``OMP_WAIT_POLICY`` is already set."""
+"""The OpenMP wait policy isbert sets on a busy machine unless ``OMP_WAIT_POLICY`` is already set."""
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+LOADAVG = Path("/proc/loadavg")
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,18 @@ def usable_cpus(root: Path = CGROUP_ROOT) -> tuple[int, str]:
     return cpus, source
 
 
-def plan_threads(environ: dict[str, str] | None = None, root: Path = CGROUP_ROOT) -> ThreadPlan:
+def busy_cpus(loadavg: Path = LOADAVG) -> int:
+    """Other tasks running on a CPU right now: the kernel's runnable count less this process (0 if unreadable)."""
+    try:
+        running = int(loadavg.read_text(encoding="ascii").split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return max(0, running - 1)
+
+
+def plan_threads(
+    environ: dict[str, str] | None = None, root: Path = CGROUP_ROOT, loadavg: Path = LOADAVG
+) -> ThreadPlan:
     """The plan for this process (``environ``: ``os.environ`` by default)."""
     env = os.environ if environ is None else environ
     wait = env.get("OMP_WAIT_POLICY", "default (spinning)")
@@ -97,6 +113,9 @@ def plan_threads(environ: dict[str, str] | None = None, root: Path = CGROUP_ROOT
             raise IsbertError(f"{THREADS_ENV} must be a positive integer, got {raw!r}")
         return ThreadPlan(int(raw), THREADS_ENV, wait)
     cpus, source = usable_cpus(root)
+    busy = min(busy_cpus(loadavg), cpus - 1)
+    if busy:
+        return ThreadPlan(cpus - busy, f"{source}, less {busy} CPU(s) busy with other work", wait)
     return ThreadPlan(cpus, source, wait)
 
 
@@ -105,8 +124,9 @@ def prepare_environment(environ: dict[str, str] | None = None) -> ThreadPlan:
     env = os.environ if environ is None else environ
     if env.get(POLICY_ENV) == "torch":
         return plan_threads(env)
-    env.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if busy_cpus() > 0:
+        env.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
     plan = plan_threads(env)
     env.setdefault("OMP_NUM_THREADS", str(plan.threads))
     env.setdefault("MKL_NUM_THREADS", str(plan.threads))
