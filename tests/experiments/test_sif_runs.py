@@ -62,7 +62,7 @@ def test_sif_runs_are_fixed_read_the_corpus_and_carry_their_options(tmp_path: Pa
         ("baseline = 'usif'\nsif = { a = 1e-3 }\n", r"key 'sif': a applies to SIF only"),
         ("baseline = 'abtt'\nsif = { components = 1 }\n", r"components do not apply to abtt"),
         ("baseline = 'sif'\nsif = { b = 1 }\n", r"key 'sif' must be a table of a and components"),
-        ("baseline = 'sif'\nsif = { a = -1 }\n", r"sif.a must be a positive number"),
+        ("baseline = 'sif'\nsif = { a = -1 }\n", r"sif.a must be a positive (finite )?number"),
         ("baseline = 'sif'\nsif = { components = 1.5 }\n", r"sif.components must be a whole number"),
         ("baseline = 'sif'\nposthoc = 'sif'\n", r"key 'posthoc' applies to trained runs"),
         ("posthoc = 'usif'\n", r"key 'posthoc' must be one of sif"),
