@@ -14,7 +14,7 @@ from sentence_transformers import SentenceTransformer
 import isbert
 from isbert import glove
 from isbert.errors import IsbertError
-from isbert.evaluation.baselines import pooled_encoder
+from isbert.model import pooled_encoder
 from isbert.training import TrainConfig, train
 
 WORDS = ["the", "a", "man", "dog", "walks", "runs", "red", "car", ".", ",", "'s", "park", "in"]

@@ -13,7 +13,8 @@ import isbert
 from isbert import onnx_backend
 from isbert.cli import main
 from isbert.errors import IsbertError
-from isbert.onnx_backend import CONFIG_NAME, OnnxEncoder, cached_export, export_onnx, model_key
+from isbert.model import cached_export
+from isbert.onnx_backend import CONFIG_NAME, OnnxEncoder, export_onnx, model_key
 
 pytest.importorskip("onnxruntime")
 

@@ -10,14 +10,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from isbert.errors import InputError, IsbertError
+from isbert.version import __version__
 
 if TYPE_CHECKING:
     from isbert.glove import GLOVE_ALIAS
     from isbert.losses import MutualInformationLoss, SimCSELoss, mutual_information_loss
     from isbert.model import OFFLINE_ALIAS, build, load, resolve_model_name, save
     from isbert.modules import MaskedCNN
-
-__version__ = "0.1.0"
 
 _EXPORTS = {
     "GLOVE_ALIAS": "isbert.glove",

@@ -10,9 +10,9 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from isbert import __version__
 from isbert.errors import FROM_DEEP_INSIDE, IsbertError, deep_error_line, is_rust_panic
 from isbert.threads import prepare_environment
+from isbert.version import __version__
 
 # Modules that add subcommands: each defines add_commands(subparsers).
 COMMAND_MODULES: tuple[str, ...] = (

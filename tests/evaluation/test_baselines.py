@@ -10,7 +10,8 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from isbert.errors import IsbertError
-from isbert.evaluation.baselines import Whitening, pooled_encoder
+from isbert.evaluation.baselines import Whitening
+from isbert.model import pooled_encoder
 
 
 def test_whitening_of_a_diagonal_covariance_is_a_known_rescaling() -> None:

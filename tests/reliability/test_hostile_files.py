@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import isbert
-import isbert.model
+import isbert.model_folder
 from isbert.cli import main
 from isbert.errors import IsbertError
 from isbert.search.index import SearchIndex
@@ -158,9 +158,9 @@ def test_model_checksum_list_cannot_name_files_outside(
     victim = tmp_path / "victim.bin"
     victim.write_bytes(b"secret")
     read: list[Path] = []
-    real_sha256 = isbert.model.sha256_file
-    monkeypatch.setattr(isbert.model, "sha256_file", lambda path: read.append(Path(path)) or real_sha256(path))
-    manifest_path = folder / isbert.model.CHECKSUMS_FILE
+    real_sha256 = isbert.model_folder.sha256_file
+    monkeypatch.setattr(isbert.model_folder, "sha256_file", lambda path: read.append(Path(path)) or real_sha256(path))
+    manifest_path = folder / isbert.model_folder.CHECKSUMS_FILE
     for name in ("../victim.bin", str(victim), "1_MaskedCNN/../../victim.bin"):
         checksums = json.loads(manifest_path.read_text())
         manifest_path.write_text(json.dumps({**checksums, name: "0" * 64}))
@@ -203,7 +203,7 @@ def pickle_only_copy(source: Path, target: Path) -> Path:
     for weights in list(target.rglob("*.safetensors")):
         torch.save(load_file(weights), weights.with_name("pytorch_model.bin"))
         weights.unlink()
-    (target / isbert.model.CHECKSUMS_FILE).unlink(missing_ok=True)
+    (target / isbert.model_folder.CHECKSUMS_FILE).unlink(missing_ok=True)
     return target
 
 
@@ -257,7 +257,7 @@ def test_a_module_type_that_is_not_a_module_is_one_line(
     modules = json.loads((folder / "modules.json").read_text())
     modules[2]["type"] = module_type
     (folder / "modules.json").write_text(json.dumps(modules))
-    (folder / isbert.model.CHECKSUMS_FILE).unlink(missing_ok=True)
+    (folder / isbert.model_folder.CHECKSUMS_FILE).unlink(missing_ok=True)
     source = write_lines(tmp_path / "in.txt", ["the man runs"])
     code = main(["encode", str(folder), "-i", str(source), "-o", str(tmp_path / "e.npy")])
     assert_one_line_error(capsys, code, "could not load the model")

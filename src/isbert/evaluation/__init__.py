@@ -11,13 +11,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from isbert.evaluation.baselines import POOLINGS, Whitening
+    from isbert.evaluation.baselines import Whitening
     from isbert.evaluation.harness import EmbeddingCache, Encoder, encode_unique, evaluate, model_cache_key
     from isbert.evaluation.tasks import ALL_TASKS, ENV_VAR, STS_TASKS, TRANSFER_TASKS, canonical_task_names
     from isbert.evaluation.transfer import TransferConfig
+    from isbert.model import POOLINGS
 
 _EXPORTS = {
-    "POOLINGS": "baselines",
+    "POOLINGS": "isbert.model",
     "Whitening": "baselines",
     "EmbeddingCache": "harness",
     "Encoder": "harness",
@@ -51,5 +52,6 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(f"isbert.evaluation.{_EXPORTS[name]}"), name)
+        module = _EXPORTS[name]
+        return getattr(importlib.import_module(module if "." in module else f"isbert.evaluation.{module}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,6 +18,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import StaticEmbedding
 
 from isbert.errors import IsbertError
+from isbert.model import resolve_model_name
 
 PCA_DIMS = 256
 """model2vec's default output size."""
@@ -25,9 +26,7 @@ PCA_DIMS = 256
 
 def not_applicable(model: str) -> str | None:
     """Why model2vec cannot distill ``model`` (None when it can): it needs a transformers encoder folder."""
-    import isbert
-
-    path = Path(isbert.resolve_model_name(model))
+    path = Path(resolve_model_name(model))
     if path.is_dir() and not (path / "config.json").is_file():
         return f"model2vec distils a transformers encoder; {model} is not one (word vectors are static already)"
     if (path / "config.json").is_file() and "vocab_size" not in json.loads((path / "config.json").read_text()):
@@ -37,8 +36,6 @@ def not_applicable(model: str) -> str | None:
 
 def distilled_model(model: str, *, device: str | None = None) -> SentenceTransformer:
     """The model2vec distillation of ``model`` (a name, folder or ``offline-minilm``), as a SentenceTransformer."""
-    import isbert
-
     reason = not_applicable(model)
     if reason:
         raise IsbertError(reason)
@@ -46,5 +43,5 @@ def distilled_model(model: str, *, device: str | None = None) -> SentenceTransfo
         import model2vec  # noqa: F401  (sentence-transformers imports it lazily, with a message naming pip)
     except ImportError:
         raise IsbertError('model2vec is not installed; pip install -e ".[peers]"') from None
-    static = StaticEmbedding.from_distillation(isbert.resolve_model_name(model), device=device, pca_dims=PCA_DIMS)
+    static = StaticEmbedding.from_distillation(resolve_model_name(model), device=device, pca_dims=PCA_DIMS)
     return SentenceTransformer(modules=[static], device=device)

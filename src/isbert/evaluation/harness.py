@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from isbert.atomic import atomic_open
 from isbert.errors import IsbertError
-from isbert.evaluation.baselines import Whitening, pooled_encoder
+from isbert.evaluation.baselines import Whitening
 from isbert.evaluation.check import checksums
 from isbert.evaluation.readers import load_task, read_labeled_pairs, read_lines
 from isbert.evaluation.sts import check_finite, evaluate_sts
@@ -288,11 +288,11 @@ def _load_encoder(
         if pooling is not None:
             raise IsbertError("pooling baselines need a model name or folder, not a model object")
         return model, model_name or type(model).__name__, model_name or ""
+    from isbert.model import load, pooled_encoder
+
     key = model_cache_key(model) + f"|pooling={pooling}"
     if pooling is not None:
         return pooled_encoder(model, pooling, device=device), f"{model} ({pooling} pooling)", key
-    from isbert.model import load
-
     return load(model, device=device), model, key
 
 

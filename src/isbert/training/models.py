@@ -14,11 +14,9 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import DenoisingAutoEncoderLoss
 from sentence_transformers.sentence_transformer.modules import Pooling, WordWeights
 
-import isbert
 from isbert import sif
 from isbert.errors import IsbertError
-from isbert.evaluation.baselines import pooled_encoder
-from isbert.model import truncate_encoder
+from isbert.model import build, load, pooled_encoder, resolve_model_name, truncate_encoder
 from isbert.modules import is_cnn_head
 from isbert.sif_model import check_static, count_tokens, probabilities, vocabulary, word_weights
 from isbert.training.config import POOLED_OBJECTIVES, TrainConfig
@@ -29,16 +27,16 @@ def build_model(config: TrainConfig) -> Any:
     mean pooling (``simcse``, ``tsdae``, ``ct``); a saved isbert model is continued as it is. Seed torch first for a
     reproducible head.
     """
-    path = isbert.resolve_model_name(config.model)
+    path = resolve_model_name(config.model)
     if config.objective in POOLED_OBJECTIVES:
         return add_word_weights(build_baseline(config, "mean"), config)
     if os.path.isdir(path) and _has_cnn_head(_modules_json(path)):
-        model = isbert.load(path, device=config.device)
+        model = load(path, device=config.device)
         model.max_seq_length = config.max_seq_length
         if config.encoder_layers is not None:
             truncate_encoder(model[0], config.encoder_layers)
         return add_word_weights(model, config)
-    model = isbert.build(
+    model = build(
         config.model,
         out_channels=config.out_channels,
         activation=config.activation,
@@ -84,7 +82,7 @@ def is_tuned_sentence_encoder(model: str) -> bool:
     tuned on a billion labeled pairs). A plain transformers checkpoint (BERT, which isbert mean-pools itself), word
     vectors (``offline-glove``) and a saved isbert model (its CNN head is isbert's own training) are not.
     """
-    modules = _modules_json(isbert.resolve_model_name(model))
+    modules = _modules_json(resolve_model_name(model))
     types = _module_types(modules)
     if not types or _has_cnn_head(modules):
         return False
@@ -142,7 +140,7 @@ def tuned_encoder_warning(config: TrainConfig) -> str | None:
 def build_baseline(config: TrainConfig, pooling: str) -> Any:
     """A training-free baseline: the (possibly truncated) encoder of ``config.model`` with ``pooling``
     (``mean``, ``cls`` or ``first-last-mean``) and no head."""
-    model = pooled_encoder(isbert.resolve_model_name(config.model), pooling, device=config.device)
+    model = pooled_encoder(resolve_model_name(config.model), pooling, device=config.device)
     model.max_seq_length = config.max_seq_length
     if hasattr(model[0], "emb_layer"):
         # sentence-transformers loads a word-vector table frozen; train_parts decides what trains (SimCSE here).

@@ -28,11 +28,11 @@ from torch import nn
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_callback import ProgressCallback as HFProgress
 
-import isbert
 from isbert.atomic import fresh_dir, remove_path, usual_permissions, write_json_atomic
 from isbert.errors import IsbertError
 from isbert.glove import word_coverage
 from isbert.inputs import InputFile, expand_inputs
+from isbert.model import load
 from isbert.threads import plan_threads
 from isbert.training import checkpoints as ckpt
 from isbert.training.callbacks import ControlCallback, LogCallback, ProgressCallback, SelectionCallback
@@ -507,7 +507,7 @@ def _save_final(config: TrainConfig, trainer_model: Any, result: TrainResult) ->
     """The selected model goes into the output folder itself (staged, then moved in file by file)."""
     out = Path(config.output)
     best_dir = out / CHECKPOINT_DIR / BEST_DIR
-    model = isbert.load(str(best_dir), device="cpu") if best_dir.is_dir() and result.best else trainer_model
+    model = load(str(best_dir), device="cpu") if best_dir.is_dir() and result.best else trainer_model
     staged = fresh_dir(out / f"{ckpt.PARTIAL_PREFIX}final")  # a planted link is unlinked, never written through
     model.save(str(staged))
     (staged / "isbert_best.json").unlink(missing_ok=True)
