@@ -78,6 +78,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add_device_argument(parser, default="the experiment file's device, else the best available")
     parser.add_argument("--keep-models", action="store_true", help="keep the trained models (default: delete them)")
     parser.add_argument("--force", action="store_true", help="ignore stored results: run everything again")
+    parser.add_argument(
+        "--reuse-from",
+        action="append",
+        default=[],
+        metavar="RESULTS_JSON",
+        help="a published results table (experiments/results/<name>.json, of this or another experiment): runs with "
+        "the same settings take its results instead of running (repeatable); the table says which were reused",
+    )
     parser.add_argument("--list", action="store_true", help="list the runs and whether each has a stored result")
     parser.add_argument("--no-progress", action="store_true", help="no training progress bars")
     parser.set_defaults(func=run_experiment_command, interrupt_hint=RESUME_HINT)
@@ -125,6 +133,7 @@ def run_experiment_command(args: argparse.Namespace) -> int:
                 experiment, data_dir=args.data_dir, runs_dir=args.runs_dir, results_dir=args.results_dir, only=only,
                 device=args.device, keep_models=args.keep_models, force=args.force,
                 show_progress=not args.no_progress, log=say, command=f"isbert experiment {path}",
+                reuse_from=args.reuse_from,
             )  # fmt: skip
         except ExperimentInterrupted as error:
             print(f"isbert experiment: {error}", file=sys.stderr)

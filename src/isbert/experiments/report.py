@@ -124,7 +124,18 @@ def build_summary(
         "runs": runs,
         "not_run": not_run,
         "not_applicable": not_applicable,
+        "reused": _reused(jobs, results),
     }
+
+
+def _reused(jobs: list[Job], results: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """Which runs took a published result of the same settings instead of running (``--reuse-from``), and whose."""
+    reused = {}
+    for job, result in zip(jobs, results, strict=True):
+        origin = (result or {}).get("reused_from")
+        if origin:
+            reused.setdefault(job.spec.name, {"name": job.spec.name, **origin})
+    return list(reused.values())
 
 
 def _run_row(
@@ -264,12 +275,18 @@ def format_markdown(summary: dict[str, Any]) -> str:
     lines += _speed_lines(summary) + _target_lines(summary) + _by_backbone_lines(summary)
     notes = [(run["name"], run["note"]) for run in summary["runs"] if run["note"]]
     skipped = summary.get("not_applicable", [])
-    if notes or summary["not_run"] or skipped:
+    reused = summary.get("reused", [])
+    if notes or summary["not_run"] or skipped or reused:
         lines.append("")
     for name, note in notes:
         lines.append(f"- `{name}`: {note.strip()}")
     for row in skipped:
         lines.append(f"- `{row['name']}` ({row['method']} on {row['backbone']}): not applicable: {row['reason']}")
+    for row in reused:
+        lines.append(
+            f"- `{row['name']}`: the result of `{row['experiment']}/{row['run']}` (same settings), reused from "
+            f"`{row['file']}` (`--reuse-from`): measured when that run ran"
+        )
     if summary["not_run"]:
         lines.append(f"- not run yet: {', '.join(f'`{n}`' for n in summary['not_run'])}")
     return "\n".join(lines) + "\n"

@@ -161,6 +161,10 @@ class Job:
         return f"{self.experiment.name}/{self.spec.name}" + (f" seed {self.seed}" if self.seed is not None else "")
 
     @property
+    def result_path(self) -> Path:
+        return self.folder / RESULT_FILE
+
+    @property
     def settings_hash(self) -> str:
         return canonical_hash(self.settings)
 
@@ -620,11 +624,14 @@ def run_experiment(
     show_progress: bool = True,
     log: Callable[[str], None] = print,
     command: str | None = None,
+    reuse_from: Iterable[str | os.PathLike[str]] = (),
 ) -> ExperimentOutcome:
     """Run (or reuse) the runs of ``experiment`` (``only``: a subset by name), then write the reports from every
-    stored result: ``<results_dir>/<name>.json``, ``.md`` and ``_dev_curves.png``."""
+    stored result: ``<results_dir>/<name>.json``, ``.md`` and ``_dev_curves.png``. ``reuse_from``: published results
+    tables whose results of the same settings are stored first (see :mod:`isbert.experiments.reuse`)."""
     from isbert.evaluation.tasks import resolve_data_dir
     from isbert.experiments.report import write_reports
+    from isbert.experiments.reuse import reuse_published
 
     root = resolve_data_dir(data_dir).resolve()
     wanted = set(only) if only is not None else None
@@ -636,6 +643,8 @@ def run_experiment(
                 + ", ".join(spec.name for spec in experiment.runs)
             )
     jobs = plan(experiment, root, runs_dir, device)
+    if not force:
+        reuse_published(jobs, reuse_from, log)
     selected = [job for job in jobs if wanted is None or job.spec.name in wanted]
     _check_corpora([job for job in selected if force or job.stored() is None])
     command = command or f"isbert experiment {experiment.path}"
