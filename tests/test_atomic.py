@@ -184,3 +184,82 @@ def test_fresh_dir_unlinks_a_planted_folder_link(tmp_path: Path, victim: Path) -
     atomic.fresh_dir(staging)
     (staging / "victim.txt").write_text("new")
     assert victim.read_bytes() == VICTIM and staging.is_dir() and not staging.is_symlink()
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _fill(folder: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "no-exchange"])
+def test_a_published_folder_replaces_the_old_one_whole(
+    tmp_path: Path, exchange: bool, fsyncs: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not exchange:  # a system without renameat2: the old folder is moved aside, then removed after
+        monkeypatch.setattr(atomic, "exchange_paths", lambda a, b: False)
+    target = tmp_path / "model"
+    for version in ("old", "new"):
+        with atomic.publishing_dir(target, "saving") as staging:
+            assert staging.parent == tmp_path and staging.name.startswith(".model.saving-")
+            _fill(staging, {"weights": version, "sub/config": version})
+    assert _tree(target) == {"weights": "new", "sub/config": "new"}
+    assert len(fsyncs) >= 3 and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "no-exchange"])
+def test_a_failed_publication_leaves_the_old_folder(
+    tmp_path: Path, exchange: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "model"
+    _fill(target, {"weights": "old"})
+    if exchange:
+        monkeypatch.setattr(atomic, "exchange_paths", lambda a, b: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    else:
+        monkeypatch.setattr(atomic, "exchange_paths", lambda a, b: False)
+        real = os.replace
+
+        def replace(source: Path, destination: Path) -> None:  # the new folder cannot be moved in
+            if Path(destination) == target and ".saving-" in Path(source).name:
+                raise OSError(5, "I/O error")
+            real(source, destination)
+
+        monkeypatch.setattr(atomic.os, "replace", replace)
+    with pytest.raises(OSError), atomic.publishing_dir(target, "saving") as staging:
+        _fill(staging, {"weights": "new"})
+    assert _tree(target) == {"weights": "old"} and leftovers(tmp_path) == []
+    with pytest.raises(ValueError), atomic.publishing_dir(target, "saving") as staging:
+        _fill(staging, {"weights": "half"})
+        raise ValueError("the writer failed")
+    assert _tree(target) == {"weights": "old"} and leftovers(tmp_path) == []
+
+
+def test_a_folder_published_over_a_link_replaces_the_link(tmp_path: Path, victim: Path) -> None:
+    victim.write_text("keep")
+    target = tmp_path / "model"
+    target.symlink_to(victim.parent)
+    with atomic.publishing_dir(target) as staging:
+        _fill(staging, {"weights": "new"})
+    assert not target.is_symlink() and _tree(target) == {"weights": "new"} and victim.read_text() == "keep"
+
+
+def test_entries_published_into_a_shared_folder(tmp_path: Path, victim: Path) -> None:
+    out = tmp_path / "run"
+    _fill(out, {"training_log.jsonl": "log", "1_Pooling/config.json": "old", "model.safetensors": "old"})
+    (out / "modules.json").symlink_to(victim)  # a planted link at a name the model writes
+    (out / "README.md").mkdir()  # a previous save's folder where a file goes now
+    staged = tmp_path / "staged"
+    _fill(staged, {"1_Pooling/config.json": "new", "model.safetensors": "new", "modules.json": "[]", "README.md": "c"})
+    atomic.publish_entries(staged, out)
+    assert _tree(out) == {
+        "1_Pooling/config.json": "new",
+        "README.md": "c",
+        "model.safetensors": "new",
+        "modules.json": "[]",
+        "training_log.jsonl": "log",
+    }
+    assert not (out / "modules.json").is_symlink() and victim.read_bytes() == VICTIM

@@ -4,8 +4,10 @@ Every file the project writes in one piece goes through :func:`atomic_open` or :
 temporary file in the same folder, created with ``O_CREAT | O_EXCL | O_NOFOLLOW``, fsynced, renamed over the
 target, the folder fsynced) or one of their shorthands for text, JSON, bytes and figures; a file written in place
 (a growing matrix, an index's texts) is created by :func:`create_fresh`, a log appended to through
-:func:`open_append`, a folder third-party code writes into made by :func:`fresh_dir`. None of them follows or
-writes through a link planted at the name (docs/security.md).
+:func:`open_append`, a folder third-party code writes into made by :func:`fresh_dir`. Every folder the project
+publishes (a saved model, a checkpoint, the best model, an ONNX export, a run's final model) goes through
+:func:`publish_dir` (:func:`publishing_dir`, :func:`publish_entries`): fsynced, renamed into place, the old copy
+removed only after. None of them follows or writes through a link planted at the name (docs/security.md).
 """
 
 from __future__ import annotations
@@ -41,13 +43,17 @@ def exchange_paths(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool
     raise OSError(error, os.strerror(error), str(b))
 
 
-def replace_dir(staged: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
-    """Put the complete folder ``staged`` at ``target``, replacing what is there, then delete the old one.
+def _swap_in(staged: Path, target: Path) -> None:
+    """Put the complete folder ``staged`` at ``target``; a previous folder there is deleted only once the new one is
+    in place.
 
-    A new target is one ``rename``; an existing one is swapped with ``staged`` in one atomic exchange. Where the
-    system cannot exchange, the old folder is moved aside first (a window of two renames).
+    A new target is one ``rename``; an existing folder is swapped with ``staged`` in one atomic exchange. Where the
+    system cannot exchange, the old folder is moved aside first and put back if the new one cannot be moved in (a
+    kill between those two renames leaves it in ``.NAME.old-*`` beside the target). A link or a file at ``target``
+    is unlinked, never followed.
     """
-    staged, target = Path(staged), Path(target)
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        target.unlink()
     if not target.exists():
         os.replace(staged, target)
     elif exchange_paths(staged, target):
@@ -55,9 +61,71 @@ def replace_dir(staged: str | os.PathLike[str], target: str | os.PathLike[str]) 
     else:
         retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
         os.replace(target, retired / "old")
-        os.replace(staged, target)
+        try:
+            os.replace(staged, target)
+        except OSError:
+            os.replace(retired / "old", target)
+            os.rmdir(retired)
+            raise
         shutil.rmtree(retired, ignore_errors=True)
     fsync_parent(target)
+
+
+def fsync_tree(folder: str | os.PathLike[str]) -> None:
+    """Flush every file and folder below ``folder`` to disk (links are not followed), so that a rename after it
+    publishes complete data."""
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                fsync_path(path)
+        with contextlib.suppress(OSError):  # platforms without directory handles
+            fsync_path(root)
+
+
+def publish_dir(staged: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """The one way isbert publishes a folder: ``staged`` (complete, written by this process) gets the usual
+    permissions, every file and folder in it is fsynced, then it is put at ``target`` (see :func:`_swap_in`): a
+    reader sees the old folder or the new one, and the old one is removed only after the new one is in place."""
+    staged = Path(staged)
+    usual_permissions(staged)
+    fsync_tree(staged)
+    _swap_in(staged, Path(target))
+
+
+@contextlib.contextmanager
+def publishing_dir(target: str | os.PathLike[str], label: str = "publishing") -> Iterator[Path]:
+    """A fresh staging folder beside ``target`` to fill; when the block ends without an error it is published at
+    ``target`` (:func:`publish_dir`). Whatever happens, the staging folder is gone afterwards and, on an error,
+    ``target`` is untouched."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = staging_dir(target, label)
+    try:
+        yield staging
+        publish_dir(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish_entries(staged: str | os.PathLike[str], folder: str | os.PathLike[str]) -> None:
+    """Publish each entry of ``staged`` into ``folder``, which holds other things too (a training run's folder
+    holds its final model beside its checkpoints and logs): everything is flushed first, then each sub-folder is
+    put in place by :func:`_swap_in` (its old copy removed after) and each file renamed over its name (a link
+    there replaced, never followed); ``folder`` is fsynced last. A kill part-way leaves some entries old, some new;
+    each entry is whole."""
+    staged, folder = Path(staged), Path(folder)
+    usual_permissions(staged)
+    fsync_tree(staged)
+    for child in sorted(staged.iterdir()):
+        target = folder / child.name
+        if child.is_dir() and not child.is_symlink():
+            _swap_in(child, target)
+            continue
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)  # a previous save's folder where a file goes now
+        os.replace(child, target)
+    fsync_path(folder)
 
 
 def fsync_path(path: str | os.PathLike[str]) -> None:

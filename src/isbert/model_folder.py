@@ -13,12 +13,11 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from isbert.atomic import fsync_path, replace_dir, staging_dir, usual_permissions
+from isbert.atomic import publishing_dir
 from isbert.confined import confined_path
 from isbert.errors import IsbertError
 from isbert.identity import CHECKSUMS_FILE, sha256_file
@@ -143,27 +142,20 @@ def save(model: SentenceTransformer, path: str | os.PathLike[str], **kwargs: Any
     half-written folder under ``path``, and an existing model there stays intact until the new one is complete.
 
     The model is written to a hidden sibling folder with a sha256 manifest of its files (``isbert_checksums.json``,
-    checked by :func:`load`), fsynced and verified, then swapped into place in one atomic rename (on Linux; where
-    the system cannot swap folders, the old folder is moved aside first, a window of two renames).
+    checked by :func:`verify_model_folder`), verified, then published by :func:`isbert.atomic.publishing_dir`
+    (fsynced, swapped into place in one atomic rename on Linux, the old copy removed after).
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = staging_dir(target, "saving")
     try:
-        model.save(str(staging), safe_serialization=True, **kwargs)
-        usual_permissions(staging)
-        files = sorted(file for file in staging.rglob("*") if file.is_file())
-        checksums = {file.relative_to(staging).as_posix(): sha256_file(file) for file in files}
-        (staging / CHECKSUMS_FILE).write_text(json.dumps(checksums, indent=1), encoding="utf-8")
-        for file in [*files, staging / CHECKSUMS_FILE]:
-            fsync_path(file)
-        verify_model_folder(staging)
-        replace_dir(staging, target)
+        with publishing_dir(target, "saving") as staging:
+            model.save(str(staging), safe_serialization=True, **kwargs)
+            files = sorted(file for file in staging.rglob("*") if file.is_file())
+            checksums = {file.relative_to(staging).as_posix(): sha256_file(file) for file in files}
+            (staging / CHECKSUMS_FILE).write_text(json.dumps(checksums, indent=1), encoding="utf-8")
+            verify_model_folder(staging)
     except OSError as error:
         reason = "the disk is full" if error.errno == errno.ENOSPC else error.strerror or str(error)
         raise IsbertError(f"could not save the model to {target}: {reason}; nothing there was changed") from error
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

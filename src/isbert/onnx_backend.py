@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +27,7 @@ from sentence_transformers import SentenceTransformer
 from torch import nn
 from tqdm.auto import tqdm
 
-from isbert.atomic import staging_dir, usual_permissions
+from isbert.atomic import publishing_dir
 from isbert.confined import confined_path
 from isbert.errors import IsbertError
 from isbert.extras import require
@@ -97,9 +96,7 @@ def export_onnx(
     graph = _SentenceGraph(model, input_names).eval()
     dynamic_axes = {name: {0: "batch", 1: "tokens"} for name in input_names} | {"sentence_embedding": {0: "batch"}}
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = staging_dir(output_dir, "exporting")
-    try:
+    with publishing_dir(output_dir, "exporting") as staging:  # an old export stays whole until this one is complete
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -139,12 +136,6 @@ def export_onnx(
             "default": "int8" if quantize == "int8" else "none",
         }
         (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2), encoding="utf-8")
-        usual_permissions(staging)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return output_dir
 
 

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -129,11 +130,11 @@ def test_sigkill_during_model_save_never_leaves_a_broken_model(tmp_path: Path, t
 def test_full_disk_during_a_training_checkpoint_keeps_the_last_one(
     tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch, reliability
 ) -> None:
-    from isbert.training import checkpoints, train
+    from isbert.training import checkpoints, train, trainer
 
     corpus = write_corpus(tmp_path / "c.txt", 200)
     saves = {"count": 0}
-    publish = checkpoints.publish_dir
+    publish = trainer.publish_dir
 
     def full_disk_on_second_save(staged, target):
         saves["count"] += 1
@@ -141,7 +142,7 @@ def test_full_disk_during_a_training_checkpoint_keeps_the_last_one(
             raise OSError(errno.ENOSPC, "No space left on device")
         publish(staged, target)
 
-    monkeypatch.setattr(checkpoints, "publish_dir", full_disk_on_second_save)
+    monkeypatch.setattr(trainer, "publish_dir", full_disk_on_second_save)
     with pytest.raises(IsbertError) as info:
         train(
             model=str(tiny_backbone), corpus=[str(corpus)], output=str(tmp_path / "run"), max_steps=12,
@@ -214,3 +215,114 @@ def test_ctrl_c_then_resume_unpickles_nothing_but_plain_tensors(
     assert all(flag is True for flag in calls), f"torch.load called without weights_only=True: {calls}"
     assert not list((tmp_path / "run").rglob("*.bin")) and not list((tmp_path / "run").rglob("pytorch_model*"))
     reliability.fault()
+
+
+def _files(folder: Path) -> dict[str, str]:
+    """Every file below ``folder`` by its relative name, with the sha256 of its bytes."""
+    from isbert.identity import sha256_file
+
+    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _failing(error: BaseException):
+    def fail(*args, **kwargs):
+        raise error
+
+    return fail
+
+
+def _fail_second_rename_into(target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No atomic exchange (as on a system without renameat2), and the new export's rename into place fails."""
+    from isbert import atomic
+
+    real = os.replace
+    monkeypatch.setattr(atomic, "exchange_paths", lambda a, b: False)
+
+    def replace(source, destination):
+        if Path(destination) == target and Path(source).name.startswith(f".{target.name}.exporting-"):
+            raise OSError(errno.EIO, "Input/output error")
+        real(source, destination)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+
+
+ONNX_STEPS = {  # each step of an export, and how to make it fail there
+    "graph": lambda target, mp: mp.setattr(torch.onnx, "export", _failing(RuntimeError("tracing failed"))),
+    "quantize": lambda target, mp: mp.setattr(
+        "onnxruntime.quantization.quantize_dynamic", _failing(MemoryError("no memory for the int8 graph"))
+    ),
+    "fsync": lambda target, mp: mp.setattr("isbert.atomic.fsync_tree", _failing(OSError(errno.EIO, "I/O error"))),
+    "swap": lambda target, mp: mp.setattr("isbert.atomic.exchange_paths", _failing(OSError(errno.ENOSPC, "full"))),
+    "rename without exchange": _fail_second_rename_into,
+}
+
+
+@pytest.mark.parametrize("step", list(ONNX_STEPS))
+def test_an_onnx_export_failing_at_any_step_leaves_the_old_export_intact(
+    tmp_path: Path, tiny_isbert_folder: Path, step: str, monkeypatch: pytest.MonkeyPatch, reliability
+) -> None:
+    pytest.importorskip("onnxruntime")
+    from isbert.onnx_backend import export_onnx
+
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    target = export_onnx(model, tmp_path / "export", quantize="none")
+    before, want = _files(target), isbert.load(target).encode(TEXTS)
+    with monkeypatch.context() as patched:
+        ONNX_STEPS[step](target, patched)
+        with pytest.raises((RuntimeError, MemoryError, OSError)):
+            export_onnx(model, target, quantize="int8")
+    reliability.fault()
+    assert _files(target) == before
+    np.testing.assert_array_equal(isbert.load(target).encode(TEXTS), want)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no staging or retired folder left behind
+    export_onnx(model, target, quantize="int8")  # and the next export replaces it
+    assert "model_int8.onnx" in _files(target) and not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+EXPORT_KILLED = """
+import os, sys
+import isbert
+from isbert import atomic
+from isbert.onnx_backend import export_onnx
+
+exchange = atomic.exchange_paths
+
+def killed(a, b):
+    if sys.argv[3] == "after":
+        exchange(a, b)
+    os._exit(9)
+
+atomic.exchange_paths = killed
+export_onnx(isbert.load(sys.argv[1], device="cpu"), sys.argv[2], quantize="int8")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_an_onnx_export_killed_at_its_swap_leaves_one_whole_export(
+    tmp_path: Path, tiny_isbert_folder: Path, when: str, reliability
+) -> None:
+    """The process dies (``os._exit``, no cleanup) just before or just after the new export is swapped in: the
+    folder holds the old export or the new one, each whole."""
+    pytest.importorskip("onnxruntime")
+    from isbert.onnx_backend import export_onnx, intact_export
+
+    target = export_onnx(isbert.load(tiny_isbert_folder, device="cpu"), tmp_path / "export", quantize="none")
+    before = _files(target)
+    script = tmp_path / "export_killed.py"
+    script.write_text(EXPORT_KILLED)
+    process = subprocess.run(
+        [sys.executable, str(script), str(tiny_isbert_folder), str(target), when],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert process.returncode == 9, process.stderr[-2000:]
+    reliability.fault()
+    assert intact_export(target)
+    if when == "before":
+        assert _files(target) == before
+    else:
+        assert "model_int8.onnx" in _files(target)
+    assert isbert.load(target).encode(TEXTS).shape == (4, 24)

@@ -11,7 +11,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from isbert.atomic import fresh_dir
+from isbert.atomic import fresh_dir, publish_dir
 from isbert.training import checkpoints as ckpt
 from isbert.training.criteria import CRITERIA, LABEL_FREE_KEY, STSB_KEY
 from isbert.training.plots import plot_curves
@@ -88,7 +88,7 @@ class SelectionCallback(TrainerCallback):
         fresh_dir(staged)  # a link planted at the name is unlinked, never written through
         model.save(str(staged))
         (staged / "isbert_best.json").write_text(json.dumps(record), encoding="utf-8")
-        ckpt.publish_dir(staged, folder)
+        publish_dir(staged, folder)
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict | None = None, **kwargs: Any) -> None:
         metrics = {k.removeprefix("eval_"): v for k, v in (metrics or {}).items()}

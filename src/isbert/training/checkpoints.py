@@ -1,4 +1,4 @@
-"""Crash-safe checkpoint folders: written under a temporary name, fsynced, then renamed into place.
+"""Crash-safe checkpoint folders: written under a temporary name, then published by :func:`isbert.atomic.publish_dir`.
 
 A folder is a checkpoint only when it is named ``checkpoint-STEP`` and holds the marker file; a run killed while
 saving leaves a ``.partial-*`` folder that nothing ever picks up (it is removed at the next save or start).
@@ -6,7 +6,6 @@ saving leaves a ``.partial-*`` folder that nothing ever picks up (it is removed 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -14,7 +13,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from isbert.atomic import fsync_path, replace_dir
 from isbert.errors import IsbertError
 
 MARKER = "isbert_checkpoint.json"
@@ -22,25 +20,6 @@ MARKER = "isbert_checkpoint.json"
 
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 PARTIAL_PREFIX = ".partial-"
-
-
-def fsync_tree(folder: str | os.PathLike[str]) -> None:
-    """Flush every file and folder below ``folder`` to disk, so that a rename after it publishes complete data."""
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            fsync_path(os.path.join(root, name))
-        fsync_dir(root)
-
-
-def fsync_dir(folder: str | os.PathLike[str]) -> None:
-    with contextlib.suppress(OSError):  # platforms without directory handles
-        fsync_path(folder)
-
-
-def publish_dir(staged: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
-    """Move a fully written folder to ``target``: flushed first, then swapped in atomically (see isbert.atomic)."""
-    fsync_tree(staged)
-    replace_dir(staged, target)
 
 
 def list_checkpoints(folder: str | os.PathLike[str]) -> list[tuple[int, Path]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import json
 import math
-import os
 import pickle  # nosec B403 # for UnpicklingError only; checkpoints load with weights_only=True
 import shutil
 import signal
@@ -28,7 +27,7 @@ from torch import nn
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_callback import ProgressCallback as HFProgress
 
-from isbert.atomic import fresh_dir, remove_path, usual_permissions, write_json_atomic
+from isbert.atomic import fresh_dir, publish_entries, write_json_atomic
 from isbert.errors import IsbertError
 from isbert.glove import word_coverage
 from isbert.inputs import InputFile, expand_inputs
@@ -504,7 +503,7 @@ def _finalize(run: Run, trainer_model: Any, result: TrainResult) -> None:
 
 
 def _save_final(config: TrainConfig, trainer_model: Any, result: TrainResult) -> None:
-    """The selected model goes into the output folder itself (staged, then moved in file by file)."""
+    """The selected model goes into the output folder itself (staged, then published entry by entry)."""
     out = Path(config.output)
     best_dir = out / CHECKPOINT_DIR / BEST_DIR
     model = load(str(best_dir), device="cpu") if best_dir.is_dir() and result.best else trainer_model
@@ -512,11 +511,5 @@ def _save_final(config: TrainConfig, trainer_model: Any, result: TrainResult) ->
     model.save(str(staged))
     (staged / "isbert_best.json").unlink(missing_ok=True)
     write_model_card(staged, config, result)
-    usual_permissions(staged)
-    ckpt.fsync_tree(staged)
-    for child in staged.iterdir():
-        target = out / child.name
-        if child.is_dir() or target.is_dir():
-            remove_path(target)  # a previous save's folder, or a planted link: unlinked, never followed
-        os.replace(child, target)  # a file replaces a link at ``target`` itself
+    publish_entries(staged, out)  # a planted link at a name is replaced, never followed
     shutil.rmtree(staged, ignore_errors=True)

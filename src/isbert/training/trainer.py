@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from sentence_transformers.sentence_transformer import SentenceTransformerTrainer
 
-from isbert.atomic import fresh_dir
+from isbert.atomic import fresh_dir, publish_dir
 from isbert.errors import IsbertError
 from isbert.training import checkpoints as ckpt
 from isbert.training.callbacks import SelectionCallback
@@ -78,7 +78,7 @@ class IsbertTrainer(SentenceTransformerTrainer):
             save_loss_state(self.loss, self.model, folder)
             marker = {"step": step, "selection": self.selection.state_dict() if self.selection else None}
             Path(folder, ckpt.MARKER).write_text(json.dumps(marker, indent=1), encoding="utf-8")
-            ckpt.publish_dir(folder, os.path.join(root, f"checkpoint-{step}"))
+            publish_dir(folder, os.path.join(root, f"checkpoint-{step}"))
             shutil.rmtree(staging, ignore_errors=True)
             ckpt.rotate(root, max(1, self.keep_last))  # 0 keeps none at the end, but the newest until then
         self.accelerator.wait_for_everyone()
