@@ -128,6 +128,23 @@ def test_help_and_argument_parsing_load_no_heavy_library() -> None:
     assert result.stdout.strip() == "", f"building the parser imported {result.stdout.strip()}"
 
 
+def test_help_ends_with_a_recipe_whose_every_command_parses(capsys: pytest.CaptureFixture[str]) -> None:
+    import shlex
+
+    from isbert.cli import RECIPE, build_parser
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert capsys.readouterr().out.rstrip().endswith(RECIPE.splitlines()[-1])
+    commands = [part.split("#")[0] for line in RECIPE.splitlines() for part in line.split("&&") if "isbert " in part]
+    assert len(commands) == 5
+    parser = build_parser()
+    for command in commands:
+        words = shlex.split(command[command.index("isbert ") :])[1:]
+        args = parser.parse_args(words)  # a stale recipe (renamed command or flag) exits here
+        assert callable(args.func), command
+
+
 # ------------------------------------------------------------------------------------------------ one grammar
 def _command_parsers():
     from isbert.cli import _command_parsers, build_parser

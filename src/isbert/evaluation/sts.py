@@ -86,12 +86,19 @@ def aggregate(subsets: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str,
     }
 
 
-def evaluate_sts(task: StsTask, embed: Callable[[list[str]], np.ndarray]) -> dict[str, object]:
-    """Score one STS task; ``embed`` maps sentences to embedding rows (already computed, de-duplicated)."""
+def evaluate_sts(
+    task: StsTask,
+    embed: Callable[[list[str]], np.ndarray],
+    record: Callable[[np.ndarray, np.ndarray], None] | None = None,
+) -> dict[str, object]:
+    """Score one STS task; ``embed`` maps sentences to embedding rows (already computed, de-duplicated); ``record``
+    receives the pooled similarities and gold scores (for a paired comparison, :mod:`isbert.evaluation.verdict`)."""
     parts = {}
     for name, subset in task.subsets.items():
         similarity = cosine_rows(embed(subset.sentences1), embed(subset.sentences2))
         parts[name] = (similarity, subset.scores)
+    if record is not None:
+        record(*(np.concatenate([np.asarray(part[i], np.float64) for part in parts.values()]) for i in (0, 1)))
     result = aggregate(parts)
     if len(task.subsets) == 1:  # STSb, SICK-R: a single test file, no sub-dataset breakdown
         result.pop("subsets")
