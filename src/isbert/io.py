@@ -70,7 +70,7 @@ def iter_lines(
     path = Path(path)
     try:
         with _open_binary(path) as handle:
-            for number, raw in _capped_lines(path, handle):
+            for number, raw in capped_lines(path, handle):
                 if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
                     if not raw:  # a file holding only a BOM is empty, not one empty line
@@ -102,7 +102,7 @@ def iter_lines(
         raise IsbertError(f"{path}: cannot read ({error})") from None
 
 
-def _capped_lines(path: Path, handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
+def capped_lines(path: Path, handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
     """Numbered raw lines, each read with at most :data:`MAX_RECORD_BYTES` + 2 bytes in memory."""
     cap, number = MAX_RECORD_BYTES, 0
     while raw := handle.readline(cap + 2):

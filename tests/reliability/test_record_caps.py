@@ -119,3 +119,26 @@ def test_json_records_stay_exact(tmp_path: Path) -> None:
     path = tmp_path / "ok.jsonl"
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["a", "b\nc", "é"]))
     assert [text for _, text in iter_texts(path)] == ["a", "b\nc", "é"]
+
+
+def test_a_task_file_line_over_the_cap_is_one_line_under_bounded_memory(tmp_path: Path) -> None:
+    """The evaluation task parsers read through ``readers.read_lines``, capped like every other line reader."""
+    path = tmp_path / "STS.input.long.txt"
+    path.write_bytes(b"a\tb\n" + b"x" * (3 * MAX_RECORD_BYTES) + b"\n")
+    script = textwrap.dedent(
+        f"""
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_AS, (400 << 20, 400 << 20))
+        from isbert.errors import IsbertError
+        from isbert.evaluation.readers import read_lines
+        try:
+            read_lines({str(path)!r})
+        except IsbertError as error:
+            print(error)
+            sys.exit(2)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"{path}:2: " in result.stdout and "longer than" in result.stdout, result.stdout
+    assert result.stdout.count("\n") == 1

@@ -26,9 +26,11 @@ from isbert.evaluation.tasks import (
     TransferTask,
     task_files,
 )
-from isbert.io import allow_long_csv_fields
+from isbert.io import allow_long_csv_fields, capped_lines
 
 TREC_CLASSES = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
+MAX_LABEL_DIGITS = 9
+"""The longest integer label (SST's are one digit): a class index, not a number to compute with."""
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -39,27 +41,36 @@ def read_lines(path: str | os.PathLike[str], encoding: str = "utf-8") -> list[st
     """Lines of a text file: a leading BOM and CR of CRLF endings removed, no final empty line.
 
     Splits on ``\\n`` only (not ``str.splitlines``), so stray form feeds inside a sentence cannot shift pairs.
+    Streams the file a line at a time, each line capped (``io.capped_lines``: over 16 MiB is an error naming the
+    line, found with at most that much of it in memory), and decodes each line alone: linear time.
     """
     path = Path(path)
+    lines: list[str] = []
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            for number, raw in capped_lines(path, handle):
+                lines.append(_decoded(path, number, raw, encoding))
     except FileNotFoundError:
         raise IsbertError(f"missing data file: {path}; {GET_DATA_HINT}") from None
     except OSError as error:  # a folder in its place, no permission, an I/O error
         raise IsbertError(f"{path}: cannot read ({error.strerror or error})") from None
+    if lines and lines[0].startswith("\ufeff"):
+        lines[0] = lines[0][1:]
+        if len(lines) == 1 and not lines[0]:  # a file holding only a BOM is empty, not one empty line
+            lines.pop()
+    return lines
+
+
+def _decoded(path: Path, number: int, raw: bytes, encoding: str) -> str:
+    """One raw line without its ``\\n`` and the CR of a CRLF, decoded, or an error naming file, line and column."""
+    raw = raw[:-1] if raw.endswith(b"\n") else raw
+    raw = raw[:-1] if raw.endswith(b"\r") else raw
     try:
-        text = data.decode(encoding)
+        return raw.decode(encoding)
     except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
         raise InputError(
-            str(path), line, f"not valid {encoding}: byte 0x{data[error.start]:02x} at offset {error.start}"
+            str(path), number, f"not valid {encoding}: byte 0x{raw[error.start]:02x} at column {error.start + 1}"
         ) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def _float(value: str, path: Path, line: int, what: str) -> float:
@@ -207,7 +218,9 @@ def read_sst(path: str | os.PathLike[str]) -> LabeledSplit:
     for number, line in enumerate(read_lines(path), start=1):
         row = line.strip().split("\t")
         digits = row[1].strip().removeprefix("-") if len(row) == 2 else ""
-        if not (digits.isascii() and digits.isdigit()):  # not str.isdigit alone: it accepts '²', which int() refuses
+        # not str.isdigit alone: it accepts '²', which int() refuses; and a few digits only: int() refuses (or, under
+        # a raised limit, converts in quadratic time) a label of thousands
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= MAX_LABEL_DIGITS):
             raise InputError(str(path), number, "expected 'sentence<TAB>integer label'")
         texts.append(row[0])
         labels.append(int(row[1]))

@@ -39,7 +39,6 @@ import hmac
 import ipaddress
 import json
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -329,21 +328,21 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(pieces)
 
 
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-
-
 def _check_json_size(body: bytes, limit: int) -> None:
-    """413 for a body of more than ``limit`` JSON values, found without parsing it.
+    """413 for a body of more than ``limit`` JSON values, found without parsing it, in linear time.
 
     Why: the parser holds the GIL, so a 15 MB body of a million tiny objects would stall every request for seconds
-    even on a worker thread; a legitimate request has a few values per text. Every string opens with a quote that
-    no backslash precedes, so the count below bounds the strings; with strings bounded, removing them is cheap,
-    and the separators left bound the other values.
+    even on a worker thread; a legitimate request has a few values per text. Escaped backslashes, then escaped
+    quotes, removed left to right leave exactly the quotes that open and close strings (in the valid prefix the
+    parser reads; after it, the parse fails fast), so those quotes bound the strings, and the separators between
+    them bound the other values. Only ``bytes`` methods (C loops, no regular expression that could rescan the body
+    from every quote of an unclosed string) touch the body, and at most ``2 * limit`` pieces are made.
     """
-    strings = body.count(b'"') - body.count(b'\\"')
-    outside = _JSON_STRING.sub(b"", body) if strings <= 2 * limit else b""
-    values = strings // 2 + sum(outside.count(mark) for mark in (b",", b":", b"[", b"{"))
-    if strings > 2 * limit or values > limit:
+    plain = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    quotes = plain.count(b'"')
+    outside = b"".join(plain.split(b'"')[0::2]) if quotes <= 2 * limit else b""
+    values = (quotes + 1) // 2 + sum(outside.count(mark) for mark in (b",", b":", b"[", b"{"))
+    if quotes > 2 * limit or values > limit:
         raise RequestError(413, f"request body holds too many JSON values (at most {limit})", "too_many_values")
 
 
