@@ -6,6 +6,7 @@ keyed by the model and the text), then each task is scored from the shared embed
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -166,6 +167,7 @@ def evaluate(
     device: str | None = None,
     show_progress: bool = True,
     log: Callable[[str], None] | None = None,
+    scored: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``tasks`` and return the results.
 
@@ -181,6 +183,7 @@ def evaluate(
             folder's SNLI sentences), keeping ``whiten_dim`` components.
         full: SentEval's full transfer protocol instead of the fast default.
         cache_dir: keep embeddings on disk, keyed by model and text.
+        scored: filled with each STS-protocol task's pooled (similarities, gold scores), for a paired comparison.
 
     Returns:
         ``{task: {"spearman" | "accuracy": x100, ...}, "model": ..., "settings": ..., "versions": ...,
@@ -215,7 +218,8 @@ def evaluate(
         matrix = Whitening.fit(matrix[[index[s] for s in whiten_sentences]], whiten_dim).transform(matrix)
     # 4. score each task from the shared matrix
     config = TransferConfig(full=full, standardize=standardize)
-    results, task_seconds = _score_tasks(loaded, lambda batch: matrix[[index[s] for s in batch]], config, say)
+    embed = lambda batch: matrix[[index[s] for s in batch]]  # noqa: E731
+    results, task_seconds = _score_tasks(loaded, embed, config, say, scored)
     finished = time.perf_counter()
     # 5. record what was run, on what, and how long it took
     settings = {"tasks": names, "pairs": pairs and str(pairs), "text": text, "pooling": pooling, "whiten": whiten}
@@ -297,19 +301,28 @@ def _load_encoder(
     return load(model, device=device), model, key
 
 
+def _keep(
+    scored: dict[str, tuple[np.ndarray, np.ndarray]], name: str, similarity: np.ndarray, gold: np.ndarray
+) -> None:
+    scored[name] = (similarity, gold)
+
+
 def _score_tasks(
     loaded: dict[str, StsTask | TransferTask],
     embed: Callable[[list[str]], np.ndarray],
     config: TransferConfig,
     say: Callable[[str], None],
+    scored: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, float]]:
     results: dict[str, Any] = {}
     task_seconds: dict[str, float] = {}
     for name, task in loaded.items():
         began = time.perf_counter()
-        results[name] = (
-            evaluate_sts(task, embed) if isinstance(task, StsTask) else evaluate_transfer(task, embed, config)
-        )
+        if isinstance(task, StsTask):
+            record = None if scored is None else functools.partial(_keep, scored, name)
+            results[name] = evaluate_sts(task, embed, record)
+        else:
+            results[name] = evaluate_transfer(task, embed, config)
         task_seconds[name] = round(time.perf_counter() - began, 2)
         score = results[name].get("spearman", results[name].get("accuracy"))
         say(f"{name}: {score:.2f}")
