@@ -8,7 +8,7 @@ import pytest
 
 from isbert.errors import IsbertError
 from isbert.experiments.config import load_experiment
-from isbert.experiments.runner import plan, same_settings
+from isbert.experiments.jobs import plan, same_settings
 from isbert.training.config import TrainConfig
 
 GOOD = """

@@ -18,7 +18,7 @@ from isbert.experiments.config import GENERAL_LABEL, TARGET_LABEL
 
 if TYPE_CHECKING:
     from isbert.experiments.config import Experiment, RunSpec
-    from isbert.experiments.runner import Job
+    from isbert.experiments.jobs import Job
 
 SELECTIONS = ("labeled", "label_free")
 MAX_POINT_LABELS = 15

@@ -19,7 +19,7 @@ from isbert.atomic import write_json_atomic
 from isbert.errors import IsbertError
 
 if TYPE_CHECKING:
-    from isbert.experiments.runner import Job
+    from isbert.experiments.jobs import Job
 
 MAX_RESULTS_BYTES = 64 * 1024 * 1024
 """A results table of a few hundred runs with their histories is a few MB; anything far larger is not one."""
