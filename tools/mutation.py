@@ -255,10 +255,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("whitening-cut-rows", "evaluation/baselines.py", "kernel[:, :dim] if dim else kernel",
       "kernel[:dim] if dim else kernel", "whitening dimension cut on the wrong axis of the kernel",
       WHITENING_POOLING_TESTS),
-    M("pooling-first-last-embedding-layer", "evaluation/baselines.py", "(layers[1] + layers[-1]) / 2",
+    M("pooling-first-last-embedding-layer", "model.py", "(layers[1] + layers[-1]) / 2",
       "(layers[0] + layers[-1]) / 2", "first-last-mean averages the embedding layer, not the first transformer layer",
       WHITENING_POOLING_TESTS),
-    M("pooling-cls-is-mean", "evaluation/baselines.py", 'pooling_mode="cls" if pooling == "cls" else "mean"',
+    M("pooling-cls-is-mean", "model.py", 'pooling_mode="cls" if pooling == "cls" else "mean"',
       'pooling_mode="mean"', "the cls baseline silently mean-pools", WHITENING_POOLING_TESTS),
 )  # fmt: skip
 del M

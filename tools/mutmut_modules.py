@@ -1,0 +1,185 @@
+"""Mutation testing with mutmut, one module at a time: ``make mutation MODULE=evaluation/sts.py``.
+
+mutmut (3.x, from PyPI) plants every mutant its operators can express (operators, constants, strings, arguments,
+conditions) in a copy of ``src/`` and runs, for each mutant, only the tests that reached the mutated function. This
+script gives each module the tests that are meant to cover it (:data:`MODULES`), so that one module's run takes
+minutes to an hour on 2 cores, not the whole suite per mutant:
+
+1. copy ``src/``, ``tests/``, ``experiments/`` and ``pyproject.toml`` (the working tree, or ``git archive REV`` with
+   ``--rev``) into a temporary folder; the working tree is never touched;
+2. write the module and its tests into the copy's ``[tool.mutmut]`` (``only_mutate``,
+   ``pytest_add_cli_args_test_selection``; the shared settings stay in pyproject.toml);
+3. ``mutmut run`` there with ``CI=1`` (hypothesis's fixed examples: the same mutant gets the same verdict each run);
+4. print the score (killed / all mutants: ``no tests``, timeouts and the rest are not kills) and each survivor's
+   diff; ``--json`` writes them.
+
+The hand-written list (tools/mutation.py, ``make mutation-targeted``) is kept for the mutants mutmut's operators
+cannot express; see docs/testing.md. Exit status: 0 when the run completed (the score is information), 2 on a
+usage error or when mutmut itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import tomllib
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = Path("src") / "isbert"
+COPIED = ("src", "tests", "experiments", "pyproject.toml")
+MUTMUT = Path(sys.executable).with_name("mutmut")
+
+_SERVE = ["tests/search/test_search_serve.py", "tests/search/test_serve_api_key.py"]
+_TRAIN = ["tests/training/test_train.py", "tests/training/test_corpus.py", "tests/training/test_run_log.py"]
+MODULES: dict[str, list[str]] = {
+    # module (below src/isbert) -> the tests meant to catch its bugs (files or node ids)
+    "losses.py": ["tests/test_losses.py"],
+    "modules.py": ["tests/test_modules.py", "tests/test_cnn_head.py"],
+    "encode.py": ["tests/test_encode.py", "tests/test_encode_resume_key.py"],
+    "onnx_backend.py": ["tests/test_onnx_backend.py", "tests/test_onnx_cache_key.py"],
+    "evaluation/sts.py": ["tests/evaluation/test_scoring.py", "tests/evaluation/test_sts_contract.py"],
+    "evaluation/harness.py": ["tests/evaluation/test_harness.py", "tests/evaluation/test_cache_key.py"],
+    "evaluation/baselines.py": ["tests/evaluation/test_baselines.py"],
+    "evaluation/report.py": ["tests/evaluation/test_report_columns.py", "tests/evaluation/test_harness.py"],
+    "experiments/report.py": ["tests/experiments/test_report.py", "tests/experiments/test_report_columns.py"],
+    "experiments/runner.py": ["tests/experiments/test_runner.py", "tests/experiments/test_config.py"],
+    "search/serve.py": _SERVE,
+    "search/index.py": ["tests/search/test_search_index.py", "tests/search/test_index_changes.py"],
+    "search/cluster.py": ["tests/search/test_search_cluster_similar.py", "tests/search/test_cluster_wiring.py"],
+    "search/similar.py": ["tests/search/test_search_cluster_similar.py"],
+    "training/run.py": [*_TRAIN, "tests/training/test_run.py"],
+    "training/corpus.py": ["tests/training/test_corpus.py", "tests/training/test_run.py"],
+    "training/checkpoints.py": ["tests/training/test_train.py"],
+    "training/callbacks.py": ["tests/training/test_train.py", "tests/training/test_evaluators.py"],
+    "training/result.py": ["tests/training/test_train.py", "tests/training/test_corpus.py"],
+    "training/criteria.py": ["tests/training/test_evaluators.py", "tests/training/test_train.py"],
+}
+"""Every module a user's result or safety depends on (issue 31), with its tests. A test file that does not exist yet
+is skipped with a warning, so the table can name the tests a module should have."""
+
+
+def _copy_tree(work: Path, rev: str | None) -> None:
+    if rev is None:
+        for name in COPIED:
+            source = REPO / name
+            if source.is_dir():
+                shutil.copytree(source, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(source, work / name)
+        return
+    archive = work / "rev.tar"
+    subprocess.run(["git", "-C", str(REPO), "archive", "-o", str(archive), rev, *COPIED], check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(work, filter="data")
+    archive.unlink()
+
+
+def _toml_list(values: list[str]) -> str:
+    return "[" + ", ".join(json.dumps(value) for value in values) + "]"
+
+
+def configure(work: Path, module: str, tests: list[str]) -> None:
+    """Put the module and its tests into the copy's ``[tool.mutmut]`` (the shared settings are kept)."""
+    pyproject = work / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    shared = tomllib.loads(text).get("tool", {}).get("mutmut", {})
+    own = {"only_mutate": [str(PACKAGE / module)], "pytest_add_cli_args_test_selection": tests}
+    lines = ["[tool.mutmut]"]
+    for key, value in {**shared, **own}.items():
+        lines.append(f"{key} = {_toml_list(value) if isinstance(value, list) else json.dumps(value)}")
+    section = re.compile(r"^\[tool\.mutmut\]\n(?:(?!\[).*\n?)*", re.MULTILINE)
+    text = section.sub("", text).rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
+    pyproject.write_text(text, encoding="utf-8")
+
+
+def results(work: Path) -> dict[str, str]:
+    """mutant name -> mutmut's verdict (killed, survived, no tests, timeout, suspicious, ...)."""
+    listed = subprocess.run([str(MUTMUT), "results", "--all", "true"], cwd=work, capture_output=True, text=True)
+    verdicts = {}
+    for line in listed.stdout.splitlines():
+        name, _, verdict = line.strip().rpartition(": ")
+        if name:
+            verdicts[name] = verdict
+    return verdicts
+
+
+def diff(work: Path, name: str) -> str:
+    shown = subprocess.run([str(MUTMUT), "show", name], cwd=work, capture_output=True, text=True).stdout
+    return "\n".join(line for line in shown.splitlines() if line.startswith(("-", "+")) and line[:3] not in "---+++")
+
+
+def run_module(module: str, *, jobs: int, rev: str | None, keep: bool) -> dict[str, object]:
+    tests = [test for test in MODULES[module] if (REPO / test.split("::")[0]).exists()]
+    for missing in set(MODULES[module]) - set(tests):
+        print(f"warning: {missing} does not exist; running without it", file=sys.stderr)
+    work = Path(tempfile.mkdtemp(prefix=f"mutmut-{module.replace('/', '-')}-"))
+    started = time.perf_counter()
+    _copy_tree(work, rev)
+    configure(work, module, tests)
+    env = dict(os.environ, CI="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env.setdefault("ISBERT_DATA_DIR", str((REPO / ".." / "shared" / "data").resolve()))
+    print(f"mutmut on src/isbert/{module} with {', '.join(tests)} in {work}", flush=True)
+    ran = subprocess.run([str(MUTMUT), "run", "--max-children", str(jobs)], cwd=work, env=env)
+    verdicts = results(work)
+    if ran.returncode != 0 or not verdicts:
+        raise SystemExit(f"mutmut failed on {module} (exit {ran.returncode}); the copy is kept in {work}")
+    not_killed = {name: {"verdict": v, "diff": diff(work, name)} for name, v in verdicts.items() if v != "killed"}
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    counts = Counter(verdicts.values())
+    return {
+        "module": module,
+        "tests": tests,
+        "rev": rev or "working tree",
+        "mutants": len(verdicts),
+        "counts": dict(counts),
+        "score": counts["killed"] / len(verdicts),
+        "minutes": round((time.perf_counter() - started) / 60, 1),
+        "not_killed": not_killed,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help="below src/isbert, e.g. evaluation/sts.py (default: all)")
+    parser.add_argument("--list", action="store_true", help="print the modules and their tests")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
+    parser.add_argument("--rev", help="mutate this commit (git archive) instead of the working tree")
+    parser.add_argument("--keep", action="store_true", help="keep the copy (then `mutmut browse` in it)")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+    if args.list:
+        for module, tests in MODULES.items():
+            print(f"{module}: {' '.join(tests)}")
+        return 0
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        print(f"unknown module(s) {', '.join(unknown)}; --list shows them", file=sys.stderr)
+        return 2
+    reports = []
+    for module in args.modules or list(MODULES):
+        report = run_module(module, jobs=args.jobs, rev=args.rev, keep=args.keep)
+        reports.append(report)
+        counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(report["counts"].items()))
+        print(f"\n{module}: {report['score']:.1%} killed of {report['mutants']} mutants ({counts}), "
+              f"{report['minutes']} min")  # fmt: skip
+        for name, mutant in report["not_killed"].items():
+            print(f"  {name} ({mutant['verdict']}):\n    " + mutant["diff"].replace("\n", "\n    "))
+    if args.json:
+        args.json.write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
