@@ -119,10 +119,10 @@ INPUT_HELP = (
 )
 
 
-def add_input_argument(parser: argparse.ArgumentParser, what: str) -> None:
+def add_input_argument(parser: argparse.ArgumentParser, what: str, *, required: bool = True) -> None:
     """``--input``/``-i``: one or more files, folders or patterns (:func:`isbert.inputs.expand_inputs`)."""
     parser.add_argument(
-        "--input", "-i", required=True, nargs="+", action="extend", metavar="PATH", help=f"{what}: {INPUT_HELP}"
+        "--input", "-i", required=required, nargs="+", action="extend", metavar="PATH", help=f"{what}: {INPUT_HELP}"
     )
 
 

@@ -1,4 +1,5 @@
-"""Hostile folders: tampered index manifests, model checksum lists, ONNX configs, checkpoints and pickle weights.
+"""Hostile folders: tampered index databases and first-format manifests, model checksum lists, ONNX configs,
+checkpoints and pickle weights.
 
 Every name read from a manifest must be one the project generated and stay inside its folder. Each attack here
 once worked (deleted or read a file outside the folder, or loaded a pickle, or ended in a long traceback); each
@@ -7,11 +8,13 @@ test writes the attack and asserts a one-line error, exit 2, and a victim file t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
 import shutil
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -24,6 +27,7 @@ import isbert
 import isbert.model_folder
 from isbert.cli import main
 from isbert.errors import IsbertError
+from isbert.search import legacy
 from isbert.search.index import SearchIndex
 from isbert.training import checkpoints
 
@@ -32,6 +36,7 @@ from test_search_index import make_word_model_folder, sentences, write_lines
 
 pytestmark = pytest.mark.reliability
 VICTIM_TEXT = "do not touch\n"
+LEGACY_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "index-v1"
 
 
 @pytest.fixture(autouse=True)
@@ -59,10 +64,25 @@ def index_and_victim(word_model, word_model_folder: Path, tmp_path: Path) -> tup
     return tmp_path / "idx", victim
 
 
+@pytest.fixture
+def legacy_and_victim(tmp_path: Path) -> tuple[Path, Path]:
+    """A first-format index folder (manifest, texts, offsets; tests/fixtures/index-v1) and a file beside it."""
+    shutil.copytree(LEGACY_FIXTURE, tmp_path / "idx")
+    victim = tmp_path / "victim.txt"
+    victim.write_text(VICTIM_TEXT)
+    return tmp_path / "idx", victim
+
+
 def tamper(folder: Path, **files: str) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["files"].update(files)
     (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def sql(folder: Path, statement: str, *values: object) -> None:
+    """Edit the index database as an attacker with write access to the folder would."""
+    with contextlib.closing(sqlite3.connect(folder / "index.sqlite")) as db, db:
+        db.execute(statement, values)
 
 
 def assert_one_line_error(capsys: pytest.CaptureFixture[str], code: int, *fragments: str) -> str:
@@ -75,19 +95,15 @@ def assert_one_line_error(capsys: pytest.CaptureFixture[str], code: int, *fragme
 
 
 @pytest.mark.parametrize("name", ["../victim.txt", "VICTIM_ABSOLUTE", "sub/../../victim.txt", "texts-000009.jsonl"])
-def test_index_add_never_deletes_a_file_named_by_the_manifest(
-    index_and_victim, word_model_folder: Path, capsys, name: str
-) -> None:
-    index, victim = index_and_victim
+def test_index_migrate_never_deletes_a_file_named_by_the_manifest(legacy_and_victim, capsys, name: str) -> None:
+    index, victim = legacy_and_victim
     tamper(index, texts=str(victim) if name == "VICTIM_ABSOLUTE" else name)
-    corpus = write_lines(index.parent / "more.txt", sentences(5, offset=40))
-    code = main(["index", "add", str(index), "-i", str(corpus), "--model", str(word_model_folder), "--no-progress"])
-    assert_one_line_error(capsys, code, "manifest")
+    assert_one_line_error(capsys, main(["index", "migrate", str(index)]), "manifest")
     assert victim.read_text() == VICTIM_TEXT
 
 
-def test_index_build_overwrite_never_deletes_outside(index_and_victim, word_model_folder: Path, capsys) -> None:
-    index, victim = index_and_victim
+def test_index_build_overwrite_never_deletes_outside(legacy_and_victim, word_model_folder: Path, capsys) -> None:
+    index, victim = legacy_and_victim
     tamper(index, index="../victim.txt")
     corpus = write_lines(index.parent / "more.txt", sentences(5, offset=40))
     args = ["index", "build", str(index), "--model", str(word_model_folder), "-i", str(corpus), "--overwrite"]
@@ -95,44 +111,107 @@ def test_index_build_overwrite_never_deletes_outside(index_and_victim, word_mode
     assert victim.read_text() == VICTIM_TEXT
 
 
-def test_search_and_serve_never_read_outside(index_and_victim, word_model_folder: Path, capsys) -> None:
-    index, victim = index_and_victim
+def test_search_and_serve_never_read_outside(legacy_and_victim, word_model_folder: Path, capsys) -> None:
+    index, victim = legacy_and_victim
     tamper(index, texts=str(victim))
-    assert_one_line_error(capsys, main(["search", str(index), "the man runs"]), "manifest")
-    assert_one_line_error(capsys, main(["serve", str(word_model_folder), "--index", str(index)]), "manifest")
+    assert_one_line_error(capsys, main(["search", str(index), "the man runs"]), "index migrate")
+    assert_one_line_error(capsys, main(["serve", str(word_model_folder), "--index", str(index)]), "index migrate")
 
 
 def test_a_symlink_leading_out_of_the_index_is_refused(index_and_victim, capsys) -> None:
     index, victim = index_and_victim
-    texts = index / json.loads((index / "manifest.json").read_text())["files"]["texts"]
-    texts.unlink()
-    texts.symlink_to(victim)
+    vectors = index / "vectors-000001.faiss"
+    vectors.unlink()
+    vectors.symlink_to(victim)
     with pytest.raises(IsbertError, match="outside"):
         SearchIndex.open(index)
     assert_one_line_error(capsys, main(["index", "info", str(index)]), "outside")
 
 
-def test_a_planted_lock_link_is_refused(index_and_victim, word_model_folder: Path, capsys) -> None:
+@pytest.mark.parametrize("kind", ["symlink", "hardlink"])
+@pytest.mark.parametrize("name", ["index.sqlite", "index.sqlite-wal", "index.sqlite-shm", "index.sqlite-journal"])
+def test_a_link_at_a_database_name_is_refused_by_readers(index_and_victim, capsys, kind: str, name: str) -> None:
+    """SQLite follows links and writes its side files beside the target: a reader refuses before it opens."""
     index, victim = index_and_victim
-    (index / ".lock").unlink(missing_ok=True)
-    (index / ".lock").symlink_to(victim)
-    corpus = write_lines(index.parent / "more.txt", sentences(5, offset=40))
-    code = main(["index", "add", str(index), "-i", str(corpus), "--model", str(word_model_folder), "--no-progress"])
-    assert_one_line_error(capsys, code, ".lock")
+    (index / name).unlink(missing_ok=True)
+    (index / name).symlink_to(victim) if kind == "symlink" else os.link(victim, index / name)
+    assert_one_line_error(capsys, main(["search", str(index), "the man runs"]), name, "refused")
+    assert_one_line_error(capsys, main(["index", "delete", str(index), "--id", "1"]), name, "refused")
     assert victim.read_text() == VICTIM_TEXT
+
+
+def test_a_file_that_is_not_a_database_is_one_line_and_replaceable(
+    index_and_victim, word_model_folder: Path, capsys
+) -> None:
+    index, _ = index_and_victim
+    (index / "index.sqlite").write_bytes(b"not a database at all " * 500)
+    assert_one_line_error(capsys, main(["search", str(index), "the man runs"]), "index.sqlite")
+    assert_one_line_error(capsys, main(["index", "info", str(index)]), "index.sqlite")
+    corpus = write_lines(index.parent / "more.txt", sentences(5, offset=40))
+    args = ["index", "build", str(index), "--model", str(word_model_folder), "-i", str(corpus), "--no-progress"]
+    assert_one_line_error(capsys, main(args), "--overwrite")
+    assert main([*args, "--overwrite"]) == 0
+    assert len(SearchIndex.open(index)) == 5
 
 
 def test_damaged_text_records_are_one_line(index_and_victim, capsys) -> None:
     index, _ = index_and_victim
-    texts = index / json.loads((index / "manifest.json").read_text())["files"]["texts"]
+    sql(index, "UPDATE docs SET text = ? WHERE id = 3", b"\xff not text")
+    assert_one_line_error(capsys, main(["search", str(index), "-k", "20", "the man runs"]), "damaged record")
+    sql(index, "UPDATE docs SET text = ? WHERE id = 3", "x" * (17 << 20))  # over the 16 MiB cap on a value
+    assert_one_line_error(capsys, main(["search", str(index), "-k", "20", "the man runs"]), "too big")
+
+
+def test_damaged_first_format_records_are_one_line(legacy_and_victim, capsys) -> None:
+    legacy, _ = legacy_and_victim
+    texts = legacy / json.loads((legacy / "manifest.json").read_text())["files"]["texts"]
     texts.write_bytes(b"\xff not json " * 100)
-    assert_one_line_error(capsys, main(["search", str(index), "the man runs"]), "damaged record")
+    assert_one_line_error(capsys, main(["index", "migrate", str(legacy)]), "damaged record")
+
+
+@pytest.mark.parametrize(
+    ("statement", "value", "message"),
+    [
+        ("UPDATE meta SET value = ? WHERE key = 'dimension'", '"24"', "damaged settings"),
+        ("UPDATE meta SET value = ? WHERE key = 'spec'", '{"kind": "lsh"}', "damaged settings"),
+        ("UPDATE meta SET value = ? WHERE key = 'format'", "99", "unsupported index format"),
+        ("UPDATE meta SET value = ? WHERE key = 'fingerprint'", "[" * 50_000, "damaged settings"),
+        ("UPDATE state SET count = ?", 7, "not the index's vectors"),
+        ("DELETE FROM state WHERE ? IS NOT NULL", 1, "unfinished index"),
+    ],
+)
+def test_tampered_settings_and_state_are_one_line(index_and_victim, capsys, statement, value, message) -> None:
+    index, _ = index_and_victim
+    sql(index, statement, value)
+    assert_one_line_error(capsys, main(["index", "info", str(index)]), message)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(generation=st.one_of(st.integers(-(2**70), 2**70), st.text(max_size=40), st.none(), st.floats(), st.binary()))
+def test_fuzzed_generations_open_only_the_generated_file(index_and_victim, reliability, generation: object) -> None:
+    """The vectors file's name is made from the state's generation number: any other value is a one-line error."""
+    index, _ = index_and_victim
+    try:
+        sql(index, "UPDATE state SET generation = ?", generation)
+    except (OverflowError, sqlite3.Error):  # not storable: not an attack an attacker can write either
+        return
+    try:
+        if generation == 1 and type(generation) in (int, float):
+            SearchIndex.open(index).close()
+        else:
+            with pytest.raises(IsbertError):
+                SearchIndex.open(index)
+    finally:
+        sql(index, "UPDATE state SET generation = 1")
+    reliability.fuzz_case()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.one_of(st.text(max_size=40), st.integers(), st.none(), st.lists(st.text(max_size=3), max_size=2)))
-def test_fuzzed_manifest_names_open_only_when_generated(index_and_victim, reliability, name: object) -> None:
-    index, _ = index_and_victim
+def test_fuzzed_first_format_manifest_names_are_read_only_when_generated(
+    legacy_and_victim, reliability, name: object
+) -> None:
+    index, _ = legacy_and_victim
     original = (index / "manifest.json").read_text()
     try:
         manifest = json.loads(original)
@@ -140,10 +219,10 @@ def test_fuzzed_manifest_names_open_only_when_generated(index_and_victim, reliab
         manifest["files"]["offsets"] = name
         (index / "manifest.json").write_text(json.dumps(manifest))
         if name == generated:
-            SearchIndex.open(index)
+            legacy.read_manifest(index)
         else:
             with pytest.raises(IsbertError):
-                SearchIndex.open(index)
+                legacy.read_manifest(index)
     finally:
         (index / "manifest.json").write_text(original)
     reliability.fuzz_case()

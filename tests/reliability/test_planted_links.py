@@ -67,7 +67,8 @@ def one_line(capsys: pytest.CaptureFixture[str], code: int) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ index build / add
-GENERATION_2 = ["texts-000002.jsonl", "offsets-000002.npy", "index-000002.faiss"]
+GENERATION_2 = ["vectors-000002.faiss", ".vectors-000002.faiss.partial"]
+DATABASE_NAMES = ["index.sqlite-wal", "index.sqlite-shm", "index.sqlite-journal"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -90,6 +91,34 @@ def test_index_writes_never_go_through_a_planted_link(
         assert ".lock" in one_line(capsys, code)
     else:
         assert code == 0, capsys.readouterr().err
+        assert main(["search", str(index), "the man runs", "-k", "1"]) == 0
+    assert untouched(victim)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("command", ["add", "delete", "build --overwrite", "new build"])
+def test_links_at_the_database_names_are_refused_or_replaced(
+    word_model_folder: Path, tmp_path: Path, victim: Path, kind: str, command: str, capsys
+) -> None:
+    """SQLite writes its side files (and, through a link, its database) wherever the name leads: writers refuse a
+    link at any of them; a build that replaces the folder unlinks them (never follows) and starts fresh."""
+    index, model = tmp_path / "idx", str(word_model_folder)
+    corpus = write_lines(tmp_path / "c.txt", sentences(20))
+    if command != "new build":
+        assert main(["index", "build", str(index), "--model", model, "-i", str(corpus), "--no-progress"]) == 0
+    plant(index, [*DATABASE_NAMES, *(["index.sqlite"] if command != "add" else [])], victim, kind)
+    more = write_lines(tmp_path / "more.txt", sentences(5, offset=40))
+    build = ["index", "build", str(index), "--model", model, "-i", str(more), "--no-progress"]
+    if command == "add":
+        assert "refused" in one_line(capsys, main(["index", "add", str(index), "-i", str(more), "--no-progress"]))
+    elif command == "delete":
+        assert "refused" in one_line(capsys, main(["index", "delete", str(index), "--id", "1"]))
+    elif command == "new build":
+        assert "--overwrite" in one_line(capsys, main(build))
+        assert main([*build, "--overwrite"]) == 0
+    else:
+        assert main([*build, "--overwrite"]) == 0
+    if command in ("new build", "build --overwrite"):
         assert main(["search", str(index), "the man runs", "-k", "1"]) == 0
     assert untouched(victim)
 

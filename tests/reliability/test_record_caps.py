@@ -105,14 +105,10 @@ def test_deeply_nested_json_is_one_line(tmp_path: Path) -> None:
 
 def test_a_deeply_nested_index_record_is_one_line(tmp_path: Path) -> None:
     from isbert.errors import IsbertError
-    from isbert.search.index import SearchIndex
+    from isbert.search.legacy import parse_record
 
-    texts = tmp_path / "texts.jsonl"
-    texts.write_bytes(b"[" * 100_000 + b"\n")
-    index = SearchIndex.__new__(SearchIndex)
-    index._texts_path, index.offsets = texts, __import__("numpy").array([0])
     with pytest.raises(IsbertError, match="damaged record"):
-        index.records([0])
+        parse_record(b"[" * 100_000 + b"\n", "texts-000001.jsonl: record 0")
 
 
 def test_json_records_stay_exact(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import faiss
@@ -67,8 +68,7 @@ def test_indexed_sentence_is_found_first(tiny_model, tiny_model_folder: Path, tm
     assert [row[0].text for row in results] == texts
     assert all(row[0].score == pytest.approx(1.0, abs=1e-4) for row in results)
     assert results[1][0].source == "corpus.txt:3"  # the empty line 2 is skipped but lines keep their numbers
-    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
-    assert manifest["model"] == str(tiny_model_folder.resolve()) and manifest["dimension"] == 24
+    assert index.manifest["model"] == str(tiny_model_folder.resolve()) and index.manifest["dimension"] == 24
 
 
 @pytest.mark.parametrize(("kind", "storage"), [("hnsw", "float32"), ("ivf", "float32"), ("flat", "int8")])
@@ -119,14 +119,17 @@ def test_append_adds_texts_and_replaces_generation(tiny_model, tmp_path: Path) -
     assert hits[0][0].text == second[5] and hits[0][0].source == "b.txt:6" and hits[0][0].id == 45
     assert hits[1][0].text == first[5]
     names = sorted(p.name for p in (tmp_path / "i").iterdir() if not p.name.startswith("."))
-    assert names == ["index-000002.faiss", "manifest.json", "offsets-000002.npy", "texts-000002.jsonl"]
+    # the previous generation's vectors stay until the next write, for a reader that read its number just before
+    assert [n for n in names if n.endswith(".faiss")] == ["vectors-000001.faiss", "vectors-000002.faiss"]
+    index.add(tiny_model, write_lines(tmp_path / "c.txt", sentences(3, offset=80)), show_progress=False)
+    assert sorted(p.name for p in (tmp_path / "i").glob("*.faiss")) == ["vectors-000002.faiss", "vectors-000003.faiss"]
 
 
 def test_failed_append_leaves_the_index_unchanged(tiny_model, tmp_path: Path, monkeypatch) -> None:
     folder = tmp_path / "i"
     SearchIndex.build(folder, tiny_model, "tiny", write_lines(tmp_path / "a.txt", sentences(40)), show_progress=False)
-    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
     index = SearchIndex.open(folder)
+    before = (sorted(p.name for p in folder.glob("*.faiss")), index.records(range(100)), index.generation)
 
     def broken_write(*args, **kwargs) -> None:
         raise OSError("disk full")
@@ -135,10 +138,10 @@ def test_failed_append_leaves_the_index_unchanged(tiny_model, tmp_path: Path, mo
     with pytest.raises(OSError, match="disk full"):
         index.add(tiny_model, write_lines(tmp_path / "b.txt", sentences(30, offset=40)), show_progress=False)
     monkeypatch.undo()
-    after = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
-    assert after == before
+    reopened = SearchIndex.open(folder)
+    assert (sorted(p.name for p in folder.glob("*.faiss")), reopened.records(range(100)), reopened.generation) == before
     assert not [p for p in folder.iterdir() if p.name.endswith(".partial")]
-    assert len(SearchIndex.open(folder)) == 40
+    assert len(reopened) == 40 and len(index) == 40
 
 
 def test_a_different_model_is_refused(tiny_model, tmp_path: Path) -> None:
@@ -195,7 +198,7 @@ def test_cli_build_add_search_and_errors(tiny_model_folder: Path, tmp_path: Path
 def test_a_killed_writers_temporary_files_are_removed_by_the_next_writer(tiny_model, tmp_path: Path) -> None:
     index = tmp_path / "idx"
     SearchIndex.build(index, tiny_model, "m", write_lines(tmp_path / "a.txt", sentences(10)), show_progress=False)
-    leftovers = [index / ".index-000002.faiss.k3j9x.partial", index / ".manifest.json.a8c1q.partial"]
+    leftovers = [index / ".vectors-000002.faiss.k3j9x.partial", index / ".vectors-000009.faiss.a8c1q.partial"]
     for leftover in leftovers:
         leftover.write_bytes(b"half written")
     outside = tmp_path / "keep.txt"
@@ -261,9 +264,9 @@ def test_a_moved_model_is_found_by_its_checksums(tiny_model_folder: Path, tmp_pa
 
 def test_an_index_from_before_the_checksums_still_works(tiny_model_folder: Path, tmp_path: Path, capsys) -> None:
     folder, moved, texts = _index_with_moved_model(tiny_model_folder, tmp_path)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    del manifest["model_checksums"]  # as written before issue 19: an absolute path and the probes only
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with sqlite3.connect(folder / "index.sqlite") as db:  # as written before issue 19: the path and the probes only
+        db.execute("DELETE FROM meta WHERE key = 'model_checksums'")
+    db.close()
     assert main(["search", str(folder), "-k", "1", texts[4], "--model", str(moved)]) == 0  # by the probes
     assert texts[4] in capsys.readouterr().out
     moved.rename(tmp_path / "model")  # back where the manifest says

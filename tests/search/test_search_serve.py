@@ -36,6 +36,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, obje
     SearchIndex.build(root / "idx", model, str(folder), write_lines(root / "c.txt", TEXTS), show_progress=False)
     index = SearchIndex.open(root / "idx")
     app = create_app(model, "tiny-isbert", index=index, limits=Limits(max_texts=8, max_chars=200), batch_wait_ms=10)
+    for url in _run_server(app):
+        yield url, model, index
+
+
+def _run_server(app) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -47,7 +52,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, obje
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
     assert server.started, "the server did not start"
-    yield f"http://127.0.0.1:{port}", model, index
+    yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()
@@ -226,3 +231,61 @@ def test_merged_batches_stay_within_max_batch() -> None:
     results = asyncio.run(run())
     assert [float(row[0, 0]) for row in results] == [float(n) for n in range(1, 11)]  # each request its own row
     assert sum(sizes) == 10 and max(sizes) <= 4, sizes
+
+
+def test_search_modes_and_filters_over_http(served) -> None:
+    url, _, _ = served
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for mode in ("keyword", "hybrid"):
+            answer = client.post("/search", json={"query": TEXTS[7], "k": 2, "mode": mode, "source": "c.txt"})
+            assert answer.status_code == 200 and answer.json()["results"]["hits"][0]["text"] == TEXTS[7], mode
+        nothing = client.post("/search", json={"query": TEXTS[7], "mode": "hybrid", "source": "other.txt"})
+        assert nothing.status_code == 200 and nothing.json()["results"]["hits"] == []
+        for hostile in ['"', 'a" OR "b', "NEAR(a b)", "*", "col:man", "-the", "(((", "\u00e9\u0301 ^x"]:
+            answer = client.post("/search", json={"query": hostile, "mode": "keyword"})
+            assert answer.status_code == 200, (hostile, answer.text)
+        for body, code in [
+            ({"query": "x", "mode": "fuzzy"}, "invalid_mode"),
+            ({"query": "x", "source": 5}, "invalid_source"),
+            ({"query": "x", "source": "a" * 5000}, "invalid_source"),
+            ({"query": "x", "k": 10**9}, "invalid_k"),
+        ]:
+            answer = client.post("/search", json=body)
+            assert answer.status_code == 400 and answer.json()["error"]["code"] == code
+
+
+def test_a_served_index_keeps_answering_while_another_process_writes(tmp_path: Path) -> None:
+    """Issue 29 item 4: `index add` and `index delete` (here a second SearchIndex on the folder, as another process
+    would) beside a running service: every search answers 200, and new texts are found once committed."""
+    folder = make_word_model_folder(tmp_path / "m")
+    model = isbert.load(folder, device="cpu")
+    SearchIndex.build(tmp_path / "idx", model, str(folder), write_lines(tmp_path / "c.txt", TEXTS), show_progress=False)
+    app = create_app(model, "tiny-isbert", index=SearchIndex.open(tmp_path / "idx"), batch_wait_ms=1)
+    writer = SearchIndex.open(tmp_path / "idx")
+    codes: list[int] = []
+    stop = threading.Event()
+    extra = sentences(12, offset=70)
+    for url in _run_server(app):
+
+        def search_forever(url: str) -> None:
+            with httpx.Client(base_url=url, timeout=30) as client:
+                while not stop.is_set():
+                    for mode in ("vector", "hybrid"):
+                        codes.append(client.post("/search", json={"query": TEXTS[3], "mode": mode}).status_code)
+
+        thread = threading.Thread(target=search_forever, args=(url,))
+        thread.start()
+        try:
+            for step in range(4):
+                part = write_lines(tmp_path / f"w{step}.txt", extra[3 * step : 3 * step + 3])
+                writer.add(model, part, show_progress=False)
+                if step % 2:
+                    writer.delete(source=f"w{step}.txt")
+        finally:
+            stop.set()
+            thread.join()
+        with httpx.Client(base_url=url, timeout=30) as client:
+            hits = client.post("/search", json={"query": extra[7], "k": 1}).json()["results"]["hits"]
+            assert hits[0]["source"] == "w2.txt:2"
+            assert client.get("/health").json()["index"]["size"] == 66
+    assert codes and set(codes) == {200}

@@ -50,8 +50,8 @@ MAX_BATCH_WAIT_MS = 10_000.0
 """``serve --batch-wait-ms``: ten seconds; every request waits this long at most for company."""
 
 
-def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
-    add_input_argument(parser, "the corpus")
+def _corpus_arguments(parser: argparse.ArgumentParser, *, input_required: bool = True) -> None:
+    add_input_argument(parser, "the corpus", required=input_required)
     add_reader_arguments(parser)
     parser.add_argument(
         "--batch-size", type=int_in(1, MAX_BATCH), default=32, help="texts per forward pass (default: 32)"
@@ -79,7 +79,11 @@ def _add_index(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "index",
         help="build a semantic-search index folder, add texts to it, or describe it",
-        description="Semantic-search index folders (faiss index + texts + model reference and fingerprint).",
+        description=(
+            "Semantic-search index folders: texts, file:line sources and settings in one SQLite database (WAL), "
+            "the vectors in a faiss file beside it. Readers (search, serve --index) keep answering while a writer "
+            "adds, deletes or syncs."
+        ),
     )
     commands = parser.add_subparsers(dest="index_command", metavar="ACTION", required=True)
     build = commands.add_parser(
@@ -88,14 +92,19 @@ def _add_index(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Embed every non-empty text of --input with --model and write the index folder INDEX. --kind auto "
             "(default) uses exact inner-product search below 200,000 texts and IVF above; hnsw and ivf are approximate "
-            "and faster on large corpora. --storage float16/int8 shrinks the stored vectors 2x/4x."
+            "and faster on large corpora. --storage float16/int8 shrinks the stored vectors 2x/4x. --vectors reuses "
+            "the matrix `isbert encode` wrote (and its .sources.csv); with --input (the files encoded) the texts are "
+            "stored too. A folder a stopped build left is replaced with --overwrite."
         ),
     )
     build.add_argument("index", help="the index folder to create")
     build.add_argument("--model", default=None, help=f"the model that embeds the texts (required): {MODEL_HELP}")
     # before `index build INDEX --model MODEL`, it was `index build MODEL --index INDEX`; still read, with a note
     build.add_argument("--index", dest="legacy_index", default=None, help=argparse.SUPPRESS)
-    _corpus_arguments(build)
+    _corpus_arguments(build, input_required=False)
+    build.add_argument(
+        "--vectors", default=None, metavar="NPY", help="embed nothing: index this `isbert encode` output instead"
+    )
     build.add_argument("--kind", choices=("auto", "flat", "hnsw", "ivf"), default="auto", help="index type")
     build.add_argument("--storage", choices=("float32", "float16", "int8"), default="float32", help="vector storage")
     build.add_argument("--nlist", type=int_in(1, MAX_LISTS), default=0, help="IVF lists (default: ~4 sqrt(n))")
@@ -114,18 +123,60 @@ def _add_index(subparsers: argparse._SubParsersAction) -> None:
         "add",
         help="add the texts of a corpus to an existing index (atomically)",
         description=(
-            "Embed --input with the index's model (or --model, which must be the same model) and append it. The "
-            "new index is written next to the old one and swapped in at once: an interrupted add changes nothing."
+            "Embed --input with the index's model (or --model, which must be the same model) and append it, in "
+            "one transaction: an interrupted add changes nothing. Texts the index holds already (same file:line "
+            "and content) are skipped; --replace first deletes the records of each file given (an upsert by file)."
         ),
     )
     add.add_argument("index", help="the index folder")
     add.add_argument("--model", default=None, help="override the model reference stored in the index")
     _corpus_arguments(add)
-    add.set_defaults(func=_run_index_add)
+    add.add_argument(
+        "--replace", action="store_true", help="upsert: delete the records of each file given before adding it"
+    )
+    add.set_defaults(func=_run_index_update)
+    _add_index_maintenance(commands)
 
     info = commands.add_parser("info", help="describe an index folder")
     info.add_argument("index", help="the index folder")
     info.set_defaults(func=_run_index_info)
+
+
+def _add_index_maintenance(commands: argparse._SubParsersAction) -> None:
+    """``index delete``, ``index sync`` and ``index migrate``."""
+    delete = commands.add_parser(
+        "delete",
+        help="delete the records of a file, or some ids, from an index",
+        description="Delete the records of --source FILE (its label as hits show it; a folder prefix ends in /) "
+        "or of each --id ID, in one transaction.",
+    )
+    delete.add_argument("index", help="the index folder")
+    what = delete.add_mutually_exclusive_group(required=True)
+    what.add_argument("--source", default=None, metavar="FILE", help="a file's label, e.g. docs/a.txt")
+    what.add_argument(
+        "--id", type=int_in(0, 2**62), action="append", dest="ids", metavar="ID", help="a record id (repeatable)"
+    )
+    delete.set_defaults(func=_run_index_delete)
+
+    sync = commands.add_parser(
+        "sync",
+        help="bring an index in line with a folder: add new files, replace changed ones, delete removed ones",
+        description="Compare the files of --input (the folder the index was built from) with the index by their "
+        "bytes' sha256: new files are added, changed files replaced, files no longer there deleted; one transaction.",
+    )
+    sync.add_argument("index", help="the index folder")
+    sync.add_argument("--model", default=None, help="override the model reference stored in the index")
+    _corpus_arguments(sync)
+    sync.set_defaults(func=_run_index_update)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="convert an index folder of the first format (manifest.json, texts and offsets files) in place",
+        description="Move the texts, sources, ids and vectors of a first-format index folder into the SQLite "
+        "database and a vectors file; the old files are removed once the new index is committed.",
+    )
+    migrate.add_argument("index", help="the index folder")
+    migrate.set_defaults(func=_run_index_migrate)
 
 
 def _load_model(name: str, device: str | None):
@@ -170,8 +221,20 @@ def _run_index_build(args: argparse.Namespace) -> int:
     from isbert.search.index import SearchIndex
 
     args.index, args.model = _build_target(args)
-    inputs = expand_inputs(args.input)
+    if args.vectors is None and not args.input:
+        raise IsbertError("give the corpus: --input FILE ... (or --vectors VECTORS.npy from `isbert encode`)")
+    inputs = expand_inputs(args.input) if args.input else None
+    spec = {"nlist": args.nlist, "nprobe": args.nprobe, "hnsw_m": args.hnsw_m, "ef_search": args.ef_search}
     model = _load_model(args.model, args.device)
+    if args.vectors is not None:
+        if args.ids_only:
+            raise IsbertError("--ids-only with --vectors: leave out --input instead, and only sources are stored")
+        report = SearchIndex.build_from_vectors(
+            args.index, model, args.model, args.vectors, inputs, options=_options(args), kind=args.kind,
+            storage=args.storage, overwrite=args.overwrite, **spec,
+        )  # fmt: skip
+        print(report.summary())
+        return 0
     report = SearchIndex.build(
         args.index,
         model,
@@ -184,27 +247,45 @@ def _run_index_build(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         batch_size=args.batch_size,
         show_progress=not args.no_progress,
-        nlist=args.nlist,
-        nprobe=args.nprobe,
-        hnsw_m=args.hnsw_m,
-        ef_search=args.ef_search,
+        **spec,
     )
     print(report.summary())
     return 0
 
 
-def _run_index_add(args: argparse.Namespace) -> int:
+def _run_index_update(args: argparse.Namespace) -> int:
+    """``index add`` and ``index sync``: embed files with the index's model into the index."""
     require("apps", "faiss", what="isbert index")
     from isbert.search.index import SearchIndex
 
     inputs = expand_inputs(args.input)
     index = SearchIndex.open(args.index)
     model, name = _index_model(index, args.model, args.device)
-    report = index.add(
-        model, inputs, options=_options(args), batch_size=args.batch_size, show_progress=not args.no_progress,
-        model_name=name,
-    )  # fmt: skip
+    options = {"options": _options(args), "batch_size": args.batch_size, "show_progress": not args.no_progress}
+    if args.index_command == "sync":
+        report = index.sync(model, inputs, model_name=name, **options)
+    else:
+        report = index.add(model, inputs, model_name=name, replace=args.replace, **options)
     print(report.summary())
+    return 0
+
+
+def _run_index_delete(args: argparse.Namespace) -> int:
+    require("apps", "faiss", what="isbert index")
+    from isbert.search.index import SearchIndex
+
+    index = SearchIndex.open(args.index)
+    deleted = index.delete(source=args.source, ids=args.ids)
+    print(f"{args.index}: deleted {deleted} records; index holds {len(index)} vectors")
+    return 0
+
+
+def _run_index_migrate(args: argparse.Namespace) -> int:
+    require("apps", "faiss", what="isbert index")
+    from isbert.search.index import SearchIndex
+
+    report = SearchIndex.migrate(args.index)
+    print(f"{args.index}: migrated {report.total} records and vectors to the SQLite index format")
     return 0
 
 
@@ -233,6 +314,15 @@ def _add_search(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-k", type=int_in(1, MAX_K), default=10, help="results per query (default: 10)")
     parser.add_argument("--model", default=None, help="override the model reference stored in the index")
     parser.add_argument("--json", action="store_true", help="print one JSON object per query")
+    parser.add_argument(
+        "--mode",
+        choices=("vector", "keyword", "hybrid"),
+        default="vector",
+        help="vector (meaning; default), keyword (BM25: exact words, no model) or hybrid (both, fused by rank)",
+    )
+    parser.add_argument(
+        "--source", default=None, metavar="FILE", help="search only this file's records (a folder: end it with /)"
+    )
     add_device_argument(parser)
     parser.set_defaults(func=_run_search)
 
@@ -252,13 +342,13 @@ def _run_search(args: argparse.Namespace) -> int:
         if not text.strip():
             raise IsbertError(f"{where}: empty query")
     index = SearchIndex.open(args.index)
-    model, _ = _index_model(index, args.model, args.device)
+    model = None if args.mode == "keyword" else _index_model(index, args.model, args.device)[0]
     texts = [text for _, text in queries]
-    limit = model.max_seq_length
     for where, text in queries:
-        if count_truncated(model, [text]):
+        if model is not None and count_truncated(model, [text]):
+            limit = model.max_seq_length
             print(f"note: {where} is longer than the model's {limit} tokens; it was truncated", file=sys.stderr)
-    results = index.search(model, texts, k=args.k)
+    results = index.search(model, texts, k=args.k, mode=args.mode, source=args.source)
     for (where, text), hits in zip(queries, results, strict=True):
         if args.json:
             print(json.dumps({"query": text, "hits": [hit.as_dict() for hit in hits]}, ensure_ascii=False))

@@ -1,36 +1,31 @@
-"""A semantic-search index folder: a faiss index, the texts it returns, and the identity of the model behind it.
+"""A semantic-search index folder: the records in SQLite (:mod:`isbert.search.store`), the vectors in faiss, and the
+identity of the model behind them.
 
-Layout of an index folder::
+A folder that changes: ``add`` skips records it holds already (same ``file:line`` and content) and can replace a
+file's records (``replace``), ``delete`` removes a file's or some ids' records, ``sync`` brings the index in line
+with a folder (new, changed and removed files), ``build_from_vectors`` reuses ``isbert encode``'s matrix. Searches
+are by vector, by keyword (BM25) or both fused (:mod:`isbert.search.hybrid`), optionally within one file or folder.
 
-    manifest.json          model reference, dimension, model fingerprint, index kind, current file names
-    index-000001.faiss     the faiss index (inner product over unit vectors = cosine similarity)
-    texts-000001.jsonl     one JSON object per vector: {"text": ..., "source": "corpus.txt:12"}
-    offsets-000001.npy     byte offset of each line of the texts file, so a hit is read without loading all texts
-
-Why a manifest with generations: adding to an index writes a complete new generation of files next to the old
-one and then replaces ``manifest.json`` in one ``os.replace``; a reader sees either the old index or the new one,
-and a crash or error mid-way leaves the old index intact. Old generation files are removed afterwards.
+Every write is one SQLite transaction that ends by publishing the next generation of the vectors file: a reader
+(``search``, ``serve --index``) keeps answering from what it opened and reloads the vectors when it sees a new
+generation, so an ``index add`` beside a running service never makes it fail.
 
 Why a fingerprint: vectors from two different models live in unrelated spaces, and searching one with the other
-returns confident nonsense. The manifest keeps the embeddings of a few fixed probe sentences; a model whose probe
+returns confident nonsense. The folder keeps the embeddings of a few fixed probe sentences; a model whose probe
 embeddings differ is refused. It also keeps the checksums of the model's files (:mod:`isbert.identity`), so the
 model is recognised after it moved (the recorded path is only where to look first) and so is its ONNX export.
-Indexes written before the checksums have only the path and the probes, and are read the same way.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import hashlib
-import json
 import math
 import os
-import shutil
+import sqlite3
 import stat
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,14 +33,16 @@ import faiss
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from isbert.atomic import atomic_file, atomic_open, create_fresh, write_json_atomic
-from isbert.confined import confined_path
-from isbert.errors import IsbertError, printable
+from isbert.atomic import atomic_file
+from isbert.cli_types import MAX_K
+from isbert.errors import IsbertError
+from isbert.identity import sha256_file
 from isbert.inputs import InputFile, describe, expand_inputs
+from isbert.search import legacy, store
 from isbert.search.corpus import Chunk, CorpusOptions, EmbedStats, count_records, embed_texts, iter_embedded_chunks
+from isbert.search.hybrid import check_mode, keyword_ranking, reciprocal_rank_fusion
+from isbert.search.store import DATABASE
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 Kind = Literal["auto", "flat", "hnsw", "ivf"]
 Storage = Literal["float32", "float16", "int8"]
 KINDS: tuple[str, ...] = ("auto", "flat", "hnsw", "ivf")
@@ -61,9 +58,11 @@ PROBE_SENTENCES = (
 )
 FINGERPRINT_MIN_COSINE = 0.999
 """Probe embeddings of the same model agree to ~1e-6 across runs and BLAS builds; other models are far below this."""
-
-MAX_RECORD_BYTES = 1 << 24
-"""A stored record is one text and its source; reading stops here even if a damaged file has no line breaks."""
+MAX_DIMENSION = 65_536
+CHUNK_ROWS = 4096
+"""Records inserted (and vectors added) per step of a build from vectors or a migration."""
+HYBRID_POOL = 50
+"""Candidates each ranking contributes to a hybrid search (at least; ``2 k`` when larger)."""
 
 _SQ = {"float32": "Flat", "float16": "SQfp16", "int8": "SQ8"}
 
@@ -188,19 +187,20 @@ def training_size(index: faiss.Index, spec: IndexSpec, count: int) -> int:
 
 
 class _Adder:
-    """Feed vectors into a (possibly untrained) faiss index: the first ``train_size`` vectors train it."""
+    """Feed vectors and their ids into a (possibly untrained) faiss index: the first ``train_size`` vectors train
+    it."""
 
     def __init__(self, index: faiss.Index, train_size: int) -> None:
         self.index = index
         self.train_size = train_size
-        self.pending: list[np.ndarray] = []
+        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
         self.pending_rows = 0
 
-    def add(self, vectors: np.ndarray) -> None:
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         if self.index.is_trained:
-            self.index.add(vectors)
+            self.index.add_with_ids(vectors, ids)
             return
-        self.pending.append(vectors)
+        self.pending.append((vectors, ids))
         self.pending_rows += len(vectors)
         if self.pending_rows >= self.train_size:
             self.flush()
@@ -208,13 +208,38 @@ class _Adder:
     def flush(self) -> None:
         if not self.pending:
             return
-        sample = np.concatenate(self.pending)
+        sample = np.concatenate([vectors for vectors, _ in self.pending])
+        ids = np.concatenate([ids for _, ids in self.pending])
         if not self.index.is_trained:
             if len(sample) < 1:
                 raise IsbertError("no vectors to train the index on")
             self.index.train(sample)
-        self.index.add(sample)
+        self.index.add_with_ids(sample, ids)
         self.pending, self.pending_rows = [], 0
+
+
+def new_vectors(dimension: int, spec: IndexSpec) -> faiss.IndexIDMap2:
+    """An empty index for ``spec`` whose ids are the records' ids (``IndexIDMap2``: removal and reconstruction by
+    id)."""
+    return faiss.IndexIDMap2(new_faiss_index(dimension, spec))
+
+
+def without(index: faiss.IndexIDMap2, doomed: Iterable[int]) -> faiss.IndexIDMap2:
+    """A copy of ``index`` without the ids ``doomed``: the other vectors re-added to an emptied clone of the inner
+    index (its training kept). ``remove_ids`` is not used: HNSW cannot remove, and IVF would leave the id map and
+    the lists out of step."""
+    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+    inner = faiss.downcast_index(index.index)
+    if isinstance(inner, faiss.IndexIVF):
+        inner.make_direct_map()
+    vectors = inner.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
+    keep = ~np.isin(ids, np.fromiter(doomed, dtype=np.int64))
+    fresh = faiss.clone_index(inner)
+    fresh.reset()
+    result = faiss.IndexIDMap2(fresh)
+    if keep.any():
+        result.add_with_ids(np.ascontiguousarray(vectors[keep]), ids[keep])
+    return result
 
 
 # ---------------------------------------------------------------------------------------------- the index folder
@@ -247,110 +272,149 @@ class BuildReport:
         )
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """One writer at a time per index folder (an advisory lock; readers never wait).
+@dataclass
+class SyncReport:
+    """What ``index sync`` changed: files by kind, and records added and removed."""
 
-    The lock file is opened without following a symlink and must have no other name, so a planted ``.lock`` link
-    (symbolic or hard) cannot create, touch or lock a file elsewhere. Nothing is ever written to it.
-    """
+    folder: Path
+    new: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    added: int = 0
+    deleted: int = 0
+    total: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.folder}: {len(self.new)} new, {len(self.changed)} changed, {len(self.removed)} removed and "
+            f"{self.unchanged} unchanged files; added {self.added} texts, removed {self.deleted}; index holds "
+            f"{self.total} vectors"
+        )
+
+
+@dataclass
+class _Plan:
+    """What one write embeds: the corpus, how it is read, the statistics to fill, the batching and whether texts are
+    stored; ``skip``: leave out records the index holds already."""
+
+    inputs: Sequence[InputFile]
+    options: CorpusOptions
+    count: int
+    stats: EmbedStats
+    batch_size: int
+    show_progress: bool
+    store_texts: bool = True
+    skip: bool = False
+
+
+def _check_meta(meta: dict[str, Any], folder: Path) -> None:
+    """The settings a reader relies on, with the right types (a hostile database is one line, not a traceback)."""
+    spec = meta.get("spec")
+    fingerprint = meta.get("fingerprint")
+    dimension = meta.get("dimension")
+    sound = (
+        isinstance(dimension, int)
+        and not isinstance(dimension, bool)
+        and 0 < dimension <= MAX_DIMENSION
+        and isinstance(meta.get("model"), str)
+        and isinstance(spec, dict)
+        and spec.get("kind") in KINDS
+        and spec.get("storage") in STORAGES
+        and isinstance(spec.get("search", {}), dict)
+        and all(isinstance(v, int) and 0 < v <= 1 << 20 for v in spec.get("search", {}).values())
+        and isinstance(fingerprint, dict)
+        and isinstance(fingerprint.get("sha256"), str)
+        and isinstance(fingerprint.get("probes"), list)
+        and isinstance(meta.get("model_checksums", {}), dict)
+    )
+    if not sound:
+        raise IsbertError(f"{folder / DATABASE}: damaged settings (model, dimension, spec or fingerprint); rebuild it")
+
+
+def _read_vectors(folder: Path, generation: int, dimension: int, count: int) -> faiss.Index:
+    """The generation's vectors file: a plain file of the folder (not a link), an ``IndexIDMap2`` of the right
+    shape; None when it is missing (a writer replaced it: read the generation again)."""
+    path = folder / store.vectors_name(generation)
     try:
-        fd = os.open(folder / ".lock", os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise IsbertError(f"{folder / '.lock'} is a link leading outside the index; refused") from None
-        raise
+        status = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(status.st_mode):
+        raise IsbertError(f"{path} is a link leading outside the index (or not a file); refused")
     try:
-        status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
-            raise IsbertError(f"{folder / '.lock'} is not a plain file of the index (a hard link or device); refused")
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        _remove_stale_partials(folder)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
+        index = faiss.read_index(str(path))
+    except RuntimeError as error:
+        raise IsbertError(f"{path}: cannot read the vectors ({' '.join(str(error).split())[:200]})") from None
+    if not isinstance(index, faiss.IndexIDMap2) or index.d != dimension or index.ntotal != count:
+        raise IsbertError(
+            f"{path}: not the index's vectors ({index.ntotal} of dimension {index.d}; the database holds {count} of "
+            f"dimension {dimension}); rebuild the index"
+        )
+    return index
 
 
-def _remove_stale_partials(folder: Path) -> None:
-    """Temporary files a killed writer left (``.NAME.XXXX.partial``, see :func:`isbert.atomic.atomic_file`); only
-    the lock holder writes them, so under the lock none is in use. Plain files only: a link is unlinked, never
-    followed."""
-    for leftover in folder.glob(".*.partial"):
-        if leftover.is_file() or leftover.is_symlink():
-            leftover.unlink(missing_ok=True)
-
-
-def _generation_files(generation: int) -> dict[str, str]:
-    return {
-        "index": f"index-{generation:06d}.faiss",
-        "texts": f"texts-{generation:06d}.jsonl",
-        "offsets": f"offsets-{generation:06d}.npy",
-    }
-
-
-class _TextWriter:
-    """Write a generation's texts file, created fresh (a link planted at its name is unlinked, never followed):
-    first the previous generation's records (``previous``), then new ones, remembering where each line starts."""
-
-    def __init__(
-        self, path: Path, offsets: list[int] | None = None, store_texts: bool = True, previous: Path | None = None
-    ) -> None:
-        self.handle = os.fdopen(create_fresh(path), "wb")
-        if previous is not None:
-            with previous.open("rb") as source:  # confined to the folder when the index was opened
-                shutil.copyfileobj(source, self.handle)
-        self.position = self.handle.tell()
-        self.offsets = offsets if offsets is not None else []
-        self.store_texts = store_texts
-
-    def write(self, chunk: Chunk) -> None:
-        for source, text in zip(chunk.sources, chunk.texts, strict=True):
-            record: dict[str, Any] = {"source": source}
-            if self.store_texts:
-                record["text"] = text
-            data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-            self.offsets.append(self.position)
-            self.handle.write(data)
-            self.position += len(data)
-
-    def close(self) -> None:
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
+def _load(connection: sqlite3.Connection, folder: Path) -> tuple[dict[str, Any], faiss.Index, int]:
+    """The settings, the vectors and the generation, consistent with each other."""
+    for _ in range(10):  # a writer may publish (and retire the file just read about) between the two reads
+        meta = store.read_meta(connection, folder)
+        _check_meta(meta, folder)
+        generation, count, _ = store.read_state(connection, folder)
+        if generation == 0:
+            raise IsbertError(f"{folder}: an unfinished index; replace it with `isbert index build ... --overwrite`")
+        index = _read_vectors(folder, generation, meta["dimension"], count)
+        if index is not None:
+            inner = faiss.downcast_index(index.index)
+            if isinstance(inner, faiss.IndexIVF):
+                inner.make_direct_map()  # so that a vector can be reconstructed by id (deletes)
+            apply_search_params(index, meta["spec"].get("search", {}))
+            return meta, index, generation
+    raise IsbertError(f"{folder}: the vectors file of the current generation is missing; rebuild the index")
 
 
 class SearchIndex:
-    """An opened index folder: search vectors or texts, read the stored texts, append a corpus atomically."""
+    """An opened index folder: search by vector, keyword or both; add, replace, delete and sync records."""
 
-    def __init__(self, folder: Path, manifest: dict[str, Any], index: faiss.Index, offsets: np.ndarray) -> None:
+    def __init__(
+        self, folder: Path, connection: sqlite3.Connection, meta: dict[str, Any], index: faiss.Index, generation: int
+    ) -> None:
         self.folder = folder
-        self.manifest = manifest
+        self._db = connection
+        self.manifest = meta
         self.index = index
-        self.offsets = offsets
-        self._texts_path = folder / manifest["files"]["texts"]
+        self.generation = generation
+        self._lock = threading.Lock()  # the connection and the swap of vectors are shared by the service's threads
 
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, folder: str | Path) -> SearchIndex:
         folder = Path(folder)
-        manifest = _read_manifest(folder)
-        if manifest is None:
-            raise IsbertError(f"not an index folder (no {MANIFEST}): {folder}; build one with `isbert index build`")
-        files = manifest["files"]
-        try:
-            index = faiss.read_index(str(folder / files["index"]))
-            offsets = np.load(folder / files["offsets"], allow_pickle=False)
-        except (RuntimeError, OSError, ValueError) as error:
-            raise IsbertError(f"{folder}: cannot read the index files ({' '.join(str(error).split())[:200]})") from None
-        if offsets.ndim != 1 or offsets.dtype != np.int64:
-            raise IsbertError(f"{folder / files['offsets']}: not a list of text offsets; rebuild the index")
-        if index.ntotal != len(offsets) or index.ntotal != manifest["count"]:
+        if folder.is_dir() and not (folder / DATABASE).exists() and (folder / legacy.MANIFEST).exists():
             raise IsbertError(
-                f"{folder}: index holds {index.ntotal} vectors but {len(offsets)} texts ({manifest['count']} in the "
-                "manifest); rebuild it"
+                f"{folder} is an index of the first format; convert it once with: isbert index migrate {folder}"
             )
-        apply_search_params(index, manifest["spec"].get("search", {}))
-        return cls(folder, manifest, index, offsets)
+        connection = store.connect(folder)
+        try:
+            return cls(folder, connection, *_load(connection, folder))
+        except BaseException:
+            connection.close()
+            raise
+
+    def close(self) -> None:
+        self._db.close()
+
+    def current(self) -> faiss.Index:
+        """The vectors of the latest committed generation: reloaded when a writer published a new one since."""
+        with self._lock:
+            generation, _, _ = store.read_state(self._db, self.folder)
+            if generation != self.generation:
+                meta, index, generation = _load(self._db, self.folder)
+                if meta["fingerprint"] != self.manifest["fingerprint"] or meta["dimension"] != self.dimension:
+                    raise IsbertError(
+                        f"{self.folder} was rebuilt with another model since it was opened; open it again"
+                    )
+                self.manifest, self.index, self.generation = meta, index, generation
+            return self.index
 
     @property
     def dimension(self) -> int:
@@ -360,16 +424,22 @@ class SearchIndex:
     def model_ref(self) -> str:
         return str(self.manifest["model"])
 
+    @property
+    def stores_texts(self) -> bool:
+        return bool(self.manifest.get("store_texts", True))
+
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
     def describe(self) -> str:
         spec = self.manifest["spec"]
         search = ", ".join(f"{k}={v}" for k, v in spec.get("search", {}).items())
+        with self._lock:
+            files = self._db.execute("SELECT count(DISTINCT file) FROM docs").fetchone()[0]
         return (
-            f"{self.folder}: {len(self)} vectors of dimension {self.dimension}, {spec['kind']} index "
-            f"({spec['factory']}, {spec['storage']}{', ' + search if search else ''}), model {self.model_ref}, "
-            f"fingerprint {self.manifest['fingerprint']['sha256']}"
+            f"{self.folder}: {len(self)} vectors of dimension {self.dimension} from {files} files, {spec['kind']} "
+            f"index ({spec['factory']}, {spec['storage']}{', ' + search if search else ''}), generation "
+            f"{self.generation}, model {self.model_ref}, fingerprint {self.manifest['fingerprint']['sha256']}"
         )
 
     # ------------------------------------------------------------------ the model
@@ -411,49 +481,85 @@ class SearchIndex:
 
     # ------------------------------------------------------------------ reading
     def records(self, ids: Iterable[int]) -> list[dict[str, Any]]:
-        """The stored records (``text``, ``source``) of vector ids, read by offset."""
-        out = []
-        with self._texts_path.open("rb") as handle:
-            for row in ids:
-                handle.seek(max(0, int(self.offsets[row])))
-                try:
-                    record = json.loads(handle.readline(MAX_RECORD_BYTES))
-                except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # nested: not a record
-                    record = None
-                if not isinstance(record, dict):
-                    raise IsbertError(f"{self._texts_path}: damaged record for vector {row}; rebuild the index")
-                out.append(record)
-        return out
+        """The stored records (``text``, ``source``) of those ids still present."""
+        wanted = [int(i) for i in ids]
+        with self._lock:
+            found = store.fetch_records(self._db, self.folder, wanted)
+        return [{"source": found[i][0], "text": found[i][1]} for i in wanted if i in found]
 
-    def search_vectors(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and ids, each ``(len(queries), k)``; ids are -1 where fewer than ``k`` vectors exist."""
+    def search_vectors(self, queries: np.ndarray, k: int, source: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and ids, each ``(len(queries), k)``; ids are -1 where fewer than ``k`` vectors (of ``source``, a
+        file label or a folder prefix ending in ``/``) exist."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.dimension:
             raise IsbertError(f"queries must have shape (n, {self.dimension}), got {queries.shape}")
-        return self.index.search(queries, k)
+        if not 1 <= k <= MAX_K:
+            raise IsbertError(f"k must be from 1 to {MAX_K}, got {k}")
+        index = self.current()
+        if source is None:
+            return index.search(queries, k)
+        with self._lock:
+            ids = store.ids_where(self._db, file=source)
+        if not ids:
+            return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
+        selector = faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64))
+        return index.search(queries, k, params=_filtered(self.manifest["spec"], selector))
+
+    def _hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
+        with self._lock:
+            found = store.fetch_records(self._db, self.folder, [i for i, _ in ranked])
+        present = [(i, score) for i, score in ranked if i in found]  # a concurrent delete may have removed some
+        return [Hit(rank, i, s, found[i][1], found[i][0]) for rank, (i, s) in enumerate(present, start=1)]
 
     def hits(self, scores: np.ndarray, ids: np.ndarray) -> list[list[Hit]]:
-        results: list[list[Hit]] = []
-        for row_scores, row_ids in zip(scores, ids, strict=True):
-            valid = [(float(s), int(i)) for s, i in zip(row_scores, row_ids, strict=True) if i >= 0]
-            records = self.records(i for _, i in valid)
-            results.append(
-                [
-                    Hit(rank, i, s, record.get("text"), record.get("source"))
-                    for rank, ((s, i), record) in enumerate(zip(valid, records, strict=True), start=1)
-                ]
-            )
+        return [
+            self._hits([(int(i), float(s)) for s, i in zip(row_scores, row_ids, strict=True) if i >= 0])
+            for row_scores, row_ids in zip(scores, ids, strict=True)
+        ]
+
+    def search_embedded(
+        self, queries: list[str], vectors: np.ndarray | None, k: int, *, mode: str = "vector", source: str | None = None
+    ) -> list[list[Hit]]:
+        """The ``k`` best records of each query: by cosine (``vector``, ``vectors`` the queries' unit embeddings),
+        by BM25 (``keyword``) or both fused by reciprocal rank (``hybrid``); within ``source`` when given."""
+        check_mode(mode)
+        if not 1 <= k <= MAX_K:
+            raise IsbertError(f"k must be from 1 to {MAX_K}, got {k}")
+        if mode != "vector" and not self.stores_texts:
+            raise IsbertError(f"{self.folder} stores no texts (built with --ids-only); search it with --mode vector")
+        if mode == "vector":
+            return self.hits(*self.search_vectors(vectors, k, source))
+        pool = k if mode == "keyword" else min(MAX_K, max(2 * k, HYBRID_POOL))
+        ids = self.search_vectors(vectors, pool, source)[1] if mode == "hybrid" else None
+        results = []
+        for row, text in enumerate(queries):
+            with self._lock:
+                keyword = keyword_ranking(self._db, self.folder, text, pool, source)
+            if ids is not None:
+                keyword = reciprocal_rank_fusion([[int(i) for i in ids[row] if i >= 0], [i for i, _ in keyword]], k)
+            results.append(self._hits(keyword[:k]))
         return results
 
-    def search(self, model: SentenceTransformer, queries: list[str], k: int = 10) -> list[list[Hit]]:
-        """The ``k`` nearest stored texts of each query (cosine similarity, best first)."""
+    def search(
+        self,
+        model: SentenceTransformer | None,
+        queries: list[str],
+        k: int = 10,
+        *,
+        mode: str = "vector",
+        source: str | None = None,
+    ) -> list[list[Hit]]:
+        """The ``k`` best stored texts of each query (``mode``: see :meth:`search_embedded`; ``keyword`` needs no
+        model)."""
         if k < 1:
             raise IsbertError(f"k must be at least 1, got {k}")
         for number, query in enumerate(queries, start=1):
             if not query.strip():
                 raise IsbertError(f"query {number} is empty")
-        scores, ids = self.search_vectors(embed_texts(model, queries), k)
-        return self.hits(scores, ids)
+        vectors = None if check_mode(mode) == "keyword" or model is None else embed_texts(model, queries)
+        if vectors is None and mode != "keyword":
+            raise IsbertError(f"a {mode} search needs the model")
+        return self.search_embedded(queries, vectors, k, mode=mode, source=source)
 
     # ------------------------------------------------------------------ writing
     @classmethod
@@ -474,7 +580,7 @@ class SearchIndex:
         **spec_overrides: int,
     ) -> BuildReport:
         """Embed ``corpus`` (files, folders, glob patterns: :func:`isbert.inputs.expand_inputs`) and write a new
-        index folder (it must not exist, or be empty, unless ``overwrite``)."""
+        index folder (it must not exist, or be empty, unless ``overwrite``: an index, or what a killed build left)."""
         folder = Path(folder)
         options = options or CorpusOptions()
         _check_build_folder(folder, overwrite)
@@ -482,27 +588,83 @@ class SearchIndex:
         count = count_records(inputs, options)
         if count == 0:
             raise IsbertError(f"{describe(inputs)}: no non-empty texts to index")
-        dimension = model.get_embedding_dimension()
-        if not dimension:
-            raise IsbertError("the model does not report its embedding dimension")
+        dimension = _dimension(model)
         spec = choose_spec(count, kind, storage, **spec_overrides)
-        folder.mkdir(parents=True, exist_ok=True)
-        with _locked(folder):
-            try:
-                previous = _read_manifest(folder)
-            except IsbertError as error:
-                raise IsbertError(
-                    f"{error}; --overwrite removes only the files a sound manifest names, so delete {folder} "
-                    "yourself to start over"
-                ) from None
-            generation = (previous["generation"] + 1) if previous else 1
-            manifest = _new_manifest(generation, model, model_name, dimension, spec, store_texts)
-            stats = EmbedStats()
-            job = _EmbedJob(model, inputs, options, count, stats, batch_size, show_progress, store_texts)
-            added = _write_generation(folder, manifest, new_faiss_index(dimension, spec), [], spec, job)
-            if previous:
-                _remove_generation(folder, previous)
+        plan = _Plan(inputs, options, count, EmbedStats(), batch_size, show_progress, store_texts)
+
+        def fill(connection: sqlite3.Connection, index: faiss.Index) -> int:
+            _record_files(connection, inputs)
+            return _embed_into(connection, index, model, plan, 0, spec)
+
+        meta = _new_meta(model, model_name, dimension, spec, store_texts)
+        added = _replace_folder(folder, overwrite, meta, new_vectors(dimension, spec), fill)
+        return BuildReport(folder, added, added, spec, plan.stats)
+
+    @classmethod
+    def build_from_vectors(
+        cls,
+        folder: str | Path,
+        model: SentenceTransformer,
+        model_name: str,
+        vectors_path: str | Path,
+        corpus: str | Path | Sequence[str | Path] | None = None,
+        *,
+        options: CorpusOptions | None = None,
+        kind: str = "auto",
+        storage: str = "float32",
+        overwrite: bool = False,
+        **spec_overrides: int,
+    ) -> BuildReport:
+        """An index of the matrix ``isbert encode`` wrote (``vectors.npy``, its rows' sources beside it), made by
+        ``model``; with ``corpus`` (the files encoded) the texts are stored too, else only each row's source."""
+        folder, options = Path(folder), options or CorpusOptions()
+        _check_build_folder(folder, overwrite)
+        dimension = _dimension(model)
+        matrix, sources = _read_encoded(Path(vectors_path), dimension)
+        texts = dict(options.read(expand_inputs(corpus))) if corpus is not None else None
+        rows = [row for row, source in enumerate(sources) if texts is None or source in texts]
+        if not rows:
+            raise IsbertError(f"{vectors_path}: no row has a text in the corpus given (are they the files encoded?)")
+        spec = choose_spec(len(rows), kind, storage, **spec_overrides)
+        stats = EmbedStats()
+
+        def fill(connection: sqlite3.Connection, index: faiss.Index) -> int:
+            if corpus is not None:
+                _record_files(connection, expand_inputs(corpus))
+            adder, next_id = _Adder(index, training_size(index, spec, len(rows))), 0
+            for start in range(0, len(rows), CHUNK_ROWS):
+                part = rows[start : start + CHUNK_ROWS]
+                vectors = _unit(np.asarray(matrix[part], dtype=np.float32), Path(vectors_path), part)
+                names = [sources[row] for row in part]
+                chunk = Chunk(names, [texts[name] for name in names] if texts else [""] * len(names), vectors)
+                next_id = _insert(connection, adder, chunk, next_id, texts is not None)
+            adder.flush()
+            stats.texts = next_id
+            return next_id
+
+        meta = _new_meta(model, model_name, dimension, spec, texts is not None)
+        added = _replace_folder(folder, overwrite, meta, new_vectors(dimension, spec), fill)
         return BuildReport(folder, added, added, spec, stats)
+
+    def _write(self, change: Callable[[sqlite3.Connection, faiss.Index, int], tuple[faiss.Index, int]]) -> None:
+        """One write: under the writer lock and in one transaction, ``change(connection, vectors, next_id)`` edits
+        the records and returns the new vectors and next id; the next generation is published, then committed."""
+        with store.writer_lock(self.folder):
+            connection = store.connect(self.folder, write=True)
+            try:
+                with store.transaction(connection, self.folder):
+                    _, index, generation = _load(connection, self.folder)
+                    next_id = store.read_state(connection, self.folder)[2]
+                    try:
+                        index, next_id = change(connection, index, next_id)
+                        _publish(connection, self.folder, index, generation + 1, next_id)
+                    except BaseException:
+                        (self.folder / store.vectors_name(generation + 1)).unlink(missing_ok=True)
+                        raise
+                store.remove_stale_vectors(self.folder, {generation, generation + 1})
+            finally:
+                connection.close()
+        self.current()
 
     def add(
         self,
@@ -513,8 +675,10 @@ class SearchIndex:
         batch_size: int = 32,
         show_progress: bool = True,
         model_name: str | None = None,
+        replace: bool = False,
     ) -> BuildReport:
-        """Append a corpus: new generation files are written in full, then the manifest is swapped atomically.
+        """Add a corpus in one transaction. Records the index holds already (same ``file:line`` and text) are
+        skipped; with ``replace``, the records of every file given are deleted first (an upsert by file).
 
         ``model_name``: where ``model`` was loaded from (see :meth:`check_model`)."""
         options = options or CorpusOptions()
@@ -523,99 +687,154 @@ class SearchIndex:
         count = count_records(inputs, options)
         if count == 0:
             raise IsbertError(f"{describe(inputs)}: no non-empty texts to add")
-        with _locked(self.folder):
-            current = _read_manifest(self.folder)
-            if current is None or current["generation"] != self.manifest["generation"]:
-                raise IsbertError(f"{self.folder} changed since it was opened; open it again and retry")
-            generation = current["generation"] + 1
-            manifest = {**current, "generation": generation, "files": _generation_files(generation)}
-            spec = IndexSpec(kind=current["spec"]["kind"], storage=current["spec"]["storage"])
-            stats = EmbedStats()
-            store_texts = bool(current.get("store_texts", True))
-            job = _EmbedJob(model, inputs, options, count, stats, batch_size, show_progress, store_texts)
-            try:
-                added = _write_generation(
-                    self.folder, manifest, faiss.clone_index(self.index), self.offsets.tolist(), spec, job,
-                    previous_texts=self._texts_path,
-                )  # fmt: skip
-            except BaseException:
-                _remove_generation(self.folder, manifest)
-                raise
-            _remove_generation(self.folder, current)
-        reopened = SearchIndex.open(self.folder)
-        self.manifest, self.index, self.offsets = reopened.manifest, reopened.index, reopened.offsets
-        self._texts_path = reopened._texts_path
-        return BuildReport(self.folder, added, len(self), spec, stats)
+        spec = _spec_of(self.manifest)
+        plan = _Plan(inputs, options, count, EmbedStats(), batch_size, show_progress, self.stores_texts, not replace)
+        added = 0
+
+        def change(connection: sqlite3.Connection, index: faiss.Index, next_id: int) -> tuple[faiss.Index, int]:
+            nonlocal added
+            if replace:
+                index, _ = _drop_files(connection, index, [file.label for file in inputs])
+            _record_files(connection, inputs)
+            after = _embed_into(connection, index, model, plan, next_id, spec)
+            added = after - next_id
+            return index, after
+
+        self._write(change)
+        return BuildReport(self.folder, added, len(self), spec, plan.stats)
+
+    def delete(self, *, source: str | None = None, ids: Sequence[int] | None = None) -> int:
+        """Remove the records of a file (``source``: its label as the hits show it, or a folder prefix ending in
+        ``/``) or those of ``ids``; how many were removed."""
+        if (source is None) == (ids is None):
+            raise IsbertError("delete either by source file (--source FILE) or by id (--id ID)")
+        deleted = 0
+
+        def change(connection: sqlite3.Connection, index: faiss.Index, next_id: int) -> tuple[faiss.Index, int]:
+            nonlocal deleted
+            doomed = store.ids_where(connection, file=source, ids=None if source is not None else list(ids or []))
+            if not doomed:
+                what = f"records of {source!r}" if source is not None else "records with those ids"
+                raise IsbertError(f"{self.folder} holds no {what}; nothing was deleted")
+            store.delete_records(connection, doomed)
+            deleted = len(doomed)
+            return without(index, doomed), next_id
+
+        self._write(change)
+        return deleted
+
+    def sync(
+        self,
+        model: SentenceTransformer,
+        corpus: str | Path | Sequence[str | Path],
+        *,
+        options: CorpusOptions | None = None,
+        batch_size: int = 32,
+        show_progress: bool = True,
+        model_name: str | None = None,
+    ) -> SyncReport:
+        """Bring the index in line with ``corpus`` (a folder, as it was given to ``build``): files it does not hold
+        are added, files whose bytes changed are replaced, files no longer there are deleted; one transaction."""
+        options = options or CorpusOptions()
+        self.check_model(model, model_name)
+        inputs = expand_inputs(corpus)
+        digests = {file.label: sha256_file(file.path) for file in inputs}
+        report, spec = SyncReport(self.folder), _spec_of(self.manifest)
+
+        def change(connection: sqlite3.Connection, index: faiss.Index, next_id: int) -> tuple[faiss.Index, int]:
+            known = store.file_hashes(connection)
+            report.removed = sorted(set(known) - set(digests))
+            report.changed = [f.label for f in inputs if f.label in known and known[f.label] != digests[f.label]]
+            report.new = [f.label for f in inputs if f.label not in known]
+            report.unchanged = len(inputs) - len(report.changed) - len(report.new)
+            index, report.deleted = _drop_files(connection, index, report.removed + report.changed)
+            todo = [file for file in inputs if file.label in {*report.changed, *report.new}]
+            _record_files(connection, todo, digests)
+            if todo:
+                count = count_records(todo, options)
+                plan = _Plan(todo, options, count, EmbedStats(), batch_size, show_progress, self.stores_texts)
+                after = _embed_into(connection, index, model, plan, next_id, spec)
+                report.added, next_id = after - next_id, after
+            return index, next_id
+
+        self._write(change)
+        report.total = len(self)
+        return report
+
+    @classmethod
+    def migrate(cls, folder: str | Path) -> BuildReport:
+        """Convert an index folder of the first format (manifest, texts and offsets files) in place: the same ids,
+        texts, sources and vectors in the database and a vectors file; the old files are removed once it is
+        committed. A migration stopped half-way is simply run again (the old files are the index until then)."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise IsbertError(f"not an index folder: {folder}")
+        with store.writer_lock(folder):
+            manifest = legacy.read_manifest(folder)
+            if manifest is None:
+                state = "already in the current format" if (folder / DATABASE).exists() else "not an index folder"
+                raise IsbertError(f"{folder}: nothing to migrate ({legacy.MANIFEST} missing; {state})")
+            vectors = legacy.read_vectors(folder, manifest)
+            old = manifest.get("spec") if isinstance(manifest.get("spec"), dict) else {}
+            spec = choose_spec(len(vectors), str(old.get("kind", "flat")), str(old.get("storage", "float32")))
+            store_texts = bool(manifest.get("store_texts", True))
+            keys = ("model", "model_checksums", "dimension", "max_seq_length", "fingerprint", "normalized", "metric")
+            meta = {**{key: manifest[key] for key in keys if key in manifest}, **_meta_spec(spec, store_texts)}
+            _check_meta(meta, folder)
+            index = new_vectors(manifest["dimension"], spec)
+            if not index.is_trained:
+                index.train(vectors)
+            store.remove_database(folder)  # what a stopped migration left; the old files are still the index
+            _migrate_records(folder, manifest, meta, index, vectors)
+            (folder / legacy.MANIFEST).unlink()
+            for name in manifest["files"].values():
+                (folder / name).unlink(missing_ok=True)
+        return BuildReport(folder, len(vectors), len(vectors), spec, EmbedStats(texts=len(vectors)))
 
 
-def _read_manifest(folder: Path) -> dict[str, Any] | None:
-    """The folder's manifest, checked: its file names must be the ones this module generates, inside the folder."""
-    path = folder / MANIFEST
-    if not path.exists():
-        return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise IsbertError(f"{path}: damaged manifest ({error})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
-        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise IsbertError(f"{path}: unsupported index format {found!r}")
-    generation = manifest.get("generation")
-    if not isinstance(generation, int) or isinstance(generation, bool) or not 0 < generation < 10**6:
-        raise IsbertError(f"{path}: damaged manifest (generation {generation!r}); rebuild the index")
-    files = manifest.get("files")
-    expected = _generation_files(generation)
-    if not isinstance(files, dict) or set(files) != set(expected):
-        raise IsbertError(f"{path}: damaged manifest (its 'files' entry is not a generation's files); rebuild it")
-    for role, name in files.items():
-        confined_path(folder, name, str(path))
-        if name != expected[role]:
-            raise IsbertError(
-                f"{path}: {role} file {printable(str(name))!r} is not the name this index generates "
-                f"({expected[role]!r}); refused (the manifest was tampered with)"
-            )
-    for key in ("count", "dimension"):
-        if not isinstance(manifest.get(key), int) or isinstance(manifest.get(key), bool) or manifest[key] < 0:
-            raise IsbertError(f"{path}: damaged manifest ({key} {manifest.get(key)!r}); rebuild the index")
-    return manifest
+# ----------------------------------------------------------------------------------------------- write helpers
+def _filtered(spec: dict[str, Any], selector: faiss.IDSelector) -> faiss.SearchParameters:
+    """Search parameters restricted to ``selector``'s ids, of the type the index kind expects (approximate kinds
+    search the restricted set approximately: a narrow filter can return fewer than ``k`` hits)."""
+    search = spec.get("search", {})
+    if spec["kind"] == "hnsw":
+        params = faiss.SearchParametersHNSW(sel=selector, efSearch=int(search.get("efSearch", 64)))
+    elif spec["kind"] == "ivf":
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=int(search.get("nprobe", 1)))
+    else:
+        params = faiss.SearchParameters(sel=selector)
+    params.referenced_objects = [selector]  # kept alive as long as the parameters
+    return params
 
 
-def _remove_generation(folder: Path, manifest: dict[str, Any]) -> None:
-    for name in manifest["files"].values():
-        (folder / name).unlink(missing_ok=True)
-        (folder / f".{name}.partial").unlink(missing_ok=True)
+def _dimension(model: SentenceTransformer) -> int:
+    dimension = model.get_embedding_dimension()
+    if not dimension:
+        raise IsbertError("the model does not report its embedding dimension")
+    return int(dimension)
 
 
-@dataclass
-class _EmbedJob:
-    """What one generation embeds, and how: the model, the corpus and how it is read, its size, the statistics to
-    fill, the batch size, whether to show progress and whether to store the texts."""
-
-    model: SentenceTransformer
-    inputs: Sequence[InputFile]
-    options: CorpusOptions
-    count: int
-    stats: EmbedStats
-    batch_size: int
-    show_progress: bool
-    store_texts: bool
+def _spec_of(meta: dict[str, Any]) -> IndexSpec:
+    return IndexSpec(kind=meta["spec"]["kind"], storage=meta["spec"]["storage"])
 
 
-def _check_build_folder(folder: Path, overwrite: bool) -> None:
-    if (folder / MANIFEST).exists() and not overwrite:
-        raise IsbertError(f"{folder} already holds an index; add to it with `isbert index add` or pass --overwrite")
-    if folder.exists() and not folder.is_dir():
-        raise IsbertError(f"not a folder: {folder}")
-    if folder.is_dir() and not (folder / MANIFEST).exists() and any(p.name != ".lock" for p in folder.iterdir()):
-        raise IsbertError(f"{folder} exists and is not an index folder; choose a new or empty folder")
+def _meta_spec(spec: IndexSpec, store_texts: bool) -> dict[str, Any]:
+    return {
+        "format": store.FORMAT_VERSION,
+        "store_texts": store_texts,
+        "spec": {
+            "kind": spec.kind,
+            "storage": spec.storage,
+            "factory": spec.factory_string(),
+            "search": spec.search_params(),
+        },
+    }
 
 
-def _new_manifest(
-    generation: int, model: SentenceTransformer, model_name: str, dimension: int, spec: IndexSpec, store_texts: bool
+def _new_meta(
+    model: SentenceTransformer, model_name: str, dimension: int, spec: IndexSpec, store_texts: bool
 ) -> dict[str, Any]:
     return {
-        "format": FORMAT_VERSION,
-        "generation": generation,
         "model": model_reference(model_name),
         "model_checksums": model_checksums(model_name),
         "dimension": dimension,
@@ -623,61 +842,214 @@ def _new_manifest(
         "fingerprint": probe_fingerprint(model),
         "normalized": True,
         "metric": "inner_product",
-        "store_texts": store_texts,
-        "count": 0,
-        "spec": {
-            "kind": spec.kind,
-            "storage": spec.storage,
-            "factory": spec.factory_string(),
-            "search": spec.search_params(),
-        },
-        "files": _generation_files(generation),
+        **_meta_spec(spec, store_texts),
     }
 
 
-def _write_generation(
+def _check_build_folder(folder: Path, overwrite: bool) -> None:
+    """A new or empty folder, or (with ``overwrite``) an index folder of either format or what a killed build left;
+    a first-format manifest is checked here, so that a tampered one stops the build before anything changes."""
+    if folder.exists() and not folder.is_dir():
+        raise IsbertError(f"not a folder: {folder}")
+    if (folder / DATABASE).exists() or (folder / DATABASE).is_symlink():
+        if not overwrite:
+            raise IsbertError(
+                f"{folder} already holds an index (or one a stopped build left); add to it with `isbert index add`, "
+                "or replace it with --overwrite"
+            )
+    elif (folder / legacy.MANIFEST).exists():
+        if not overwrite:
+            raise IsbertError(
+                f"{folder} already holds an index; migrate it (`isbert index migrate`) or pass --overwrite"
+            )
+        legacy.read_manifest(folder)
+    elif folder.is_dir() and any(path.name != ".lock" for path in folder.iterdir()):
+        raise IsbertError(f"{folder} exists and is not an index folder; choose a new or empty folder")
+
+
+def _connect_for_build(folder: Path, overwrite: bool) -> sqlite3.Connection:
+    """The folder's database for a build: created fresh when absent; with ``overwrite`` an unusable one (not
+    SQLite, a planted link) is removed and created again."""
+    path = folder / DATABASE
+    if not path.exists() and not path.is_symlink():
+        return store.connect(folder, create=True, write=True)
+    try:
+        return store.connect(folder, write=True)
+    except IsbertError:
+        if not overwrite:
+            raise
+        store.remove_database(folder)
+        return store.connect(folder, create=True, write=True)
+
+
+def _replace_folder(
     folder: Path,
-    manifest: dict[str, Any],
+    overwrite: bool,
+    meta: dict[str, Any],
     index: faiss.Index,
-    offsets: list[int],
-    spec: IndexSpec,
-    job: _EmbedJob,
-    previous_texts: Path | None = None,
+    fill: Callable[[sqlite3.Connection, faiss.Index], int],
 ) -> int:
-    """Embed ``job.inputs`` into ``index`` and the generation's files (new files: a planted link is replaced), then
-    publish them by replacing the manifest; ``previous_texts``: the records the new texts file starts with."""
-    files = manifest["files"]
-    before = index.ntotal
-    adder = _Adder(index, training_size(index, spec, job.count))
-    writer = _TextWriter(folder / files["texts"], offsets, job.store_texts, previous_texts)
+    """Write a whole index in one transaction (``fill`` inserts the records and vectors, returning the next id),
+    replacing what the folder held: readers of the old index keep reading it until the commit. A killed build
+    leaves a database without tables (``--overwrite`` replaces it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    old_manifest = None
+    with store.writer_lock(folder):
+        if not (folder / DATABASE).exists():
+            old_manifest = legacy.read_manifest(folder)
+        connection = _connect_for_build(folder, overwrite)
+        try:
+            try:
+                previous = store.read_state(connection, folder)[0]
+            except IsbertError:
+                previous = 0  # a database a stopped build left
+            try:
+                with store.transaction(connection, folder):
+                    _drop_tables(connection)
+                    store.create_schema(connection, meta)
+                    next_id = fill(connection, index)
+                    _publish(connection, folder, index, previous + 1, next_id)
+            except BaseException:
+                (folder / store.vectors_name(previous + 1)).unlink(missing_ok=True)
+                raise
+            store.remove_stale_vectors(folder, {previous, previous + 1})
+        finally:
+            connection.close()
+        if old_manifest is not None:  # --overwrite of a first-format index: its files go once the new one is in
+            (folder / legacy.MANIFEST).unlink()
+            for name in old_manifest["files"].values():
+                (folder / name).unlink(missing_ok=True)
+    return int(index.ntotal)
+
+
+def _drop_tables(connection: sqlite3.Connection) -> None:
+    for statement in (
+        "DROP TRIGGER IF EXISTS docs_added",
+        "DROP TRIGGER IF EXISTS docs_removed",
+        "DROP TABLE IF EXISTS docs_fts",
+        "DROP TABLE IF EXISTS docs",
+        "DROP TABLE IF EXISTS files",
+        "DROP TABLE IF EXISTS state",
+        "DROP TABLE IF EXISTS meta",
+    ):
+        connection.execute(statement)
+
+
+def _publish(connection: sqlite3.Connection, folder: Path, index: faiss.Index, generation: int, next_id: int) -> None:
+    """Write the vectors as ``generation``'s file (a new file, renamed into place) and record the generation, in
+    the open transaction: the commit that follows makes both visible at once."""
+    count = connection.execute("SELECT count(*) FROM docs").fetchone()[0]
+    if count != index.ntotal:
+        raise IsbertError(f"{folder}: {count} records but {index.ntotal} vectors; nothing was changed")
+    with atomic_file(folder / store.vectors_name(generation)) as partial:
+        faiss.write_index(index, str(partial))
+    connection.execute(
+        "UPDATE state SET generation = ?, count = ?, next_id = ? WHERE one = 1", (generation, count, next_id)
+    )
+
+
+def _insert(connection: sqlite3.Connection, adder: _Adder, chunk: Chunk, next_id: int, store_texts: bool) -> int:
+    if chunk.embeddings.shape[1] != adder.index.d:
+        raise IsbertError(f"{chunk.embeddings.shape[1]}-d vectors for an index of {adder.index.d}-d vectors")
+    ids = store.insert_records(connection, next_id, chunk.sources, chunk.texts, store_texts)
+    adder.add(chunk.embeddings, np.asarray(ids, dtype=np.int64))
+    return next_id + len(ids)
+
+
+def _embed_into(
+    connection: sqlite3.Connection,
+    index: faiss.Index,
+    model: SentenceTransformer,
+    plan: _Plan,
+    next_id: int,
+    spec: IndexSpec,
+) -> int:
+    """Embed ``plan``'s corpus into ``index`` and the records table (ids from ``next_id``); the next free id."""
+    adder = _Adder(index, training_size(index, spec, plan.count))
+    keep = (lambda source, text: not store.is_indexed(connection, source, text)) if plan.skip else None
+    for chunk in iter_embedded_chunks(
+        model,
+        plan.inputs,
+        plan.options,
+        total=plan.count,
+        batch_size=plan.batch_size,
+        stats=plan.stats,
+        show_progress=plan.show_progress,
+        desc="index",
+        keep=keep,
+    ):
+        next_id = _insert(connection, adder, chunk, next_id, plan.store_texts)
+    adder.flush()
+    return next_id
+
+
+def _record_files(
+    connection: sqlite3.Connection, inputs: Sequence[InputFile], digests: dict[str, str] | None = None
+) -> None:
+    for file in inputs:
+        digest = digests[file.label] if digests is not None else sha256_file(file.path)
+        store.set_file_hash(connection, store.split_source(f"{file.label}:1")[0], digest)
+
+
+def _drop_files(connection: sqlite3.Connection, index: faiss.Index, labels: list[str]) -> tuple[faiss.Index, int]:
+    """Delete every record of the files ``labels`` (records and vectors); the new vectors and how many went."""
+    doomed = [row for label in labels for row in store.ids_where(connection, file=label)]
+    if not doomed:
+        return index, 0
+    store.delete_records(connection, doomed)
+    return without(index, doomed), len(doomed)
+
+
+def _read_encoded(path: Path, dimension: int) -> tuple[np.ndarray, list[str]]:
+    """The matrix ``isbert encode`` wrote (memory-mapped) and its rows' sources, checked against each other."""
+    from isbert.encode import sources_path
+    from isbert.io import iter_texts
+
+    try:
+        matrix = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise IsbertError(f"{path}: not a .npy matrix ({' '.join(str(error).split())[:160]})") from None
+    if matrix.ndim != 2 or matrix.dtype.kind != "f" or matrix.shape[1] != dimension:
+        raise IsbertError(
+            f"{path}: a {matrix.dtype} matrix of shape {matrix.shape}; the model makes {dimension}-d float vectors"
+        )
+    listed = sources_path(path)
+    if not listed.is_file():
+        raise IsbertError(f"{listed}: missing; `isbert encode` writes each row's file:line there, beside the matrix")
+    sources = [text for _, text in iter_texts(listed, column="source")]
+    if len(sources) != len(matrix):
+        raise IsbertError(f"{listed}: {len(sources)} sources for {len(matrix)} rows of {path}")
+    return matrix, sources
+
+
+def _unit(vectors: np.ndarray, path: Path, rows: list[int]) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    bad = np.flatnonzero(~np.isfinite(norms[:, 0]) | (norms[:, 0] == 0))
+    if len(bad):
+        raise IsbertError(f"{path}: row {rows[int(bad[0])]} is zero or not finite; encode the corpus again")
+    return np.ascontiguousarray(vectors / norms, dtype=np.float32)
+
+
+def _migrate_records(
+    folder: Path, manifest: dict[str, Any], meta: dict[str, Any], index: faiss.Index, vectors: np.ndarray
+) -> None:
+    """The first-format records and vectors into a new database and generation 1, ids kept (row numbers)."""
+    records = legacy.iter_records(folder, manifest)
+    connection = store.connect(folder, create=True, write=True)
     try:
         try:
-            for chunk in iter_embedded_chunks(
-                job.model,
-                job.inputs,
-                job.options,
-                total=job.count,
-                batch_size=job.batch_size,
-                stats=job.stats,
-                show_progress=job.show_progress,
-                desc="index",
-            ):
-                if chunk.embeddings.shape[1] != manifest["dimension"]:
-                    raise IsbertError(f"the model returned {chunk.embeddings.shape[1]}-d embeddings")
-                adder.add(chunk.embeddings)
-                writer.write(chunk)
-            adder.flush()
-        finally:
-            writer.close()
-        if index.ntotal != len(writer.offsets):
-            raise IsbertError(f"{describe(job.inputs)} changed while it was being indexed")
-        with atomic_file(folder / files["index"]) as partial:
-            faiss.write_index(index, str(partial))
-        with atomic_open(folder / files["offsets"]) as handle:
-            np.save(handle, np.asarray(writer.offsets, dtype=np.int64))
-        manifest["count"] = int(index.ntotal)
-        write_json_atomic(folder / MANIFEST, manifest, indent=2)
-    except BaseException:
-        _remove_generation(folder, manifest)
-        raise
-    return int(index.ntotal - before)
+            with store.transaction(connection, folder):
+                store.create_schema(connection, meta)
+                for start in range(0, len(vectors), CHUNK_ROWS):
+                    batch = [record for _, record in zip(range(CHUNK_ROWS), records, strict=False)]
+                    sources = [record["source"] for record in batch]
+                    texts = [record.get("text", "") for record in batch]
+                    ids = store.insert_records(connection, start, sources, texts, bool(meta["store_texts"]))
+                    part = np.ascontiguousarray(vectors[start : start + len(ids)])
+                    index.add_with_ids(part, np.asarray(ids, dtype=np.int64))
+                _publish(connection, folder, index, 1, len(vectors))
+        except BaseException:
+            (folder / store.vectors_name(1)).unlink(missing_ok=True)
+            raise
+    finally:
+        connection.close()

@@ -5,7 +5,8 @@ Endpoints (JSON in, JSON out; errors are ``{"error": {"message", "type", "param"
 - ``GET /health``: model, dimension, index size, and batching counters (open without the API key);
 - ``POST /embed`` ``{"texts": [...], "normalize": true}``;
 - ``POST /similarity`` ``{"a": [...], "b": [...]}``: the ``len(a) x len(b)`` cosine matrix;
-- ``POST /search`` ``{"query": "..."}`` or ``{"queries": [...]}``, ``"k": 10`` (needs ``--index``);
+- ``POST /search`` ``{"query": "..."}`` or ``{"queries": [...]}``, ``"k": 10``, ``"mode"`` ``vector`` (default),
+  ``keyword`` or ``hybrid``, ``"source"`` a file label to search within (needs ``--index``);
 - ``POST /v1/embeddings``: the OpenAI embeddings API (``input`` a string or a list of strings,
   ``encoding_format`` ``float`` or ``base64``), so OpenAI clients work by changing only their base URL.
 
@@ -54,7 +55,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from isbert.errors import contained, printable
+from isbert.errors import IsbertError, contained, printable
 
 if TYPE_CHECKING:  # the service runs without faiss when no --index is given
     from isbert.search.index import SearchIndex
@@ -556,10 +557,16 @@ class _Service:
         k = data.get("k", 10)
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= self.limits.max_k:
             raise RequestError(400, f"'k' must be a whole number from 1 to {self.limits.max_k}", "invalid_k")
-        vectors, tokens = await self.encode(request, queries)
-        loop = asyncio.get_running_loop()
-        scores, ids = await loop.run_in_executor(None, index.search_vectors, _normalize(vectors).astype(np.float32), k)
-        hits = await loop.run_in_executor(None, index.hits, scores, ids)
+        mode, source = _search_options(data)
+        if mode != "vector" and not index.stores_texts:
+            raise RequestError(400, "this index stores no texts (built with --ids-only); use mode 'vector'", "no_texts")
+        vectors, tokens = (None, [0] * len(queries)) if mode == "keyword" else await self.encode(request, queries)
+        unit = None if vectors is None else _normalize(vectors).astype(np.float32)
+        run = functools.partial(index.search_embedded, queries, unit, k, mode=mode, source=source)
+        try:
+            hits = await asyncio.get_running_loop().run_in_executor(None, run)
+        except IsbertError as error:  # the index changed under the service in a way it cannot follow
+            raise RequestError(503, printable(str(error))[:300], "index_unavailable") from None
         cut = set(self.truncated(tokens))
         results = [
             {"query": query, "truncated": i in cut, "hits": [hit.as_dict() for hit in row]}
@@ -598,6 +605,17 @@ class _Service:
             },
             headers={"X-Isbert-Truncated": ",".join(map(str, cut))} if cut else None,
         )
+
+
+def _search_options(data: dict[str, Any]) -> tuple[str, str | None]:
+    """``mode`` (vector, keyword or hybrid) and ``source`` (a file label, or a folder ending in /) of a search."""
+    mode = data.get("mode", "vector")
+    if mode not in ("vector", "keyword", "hybrid"):
+        raise RequestError(400, "'mode' must be 'vector', 'keyword' or 'hybrid'", "invalid_mode")
+    source = data.get("source")
+    if source is not None and (not isinstance(source, str) or not 0 < len(source) <= 4096 or "\x00" in source):
+        raise RequestError(400, "'source' must be a file label of at most 4096 characters", "invalid_source")
+    return mode, source
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[np.ndarray]) -> np.ndarray:
