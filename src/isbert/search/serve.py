@@ -43,6 +43,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -80,7 +81,7 @@ class Limits:
     request_timeout_s: float = 60.0  # a request's whole life, body read and encoding included: 504 after
     body_timeout_s: float = 10.0  # reading the body: 408 after
     header_timeout_s: float = 10.0  # receiving a request's head (slowloris): the connection is closed after
-    shutdown_timeout_s: float = 3.0  # requests still running at shutdown are cancelled after
+    shutdown_timeout_s: float = 3.0  # from SIGTERM to exit; running requests get a 503 before it (see Drain)
 
     def body_limit(self) -> int:
         return self.max_body_bytes or self.max_texts * (self.max_chars * 6 + 16) + 65_536
@@ -110,6 +111,44 @@ class RequestError(Exception):
         self.message = message
         self.code = code
         self.headers = headers
+
+
+class Drain:
+    """Graceful shutdown within ``seconds`` of SIGTERM (or Ctrl-C): from the signal on, new requests get a JSON
+    503 ``shutting_down``; running ones may finish until ``seconds`` less a margin (at most 1 s, for the answers
+    to go out), then they get the same 503, and the server stops. A second signal stops it at once."""
+
+    def __init__(self, seconds: float) -> None:
+        self.margin = min(1.0, seconds / 2)
+        self.grace = seconds - self.margin
+        self.started = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._over = asyncio.Event()
+
+    def attach(self) -> None:
+        """Remember the server's event loop (called on it at startup)."""
+        self._loop = asyncio.get_running_loop()
+
+    def begin(self, stop: Callable[[], None]) -> None:
+        """Start draining, then call ``stop`` once the grace has passed; safe to call from a signal handler."""
+        if self.started or self._loop is None:
+            stop()
+            return
+        self.started = True
+        self._loop.call_soon_threadsafe(self._loop.call_later, self.grace, self._end, stop)
+
+    def _end(self, stop: Callable[[], None]) -> None:
+        self._over.set()
+        stop()
+
+    async def over(self) -> None:
+        await self._over.wait()
+
+
+def shutting_down() -> RequestError:
+    return RequestError(
+        503, "the server is shutting down; retry shortly", "shutting_down", {"Retry-After": "1", "Connection": "close"}
+    )
 
 
 @dataclass
@@ -154,7 +193,9 @@ class Batcher:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-        self._executor.shutdown(wait=True)
+        # Not waiting: a batch still encoding must not hold the exit past the shutdown timeout (its requests have
+        # been answered 503 already); the thread ends with the process.
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def submit(self, texts: list[str]) -> np.ndarray:
         """The raw embeddings of ``texts``; 503 when ``max_queued`` requests are already waiting."""
@@ -434,11 +475,13 @@ def _host_name(header: str) -> str:
 
 class RequestGuard:
     """Refuse, before the body is read: a foreign Host (DNS rebinding), a missing or wrong API key, a body that is
-    not ``application/json`` (a browser form or ``text/plain`` fetch cannot send one without a CORS preflight)."""
+    not ``application/json`` (a browser form or ``text/plain`` fetch cannot send one without a CORS preflight);
+    and, once the server is draining for shutdown, every request (503)."""
 
-    def __init__(self, app: ASGIApp, security: Security) -> None:
+    def __init__(self, app: ASGIApp, security: Security, drain: Drain | None = None) -> None:
         self.app = app
         self.security = security
+        self.drain = drain
         self._allowed = frozenset(host.lower() for host in security.allowed_hosts)
         self._key = None if security.api_key is None else security.api_key.encode("utf-8")
 
@@ -460,6 +503,8 @@ class RequestGuard:
                 "invalid_api_key",
                 {"WWW-Authenticate": "Bearer"},
             )
+        if self.drain is not None and self.drain.started:
+            return shutting_down()
         if scope["method"] in BODY_METHODS and not _is_json(headers.get("content-type")):
             return RequestError(415, "send the body as 'Content-Type: application/json'", "unsupported_media_type")
         return None
@@ -473,8 +518,10 @@ class RequestGuard:
     def _authorized(self, headers: Headers) -> bool:
         assert self._key is not None  # nosec B101 # only called when a key is set; narrows the type
         scheme, _, token = headers.get("authorization", "").partition(" ")
-        given = token.strip().encode("utf-8") if scheme.lower() == "bearer" else b""
-        return hmac.compare_digest(given, self._key)  # constant time: no key recovery from response timings
+        # Only HTTP's own whitespace (RFC 9110 OWS): str.strip() would also drop NBSP or NEL around a wrong key.
+        given = token.strip(" \t").encode("utf-8") if scheme.lower() == "bearer" else b""
+        # constant time: no key recovery from response timings; an empty key (possible from Python) admits nobody
+        return bool(given) and hmac.compare_digest(given, self._key)
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -639,11 +686,25 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-def _with_deadline(handler: Callable[[Request], Awaitable[Any]], seconds: float) -> Callable[[Request], Awaitable[Any]]:
+def _with_deadline(
+    handler: Callable[[Request], Awaitable[Any]], seconds: float, drain: Drain
+) -> Callable[[Request], Awaitable[Any]]:
+    """``handler`` answered within ``seconds`` (else 504), or a 503 when a shutdown's grace ends first."""
+
     @functools.wraps(handler)
     async def answer(request: Request) -> Any:
+        work = asyncio.ensure_future(asyncio.wait_for(handler(request), seconds))
+        over = asyncio.ensure_future(drain.over())
         try:
-            return await asyncio.wait_for(handler(request), seconds)
+            await asyncio.wait({work, over}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            over.cancel()
+            if not work.done():
+                work.cancel()  # the shutdown's grace is over (or this request was cancelled)
+        if not work.done():
+            raise shutting_down()
+        try:
+            return work.result()
         except asyncio.TimeoutError:
             raise RequestError(504, f"request not answered within {seconds:g} s", "timeout") from None
 
@@ -693,6 +754,7 @@ def create_app(
     security = security or Security()
     if index is not None and not index_checked:
         index.check_model(model, model_name)
+    drain = Drain(limits.shutdown_timeout_s)
     batcher = Batcher(
         model_encoder(model, batch_size),
         max_batch=max_batch,
@@ -711,6 +773,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        drain.attach()
         await batcher.start()
         try:
             yield
@@ -721,6 +784,7 @@ def create_app(
     app = FastAPI(title="isbert", summary=f"sentence embeddings from {model_name}", lifespan=lifespan)
     app.state.batcher = batcher
     app.state.limits = limits
+    app.state.drain = drain
     _add_error_handlers(app)
     app.add_api_route("/health", service.health, methods=["GET"])
     for path, handler in (
@@ -729,8 +793,8 @@ def create_app(
         ("/search", service.search),
         ("/v1/embeddings", service.openai_embeddings),
     ):
-        app.add_api_route(path, _with_deadline(handler, limits.request_timeout_s), methods=["POST"])
-    app.add_middleware(RequestGuard, security=security)
+        app.add_api_route(path, _with_deadline(handler, limits.request_timeout_s, drain), methods=["POST"])
+    app.add_middleware(RequestGuard, security=security, drain=drain)
     if security.cors_origins:  # outermost, so that preflight requests are answered before the guard
         app.add_middleware(
             CORSMiddleware,
@@ -755,7 +819,8 @@ def server_config(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_l
         access_log=False,
         http=_protocol_with_header_deadline(limits.header_timeout_s),
         timeout_keep_alive=5,
-        timeout_graceful_shutdown=limits.shutdown_timeout_s,  # type: ignore[arg-type]  # a float works
+        # After a drain (see Drain) every request has its answer; this bounds the wait for them to go out.
+        timeout_graceful_shutdown=app.state.drain.margin,  # a float works
         # A backstop on open connections (uvicorn answers a plain 503 above it); max_queued is the real bound.
         limit_concurrency=4 * limits.max_queued + 64 if limits.max_queued else None,
     )
@@ -802,6 +867,14 @@ def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_level: st
     """Run the app with uvicorn until interrupted."""
     import uvicorn
 
-    server = uvicorn.Server(server_config(app, host, port, log_level))
+    drain: Drain = app.state.drain
+
+    class DrainingServer(uvicorn.Server):
+        """uvicorn's server, draining on the first SIGTERM or SIGINT (see Drain) before it stops."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            drain.begin(functools.partial(super().handle_exit, sig, frame))
+
+    server = DrainingServer(server_config(app, host, port, log_level))
     print(f"isbert serve: listening on http://{host}:{port} (Ctrl-C to stop)", flush=True)
     server.run()
