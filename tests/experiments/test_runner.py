@@ -289,3 +289,37 @@ name = "in-domain"
     (result,) = outcome.results
     assert result is not None and result["resolved"]["corpus"] == [str(corpus)]
     assert result["settings"]["corpus"] == ["task:stsb-train"]  # the hash does not depend on where the runs live
+
+
+@pytest.mark.parametrize("settings_changed", [True, False], ids=["settings-mismatch", "other-error"])
+def test_an_interrupted_run_starts_over_only_when_its_settings_changed(
+    monkeypatch: pytest.MonkeyPatch, settings_changed: bool
+) -> None:
+    """A resume refused for other settings (the typed error) trains again from scratch; any other error, even one
+    whose message says something differs, is raised and nothing is overwritten."""
+    from types import SimpleNamespace
+
+    from isbert.errors import IsbertError
+    from isbert.experiments.runner import _train
+    from isbert.training.run_folder import SettingsMismatch
+
+    error = SettingsMismatch(Path("run"), ["lr"]) if settings_changed else IsbertError("model.safetensors differs")
+    calls: list[tuple[bool, bool]] = []
+
+    def train(config: Any) -> str:
+        calls.append((config.resume, config.overwrite))
+        if config.resume:
+            raise error
+        return "trained"
+
+    monkeypatch.setattr(training, "train", train)
+    defaults = {"resume": False, "overwrite": False}
+    job = SimpleNamespace(train_config=lambda **changes: SimpleNamespace(**{**defaults, **changes}))
+    logged: list[str] = []
+    if settings_changed:
+        assert _train(job, True, False, logged.append, "run") == "trained"  # type: ignore[arg-type]
+        assert calls == [(True, False), (False, True)] and "differs in: lr" in logged[0]
+    else:
+        with pytest.raises(IsbertError, match="differs"):
+            _train(job, True, False, logged.append, "run")  # type: ignore[arg-type]
+        assert calls == [(True, False)] and logged == []

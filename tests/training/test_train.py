@@ -34,6 +34,7 @@ from isbert.training.checkpoints import MARKER, list_checkpoints
 from isbert.training.evaluators import LabelFreeEvaluator, alignment, uniformity
 from isbert.training.result import selection_agreement
 from isbert.training.run import _nothing_to_resume, evaluation_interval, prepare_output
+from isbert.training.run_folder import SettingsMismatch
 
 TINY = {"max_seq_length": 16, "out_channels": 8, "show_progress": False, "device": "cpu", "logging_steps": 2}
 
@@ -106,8 +107,9 @@ def test_output_folder_refusal(tmp_path: Path, tiny_backbone: Path) -> None:
     with pytest.raises(IsbertError, match="already holds a training run; pass --resume"):
         prepare_output(config, fingerprint)
     changed = TrainConfig(**{**config.__dict__, "lr": 1e-3, "resume": True})
-    with pytest.raises(IsbertError, match=r"holds a different run \(differs in: lr\)"):
+    with pytest.raises(SettingsMismatch, match=r"holds a different run \(differs in: lr\)") as mismatch:
         prepare_output(changed, fingerprint)
+    assert mismatch.value.changed == ["lr"] and isinstance(mismatch.value, IsbertError)
     prepare_output(TrainConfig(**{**config.__dict__, "resume": True}), fingerprint)  # same run: fine
     prepare_output(TrainConfig(**{**config.__dict__, "overwrite": True, "lr": 1e-3}), fingerprint)
     other = tmp_path / "other"

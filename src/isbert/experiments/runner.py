@@ -101,6 +101,7 @@ def _details(results: dict[str, Any], tasks: list[str]) -> dict[str, Any]:
 
 def _train(job: Job, resume: bool, show_progress: bool, log: Callable[[str], None], prefix: str) -> Any:
     from isbert.training import run as training
+    from isbert.training.run_folder import SettingsMismatch
 
     config = job.train_config(resume=resume, show_progress=show_progress)
     try:
@@ -108,8 +109,8 @@ def _train(job: Job, resume: bool, show_progress: bool, log: Callable[[str], Non
             return training.train(config)
         except training.TrainingInterrupted:
             raise
-        except IsbertError as error:
-            if not resume or "differ" not in str(error):
+        except SettingsMismatch as error:
+            if not resume:
                 raise
             log(f"{prefix}: the interrupted training run differs from the settings now ({error}); starting over")
             return training.train(job.train_config(resume=False, overwrite=True, show_progress=show_progress))
@@ -318,12 +319,13 @@ def _speed(model: Any, data_dir: Path) -> float:
 
 def _drop_models(folder: Path) -> None:
     """Keep result.json and the training log/curves; the model weights are what take the space."""
-    from isbert.training.run import LOG_FILE, PLOT_FILE, RUN_FILE, SUMMARY_FILE
+    from isbert.training.run_folder import RunFolder
 
     train_dir = folder / TRAIN_DIR
     if train_dir.is_dir():
+        kept = RunFolder(train_dir).records()
         for child in train_dir.iterdir():
-            if child.name in (LOG_FILE, PLOT_FILE, RUN_FILE, SUMMARY_FILE):
+            if child in kept:
                 continue
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)

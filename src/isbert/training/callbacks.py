@@ -15,6 +15,7 @@ from isbert.atomic import fresh_dir, publish_dir
 from isbert.training import checkpoints as ckpt
 from isbert.training.criteria import CRITERIA, LABEL_FREE_KEY, STSB_KEY
 from isbert.training.plots import plot_curves
+from isbert.training.run_folder import BEST_MARKER
 from isbert.training.run_log import RunLog
 
 
@@ -87,7 +88,7 @@ class SelectionCallback(TrainerCallback):
         staged = folder.with_name(f"{ckpt.PARTIAL_PREFIX}{folder.name}")
         fresh_dir(staged)  # a link planted at the name is unlinked, never written through
         model.save(str(staged))
-        (staged / "isbert_best.json").write_text(json.dumps(record), encoding="utf-8")
+        (staged / BEST_MARKER).write_text(json.dumps(record), encoding="utf-8")
         publish_dir(staged, folder)
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict | None = None, **kwargs: Any) -> None:

@@ -50,17 +50,20 @@ from isbert.training.objectives import build_loss, training_columns
 from isbert.training.plots import plot_curves
 from isbert.training.precision import resolve_precision, trainer_flags
 from isbert.training.result import TrainingInterrupted, TrainResult, selection_agreement, write_model_card
+from isbert.training.run_folder import (
+    BEST_MARKER,
+    CORPUS_CACHE,
+    LOG_FILE,
+    PLOT_FILE,
+    RUN_FILE,
+    SUMMARY_FILE,
+    RunFolder,
+    SettingsMismatch,
+)
 from isbert.training.run_log import RunLog
 from isbert.training.sampler import EpochSeededBatchSampler, LengthGroupedBatchSampler, token_lengths
 from isbert.training.trainer import IsbertTrainer, NonFiniteLoss
 
-RUN_FILE = "training_run.json"
-LOG_FILE = "training_log.jsonl"
-PLOT_FILE = "training_curves.png"
-SUMMARY_FILE = "training_summary.json"
-CHECKPOINT_DIR = "checkpoints"
-BEST_DIR = "best"
-CORPUS_CACHE = ".corpus-cache"
 EVALUATIONS_PER_RUN = 5
 """Evaluations after step 0 when ``eval_steps`` is not set."""
 
@@ -175,7 +178,7 @@ def _open_run(config: TrainConfig) -> Run:
         prepare_output(config, fingerprint)
     state.wait_for_everyone()
     out = Path(config.output)
-    checkpoint_dir = out / CHECKPOINT_DIR
+    checkpoint_dir = RunFolder(out).checkpoints
     resume_from = ckpt.latest_checkpoint(checkpoint_dir) if config.resume else None
     if config.resume and resume_from is None:
         _nothing_to_resume(out, main=state.is_main_process)
@@ -213,12 +216,9 @@ def prepare_output(config: TrainConfig, fingerprint: list[dict[str, Any]]) -> No
         shutil.rmtree(out)
     elif has_files and config.resume:
         previous = json.loads(run_file.read_text(encoding="utf-8"))["trajectory"]
-        changed = sorted(k for k in set(previous) | set(wanted) if previous.get(k) != wanted.get(k))
+        changed = [k for k in set(previous) | set(wanted) if previous.get(k) != wanted.get(k)]
         if changed:
-            raise IsbertError(
-                f"{out} holds a different run (differs in: {', '.join(changed)}); resume with the same settings, "
-                "or pass --overwrite to start over"
-            )
+            raise SettingsMismatch(out, changed)
         return
     elif has_files:
         raise IsbertError(
@@ -354,8 +354,8 @@ def _trainer(
     """sentence-transformers' trainer with isbert's callbacks (log, selection, Ctrl-C, progress) and no others."""
     other = "label-free" if run.select == "stsb" else "stsb"
     selection = SelectionCallback(
-        run.select, run.checkpoint_dir / BEST_DIR, run.log, run.plot if run.main else None, secondary=other,
-        secondary_dir=run.checkpoint_dir / f"{BEST_DIR}-{other}",
+        run.select, RunFolder(run.out).best(), run.log, run.plot if run.main else None, secondary=other,
+        secondary_dir=RunFolder(run.out).best(other),
     )  # fmt: skip
     parts = Callbacks(
         selection=selection,
@@ -505,11 +505,11 @@ def _finalize(run: Run, trainer_model: Any, result: TrainResult) -> None:
 def _save_final(config: TrainConfig, trainer_model: Any, result: TrainResult) -> None:
     """The selected model goes into the output folder itself (staged, then published entry by entry)."""
     out = Path(config.output)
-    best_dir = out / CHECKPOINT_DIR / BEST_DIR
+    best_dir = RunFolder(out).best()
     model = load(str(best_dir), device="cpu") if best_dir.is_dir() and result.best else trainer_model
     staged = fresh_dir(out / f"{ckpt.PARTIAL_PREFIX}final")  # a planted link is unlinked, never written through
     model.save(str(staged))
-    (staged / "isbert_best.json").unlink(missing_ok=True)
+    (staged / BEST_MARKER).unlink(missing_ok=True)
     write_model_card(staged, config, result)
     publish_entries(staged, out)  # a planted link at a name is replaced, never followed
     shutil.rmtree(staged, ignore_errors=True)
