@@ -126,6 +126,8 @@ class StsbDevEvaluator(BaseEvaluator):
         self.sentences1, self.sentences2, self.scores = sentences1, sentences2, np.asarray(scores, dtype=float)
         self.batch_size = batch_size
         self.primary_metric = STSB_KEY
+        self.similarities: dict[int, np.ndarray] = {}
+        """Each evaluated step's cosine of every pair (1,500 floats a step), for the verdict of the run."""
 
     def __call__(self, model: Any, output_path: str | None = None, epoch: float = -1, steps: int = -1) -> dict:
         texts = list(dict.fromkeys(self.sentences1 + self.sentences2))
@@ -134,9 +136,26 @@ class StsbDevEvaluator(BaseEvaluator):
         a = vectors[[index[s] for s in self.sentences1]]
         b = vectors[[index[s] for s in self.sentences2]]
         try:  # the harness's score (x100); training logs and histories keep it on the 0-1 scale
-            return {STSB_KEY: spearman(cosine_rows(a, b), self.scores) / 100}
+            similarity = cosine_rows(a, b)
+            score = spearman(similarity, self.scores) / 100
         except IsbertError:  # a collapsed model (constant or non-finite embeddings): logged, never selected
             return {STSB_KEY: float("nan")}
+        if steps >= 0:
+            self.similarities[steps] = similarity
+        return {STSB_KEY: score}
+
+    def verdict(self, step: int | None) -> str | None:
+        """One sentence on the saved model (evaluated at ``step``) against the starting model on STSb dev, with a
+        paired bootstrap over its pairs; None when either was not evaluated in this process (a resumed run)."""
+        from isbert.evaluation.verdict import compare
+
+        if step is None or 0 not in self.similarities or step not in self.similarities:
+            return None
+        if step == 0:
+            return "verdict: no step beat the starting model on STSb dev; training did not help: use the start."
+        saved, start = ({"STSb dev": (self.similarities[s], self.scores)} for s in (step, 0))
+        outcome = compare(saved, start, (f"the saved model (step {step})", "the starting model"))
+        return outcome.sentence() if outcome else None
 
 
 def load_stsb_dev(data_dir: str | os.PathLike[str] | None) -> StsbDevEvaluator:

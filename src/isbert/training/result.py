@@ -38,6 +38,8 @@ class TrainResult:
     """The arithmetic the training steps ran in (``--precision`` resolved on this machine: fp32, bf16 or fp16)."""
     threads: str = ""
     """The CPU thread plan the run used (:meth:`isbert.threads.ThreadPlan.describe`)."""
+    verdict: str | None = None
+    """The saved model against the start on STSb dev, in one sentence with its noise band (``--dev stsb``)."""
 
     def summary(self) -> str:
         lines = [self.corpus.summary()]
@@ -63,6 +65,8 @@ class TrainResult:
         if self.agreement:
             lines.append(self.agreement["text"])
         lines.append(f"saved model: {self.output_dir}  (isbert.load({str(self.output_dir)!r}))")
+        if self.verdict:
+            lines.append(self.verdict)
         return "\n".join(lines)
 
     def _stsb_before_after(self, saved: float) -> str:
