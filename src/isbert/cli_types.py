@@ -9,13 +9,34 @@ from collections.abc import Callable
 MODEL_HELP = "a saved model folder, a Hugging Face model id, 'offline-minilm' or 'offline-glove' (average GloVe)"
 
 DEVICE_DEFAULT = "the best available"
-DEVICE_HELP = f"where the model runs: cpu, cuda, cuda:1, mps ... (default: {DEVICE_DEFAULT})"
+DEVICE_TEXT = "where the model runs: cpu, cuda, cuda:1, mps ..."
+DEVICE_HELP = f"{DEVICE_TEXT} (default: {DEVICE_DEFAULT})"
 """Help of ``--device`` in every command (``isbert train`` takes it from TrainConfig, which uses this text)."""
+PROGRESS_HELP = "do not show progress bars"
+BATCH_SIZE_TEXT = "texts per forward pass"
+DATA_DIR_TEXT = "the evaluation data folder, laid out as in shared/data/README.md"
 
 
 def add_device_argument(parser: argparse.ArgumentParser, default: str = DEVICE_DEFAULT) -> None:
     """``--device``; ``default`` says what happens when it is not given, where that is not the best device."""
-    parser.add_argument("--device", default=None, help=DEVICE_HELP.replace(DEVICE_DEFAULT, default))
+    parser.add_argument("--device", default=None, help=f"{DEVICE_TEXT} (default: {default})")
+
+
+def add_progress_argument(parser: argparse.ArgumentParser) -> None:
+    """``--no-progress`` (``isbert train`` takes it from TrainConfig, which uses :data:`PROGRESS_HELP`)."""
+    parser.add_argument("--no-progress", action="store_true", help=PROGRESS_HELP)
+
+
+def add_batch_size_argument(parser: argparse.ArgumentParser, default: int) -> None:
+    """``--batch-size`` of a command that encodes texts (``isbert train``'s is the training batch, another setting)."""
+    parser.add_argument(
+        "--batch-size", type=int_in(1, MAX_BATCH), default=default, help=f"{BATCH_SIZE_TEXT} (default: {default})"
+    )
+
+
+def add_data_dir_argument(parser: argparse.ArgumentParser, note: str, *, required: bool = False) -> None:
+    """``--data-dir``, the evaluation data; ``note`` says what the command does without it, or with it."""
+    parser.add_argument("--data-dir", required=required, default=None, help=f"{DATA_DIR_TEXT} ({note})")
 
 
 MAX_WHOLE = 2**31 - 1
@@ -132,6 +153,19 @@ READER_HELP = {
     "encoding_errors": "on bytes that are not UTF-8: stop with file and line (strict), replace them, or skip the line",
 }
 """How :func:`isbert.io.iter_texts` reads a file; shared by every command that reads texts, and by TrainConfig."""
+
+
+SHARED_OPTIONS = {
+    "--device": DEVICE_TEXT,
+    "--no-progress": PROGRESS_HELP,
+    "--batch-size": BATCH_SIZE_TEXT,
+    "--data-dir": DATA_DIR_TEXT,
+    "--text-field": READER_HELP["text_field"],
+    "--column": READER_HELP["column"],
+    "--encoding-errors": READER_HELP["encoding_errors"],
+}
+"""Options many commands share, each with one help text: a command adds at most a parenthesis (its default, or
+what it does with the option). ``tests/test_cli_types.py`` checks every command's help against this table."""
 
 
 def add_reader_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 from isbert.cli_types import (
-    MAX_BATCH,
     MAX_CHUNK,
     MODEL_HELP,
+    add_batch_size_argument,
     add_device_argument,
     add_input_argument,
+    add_progress_argument,
     add_reader_arguments,
     int_in,
 )
@@ -50,9 +51,7 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
         help="where to write the embeddings (.npy); each row's file:line goes beside it, in NAME.sources.csv",
     )
     add_reader_arguments(parser)
-    parser.add_argument(
-        "--batch-size", type=int_in(1, MAX_BATCH), default=32, help="texts per forward pass (default: 32)"
-    )
+    add_batch_size_argument(parser, 32)
     parser.add_argument("--normalize", action="store_true", help="L2-normalize each embedding")
     add_device_argument(parser)
     parser.add_argument(
@@ -88,7 +87,7 @@ def _add_encode(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="with --engine ray: a running cluster ('auto', 'ray://HOST:10001'); default: start Ray locally",
     )
-    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    add_progress_argument(parser)
     parser.set_defaults(func=_run_encode, interrupt_hint="run the same command again to continue where it stopped")
 
 

@@ -7,7 +7,16 @@ import sys
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from isbert.cli_types import MAX_BATCH, MAX_COMPONENTS, MAX_SECONDS, add_device_argument, float_in, int_in
+from isbert.cli_types import (
+    MAX_COMPONENTS,
+    MAX_SECONDS,
+    add_batch_size_argument,
+    add_data_dir_argument,
+    add_device_argument,
+    add_progress_argument,
+    float_in,
+    int_in,
+)
 from isbert.evaluation.download import DEFAULT_MAX_DOWNLOAD_MB, DEFAULT_MAX_EXTRACT_MB
 from isbert.evaluation.tasks import ALL_TASKS, ENV_VAR, GROUPS
 from isbert.evaluation.unlabeled import DEFAULT_MAX_DOWNLOAD_MB as UNLABELED_MAX_DOWNLOAD_MB
@@ -24,7 +33,7 @@ MAX_MEGABYTES = 1_048_576
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``eval`` and ``data`` subcommands; each sets ``func(args) -> exit code``."""
     tasks_help = f"comma-separated, case-insensitive: groups {', '.join(GROUPS)} or tasks {', '.join(ALL_TASKS)}"
-    data_help = f"data folder (layout of shared/data/README.md); default: ${ENV_VAR}"
+    data_help = f"default: ${ENV_VAR}"
 
     ev = subparsers.add_parser(
         "eval",
@@ -51,7 +60,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         metavar="OTHER",
         help="evaluate OTHER (a model, e.g. the starting backbone) the same way and print its row and the delta",
     )
-    ev.add_argument("--data-dir", default=None, help=data_help)
+    add_data_dir_argument(ev, data_help)
     ev.add_argument(
         "--text",
         choices=("senteval", "raw"),
@@ -80,12 +89,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--whiten-file", default=None, help="unlabeled sentences for whitening, one per line (default: SNLI in data)"
     )
-    ev.add_argument("--batch-size", type=int_in(1, MAX_BATCH), default=64, help="encoding batch size (default: 64)")
+    add_batch_size_argument(ev, 64)
     ev.add_argument("--cache-dir", default=None, help="cache embeddings here, keyed by model and sentence")
     add_device_argument(ev)
     ev.add_argument("--json", dest="json_out", default=None, metavar="OUT.json", help="write the results as JSON")
     ev.add_argument("--markdown", default=None, metavar="OUT.md", help="write the tables as Markdown")
-    ev.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(ev)
     ev.set_defaults(func=run_eval)
     _add_data_commands(subparsers, data_help, tasks_help)
 
@@ -94,7 +103,7 @@ def _add_data_commands(subparsers: argparse._SubParsersAction, data_help: str, t
     data = subparsers.add_parser("data", help="check or download the evaluation data")
     data_sub = data.add_subparsers(dest="data_command", metavar="{check,download}", required=True)
     check = data_sub.add_parser("check", help="verify layout, pair counts and checksums of the evaluation data")
-    check.add_argument("--data-dir", default=None, help=data_help)
+    add_data_dir_argument(check, data_help)
     check.add_argument("--tasks", default="all", help=f"tasks to check (default: all); {tasks_help}")
     check.set_defaults(func=run_check)
     download = data_sub.add_parser(
@@ -102,7 +111,7 @@ def _add_data_commands(subparsers: argparse._SubParsersAction, data_help: str, t
         help="download the evaluation data (or, with --unlabeled nli, the paper's training corpus) from the original "
         "sources",
     )
-    download.add_argument("--data-dir", required=True, help="folder to download into (created if needed)")
+    add_data_dir_argument(download, "required: the folder to download into, created if needed", required=True)
     download.add_argument(
         "--unlabeled",
         choices=("nli",),

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from isbert.cli_types import add_device_argument
+from isbert.cli_types import add_data_dir_argument, add_device_argument, add_progress_argument
 from isbert.evaluation.tasks import ENV_VAR
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=_Formatter,
     )
     parser.add_argument("configs", nargs="+", metavar="CONFIG", help="experiment files (.toml)")
-    parser.add_argument("--data-dir", default=None, help=f"the data folder; not given: ${ENV_VAR}")
+    add_data_dir_argument(parser, f"default: ${ENV_VAR}")
     parser.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR), help="where each run x seed is stored")
     parser.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR), help="where the tables are written")
     parser.add_argument(
@@ -87,7 +87,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "the same settings take its results instead of running (repeatable); the table says which were reused",
     )
     parser.add_argument("--list", action="store_true", help="list the runs and whether each has a stored result")
-    parser.add_argument("--no-progress", action="store_true", help="no training progress bars")
+    add_progress_argument(parser)
     parser.set_defaults(func=run_experiment_command, interrupt_hint=RESUME_HINT)
 
 

@@ -18,8 +18,10 @@ from isbert.cli_types import (
     MAX_SECONDS,
     MAX_SEED,
     MODEL_HELP,
+    add_batch_size_argument,
     add_device_argument,
     add_input_argument,
+    add_progress_argument,
     add_reader_arguments,
     float_in,
     int_in,
@@ -53,11 +55,9 @@ MAX_BATCH_WAIT_MS = 10_000.0
 def _corpus_arguments(parser: argparse.ArgumentParser, *, input_required: bool = True) -> None:
     add_input_argument(parser, "the corpus", required=input_required)
     add_reader_arguments(parser)
-    parser.add_argument(
-        "--batch-size", type=int_in(1, MAX_BATCH), default=32, help="texts per forward pass (default: 32)"
-    )
+    add_batch_size_argument(parser, 32)
     add_device_argument(parser)
-    parser.add_argument("--no-progress", action="store_true", help="do not show progress bars")
+    add_progress_argument(parser)
 
 
 def _options(args: argparse.Namespace):

@@ -16,6 +16,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from isbert.cli_types import (
+    DATA_DIR_TEXT,
     DEVICE_HELP,
     INPUT_HELP,
     MAX_BATCH,
@@ -24,6 +25,7 @@ from isbert.cli_types import (
     MAX_SEED,
     MAX_SEQ_LENGTH,
     MAX_STEPS,
+    PROGRESS_HELP,
     READER_HELP,
 )
 from isbert.errors import IsbertError
@@ -205,7 +207,8 @@ class TrainConfig:
     dev: Literal["none", "stsb"] = setting("none", "stsb: labeled STS Benchmark dev Spearman at every evaluation "
                                            "(uses labels)", "evaluation", trajectory=False,
                                            note="released: STSb dev, always")  # fmt: skip
-    data_dir: str | None = setting(None, "data folder for --dev stsb (default: $ISBERT_DATA_DIR)", "selection",
+    data_dir: str | None = setting(None, f"{DATA_DIR_TEXT} (read for --dev stsb; default: $ISBERT_DATA_DIR)",
+                                   "selection",
                                    trajectory=False)  # fmt: skip
     select: Literal["stsb", "label-free"] | None = setting(None, "criterion for the saved model (default: stsb with "
                                                            "--dev stsb, else label-free)", "selection",
@@ -235,7 +238,7 @@ class TrainConfig:
     resume: bool = setting(False, "continue the run in OUTPUT from its last complete checkpoint", "run",
                            trajectory=False)  # fmt: skip
     overwrite: bool = setting(False, "delete a previous run in OUTPUT first", "run", trajectory=False)
-    show_progress: bool = setting(True, "no progress bar", "run", trajectory=False, flag="--no-progress")
+    show_progress: bool = setting(True, PROGRESS_HELP, "run", trajectory=False, flag="--no-progress")
 
     def trajectory(self) -> dict[str, Any]:
         """The settings a resumed run must share with the interrupted one."""
