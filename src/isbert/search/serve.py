@@ -713,6 +713,86 @@ def _with_deadline(
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
+# ------------------------------------------------------------------------------------- the OpenAPI description
+# The endpoints read their bodies by hand (see the module docstring), so FastAPI cannot describe them; these
+# schemas do, for clients and for the API fuzzer (tests/reliability/test_api_schema.py). Only the shapes are
+# described: the limits (texts, characters, tokens, k) are the server's and answered 413 or 400.
+_TEXTS = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+_ONE_OR_MORE = {"anyOf": [{"type": "string"}, _TEXTS]}
+_NUMBERS = {"type": "array", "items": {"type": "number"}}
+_INDICES = {"type": "array", "items": {"type": "integer"}}
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param", "code"],
+            "properties": {"message": {"type": "string"}, "type": {"type": "string"}, "code": {"type": "string"}},
+        }
+    },
+}
+_BODIES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {  # path: (request body, answer)
+    "/embed": (
+        {"type": "object", "required": ["texts"], "properties": {"texts": _TEXTS, "normalize": {"type": "boolean"}}},
+        {
+            "type": "object",
+            "required": ["embeddings"],
+            "properties": {"embeddings": {"type": "array", "items": _NUMBERS}, "truncated": _INDICES},
+        },
+    ),
+    "/similarity": (
+        {"type": "object", "required": ["a", "b"], "properties": {"a": _ONE_OR_MORE, "b": _ONE_OR_MORE}},
+        {
+            "type": "object",
+            "required": ["scores"],
+            "properties": {"scores": {"type": "array", "items": _NUMBERS}, "truncated": _INDICES},
+        },
+    ),
+    "/search": (
+        {
+            "type": "object",
+            "properties": {
+                "query": {"type": "string"},
+                "queries": _TEXTS,
+                "k": {"type": "integer", "minimum": 1},
+                "mode": {"enum": ["vector", "keyword", "hybrid"]},
+                "source": {"type": "string"},
+            },
+        },
+        {"type": "object", "required": ["results"]},
+    ),
+    "/v1/embeddings": (
+        {
+            "type": "object",
+            "required": ["input"],
+            "properties": {
+                "input": _ONE_OR_MORE,
+                "encoding_format": {"enum": ["float", "base64"]},
+                "dimensions": {"type": "integer"},
+            },
+        },
+        {"type": "object", "required": ["object", "data", "model", "usage"], "properties": {"data": {"type": "array"}}},
+    ),
+}
+
+
+def _openapi(path: str) -> dict[str, Any]:
+    """The request body and answers of the endpoint at ``path``, in OpenAPI terms."""
+    request, answer = _BODIES[path]
+
+    def json_of(schema: dict[str, Any], description: str) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
+        "responses": {
+            "200": json_of(answer, "the answer"),
+            "4XX": json_of(_ERROR, "refused: the request, the caller or its size"),
+            "5XX": json_of(_ERROR, "busy (503), past its deadline (504), shutting down (503), or a server fault"),
+        },
+    }
+
 
 def _add_error_handlers(app: FastAPI) -> None:
     """Every answer, even for unknown paths and server faults, has the OpenAI error shape."""
@@ -793,7 +873,12 @@ def create_app(
         ("/search", service.search),
         ("/v1/embeddings", service.openai_embeddings),
     ):
-        app.add_api_route(path, _with_deadline(handler, limits.request_timeout_s, drain), methods=["POST"])
+        app.add_api_route(
+            path,
+            _with_deadline(handler, limits.request_timeout_s, drain),
+            methods=["POST"],
+            openapi_extra=_openapi(path),
+        )
     app.add_middleware(RequestGuard, security=security, drain=drain)
     if security.cors_origins:  # outermost, so that preflight requests are answered before the guard
         app.add_middleware(
