@@ -6,39 +6,24 @@ training) only on the model and what is evaluated; a SIF-family baseline also on
 from __future__ import annotations
 
 import json
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import pytest
+from setting_values import other_value as setting_value
 
 from isbert.experiments.config import RUNNER_KEYS, load_experiment
 from isbert.experiments.runner import plan
-from isbert.training.config import TrainConfig, choices, setting_types
+from isbert.training.config import TrainConfig
 
 SETTABLE = [f for f in fields(TrainConfig) if f.name not in RUNNER_KEYS]
 KIND = {f.name: f.metadata["kind"] for f in fields(TrainConfig)}
 
 
 def other_value(name: str) -> Any:
-    """A valid value of the setting other than its default (in an experiment: dev is stsb unless set to none)."""
-    if name == "dev":
-        return "none"
-    spec = next(f for f in fields(TrainConfig) if f.name == name)
-    default = spec.default_factory() if spec.default is MISSING else spec.default  # type: ignore[misc]
-    hint = setting_types()[name]
-    allowed = [value for value in choices(hint) if value is not None]
-    if allowed:
-        return next(value for value in allowed if value != default)
-    if name == "corpus":
-        return ["other.txt"]
-    if isinstance(default, bool):
-        return not default
-    if isinstance(default, float):
-        return default / 2 if default else 0.5
-    if isinstance(default, int) or (default is None and int in get_args(hint)):
-        return 3 if default in (None, 1, 2) else default - 1
-    return f"{default}-other"  # a string
+    """Another value of the setting (in an experiment, dev is stsb unless the file sets none)."""
+    return "none" if name == "dev" else setting_value(name)
 
 
 TOML = """

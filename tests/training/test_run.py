@@ -3,17 +3,17 @@ and which settings a resumed run must share with the interrupted one (its finger
 
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, fields
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import pytest
 from helpers_training import write_corpus
+from setting_values import other_value
 
 import isbert.training.run as run_module
 from isbert.errors import IsbertError
 from isbert.training import TrainConfig, train
-from isbert.training.config import choices, setting_types
 from isbert.training.corpus import build_corpus_dataset, split_heldout
 from isbert.training.evaluators import LabelFreeEvaluator
 from isbert.training.run import prepare_output
@@ -27,23 +27,6 @@ NOT_TRAJECTORY = {
     # fingerprinted apart, by the files' paths, sizes and modification times
     "corpus",
 }  # fmt: skip
-
-
-def other_value(name: str) -> Any:
-    """A value of the setting other than its default (validity does not matter to the fingerprint)."""
-    spec = next(f for f in fields(TrainConfig) if f.name == name)
-    default = spec.default_factory() if spec.default is MISSING else spec.default  # type: ignore[misc]
-    hint = setting_types()[name]
-    allowed = [value for value in choices(hint) if value != default]
-    if allowed:
-        return allowed[0]
-    if isinstance(default, bool):
-        return not default
-    if isinstance(default, float):
-        return default / 2 if default else 0.5
-    if isinstance(default, int) or (default is None and int in get_args(hint)):
-        return 3 if default in (None, 1, 2) else default - 1
-    return f"{default}-other"
 
 
 def test_the_fingerprint_is_every_setting_but_the_listed_ones() -> None:
