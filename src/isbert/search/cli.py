@@ -140,6 +140,16 @@ def _add_index(subparsers: argparse._SubParsersAction) -> None:
     info = commands.add_parser("info", help="describe an index folder")
     info.add_argument("index", help="the index folder")
     info.set_defaults(func=_run_index_info)
+    export = commands.add_parser(
+        "export",
+        help="write an index as one Parquet file (id, source, text, vector) for a vector database",
+        description="Write every record of INDEX (id, file:line source, text, its stored vector) to one Parquet "
+        "file, the model and its fingerprint in the file's metadata: what LanceDB, DuckDB, pgvector, Qdrant or "
+        "Milvus ingest when an index outgrows one machine (docs/applications.md). Nothing is embedded again.",
+    )
+    export.add_argument("index", help="the index folder")
+    export.add_argument("--output", "-o", required=True, help="the Parquet file to write (replaced atomically)")
+    export.set_defaults(func=_run_index_export)
 
 
 def _add_index_maintenance(commands: argparse._SubParsersAction) -> None:
@@ -286,6 +296,20 @@ def _run_index_migrate(args: argparse.Namespace) -> int:
 
     report = SearchIndex.migrate(args.index)
     print(f"{args.index}: migrated {report.total} records and vectors to the SQLite index format")
+    return 0
+
+
+def _run_index_export(args: argparse.Namespace) -> int:
+    require("apps", "faiss", what="isbert index export")
+    from isbert.search.export import export_parquet
+    from isbert.search.index import SearchIndex
+
+    index = SearchIndex.open(args.index)
+    try:
+        rows = export_parquet(index, args.output)
+    finally:
+        index.close()
+    print(f"wrote {rows} records of {args.index} to {args.output}")
     return 0
 
 
