@@ -11,7 +11,8 @@ import pytest
 from scipy.stats import pearsonr
 
 from isbert.errors import IsbertError
-from isbert.evaluation.sts import aggregate, check_finite, cosine_rows, pearson, spearman
+from isbert.evaluation.sts import aggregate, check_finite, cosine_rows, evaluate_sts, pearson, spearman
+from isbert.evaluation.tasks import StsSubset, StsTask
 
 
 def test_the_non_finite_message_counts_the_rows_and_names_what() -> None:
@@ -76,3 +77,20 @@ def test_aggregate_reports_pearson_pooled_and_per_subset_and_refuses_nothing_to_
         assert result["subsets"][name]["pearson"] == pytest.approx(100 * pearsonr(predicted, gold).statistic)
     with pytest.raises(IsbertError, match=r"^no sub-dataset to score$"):
         aggregate({})
+
+
+def test_record_receives_the_pooled_similarities_and_gold_scores_in_subset_order() -> None:
+    vectors = {"a": [1.0, 0.0], "b": [1.0, 1.0], "c": [0.2, 1.0], "d": [-1.0, 0.5]}
+    first = StsSubset(["a", "b"], ["b", "c"], np.array([4.0, 3.0]))
+    second = StsSubset(["c", "d", "a"], ["d", "a", "a"], np.array([1.0, 0.5, 5.0]))
+    task = StsTask("STS12", {"one": first, "two": second})
+    recorded = []
+    result = evaluate_sts(task, lambda batch: np.array([vectors[s] for s in batch]), lambda *got: recorded.append(got))
+    ((similarity, gold),) = recorded
+    expected = np.concatenate([cosine_rows(*(np.array([vectors[s] for s in side]) for side in (p.sentences1,
+                                                                                               p.sentences2)))
+                               for p in (first, second)])  # fmt: skip
+    np.testing.assert_allclose(similarity, expected, rtol=1e-12)
+    np.testing.assert_array_equal(gold, [4.0, 3.0, 1.0, 0.5, 5.0])
+    assert similarity.dtype == gold.dtype == np.float64
+    assert result["all"] == pytest.approx(spearman(similarity, gold))
