@@ -38,7 +38,7 @@ def test_a_collapsed_model_is_logged_as_nan_and_never_selected() -> None:
     """Constant predictions have no Spearman: the harness refuses them; training logs NaN and keeps going."""
     import math
 
-    from isbert.training.callbacks import SelectionCallback
+    from isbert.training.selection import SelectionCallback
 
     s1, s2 = ["a", "b", "c"], ["d", "e", "f"]
 

@@ -28,7 +28,7 @@ from isbert.experiments.config import (
     Experiment,
 )
 from isbert.experiments.jobs import RESULT_FILE, TRAIN_DIR, TRAINED_FILE, Job, plan, read_json
-from isbert.training.criteria import LABEL_FREE_KEY, STSB_KEY
+from isbert.training.selection import STSB_KEY, best_entry
 from isbert.version import __version__
 
 DEFAULT_RUNS_DIR = Path("runs/experiments")
@@ -151,8 +151,8 @@ def _selections(trained: dict[str, Any], train_dir: Path) -> dict[str, dict[str,
     else:
         # No second model was saved; the label-free choice is still known from the history, and when it is the
         # labeled one, its scores are the labeled model's.
-        scored = [h for h in trained["history"] if LABEL_FREE_KEY in h]
-        step = min(scored, key=lambda h: h[LABEL_FREE_KEY])["step"] if scored else None
+        free = best_entry(trained["history"], "label-free")
+        step = free["step"] if free else None
         label_free = chosen if step == chosen["step"] else None
     if label_free is not None and label_free["step"] == chosen["step"]:
         label_free = chosen  # same step, same model: scored once

@@ -1,22 +1,14 @@
-"""Trainer callbacks: the log, model selection (best model kept atomically), Ctrl-C and progress."""
+"""Trainer callbacks: the log, Ctrl-C and progress (model selection's is in :mod:`isbert.training.selection`)."""
 
 from __future__ import annotations
 
-import json
-import math
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
-from isbert.atomic import fresh_dir, publish_dir
-from isbert.training import checkpoints as ckpt
-from isbert.training.criteria import CRITERIA, LABEL_FREE_KEY, STSB_KEY
-from isbert.training.plots import plot_curves
-from isbert.training.run_folder import BEST_MARKER
 from isbert.training.run_log import RunLog
+from isbert.training.selection import LABEL_FREE_KEY, STSB_KEY
 
 
 class LogCallback(TrainerCallback):
@@ -35,97 +27,6 @@ class LogCallback(TrainerCallback):
         else:
             event = "end"
         self.log.write({"event": event, "step": state.global_step, "epoch": state.epoch, **logs})
-
-
-@dataclass
-class SelectionCallback(TrainerCallback):
-    """Keeps the best model by the chosen criterion in ``best_dir`` (written atomically), including step 0.
-
-    A later evaluation must be strictly better to replace the best, so when training never beats the starting
-    model the starting model stays selected. With ``secondary``, the best model by that other criterion is kept too
-    (in ``secondary_dir``), so both choices can be evaluated afterwards.
-    """
-
-    criterion: str
-    best_dir: Path
-    log: RunLog
-    plot: tuple[Path, Path] | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best: dict[str, Any] | None = None
-    secondary: str | None = None
-    secondary_dir: Path | None = None
-    secondary_best: dict[str, Any] | None = None
-
-    @property
-    def metric(self) -> str:
-        return CRITERIA[self.criterion][0]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "criterion": self.criterion,
-            "history": self.history,
-            "best": self.best,
-            "secondary": self.secondary_best,
-        }
-
-    def load_state_dict(self, state: dict[str, Any] | None) -> None:
-        if state:
-            self.history = list(state.get("history", []))
-            self.best = state.get("best")
-            self.secondary_best = state.get("secondary")
-
-    @staticmethod
-    def _better(criterion: str, value: float, best: dict[str, Any] | None) -> bool:
-        if not math.isfinite(value):
-            return False
-        if best is None:
-            return True
-        greater = CRITERIA[criterion][1]
-        return value > best["value"] if greater else value < best["value"]
-
-    @staticmethod
-    def _save(model: Any, folder: Path, record: dict[str, Any]) -> None:
-        staged = folder.with_name(f"{ckpt.PARTIAL_PREFIX}{folder.name}")
-        fresh_dir(staged)  # a link planted at the name is unlinked, never written through
-        model.save(str(staged))
-        (staged / BEST_MARKER).write_text(json.dumps(record), encoding="utf-8")
-        publish_dir(staged, folder)
-
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict | None = None, **kwargs: Any) -> None:
-        metrics = {k.removeprefix("eval_"): v for k, v in (metrics or {}).items()}
-        if self.metric not in metrics:
-            return
-        entry = {"step": state.global_step, **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
-        self.history = [h for h in self.history if h["step"] != state.global_step] + [entry]
-        value = float(metrics[self.metric])
-        new_best = self._better(self.criterion, value, self.best)
-        if new_best:
-            self.best = {"step": state.global_step, "metric": self.metric, "value": value}
-            if state.is_world_process_zero:
-                self._save(kwargs["model"], self.best_dir, self.best)
-        other = CRITERIA[self.secondary][0] if self.secondary else None
-        if other in metrics and self.secondary_dir is not None:
-            other_value = float(metrics[other])
-            if self._better(self.secondary, other_value, self.secondary_best):  # type: ignore[arg-type]
-                self.secondary_best = {
-                    "step": state.global_step, "metric": other, "value": other_value, "path": str(self.secondary_dir)
-                }  # fmt: skip
-                if state.is_world_process_zero:
-                    self._save(kwargs["model"], self.secondary_dir, self.secondary_best)
-        if state.is_world_process_zero:
-            self.log.write(
-                {
-                    "event": "selection",
-                    "step": state.global_step,
-                    "criterion": self.criterion,
-                    "metric": self.metric,
-                    "value": value,
-                    "new_best": new_best,
-                    "best": self.best,
-                }
-            )
-            if self.plot:
-                plot_curves(*self.plot)
 
 
 class ControlCallback(TrainerCallback):

@@ -16,7 +16,7 @@ from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 from isbert.errors import IsbertError
 from isbert.evaluation.sts import cosine_rows, spearman
 from isbert.losses import mutual_information_loss
-from isbert.training.criteria import LABEL_FREE_KEY, STSB_KEY
+from isbert.training.selection import LABEL_FREE_KEY, STSB_KEY
 
 
 def alignment(a: torch.Tensor, b: torch.Tensor) -> float:

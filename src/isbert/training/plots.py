@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from isbert.atomic import save_figure_atomic
-from isbert.training.criteria import LABEL_FREE_KEY, STSB_KEY
+from isbert.training.selection import LABEL_FREE_KEY, STSB_KEY
 
 
 @dataclass(frozen=True)

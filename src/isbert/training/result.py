@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scipy.stats import spearmanr
-
 from isbert.citation import ISBERT_BIBTEX
 from isbert.errors import IsbertError
 from isbert.modules import STOCK_CNN_MASKS_FROM, MaskedCNN
@@ -131,38 +129,6 @@ class TrainResult:
 
 class TrainingInterrupted(IsbertError):
     """Ctrl-C: a checkpoint was saved; the message says how to resume."""
-
-
-def selection_agreement(history: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """How the label-free choice compares with the labeled STSb dev choice over the same evaluations."""
-    rows = [h for h in history if "stsb_dev_spearman" in h and "heldout_align_uniform" in h]
-    if len(rows) < 2:
-        return None
-    labeled = max(rows, key=lambda h: h["stsb_dev_spearman"])
-    free = min(rows, key=lambda h: h["heldout_align_uniform"])
-    rho = float(
-        spearmanr([h["stsb_dev_spearman"] for h in rows], [-h["heldout_align_uniform"] for h in rows]).statistic
-    )
-    loss_rows = [h for h in rows if "heldout_mi_loss" in h]
-    result = {
-        "evaluations": len(rows),
-        "labeled_choice_step": labeled["step"],
-        "label_free_choice_step": free["step"],
-        "same_choice": labeled["step"] == free["step"],
-        "stsb_of_labeled_choice": labeled["stsb_dev_spearman"],
-        "stsb_of_label_free_choice": free["stsb_dev_spearman"],
-        "rank_correlation": rho,
-    }
-    if len(loss_rows) >= 2:
-        result["rank_correlation_mi_loss"] = float(
-            spearmanr([h["stsb_dev_spearman"] for h in loss_rows], [-h["heldout_mi_loss"] for h in loss_rows]).statistic
-        )
-    result["text"] = (
-        f"label-free choice: step {free['step']} (STSb dev {100 * free['stsb_dev_spearman']:.2f}); labeled choice: "
-        f"step {labeled['step']} (STSb dev {100 * labeled['stsb_dev_spearman']:.2f}); rank correlation of "
-        f"-(align+uniform) with STSb over {len(rows)} evaluations: {rho:+.2f}"
-    )
-    return result
 
 
 CARD_PATH = "PATH/TO/THIS/FOLDER"

@@ -27,14 +27,14 @@ from torch import nn
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_callback import ProgressCallback as HFProgress
 
-from isbert.atomic import fresh_dir, publish_entries, write_json_atomic
+from isbert.atomic import fresh_dir, publish_entries, remove_path, write_json_atomic
 from isbert.errors import IsbertError
 from isbert.glove import word_coverage
 from isbert.inputs import InputFile, expand_inputs
 from isbert.model import load
 from isbert.threads import plan_threads
 from isbert.training import checkpoints as ckpt
-from isbert.training.callbacks import ControlCallback, LogCallback, ProgressCallback, SelectionCallback
+from isbert.training.callbacks import ControlCallback, LogCallback, ProgressCallback
 from isbert.training.config import LR_SCHEDULERS, POOLED_OBJECTIVES, TrainConfig, validate
 from isbert.training.corpus import (
     CorpusStats,
@@ -43,13 +43,12 @@ from isbert.training.corpus import (
     default_heldout_size,
     split_heldout,
 )
-from isbert.training.criteria import CRITERIA
 from isbert.training.evaluators import CombinedEvaluator, LabelFreeEvaluator, load_stsb_dev
 from isbert.training.models import build_model, freeze_parts, freeze_unused_parameters, tuned_encoder_warning
 from isbert.training.objectives import build_loss, training_columns
 from isbert.training.plots import plot_curves
 from isbert.training.precision import resolve_precision, trainer_flags
-from isbert.training.result import TrainingInterrupted, TrainResult, selection_agreement, write_model_card
+from isbert.training.result import TrainingInterrupted, TrainResult, write_model_card
 from isbert.training.run_folder import (
     BEST_MARKER,
     CORPUS_CACHE,
@@ -62,6 +61,7 @@ from isbert.training.run_folder import (
 )
 from isbert.training.run_log import RunLog
 from isbert.training.sampler import EpochSeededBatchSampler, LengthGroupedBatchSampler, token_lengths
+from isbert.training.selection import CRITERIA, SelectionCallback, default_criterion, selection_agreement
 from isbert.training.trainer import IsbertTrainer, NonFiniteLoss
 
 EVALUATIONS_PER_RUN = 5
@@ -184,7 +184,7 @@ def _open_run(config: TrainConfig) -> Run:
         _nothing_to_resume(out, main=state.is_main_process)
     if state.is_main_process:
         ckpt.remove_partials(checkpoint_dir)
-    select = config.select or ("stsb" if config.dev == "stsb" else "label-free")
+    select = config.select or default_criterion(config.dev)
     log = RunLog(out / LOG_FILE, enabled=state.is_main_process)
     return Run(config, select, out, checkpoint_dir, resume_from, log, state, corpus)
 
@@ -213,7 +213,7 @@ def prepare_output(config: TrainConfig, fingerprint: list[dict[str, Any]]) -> No
     if has_files and not run_file.is_file():
         raise IsbertError(f"--output {out} is not empty and holds no isbert training run; choose another folder")
     if has_files and config.overwrite:
-        shutil.rmtree(out)
+        remove_path(out)  # a link at --output is unlinked, never followed (rmtree refuses links with a cryptic error)
     elif has_files and config.resume:
         previous = json.loads(run_file.read_text(encoding="utf-8"))["trajectory"]
         changed = [k for k in set(previous) | set(wanted) if previous.get(k) != wanted.get(k)]
@@ -354,7 +354,8 @@ def _trainer(
     """sentence-transformers' trainer with isbert's callbacks (log, selection, Ctrl-C, progress) and no others."""
     other = "label-free" if run.select == "stsb" else "stsb"
     selection = SelectionCallback(
-        run.select, RunFolder(run.out).best(), run.log, run.plot if run.main else None, secondary=other,
+        run.select, RunFolder(run.out).best(), run.log, partial(plot_curves, *run.plot) if run.main else None,
+        secondary=other,
         secondary_dir=RunFolder(run.out).best(other),
     )  # fmt: skip
     parts = Callbacks(

@@ -16,8 +16,8 @@ from sentence_transformers.sentence_transformer import SentenceTransformerTraine
 from isbert.atomic import fresh_dir, publish_dir
 from isbert.errors import IsbertError
 from isbert.training import checkpoints as ckpt
-from isbert.training.callbacks import SelectionCallback
 from isbert.training.loss_state import load_loss_state, save_loss_state
+from isbert.training.selection import SelectionCallback
 
 
 class NonFiniteLoss(IsbertError):
