@@ -40,6 +40,10 @@ def word_model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def victim(tmp_path: Path) -> Path:
+    return make_victim(tmp_path)
+
+
+def make_victim(tmp_path: Path) -> Path:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "victim.txt").write_bytes(VICTIM)
