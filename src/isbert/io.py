@@ -70,36 +70,44 @@ def iter_lines(
     path = Path(path)
     try:
         with _open_binary(path) as handle:
-            for number, raw in capped_lines(path, handle):
-                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                    raw = raw[3:]
-                    if not raw:  # a file holding only a BOM is empty, not one empty line
-                        break
-                raw = raw[:-1] if raw.endswith(b"\n") else raw
-                raw = raw[:-1] if raw.endswith(b"\r") else raw  # one CR of a CRLF; more belong to the text
-                if b"\x00" in raw:  # valid UTF-8, but no text file has it: decoding would read a binary as text
-                    raise InputError(path, number, "a NUL byte: this is a binary file, not text")
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    if encoding_errors == "strict":
-                        raise InputError(
-                            path,
-                            number,
-                            f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1}); "
-                            "fix the file or choose --encoding-errors replace|skip",
-                        ) from None
-                    if encoding_errors == "skip":
-                        if stats is not None:
-                            stats.lines += 1
-                            stats.skip("not valid UTF-8")
-                        continue
-                    text = raw.decode("utf-8", errors="replace")
-                yield number, text
+            yield from decoded_lines(path, handle, encoding_errors, stats)
     except (OSError, EOFError) as error:
         if isinstance(error, FileNotFoundError):
             raise IsbertError(f"input file not found: {path}") from None
         raise IsbertError(f"{path}: cannot read ({error})") from None
+
+
+def decoded_lines(
+    path: Path, handle: BinaryIO, encoding_errors: EncodingErrors = "strict", stats: ReadStats | None = None
+) -> Iterator[tuple[int, str]]:
+    """The lines of an open binary stream (a file, or standard input named ``path`` in messages), as
+    :func:`iter_lines` yields them: capped, decoded, numbered from 1."""
+    for number, raw in capped_lines(path, handle):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+            if not raw:  # a file holding only a BOM is empty, not one empty line
+                break
+        raw = raw[:-1] if raw.endswith(b"\n") else raw
+        raw = raw[:-1] if raw.endswith(b"\r") else raw  # one CR of a CRLF; more belong to the text
+        if b"\x00" in raw:  # valid UTF-8, but no text file has it: decoding would read a binary as text
+            raise InputError(path, number, "a NUL byte: this is a binary file, not text")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            if encoding_errors == "strict":
+                raise InputError(
+                    path,
+                    number,
+                    f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1}); "
+                    "fix the file or choose --encoding-errors replace|skip",
+                ) from None
+            if encoding_errors == "skip":
+                if stats is not None:
+                    stats.lines += 1
+                    stats.skip("not valid UTF-8")
+                continue
+            text = raw.decode("utf-8", errors="replace")
+        yield number, text
 
 
 def capped_lines(path: Path, handle: BinaryIO) -> Iterator[tuple[int, bytes]]:

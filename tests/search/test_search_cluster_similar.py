@@ -113,7 +113,7 @@ def test_similar_cli_finds_duplicates(model_folder: Path, tmp_path: Path, capsys
     corpus = write_lines(tmp_path / "c.txt", [*texts, texts[4], texts[9].upper()])
     out = tmp_path / "pairs.jsonl"
     args = ["similar", str(model_folder), "--input", str(corpus), "-t", "0.9999", "-o", str(out), "--no-progress"]
-    assert main(args) == 0
+    assert main([*args, "--no-group"]) == 0  # every pair, copies included
     pairs = [json.loads(line) for line in out.read_text().splitlines()]
     assert {(p["source1"], p["source2"]) for p in pairs} == {("c.txt:5", "c.txt:31"), ("c.txt:10", "c.txt:32")}
     assert "2 pairs with cosine >= 0.9999 among 32 texts" in capsys.readouterr().err
@@ -130,11 +130,11 @@ def test_similar_group_collapses_identical_texts(model_folder: Path, tmp_path: P
     texts = sentences(12)
     corpus = write_lines(tmp_path / "c.txt", [*texts, *[texts[3]] * 7, texts[5].upper()])
     args = ["similar", str(model_folder), "--input", str(corpus), "-t", "0.9999", "--no-progress"]
-    assert main(args) == 0
+    assert main([*args, "--no-group"]) == 0
     plain = capsys.readouterr()
     assert "29 pairs with cosine >= 0.9999 among 20 texts" in plain.err  # 8 copies: 28 pairs, plus the upper case
     out = tmp_path / "pairs.tsv"
-    assert main([*args, "--group", "-o", str(out)]) == 0
+    assert main([*args, "-o", str(out)]) == 0  # grouped by default
     grouped = capsys.readouterr()
     assert "1 pairs with cosine >= 0.9999 among 20 texts (13 distinct, 1 of them repeated)" in grouped.err
     rows = list(csv.DictReader(out.open(encoding="utf-8"), delimiter="\t"))

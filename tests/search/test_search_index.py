@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from pathlib import Path
@@ -158,7 +159,9 @@ def test_a_different_model_is_refused(tiny_model, tmp_path: Path) -> None:
         index.add(other, tmp_path / "a.txt", show_progress=False)
 
 
-def test_cli_build_add_search_and_errors(tiny_model_folder: Path, tmp_path: Path, capsys) -> None:
+def test_cli_build_add_search_and_errors(
+    tiny_model_folder: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     texts = sentences(30)
     corpus = write_lines(tmp_path / "c.txt", texts)
     folder = tmp_path / "idx"
@@ -177,6 +180,14 @@ def test_cli_build_add_search_and_errors(tiny_model_folder: Path, tmp_path: Path
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["hits"][0]["text"] for row in rows] == [texts[7], texts[3], sentences(1, offset=32)[0]]
     assert all(len(row["hits"]) == 2 for row in rows)
+    # the same queries from standard input (a pipe): one model load for all of them; a bad byte names its line
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(f"{texts[3]}\n\n{texts[9]}\n".encode())))
+    assert main(["search", str(folder), "--queries", "-", "-k", "1", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["hits"][0]["text"] for row in rows] == [texts[3], texts[9]]
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"fine\nbad \xff\n")))
+    assert main(["search", str(folder), "--queries", "-"]) == 2
+    assert "<stdin>:2: not valid UTF-8" in capsys.readouterr().err
 
     long_query = " ".join(["the dog runs"] * 20)
     assert main(["search", str(folder), long_query, "-k", "1"]) == 0

@@ -334,7 +334,9 @@ def _add_search(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("index", help="the index folder")
     parser.add_argument("query", nargs="*", help="query texts")
-    parser.add_argument("--queries", "-q", default=None, help="a file of queries (.txt one per line, .jsonl, .csv)")
+    parser.add_argument(
+        "--queries", "-q", default=None, help="a file of queries (.txt one per line, .jsonl, .csv), or - for stdin"
+    )
     parser.add_argument("-k", type=int_in(1, MAX_K), default=10, help="results per query (default: 10)")
     parser.add_argument("--model", default=None, help="override the model reference stored in the index")
     parser.add_argument("--json", action="store_true", help="print one JSON object per query")
@@ -358,7 +360,12 @@ def _run_search(args: argparse.Namespace) -> int:
     from isbert.search.index import SearchIndex
 
     queries: list[tuple[str, str]] = [(f"query {i}", text) for i, text in enumerate(args.query, start=1)]
-    if args.queries:
+    if args.queries == "-":  # one query per line of standard input: a pipe, and the model is loaded once
+        from isbert.io import decoded_lines
+
+        lines = decoded_lines(Path("<stdin>"), sys.stdin.buffer)
+        queries += [(f"<stdin>:{line}", text.strip()) for line, text in lines if text.strip()]
+    elif args.queries:
         queries += [(f"{args.queries}:{line}", text) for line, text in iter_texts(args.queries, strip=True)]
     if not queries:
         raise IsbertError('give a query (isbert search INDEX "text") or --queries FILE')
@@ -486,8 +493,10 @@ def _add_similar(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--block", type=int_in(1, MAX_BLOCK), default=4096, help="tile size (default: 4096)")
     parser.add_argument(
         "--group",
-        action="store_true",
-        help="collapse identical texts into one entry with its count, so repeats are not listed pairwise",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="collapse identical texts into one entry with its count, so repeats are not listed pairwise (default; "
+        "--no-group lists every pair of copies)",
     )
     parser.set_defaults(func=_run_similar)
 
