@@ -1,5 +1,6 @@
 """The import graph of src/isbert (read with ast, every import: module level, in functions, under TYPE_CHECKING):
-no import circle, and no module inside the package imports the public face (``isbert/__init__.py``)."""
+no import circle, no upward import between the layers, and no module inside the package imports the public face
+(``isbert/__init__.py``)."""
 
 from __future__ import annotations
 
@@ -116,6 +117,51 @@ def test_src_isbert_has_no_import_circle() -> None:
     assert len(edges) > 50 and "isbert.model" in edges["isbert.training.models"]
     found = circles(edges)
     assert not found, "import circles: " + " | ".join(_describe(c, edges) for c in found)
+
+
+LAYERS = {"core": 0, "evaluation": 1, "search": 1, "training": 2, "experiments": 3, "commands": 4}
+"""The package's layers, lowest first: a module imports its own package or a lower layer, never one beside or
+above it. ``core`` is the top-level modules (models, backbones, files, the CNN and losses); the command lines
+(``cli.py``, ``*_cli.py`` and each package's ``cli.py``) are the top."""
+KNOWN_UPWARD = {
+    ("isbert.sif_model", "isbert.training.corpus"): "reads a corpus with training's reader; it belongs below both",
+}
+"""Upward imports not yet removed, each with what is wrong; an entry that is gone must be deleted here too."""
+
+
+def layer(module: str) -> str:
+    parts = module.split(".")
+    if parts[-1] in ("cli", "__main__") or parts[-1].endswith("_cli"):
+        return "commands"
+    return parts[1] if len(parts) > 2 or (SOURCE / PACKAGE / parts[-1]).is_dir() else "core"
+
+
+def upward_imports(edges: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """(importer, imported) pairs that reach into a package on the same layer or a higher one."""
+    found = set()
+    for module, targets in edges.items():
+        for target in targets:
+            mine, theirs = layer(module), layer(target)
+            if mine != theirs and LAYERS[theirs] >= LAYERS[mine]:
+                found.add((module, target))
+    return found
+
+
+def test_no_upward_import_between_layers() -> None:
+    edges, _face = import_graph(SOURCE, PACKAGE)
+    assert {layer(m) for m in edges} == set(LAYERS)
+    assert upward_imports(edges) == set(KNOWN_UPWARD)
+
+
+def test_an_upward_import_is_found() -> None:
+    edges = {"isbert.model": {"isbert.training.run"}, "isbert.training.run": {"isbert.model"}, "isbert.cli": set()}
+    edges |= {"isbert.evaluation.harness": {"isbert.search.index", "isbert.model"}, "isbert.search.index": set()}
+    edges |= {"isbert.training.cli": {"isbert.experiments.runner"}, "isbert.experiments.runner": {"isbert.cli"}}
+    assert upward_imports(edges) == {
+        ("isbert.model", "isbert.training.run"),
+        ("isbert.evaluation.harness", "isbert.search.index"),
+        ("isbert.experiments.runner", "isbert.cli"),
+    }
 
 
 def test_no_module_imports_the_public_face() -> None:
