@@ -202,13 +202,14 @@ class Experiment:
         """``[defaults]`` + the run's keys + TrainConfig's defaults, with paths as written (``{data}`` kept):
         what a run means, independent of the machine, so stored results stay valid when the data moves."""
         from isbert.training.config import TrainConfig
+        from isbert.training.selection import default_criterion
 
         merged = {**self.defaults, **spec.overrides}
         # The runner reports both selections, so it always scores STSb dev unless the file turns it off.
         merged["dev"] = "none" if merged.get("dev") == "none" else "stsb"
         # No dev set and no held-out split: nothing to select on, the last step is kept (the fully unsupervised number).
         no_selection = merged["dev"] == "none" and merged.get("heldout_size") == 0
-        merged["select"] = "stsb" if merged["dev"] == "stsb" else None if no_selection else "label-free"
+        merged["select"] = None if no_selection else default_criterion(merged["dev"])
         merged["data_dir"] = DATA_PLACEHOLDER
         settings = {f.name: getattr(TrainConfig(**merged), f.name) for f in fields(TrainConfig)}
         for key in ("output", "resume", "overwrite", "show_progress", "device"):  # per invocation, not per run
