@@ -186,13 +186,21 @@ def served(tiny_isbert_folder: Path) -> Iterator[str]:
 @pytest.mark.parametrize("size", [60_000, 8_000_000])  # parsed on the event loop, and on a worker thread
 def test_health_answers_within_a_second_while_a_hostile_body_is_checked(served: str, size: int) -> None:
     body = BODIES["escaped quotes, never closed"](size)
-    stop, worst = threading.Event(), [0.0]
+    worst = [worst_health_latency_under(served, body)]
+    while worst[-1] >= 1.0 and len(worst) < 3:  # a stall of the service recurs every round; a busy machine's does not
+        worst.append(worst_health_latency_under(served, body))
+    assert worst[-1] < 1.0, worst
+
+
+def worst_health_latency_under(served: str, body: bytes) -> float:
+    """The slowest ``/health`` answer while ``body`` is posted three times (each refused with a 400, within 5 s)."""
+    stop, latencies, statuses = threading.Event(), [0.0], set()
 
     def poll() -> None:
         while not stop.is_set():
             start = time.perf_counter()
-            assert httpx.get(served + "/health", timeout=30).status_code == 200
-            worst[0] = max(worst[0], time.perf_counter() - start)
+            statuses.add(httpx.get(served + "/health", timeout=30).status_code)
+            latencies.append(time.perf_counter() - start)
 
     poller = threading.Thread(target=poll)
     poller.start()
@@ -205,4 +213,5 @@ def test_health_answers_within_a_second_while_a_hostile_body_is_checked(served: 
     finally:
         stop.set()
         poller.join()
-    assert worst[0] < 1.0, worst[0]
+    assert statuses == {200}, statuses
+    return max(latencies)
