@@ -598,7 +598,12 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--request-timeout", type=SECONDS, default=60.0, help="seconds per request; 504 after (60)")
     parser.add_argument("--body-timeout", type=SECONDS, default=10.0, help="seconds to receive a body; 408 after (10)")
     parser.add_argument("--header-timeout", type=SECONDS, default=10.0, help="seconds to receive headers (default: 10)")
-    parser.add_argument("--shutdown-timeout", type=SECONDS, default=3.0, help="seconds to finish at shutdown (3)")
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=SECONDS,
+        default=3.0,
+        help="seconds from SIGTERM or Ctrl-C to exit; new requests, and those unfinished by then, get a 503 (3)",
+    )
     parser.add_argument(
         "--max-batch", type=int_in(1, MAX_BATCH), default=64, help="texts per merged batch (default: 64)"
     )
