@@ -67,12 +67,6 @@ def test_a_missing_key_another_scheme_or_an_empty_token_is_refused(key: str) -> 
     assert not refused(key, None, path="/health")  # the one open path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="serve.py RequestGuard._authorized strips the token with str.strip(), which also removes characters an "
-    "HTTP server passes on inside a header value (NBSP \\xa0, NEL \\x85, as obs-text): a key with such a prefix or "
-    "suffix is accepted. Owner of serve.py: strip only ' ' and '\\t' (or nothing). Reported by issue 31's tests.",
-)
 @pytest.mark.parametrize("space", ["\xa0", "\x85"])
 def test_a_key_wrapped_in_non_http_whitespace_is_refused(space: str) -> None:
     key = "s3cret-key"
@@ -80,11 +74,5 @@ def test_a_key_wrapped_in_non_http_whitespace_is_refused(space: str) -> None:
     assert refused(key, f"Bearer {space}{key}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="serve.py: Security(api_key='') (possible from the Python API; the CLI turns '' into None) compares the "
-    "empty key with the empty token of a request without an Authorization header, and lets it in. Owner of "
-    "serve.py: refuse an empty api_key in Security. Reported by issue 31's tests.",
-)
 def test_an_empty_configured_key_does_not_open_the_service() -> None:
     assert refused("", None)
