@@ -63,7 +63,11 @@ MODULES: dict[str, list[str]] = {
     "training/checkpoints.py": ["tests/training/test_train.py"],
     "training/callbacks.py": ["tests/training/test_train.py", "tests/training/test_evaluators.py"],
     "training/result.py": ["tests/training/test_train.py", "tests/training/test_corpus.py"],
-    "training/selection.py": ["tests/training/test_evaluators.py", "tests/training/test_train.py"],
+    "training/selection.py": [
+        "tests/training/test_selection.py",
+        "tests/training/test_evaluators.py",
+        "tests/training/test_train.py",
+    ],
 }
 """Every module a user's result or safety depends on (issue 31), with its tests. A test file that does not exist yet
 is skipped with a warning, so the table can name the tests a module should have."""
