@@ -254,3 +254,15 @@ def test_a_stopped_build_is_replaced_with_overwrite(model, model_folder: Path, t
     assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0
     assert len(SearchIndex.open(folder)) == 50
+
+
+def test_a_reader_refuses_an_index_rebuilt_with_another_model(model, tmp_path: Path) -> None:
+    """`index build --overwrite` with another model under a running reader: one line (the service's 503), never
+    vectors of one model searched with queries of another."""
+    reader = build(tmp_path, model, sentences(20))
+    other = isbert.load(make_word_model_folder(tmp_path / "other", seed=3), device="cpu")
+    corpus = write_lines(tmp_path / "b.txt", sentences(20))
+    SearchIndex.build(tmp_path / "idx", other, "other", corpus, overwrite=True, show_progress=False)
+    with pytest.raises(IsbertError, match="rebuilt with another model"):
+        reader.search(model, ["the man runs"], k=1)
+    assert SearchIndex.open(tmp_path / "idx").search(other, [sentences(20)[4]], k=1)[0][0].source == "b.txt:5"

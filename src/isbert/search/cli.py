@@ -329,7 +329,9 @@ def _add_search(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Search INDEX with one or more QUERY arguments, or one query per line of --queries FILE. The model is "
             "the one recorded in the index (or --model, refused if it is not the same model). Queries longer "
-            "than the model's maximum length are truncated, with a note."
+            "than the model's maximum length are truncated, with a note. --mode keyword ranks by BM25 over the "
+            "query's words (every character literal; no model needed), hybrid fuses both rankings (reciprocal rank "
+            "fusion) and finds rare exact terms vector search misses; --source keeps one file's records."
         ),
     )
     parser.add_argument("index", help="the index folder")

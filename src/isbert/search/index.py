@@ -19,7 +19,6 @@ model is recognised after it moved (the recorded path is only where to look firs
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import sqlite3
 import stat
@@ -27,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import faiss
 import numpy as np
@@ -42,13 +41,22 @@ from isbert.search import legacy, store
 from isbert.search.corpus import Chunk, CorpusOptions, EmbedStats, count_records, embed_texts, iter_embedded_chunks
 from isbert.search.hybrid import check_mode, keyword_ranking, reciprocal_rank_fusion
 from isbert.search.store import DATABASE
-
-Kind = Literal["auto", "flat", "hnsw", "ivf"]
-Storage = Literal["float32", "float16", "int8"]
-KINDS: tuple[str, ...] = ("auto", "flat", "hnsw", "ivf")
-STORAGES: tuple[str, ...] = ("float32", "float16", "int8")
-AUTO_APPROXIMATE_FROM = 200_000
-"""``auto`` uses exact search below this many vectors (a flat scan of 200k x 384 takes ~10 ms) and IVF above."""
+from isbert.search.vectors import AUTO_APPROXIMATE_FROM as AUTO_APPROXIMATE_FROM  # re-exported, as before the split
+from isbert.search.vectors import (
+    KINDS,
+    STORAGES,
+    IndexSpec,
+    VectorAdder,
+    apply_search_params,
+    choose_spec,
+    filtered_params,
+    new_vectors,
+    training_size,
+    without,
+)
+from isbert.search.vectors import Kind as Kind
+from isbert.search.vectors import Storage as Storage
+from isbert.search.vectors import new_faiss_index as new_faiss_index
 
 PROBE_SENTENCES = (
     "A man is playing a guitar on the street.",
@@ -63,8 +71,6 @@ CHUNK_ROWS = 4096
 """Records inserted (and vectors added) per step of a build from vectors or a migration."""
 HYBRID_POOL = 50
 """Candidates each ranking contributes to a hybrid search (at least; ``2 k`` when larger)."""
-
-_SQ = {"float32": "Flat", "float16": "SQfp16", "int8": "SQ8"}
 
 
 # --------------------------------------------------------------------------------------------------- fingerprint
@@ -110,143 +116,10 @@ def _related_by_export(stored: dict[str, Any], given: dict[str, str | None]) -> 
     return bool((ours & theirs) - {None})
 
 
-# ------------------------------------------------------------------------------------------------- faiss indexes
-@dataclass
-class IndexSpec:
-    """Which faiss index to build and how to search it."""
-
-    kind: str = "flat"
-    storage: str = "float32"
-    nlist: int = 0
-    nprobe: int = 0
-    hnsw_m: int = 32
-    ef_construction: int = 80
-    ef_search: int = 64
-
-    def factory_string(self) -> str:
-        if self.storage not in _SQ:
-            raise IsbertError(f"unknown storage {self.storage!r}; choose one of {', '.join(STORAGES)}")
-        if self.kind == "flat":
-            return _SQ[self.storage]
-        if self.kind == "hnsw":
-            return f"HNSW{self.hnsw_m}" + ("" if self.storage == "float32" else f"_{_SQ[self.storage]}")
-        if self.kind == "ivf":
-            return f"IVF{self.nlist},{_SQ[self.storage]}"
-        raise IsbertError(f"unknown index kind {self.kind!r}; choose one of {', '.join(KINDS)}")
-
-    def search_params(self) -> dict[str, int]:
-        if self.kind == "hnsw":
-            return {"efSearch": self.ef_search}
-        if self.kind == "ivf":
-            return {"nprobe": self.nprobe}
-        return {}
-
-
-def choose_spec(count: int, kind: str = "auto", storage: str = "float32", **overrides: int) -> IndexSpec:
-    """Pick the index for ``count`` vectors: exact (flat) for small corpora, IVF for large ones, unless forced.
-
-    IVF gets ``nlist ~ sqrt(n)`` lists (1000 for 1M vectors: training and assignment stay under a minute on two
-    cores) and probes 1/16 of them (at least 8); see benchmarks/search_scale.py for recall and latency. HNSW needs
-    no training and answers fastest, but builds slowly (minutes per million vectors on a small machine).
-    """
-    if kind not in KINDS:
-        raise IsbertError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
-    if kind == "auto":
-        kind = "flat" if count < AUTO_APPROXIMATE_FROM else "ivf"
-    spec = IndexSpec(kind=kind, storage=storage)
-    if kind == "ivf":
-        spec.nlist = max(1, min(int(math.sqrt(max(count, 1))), count // 39 or 1, 65536))
-        spec.nprobe = min(spec.nlist, max(8, spec.nlist // 16))
-    for key, value in overrides.items():
-        if value:
-            setattr(spec, key, int(value))
-    spec.factory_string()  # validate early
-    return spec
-
-
-def new_faiss_index(dimension: int, spec: IndexSpec) -> faiss.Index:
-    index = faiss.index_factory(dimension, spec.factory_string(), faiss.METRIC_INNER_PRODUCT)
-    if spec.kind == "hnsw":
-        faiss.downcast_index(index).hnsw.efConstruction = spec.ef_construction
-    apply_search_params(index, spec.search_params())
-    return index
-
-
-def apply_search_params(index: faiss.Index, params: dict[str, int]) -> None:
-    space = faiss.ParameterSpace()
-    for name, value in params.items():
-        space.set_index_parameter(index, name, value)
-
-
-def training_size(index: faiss.Index, spec: IndexSpec, count: int) -> int:
-    """How many vectors to collect before training (0 when the index needs no training)."""
-    if index.is_trained:
-        return 0
-    wanted = max(spec.nlist * 40, 20_000) if spec.kind == "ivf" else 20_000
-    return min(count, wanted)
-
-
-class _Adder:
-    """Feed vectors and their ids into a (possibly untrained) faiss index: the first ``train_size`` vectors train
-    it."""
-
-    def __init__(self, index: faiss.Index, train_size: int) -> None:
-        self.index = index
-        self.train_size = train_size
-        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
-        self.pending_rows = 0
-
-    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
-        if self.index.is_trained:
-            self.index.add_with_ids(vectors, ids)
-            return
-        self.pending.append((vectors, ids))
-        self.pending_rows += len(vectors)
-        if self.pending_rows >= self.train_size:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        sample = np.concatenate([vectors for vectors, _ in self.pending])
-        ids = np.concatenate([ids for _, ids in self.pending])
-        if not self.index.is_trained:
-            if len(sample) < 1:
-                raise IsbertError("no vectors to train the index on")
-            self.index.train(sample)
-        self.index.add_with_ids(sample, ids)
-        self.pending, self.pending_rows = [], 0
-
-
-def new_vectors(dimension: int, spec: IndexSpec) -> faiss.IndexIDMap2:
-    """An empty index for ``spec`` whose ids are the records' ids (``IndexIDMap2``: removal and reconstruction by
-    id)."""
-    return faiss.IndexIDMap2(new_faiss_index(dimension, spec))
-
-
-def without(index: faiss.IndexIDMap2, doomed: Iterable[int]) -> faiss.IndexIDMap2:
-    """A copy of ``index`` without the ids ``doomed``: the other vectors re-added to an emptied clone of the inner
-    index (its training kept). ``remove_ids`` is not used: HNSW cannot remove, and IVF would leave the id map and
-    the lists out of step."""
-    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
-    inner = faiss.downcast_index(index.index)
-    if isinstance(inner, faiss.IndexIVF):
-        inner.make_direct_map()
-    vectors = inner.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
-    keep = ~np.isin(ids, np.fromiter(doomed, dtype=np.int64))
-    fresh = faiss.clone_index(inner)
-    fresh.reset()
-    result = faiss.IndexIDMap2(fresh)
-    if keep.any():
-        result.add_with_ids(np.ascontiguousarray(vectors[keep]), ids[keep])
-    return result
-
-
+# ---------------------------------------------------------------------------------------------- the index folder
 # ---------------------------------------------------------------------------------------------- the index folder
 @dataclass
 class Hit:
-    """One search result: rank from 1, vector id (row in the index), cosine score, stored text and source."""
-
     rank: int
     id: int
     score: float
@@ -503,7 +376,7 @@ class SearchIndex:
         if not ids:
             return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
         selector = faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64))
-        return index.search(queries, k, params=_filtered(self.manifest["spec"], selector))
+        return index.search(queries, k, params=filtered_params(self.manifest["spec"], selector))
 
     def _hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
         with self._lock:
@@ -631,7 +504,7 @@ class SearchIndex:
         def fill(connection: sqlite3.Connection, index: faiss.Index) -> int:
             if corpus is not None:
                 _record_files(connection, expand_inputs(corpus))
-            adder, next_id = _Adder(index, training_size(index, spec, len(rows))), 0
+            adder, next_id = VectorAdder(index, training_size(index, spec, len(rows))), 0
             for start in range(0, len(rows), CHUNK_ROWS):
                 part = rows[start : start + CHUNK_ROWS]
                 vectors = _unit(np.asarray(matrix[part], dtype=np.float32), Path(vectors_path), part)
@@ -793,20 +666,6 @@ class SearchIndex:
 
 
 # ----------------------------------------------------------------------------------------------- write helpers
-def _filtered(spec: dict[str, Any], selector: faiss.IDSelector) -> faiss.SearchParameters:
-    """Search parameters restricted to ``selector``'s ids, of the type the index kind expects (approximate kinds
-    search the restricted set approximately: a narrow filter can return fewer than ``k`` hits)."""
-    search = spec.get("search", {})
-    if spec["kind"] == "hnsw":
-        params = faiss.SearchParametersHNSW(sel=selector, efSearch=int(search.get("efSearch", 64)))
-    elif spec["kind"] == "ivf":
-        params = faiss.SearchParametersIVF(sel=selector, nprobe=int(search.get("nprobe", 1)))
-    else:
-        params = faiss.SearchParameters(sel=selector)
-    params.referenced_objects = [selector]  # kept alive as long as the parameters
-    return params
-
-
 def _dimension(model: SentenceTransformer) -> int:
     dimension = model.get_embedding_dimension()
     if not dimension:
@@ -948,7 +807,7 @@ def _publish(connection: sqlite3.Connection, folder: Path, index: faiss.Index, g
     )
 
 
-def _insert(connection: sqlite3.Connection, adder: _Adder, chunk: Chunk, next_id: int, store_texts: bool) -> int:
+def _insert(connection: sqlite3.Connection, adder: VectorAdder, chunk: Chunk, next_id: int, store_texts: bool) -> int:
     if chunk.embeddings.shape[1] != adder.index.d:
         raise IsbertError(f"{chunk.embeddings.shape[1]}-d vectors for an index of {adder.index.d}-d vectors")
     ids = store.insert_records(connection, next_id, chunk.sources, chunk.texts, store_texts)
@@ -965,7 +824,7 @@ def _embed_into(
     spec: IndexSpec,
 ) -> int:
     """Embed ``plan``'s corpus into ``index`` and the records table (ids from ``next_id``); the next free id."""
-    adder = _Adder(index, training_size(index, spec, plan.count))
+    adder = VectorAdder(index, training_size(index, spec, plan.count))
     keep = (lambda source, text: not store.is_indexed(connection, source, text)) if plan.skip else None
     for chunk in iter_embedded_chunks(
         model,
