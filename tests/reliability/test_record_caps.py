@@ -138,3 +138,14 @@ def test_a_task_file_line_over_the_cap_is_one_line_under_bounded_memory(tmp_path
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"{path}:2: " in result.stdout and "longer than" in result.stdout, result.stdout
     assert result.stdout.count("\n") == 1
+
+
+def test_an_experiment_file_over_its_cap_is_one_line(tmp_path: Path) -> None:
+    from isbert.errors import IsbertError
+    from isbert.experiments.config import MAX_EXPERIMENT_BYTES, load_experiment
+
+    path = tmp_path / "huge.toml"
+    path.write_bytes(b"# " + b"x" * MAX_EXPERIMENT_BYTES + b"\n")
+    with pytest.raises(IsbertError, match=r"huge\.toml: larger than") as info:
+        load_experiment(path)
+    assert "\n" not in str(info.value)

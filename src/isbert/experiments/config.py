@@ -89,6 +89,9 @@ RUNNER_KEYS = ("output", "resume", "overwrite", "seed", "show_progress", "data_d
 """TrainConfig fields the runner sets itself: seeds come from ``seeds``, the data directory from the command line,
 the selection from ``dev``; the rest are per-invocation mechanics."""
 RUN_KEYS = ("name", "baseline", "note", "posthoc", "sif")
+MAX_EXPERIMENT_BYTES = 1 << 20
+"""The largest experiment file read: 1 MiB (the largest in experiments/ is 13 kB). Reading stops there, so a huge
+file is one line, not a parse of all of it held in memory (TOML has no records to cap one by one)."""
 EXPERIMENT_KEYS = ("name", "description", "budget_minutes", "tasks", "seeds", "tradeoff_task", "paper_tables")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 TARGET_LABEL = "target"
@@ -370,8 +373,12 @@ def _check_posthoc(experiment: Experiment, spec: RunSpec) -> None:
 def _read_document(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise IsbertError(f"{path}: experiment file not found")
+    with path.open("rb") as handle:
+        data = handle.read(MAX_EXPERIMENT_BYTES + 1)
+    if len(data) > MAX_EXPERIMENT_BYTES:
+        raise IsbertError(f"{path}: larger than {MAX_EXPERIMENT_BYTES} bytes; not an experiment file")
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        document = tomllib.loads(data.decode("utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise IsbertError(f"{path}: invalid TOML: {error}") from None
     except UnicodeDecodeError as error:
