@@ -88,6 +88,28 @@ def test_the_body_pre_check_and_parse_are_linear(name: str, reliability) -> None
     assert_near_linear(work, 4096)
 
 
+QUERIES: dict[str, Callable[[int], str]] = {
+    "quotes": lambda n: '"' * n,
+    "many words": lambda n: "a " * (n // 2),
+    "NULs and quotes": lambda n: '\x00"' * (n // 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(QUERIES))
+def test_the_keyword_query_builder_is_linear(name: str, reliability) -> None:
+    """``search/hybrid.py:fts_query``: a user's text (a request's query) made into an FTS5 query."""
+    from isbert.search.hybrid import fts_query
+
+    reliability.fuzz_case(len(SIZES))
+    make = QUERIES[name]
+
+    def work(n: int) -> Callable[[], object]:
+        text = make(n)
+        return lambda: fts_query(text)
+
+    assert_near_linear(work, 16_384)
+
+
 # -------------------------------------------------------------------------------------------- file readers
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
