@@ -112,3 +112,37 @@ def test_a_changed_input_file_starts_over(tmp_path: Path, edit: str) -> None:
     again = CountingModel()
     report = encode_file(again, source, output, **BASE)
     assert again.calls == -(-report.rows // CHUNK)
+
+
+def test_the_command_resumes_only_on_the_same_model_folder_contents(tmp_path: Path, monkeypatch) -> None:
+    """``isbert encode MODEL_FOLDER`` keys its resume on the folder's files, not only its name: a model retrained or
+    re-exported into the same folder between two runs must not continue the first model's rows."""
+    import isbert.encode
+    import isbert.model
+    from isbert.cli import main
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights v1")
+    (folder / "config.json").write_text("{}")
+    source = tmp_path / "in.txt"
+    source.write_text("one\ntwo\n", encoding="utf-8")
+    ids: list[str] = []
+
+    class Report:
+        def summary(self) -> str:
+            return "encoded"
+
+    def encode_file(model: Any, files: Any, output: Any, **kwargs: Any) -> Report:
+        ids.append(kwargs["model_id"])
+        return Report()
+
+    monkeypatch.setattr(isbert.model, "load", lambda *args, **kwargs: CountingModel())
+    monkeypatch.setattr(isbert.encode, "encode_file", encode_file)
+    command = ["encode", str(folder), "-i", str(source), "-o", str(tmp_path / "out.npy"), "--no-progress"]
+    assert main(command) == 0 and main(command) == 0
+    later = (folder / "model.safetensors").stat().st_mtime_ns + 10**9
+    (folder / "model.safetensors").write_bytes(b"weights v2")  # retrained in place: same size
+    os.utime(folder / "model.safetensors", ns=(later, later))
+    assert main(command) == 0
+    assert ids[0] == ids[1] != ids[2]

@@ -161,6 +161,7 @@ def _run_encode(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         require("ray", "ray", what="--engine ray")
     from isbert.encode import encode_file
+    from isbert.evaluation.harness import model_cache_key
     from isbert.inputs import expand_inputs
     from isbert.model import load
 
@@ -194,7 +195,8 @@ def _run_encode(args: argparse.Namespace) -> int:
         normalize=args.normalize,
         encoding_errors=args.encoding_errors,
         chunk_size=args.chunk_size,
-        model_id=f"{args.model}|{args.backend}|{args.quantization}",
+        # the folder's files, not only its name: a model retrained into the same folder does not resume the old rows
+        model_id=f"{model_cache_key(args.model)}|{args.backend}|{args.quantization}",
         embed_chunks=embed_chunks,
         show_progress=not args.no_progress,
     )
