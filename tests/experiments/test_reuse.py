@@ -52,7 +52,8 @@ def test_published_results_fill_a_fresh_runs_folder_and_only_matching_settings(
     assert renamed["machine"] == before["runs"][1]["results"]["7"]["machine"]
     assert {row["name"] for row in summary["reused"]} == {"mean", "is-renamed"}
     markdown = (results / "grown.md").read_text()
-    assert "- `is-renamed`: the result of `tiny/is-a` (same settings), reused from" in markdown
+    reused_line = f"- reused from `{published / 'tiny.json'}` (`--reuse-from`: the same settings, measured when those"
+    assert f"{reused_line} runs ran): `mean`, `is-renamed` (its `tiny/is-a`)" in markdown
     assert table_rows(markdown)["is-renamed"][6] == f"{renamed['scores']['labeled']['avg']:.2f}"
 
     # Reusing again is a no-op (the stored results are the runs' own now); --force ignores published results too.

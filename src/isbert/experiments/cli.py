@@ -105,9 +105,12 @@ def _list(experiments: list[Experiment], args: argparse.Namespace) -> None:
 def run_experiment_command(args: argparse.Namespace) -> int:
     from isbert.errors import IsbertError
     from isbert.experiments.config import load_experiment
+    from isbert.experiments.reuse import published_results
     from isbert.experiments.runner import ExperimentInterrupted, run_experiment
 
     experiments = [load_experiment(path) for path in args.configs]  # every file is checked before any run
+    for table in args.reuse_from:  # and every published table, before the data directory is looked for
+        published_results(table)
     names = [e.name for e in experiments]
     if len(set(names)) != len(names):
         raise IsbertError(f"two experiment files have the same name ({', '.join(names)}); set [experiment] name")

@@ -282,11 +282,14 @@ def format_markdown(summary: dict[str, Any]) -> str:
         lines.append(f"- `{name}`: {note.strip()}")
     for row in skipped:
         lines.append(f"- `{row['name']}` ({row['method']} on {row['backbone']}): not applicable: {row['reason']}")
-    for row in reused:
-        lines.append(
-            f"- `{row['name']}`: the result of `{row['experiment']}/{row['run']}` (same settings), reused from "
-            f"`{row['file']}` (`--reuse-from`): measured when that run ran"
-        )
+    for source in dict.fromkeys(row["file"] for row in reused):
+        names = [
+            f"`{row['name']}`" + ("" if row["run"] == row["name"] else f" (its `{row['experiment']}/{row['run']}`)")
+            for row in reused
+            if row["file"] == source
+        ]
+        lines.append(f"- reused from `{source}` (`--reuse-from`: the same settings, measured when those runs ran): "
+                     + ", ".join(names))  # fmt: skip
     if summary["not_run"]:
         lines.append(f"- not run yet: {', '.join(f'`{n}`' for n in summary['not_run'])}")
     return "\n".join(lines) + "\n"
