@@ -362,3 +362,22 @@ def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16_and_fp32_on_gpus(t
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)  # the GPU decides, not the host CPU
     assert precision.resolve_precision("auto", use_cuda=True) == "fp32"  # bf16 was slower on H100/H200 at batch 32
     assert precision.resolve_precision("fp16", use_cuda=True) == "fp16"
+
+
+def test_a_run_with_a_dev_set_ends_with_a_verdict_on_the_saved_model(
+    tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from experiments.tiny_data import write_tiny_data
+
+    data = write_tiny_data(tmp_path / "data", monkeypatch)
+    corpus = write_corpus(tmp_path / "c.txt", 120)
+    result = train(model=str(tiny_backbone), corpus=[str(corpus)], output=str(tmp_path / "run"), max_steps=4,
+                   eval_steps=2, batch_size=8, lr=1e-3, dev="stsb", data_dir=str(data), **TINY)  # fmt: skip
+    assert result.best is not None and result.verdict is not None
+    step = result.best["step"]
+    if step == 0:
+        assert result.verdict.startswith("verdict: no step beat the starting model on STSb dev")
+    else:
+        delta = abs(100 * (result.best["value"] - result.start["stsb_dev_spearman"]))
+        assert f"the saved model (step {step})" in result.verdict and f"{delta:.2f} STS points" in result.verdict
+    assert result.summary().splitlines()[-1] == result.verdict

@@ -129,14 +129,16 @@ class StsbDevEvaluator(BaseEvaluator):
         self.similarities: dict[int, np.ndarray] = {}
         """Each evaluated step's cosine of every pair (1,500 floats a step), for the verdict of the run."""
 
-    def __call__(self, model: Any, output_path: str | None = None, epoch: float = -1, steps: int = -1) -> dict:
+    def pair_similarities(self, model: Any) -> np.ndarray:
+        """The cosine of every dev pair under ``model`` (each distinct sentence encoded once)."""
         texts = list(dict.fromkeys(self.sentences1 + self.sentences2))
         vectors = model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
         index = {text: i for i, text in enumerate(texts)}
-        a = vectors[[index[s] for s in self.sentences1]]
-        b = vectors[[index[s] for s in self.sentences2]]
+        return cosine_rows(vectors[[index[s] for s in self.sentences1]], vectors[[index[s] for s in self.sentences2]])
+
+    def __call__(self, model: Any, output_path: str | None = None, epoch: float = -1, steps: int = -1) -> dict:
         try:  # the harness's score (x100); training logs and histories keep it on the 0-1 scale
-            similarity = cosine_rows(a, b)
+            similarity = self.pair_similarities(model)
             score = spearman(similarity, self.scores) / 100
         except IsbertError:  # a collapsed model (constant or non-finite embeddings): logged, never selected
             return {STSB_KEY: float("nan")}

@@ -38,6 +38,8 @@ class TrainResult:
     """The CPU thread plan the run used (:meth:`isbert.threads.ThreadPlan.describe`)."""
     verdict: str | None = None
     """The saved model against the start on STSb dev, in one sentence with its noise band (``--dev stsb``)."""
+    training_free: str | None = None
+    """The saved model against SIF on the same backbone, corpus and dev pairs (static backbones, ``--dev stsb``)."""
 
     def summary(self) -> str:
         lines = [self.corpus.summary()]
@@ -63,8 +65,7 @@ class TrainResult:
         if self.agreement:
             lines.append(self.agreement["text"])
         lines.append(f"saved model: {self.output_dir}  (isbert.load({str(self.output_dir)!r}))")
-        if self.verdict:
-            lines.append(self.verdict)
+        lines += [line for line in (self.training_free, self.verdict) if line]
         return "\n".join(lines)
 
     def _stsb_before_after(self, saved: float) -> str:

@@ -63,6 +63,7 @@ from isbert.training.run_log import RunLog
 from isbert.training.sampler import EpochSeededBatchSampler, LengthGroupedBatchSampler, token_lengths
 from isbert.training.selection import CRITERIA, SelectionCallback, default_criterion, selection_agreement
 from isbert.training.trainer import IsbertTrainer, NonFiniteLoss
+from isbert.training.training_free import training_free_line
 
 EVALUATIONS_PER_RUN = 5
 """Evaluations after step 0 when ``eval_steps`` is not set."""
@@ -150,6 +151,9 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
             f"interrupted at step {result.steps}; checkpoint saved in {run.checkpoint_dir}. Continue with the same "
             "command plus --resume"
         )
+    if dev is not None and run.main:
+        step = (result.best or {}).get("step")
+        result.verdict, result.training_free = dev.verdict(step), training_free_line(config, dev, step)
     if run.main:
         _finalize(run, trainer.model, result)
     run.state.wait_for_everyone()

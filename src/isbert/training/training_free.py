@@ -16,15 +16,15 @@ if TYPE_CHECKING:
 def training_free_line(config: TrainConfig, dev: StsbDevEvaluator, step: int | None) -> str | None:
     """One sentence comparing the saved model (evaluated at ``step``) with SIF on the run's backbone and corpus, or
     None when the backbone has context (SIF does not apply) or the saved step's scores are not in this process."""
-    from isbert import sif
     from isbert.evaluation.sts import spearman
     from isbert.evaluation.verdict import compare
+    from isbert.sif import SifSettings
     from isbert.sif_model import context_free_reason, fit_baseline
 
     if step is None or step not in dev.similarities or context_free_reason(config.model, config.encoder_layers):
         return None
     zipf = config.model == "offline-glove"  # a frequency-sorted vocabulary: p(w) from ranks, our best GloVe row
-    settings = sif.SifSettings("sif", probabilities="zipf" if zipf else "corpus")
+    settings = SifSettings("sif", probabilities="zipf" if zipf else "corpus")
     reader = {"text_field": config.text_field, "column": config.column, "encoding_errors": config.encoding_errors}
     try:
         fitted = fit_baseline(config.model, config.corpus, settings, encoder_layers=config.encoder_layers, **reader)
