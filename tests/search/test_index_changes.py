@@ -47,6 +47,7 @@ def test_adding_the_same_file_twice_adds_nothing(model, tmp_path: Path) -> None:
     index = build(tmp_path, model, sentences(20))
     report = index.add(model, tmp_path / "a.txt", show_progress=False)
     assert report.added == 0 and len(index) == 20
+    assert index.generation == 1 and [p.name for p in (tmp_path / "idx").glob("*.faiss")] == ["vectors-000001.faiss"]
     write_lines(tmp_path / "a.txt", [*sentences(20), *sentences(3, offset=50)])  # a file that grew
     report = index.add(model, tmp_path / "a.txt", show_progress=False)
     assert report.added == 3 and len(index) == 23 and len(set(sources(index))) == 23
@@ -109,8 +110,10 @@ def test_sync_adds_new_replaces_changed_and_deletes_removed_files(model_folder: 
     index = SearchIndex.open(folder)
     assert sources(index) == sorted(["change.txt:1", "new.txt:1", "new.txt:2", *(f"keep.txt:{n}" for n in range(1, 5))])
     assert index.search(None, ["unused"], k=1, mode="keyword") == [[]]
+    generation = SearchIndex.open(folder).generation
     assert main(["index", "sync", folder, "-i", str(docs), "--no-progress"]) == 0
     assert "0 new, 0 changed, 0 removed and 3 unchanged files" in capsys.readouterr().out
+    assert SearchIndex.open(folder).generation == generation  # nothing changed: no new vectors file
 
 
 def test_build_from_encode_output(model_folder: Path, model, tmp_path: Path, capsys) -> None:

@@ -521,15 +521,19 @@ class SearchIndex:
 
     def _write(self, change: Callable[[sqlite3.Connection, faiss.Index, int], tuple[faiss.Index, int]]) -> None:
         """One write: under the writer lock and in one transaction, ``change(connection, vectors, next_id)`` edits
-        the records and returns the new vectors and next id; the next generation is published, then committed."""
+        the records and returns the new vectors and next id; the next generation is published, then committed. A
+        change that changed nothing (every text indexed already, a folder in sync) publishes no generation."""
         with store.writer_lock(self.folder):
             connection = store.connect(self.folder, write=True)
             try:
                 with store.transaction(connection, self.folder):
                     _, index, generation = _load(connection, self.folder)
                     next_id = store.read_state(connection, self.folder)[2]
+                    before, unchanged = connection.total_changes, index
                     try:
                         index, next_id = change(connection, index, next_id)
+                        if connection.total_changes == before and index is unchanged:
+                            return
                         _publish(connection, self.folder, index, generation + 1, next_id)
                     except BaseException:
                         (self.folder / store.vectors_name(generation + 1)).unlink(missing_ok=True)

@@ -334,4 +334,8 @@ def file_hashes(connection: sqlite3.Connection) -> dict[str, str | None]:
 
 
 def set_file_hash(connection: sqlite3.Connection, file: str, digest: str) -> None:
-    connection.execute("INSERT OR REPLACE INTO files (file, sha256) VALUES (?, ?)", (file, digest))
+    connection.execute(
+        "INSERT INTO files (file, sha256) VALUES (?, ?) ON CONFLICT (file) DO UPDATE SET sha256 = excluded.sha256 "
+        "WHERE sha256 != excluded.sha256",  # an unchanged file is no change (no new generation)
+        (file, digest),
+    )
