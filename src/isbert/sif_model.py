@@ -31,12 +31,12 @@ from sentence_transformers.base.modules import Transformer
 from sentence_transformers.sentence_transformer.modules import Dense, Pooling, WordEmbeddings, WordWeights
 
 from isbert import sif
+from isbert.corpus import CorpusStats, iter_corpus
 from isbert.errors import IsbertError
 from isbert.glove import GLOVE_ALIAS, PADDING_TOKEN, is_word_embedding_model
 from isbert.inputs import InputSpec, describe, expand_inputs
 from isbert.io import EncodingErrors
 from isbert.model import load, resolve_model_name, save, truncate_encoder
-from isbert.training.corpus import CorpusStats, iter_corpus
 
 SAMPLE_SIZE = 100_000
 """Sentences (a seeded uniform sample of the corpus) whose vectors the common directions are fitted on."""

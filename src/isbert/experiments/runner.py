@@ -383,7 +383,7 @@ def run_job(
         (folder / TRAINED_FILE).unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
 
-    from isbert.training.run import RUN_FILE
+    from isbert.training.run_folder import RunFolder
 
     started = time.perf_counter()
     data_dir = Path(data_dir)
@@ -392,7 +392,7 @@ def run_job(
         outcome = _evaluate_baseline(job, data_dir)
     else:
         if trained is None:
-            resume = (train_dir / RUN_FILE).is_file()
+            resume = RunFolder(train_dir).is_run()
             if train_dir.exists() and not resume:
                 shutil.rmtree(train_dir)  # a folder train() never started in: nothing to resume
             steps = job.config.get("max_steps")

@@ -7,61 +7,23 @@ exactly on resume (which an iterable dataset cannot).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from isbert.atomic import fresh_dir
+from isbert.corpus import CorpusStats, iter_corpus
 from isbert.errors import IsbertError
 from isbert.inputs import InputSpec, describe, expand_inputs
-from isbert.io import EncodingErrors, ReadStats, iter_texts
+from isbert.io import EncodingErrors
 
 TEXT_COLUMN = "text"
 
 # Statistics of generators run by datasets.Dataset.from_generator, by token: the generator runs in this process,
 # but datasets hashes its arguments, so the (mutable) stats travel by name instead of by value.
 _RUNNING_STATS: dict[str, CorpusStats] = {}
-
-
-@dataclass
-class CorpusStats:
-    """What reading the corpus did: per-file and total lines used, skipped and why."""
-
-    files: list[dict[str, Any]] = field(default_factory=list)
-    lines: int = 0
-    used: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    heldout: int = 0
-    word_coverage: dict[str, Any] | None = None
-    """Out-of-vocabulary words for a word-vector backbone (:class:`isbert.glove.WordCoverage`), else None."""
-
-    def add_file(self, path: str, stats: ReadStats, duplicates: int) -> None:
-        skipped = dict(stats.skipped)
-        if duplicates:
-            skipped["duplicate"] = duplicates
-        used = stats.used - duplicates
-        self.files.append({"path": path, "lines": stats.lines, "used": used, "skipped": skipped})
-        self.lines += stats.lines
-        self.used += used
-        for reason, count in skipped.items():
-            self.skipped[reason] = self.skipped.get(reason, 0) + count
-
-    def summary(self) -> str:
-        skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(self.skipped.items()))
-        text = f"corpus: {self.used} sentences used of {self.lines} lines"
-        text += f" (skipped: {skipped})" if skipped else " (none skipped)"
-        if self.heldout:
-            text += f"; {self.heldout} held out for the label-free criterion, {self.used - self.heldout} for training"
-        if self.word_coverage:
-            text += "\n" + self.word_coverage["summary"]
-        return text
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def corpus_fingerprint(corpus: InputSpec | Sequence[InputSpec]) -> list[dict[str, Any]]:
@@ -73,43 +35,6 @@ def corpus_fingerprint(corpus: InputSpec | Sequence[InputSpec]) -> list[dict[str
         stat = file.path.stat()
         result.append({"path": str(file.path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
     return result
-
-
-def iter_corpus(
-    paths: Sequence[str | os.PathLike[str]],
-    stats: CorpusStats,
-    *,
-    text_field: str = "text",
-    column: str = "text",
-    encoding_errors: EncodingErrors = "strict",
-    dedup: bool = False,
-) -> Iterator[str]:
-    """Stripped, non-empty sentences of every file in order; optionally only the first occurrence of each.
-
-    De-duplication keeps an 8-byte hash of every distinct sentence in a set: memory grows with the number of
-    distinct sentences (about 100 bytes each in CPython), not with their length.
-    """
-    seen: set[bytes] = set()
-    for path in paths:
-        read = ReadStats()
-        duplicates = 0
-        for _, text in iter_texts(
-            path,
-            text_field=text_field,
-            column=column,
-            encoding_errors=encoding_errors,
-            skip_empty=True,
-            strip=True,
-            stats=read,
-        ):
-            if dedup:
-                key = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
-                if key in seen:
-                    duplicates += 1
-                    continue
-                seen.add(key)
-            yield text
-        stats.add_file(str(path), read, duplicates)
 
 
 def _generate(token: str, paths: list[str], options: dict[str, Any]) -> Iterator[dict[str, str]]:

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from isbert.citation import ISBERT_BIBTEX
+from isbert.corpus import CorpusStats
 from isbert.errors import IsbertError
 from isbert.modules import STOCK_CNN_MASKS_FROM, MaskedCNN
 from isbert.training.config import TrainConfig
-from isbert.training.corpus import CorpusStats
 
 
 @dataclass
