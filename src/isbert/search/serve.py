@@ -123,11 +123,12 @@ class Drain:
         self.grace = seconds - self.margin
         self.started = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._over = asyncio.Event()
+        self._over: asyncio.Event | None = None
 
     def attach(self) -> None:
-        """Remember the server's event loop (called on it at startup)."""
+        """Remember the server's event loop (called on it at startup); an event of that loop marks the end."""
         self._loop = asyncio.get_running_loop()
+        self._over = asyncio.Event()  # one per startup: an app started again (a test client) runs on a new loop
 
     def begin(self, stop: Callable[[], None]) -> None:
         """Start draining, then call ``stop`` once the grace has passed; safe to call from a signal handler."""
@@ -138,11 +139,13 @@ class Drain:
         self._loop.call_soon_threadsafe(self._loop.call_later, self.grace, self._end, stop)
 
     def _end(self, stop: Callable[[], None]) -> None:
-        self._over.set()
+        if self._over is not None:
+            self._over.set()
         stop()
 
     async def over(self) -> None:
-        await self._over.wait()
+        """Return when the grace of a shutdown is over (never, on an app whose startup did not run)."""
+        await (asyncio.get_running_loop().create_future() if self._over is None else self._over.wait())
 
 
 def shutting_down() -> RequestError:
