@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from isbert.errors import IsbertError
 from isbert.evaluation import readers
@@ -86,6 +88,43 @@ def test_the_body_pre_check_and_parse_are_linear(name: str, reliability) -> None
         return refused_or_parsed(lambda: _parse_json(body, limit))
 
     assert_near_linear(work, 4096)
+
+
+def json_values(value: object) -> int:
+    """What the pre-check counts, from the parsed value: strings (keys too), and the commas, colons, ``[`` and
+    ``{`` of its text; numbers, booleans and nulls between them are bounded by those separators."""
+    if isinstance(value, list):
+        return 1 + max(len(value) - 1, 0) + sum(json_values(item) for item in value)
+    if isinstance(value, dict):
+        return 1 + max(len(value) - 1, 0) + sum(2 + json_values(item) for item in value.values())
+    return 1 if isinstance(value, str) else 0
+
+
+TRICKY_TEXT = st.text(alphabet=st.sampled_from('ab"\\/,:[]{} \u00e9\n\ud800'), max_size=12)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | TRICKY_TEXT,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(TRICKY_TEXT, inner, max_size=5),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON_VALUES, limit=st.integers(1, 60), ascii_only=st.booleans())
+def test_the_pre_check_counts_what_the_parser_builds(value: object, limit: int, ascii_only: bool) -> None:
+    """Refused (413) exactly when the body holds more than ``limit`` values, whatever quotes, backslashes and
+    separators its strings hold: the quotes left once escapes are removed are exactly the strings' own."""
+    import json
+
+    from isbert.search.serve import _check_json_size
+
+    body = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    try:
+        _check_json_size(body, limit)
+        refused = False
+    except RequestError as error:
+        assert error.status == 413 and error.code == "too_many_values"
+        refused = True
+    assert refused == (json_values(value) > limit), (body, json_values(value))
 
 
 QUERIES: dict[str, Callable[[int], str]] = {
