@@ -17,6 +17,7 @@ from test_search_index import make_word_model_folder, sentences, write_lines
 import isbert
 from isbert.cli import main
 from isbert.errors import IsbertError
+from isbert.search.chunking import token_spans
 from isbert.search.hybrid import fts_query, reciprocal_rank_fusion
 from isbert.search.index import SearchIndex
 
@@ -269,3 +270,38 @@ def test_a_reader_refuses_an_index_rebuilt_with_another_model(model, tmp_path: P
     with pytest.raises(IsbertError, match="rebuilt with another model"):
         reader.search(model, ["the man runs"], k=1)
     assert SearchIndex.open(tmp_path / "idx").search(other, [sentences(20)[4]], k=1)[0][0].source == "b.txt:5"
+
+
+def test_long_texts_are_chunked_with_overlap_found_by_piece_and_deleted_together(
+    model, model_folder: Path, tmp_path: Path, capsys
+) -> None:
+    words = " ".join(sentences(30)).split()
+    long_line = " ".join([*words[:60], "QX7734", *words[60:120]])
+    corpus = write_lines(tmp_path / "long.txt", [sentences(1)[0], long_line])
+    folder = str(tmp_path / "idx")
+    args = ["index", "build", folder, "--model", str(model_folder), "-i", str(corpus), "--no-progress"]
+    assert main([*args, "--chunk-tokens", "16", "--overlap", "16"]) == 2
+    assert "--overlap must be below --chunk-tokens" in capsys.readouterr().err
+    assert main([*args, "--chunk-tokens", "16", "--overlap", "4"]) == 0
+    index = SearchIndex.open(folder)
+    pieces = sorted((r["chunk"], r["text"]) for r in index.records(range(100)) if r["source"] == "long.txt:2")
+    spans = token_spans(model.tokenizer, long_line)
+    assert len(spans) > 100 and [n for n, _ in pieces] == list(range(len(pieces)))
+    assert len(pieces) == len(range(0, len(spans) - 4, 12))  # windows of 16 tokens, 12 apart
+    assert all(text in long_line for _, text in pieces)
+    assert long_line.startswith(pieces[0][1]) and long_line.endswith(pieces[-1][1])
+    starts = [spans[first][0] for first in range(0, len(spans) - 4, 12)]
+    for number, (_, text) in enumerate(pieces):  # each piece starts at its window's first token, 12 tokens on
+        assert long_line.find(text, starts[number]) == starts[number]
+        if number:  # and shares the 4 tokens before it with the previous piece
+            assert pieces[number - 1][1].endswith(long_line[spans[12 * number][0] : spans[12 * number + 3][1]])
+    short = [r for r in index.records(range(100)) if r["source"] == "long.txt:1"]
+    assert [(r["chunk"], r["text"]) for r in short] == [(0, sentences(1)[0])]
+    hit = index.search(model, ["QX7734"], k=1, mode="keyword")[0][0]
+    assert hit.source == "long.txt:2" and "QX7734" in hit.text and hit.chunk > 0
+    assert main(["search", folder, "QX7734", "--mode", "keyword", "-k", "1"]) == 0
+    assert f"[long.txt:2 #{hit.chunk}]" in capsys.readouterr().out
+    index.add(model, write_lines(tmp_path / "more.txt", [long_line]), show_progress=False)  # adds split alike
+    assert len([r for r in index.records(range(200)) if r["source"] == "more.txt:1"]) == len(pieces)
+    assert index.delete(source="long.txt") == len(pieces) + 1
+    assert not [r for r in index.records(range(200)) if r["source"].startswith("long.txt")]

@@ -29,6 +29,7 @@ from isbert.cli_types import (
 from isbert.errors import IsbertError
 from isbert.extras import require
 from isbert.inputs import describe, expand_inputs
+from isbert.search.chunking import MAX_CHUNK_TOKENS, Chunking
 
 MAX_LISTS = 1_048_576
 """IVF lists (and lists probed): the coarse quantizer holds one centroid per list and trains on ~39 texts each."""
@@ -116,6 +117,15 @@ def _add_index(subparsers: argparse._SubParsersAction) -> None:
         "--ef-search", type=int_in(1, MAX_EF_SEARCH), default=0, help="HNSW search breadth (default: 64)"
     )
     build.add_argument("--ids-only", action="store_true", help="store only each text's file:line, not the text")
+    build.add_argument(
+        "--chunk-tokens",
+        type=int_in(0, MAX_CHUNK_TOKENS),
+        default=0,
+        help="split texts longer than this many tokens into overlapping pieces, each indexed (default: 0, off)",
+    )
+    build.add_argument(
+        "--overlap", type=int_in(0, MAX_CHUNK_TOKENS), default=0, help="tokens shared by consecutive pieces (0)"
+    )
     build.add_argument("--overwrite", action="store_true", help="replace an existing index in the folder")
     build.set_defaults(func=_run_index_build)
 
@@ -231,6 +241,9 @@ def _run_index_build(args: argparse.Namespace) -> int:
     from isbert.search.index import SearchIndex
 
     args.index, args.model = _build_target(args)
+    chunking = Chunking(args.chunk_tokens, args.overlap)  # checked before the model loads
+    if args.vectors is not None and chunking.tokens:
+        raise IsbertError("--chunk-tokens splits texts before they are embedded; --vectors reuses vectors as they are")
     if args.vectors is None and not args.input:
         raise IsbertError("give the corpus: --input FILE ... (or --vectors VECTORS.npy from `isbert encode`)")
     inputs = expand_inputs(args.input) if args.input else None
@@ -257,6 +270,7 @@ def _run_index_build(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         batch_size=args.batch_size,
         show_progress=not args.no_progress,
+        chunking=chunking,
         **spec,
     )
     print(report.summary())
@@ -382,6 +396,7 @@ def _run_search(args: argparse.Namespace) -> int:
             limit = model.max_seq_length
             print(f"note: {where} is longer than the model's {limit} tokens; it was truncated", file=sys.stderr)
     results = index.search(model, texts, k=args.k, mode=args.mode, source=args.source)
+    chunked = bool(index.manifest.get("chunking", {}).get("tokens"))
     for (where, text), hits in zip(queries, results, strict=True):
         if args.json:
             print(json.dumps({"query": text, "hits": [hit.as_dict() for hit in hits]}, ensure_ascii=False))
@@ -389,7 +404,8 @@ def _run_search(args: argparse.Namespace) -> int:
         print(f"{where}: {text}")
         for hit in hits:
             shown = hit.text if hit.text is not None else "(text not stored)"
-            print(f"  {hit.rank:>3}  {hit.score:.4f}  {shown}  [{hit.source}]")
+            piece = f" #{hit.chunk}" if chunked else ""
+            print(f"  {hit.rank:>3}  {hit.score:.4f}  {shown}  [{hit.source}{piece}]")
     return 0
 
 

@@ -6,7 +6,7 @@ the pair miner then rank by cosine similarity, which is what sentence-embedding 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,14 +93,15 @@ def iter_embedded_chunks(
     stats: EmbedStats | None = None,
     show_progress: bool = True,
     desc: str = "embed",
-    keep: Callable[[str, str], bool] | None = None,
+    expand: Callable[[str, str], Iterable[tuple[str, str]]] | None = None,
 ) -> Iterator[Chunk]:
-    """Stream the corpus as embedded chunks: memory stays at one chunk whatever the file size. ``keep(source,
-    text)``: which records to embed (an index skips those it holds already)."""
+    """Stream the corpus as embedded chunks: memory stays at one chunk whatever the file size. ``expand(source,
+    text)``: the records to embed in its place (an index splits long texts into pieces and leaves out those it
+    holds already)."""
     stats = stats if stats is not None else EmbedStats()
     records = options.read(files, stats.read)
-    if keep is not None:
-        records = (record for record in records if keep(*record))
+    if expand is not None:
+        records = (piece for record in records for piece in expand(*record))
     with tqdm(total=total, desc=desc, unit="text", disable=not show_progress) as progress:
         while True:
             sources: list[str] = []

@@ -23,7 +23,7 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from isbert.errors import IsbertError
 from isbert.identity import sha256_file
 from isbert.inputs import InputFile, describe, expand_inputs
 from isbert.search import legacy, store
+from isbert.search.chunking import Chunking
 from isbert.search.corpus import Chunk, CorpusOptions, EmbedStats, count_records, embed_texts, iter_embedded_chunks
 from isbert.search.hybrid import check_mode, keyword_ranking, reciprocal_rank_fusion
 from isbert.search.store import DATABASE
@@ -117,17 +118,27 @@ def _related_by_export(stored: dict[str, Any], given: dict[str, str | None]) -> 
 
 
 # ---------------------------------------------------------------------------------------------- the index folder
-# ---------------------------------------------------------------------------------------------- the index folder
 @dataclass
 class Hit:
+    """One search result: rank from 1, record id, score (cosine, BM25 or fused rank), stored text, ``file:line``
+    and the chunk of that line (0 unless the index splits long texts)."""
+
     rank: int
     id: int
     score: float
     text: str | None
     source: str | None
+    chunk: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rank": self.rank, "id": self.id, "score": self.score, "text": self.text, "source": self.source}
+        return {
+            "rank": self.rank,
+            "id": self.id,
+            "score": self.score,
+            "text": self.text,
+            "source": self.source,
+            "chunk": self.chunk,
+        }
 
 
 @dataclass
@@ -179,6 +190,7 @@ class _Plan:
     show_progress: bool
     store_texts: bool = True
     skip: bool = False
+    chunking: Chunking = field(default_factory=Chunking)
 
 
 def _check_meta(meta: dict[str, Any], folder: Path) -> None:
@@ -203,6 +215,10 @@ def _check_meta(meta: dict[str, Any], folder: Path) -> None:
     )
     if not sound:
         raise IsbertError(f"{folder / DATABASE}: damaged settings (model, dimension, spec or fingerprint); rebuild it")
+    try:
+        Chunking.of(meta)
+    except IsbertError as error:
+        raise IsbertError(f"{folder / DATABASE}: {error}") from None
 
 
 def _read_vectors(folder: Path, generation: int, dimension: int, count: int) -> faiss.Index:
@@ -358,7 +374,7 @@ class SearchIndex:
         wanted = [int(i) for i in ids]
         with self._lock:
             found = store.fetch_records(self._db, self.folder, wanted)
-        return [{"source": found[i][0], "text": found[i][1]} for i in wanted if i in found]
+        return [{"source": found[i][0], "text": found[i][1], "chunk": found[i][2]} for i in wanted if i in found]
 
     def search_vectors(self, queries: np.ndarray, k: int, source: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Scores and ids, each ``(len(queries), k)``; ids are -1 where fewer than ``k`` vectors (of ``source``, a
@@ -382,7 +398,7 @@ class SearchIndex:
         with self._lock:
             found = store.fetch_records(self._db, self.folder, [i for i, _ in ranked])
         present = [(i, score) for i, score in ranked if i in found]  # a concurrent delete may have removed some
-        return [Hit(rank, i, s, found[i][1], found[i][0]) for rank, (i, s) in enumerate(present, start=1)]
+        return [Hit(rank, i, s, found[i][1], found[i][0], found[i][2]) for rank, (i, s) in enumerate(present, start=1)]
 
     def hits(self, scores: np.ndarray, ids: np.ndarray) -> list[list[Hit]]:
         return [
@@ -450,10 +466,12 @@ class SearchIndex:
         overwrite: bool = False,
         batch_size: int = 32,
         show_progress: bool = True,
+        chunking: Chunking | None = None,
         **spec_overrides: int,
     ) -> BuildReport:
         """Embed ``corpus`` (files, folders, glob patterns: :func:`isbert.inputs.expand_inputs`) and write a new
-        index folder (it must not exist, or be empty, unless ``overwrite``: an index, or what a killed build left)."""
+        index folder (it must not exist, or be empty, unless ``overwrite``: an index, or what a killed build left).
+        ``chunking``: split long texts (:mod:`isbert.search.chunking`); later adds and syncs split the same way."""
         folder = Path(folder)
         options = options or CorpusOptions()
         _check_build_folder(folder, overwrite)
@@ -463,13 +481,14 @@ class SearchIndex:
             raise IsbertError(f"{describe(inputs)}: no non-empty texts to index")
         dimension = _dimension(model)
         spec = choose_spec(count, kind, storage, **spec_overrides)
-        plan = _Plan(inputs, options, count, EmbedStats(), batch_size, show_progress, store_texts)
+        chunking = chunking or Chunking()
+        plan = _Plan(inputs, options, count, EmbedStats(), batch_size, show_progress, store_texts, chunking=chunking)
 
         def fill(connection: sqlite3.Connection, index: faiss.Index) -> int:
             _record_files(connection, inputs)
             return _embed_into(connection, index, model, plan, 0, spec)
 
-        meta = _new_meta(model, model_name, dimension, spec, store_texts)
+        meta = {**_new_meta(model, model_name, dimension, spec, store_texts), "chunking": chunking.as_meta()}
         added = _replace_folder(folder, overwrite, meta, new_vectors(dimension, spec), fill)
         return BuildReport(folder, added, added, spec, plan.stats)
 
@@ -565,7 +584,10 @@ class SearchIndex:
         if count == 0:
             raise IsbertError(f"{describe(inputs)}: no non-empty texts to add")
         spec = _spec_of(self.manifest)
-        plan = _Plan(inputs, options, count, EmbedStats(), batch_size, show_progress, self.stores_texts, not replace)
+        plan = _Plan(
+            inputs, options, count, EmbedStats(), batch_size, show_progress, self.stores_texts, not replace,
+            Chunking.of(self.manifest),
+        )  # fmt: skip
         added = 0
 
         def change(connection: sqlite3.Connection, index: faiss.Index, next_id: int) -> tuple[faiss.Index, int]:
@@ -629,7 +651,10 @@ class SearchIndex:
             _record_files(connection, todo, digests)
             if todo:
                 count = count_records(todo, options)
-                plan = _Plan(todo, options, count, EmbedStats(), batch_size, show_progress, self.stores_texts)
+                plan = _Plan(
+                    todo, options, count, EmbedStats(), batch_size, show_progress, self.stores_texts,
+                    chunking=Chunking.of(self.manifest),
+                )  # fmt: skip
                 after = _embed_into(connection, index, model, plan, next_id, spec)
                 report.added, next_id = after - next_id, after
             return index, next_id
@@ -829,7 +854,13 @@ def _embed_into(
 ) -> int:
     """Embed ``plan``'s corpus into ``index`` and the records table (ids from ``next_id``); the next free id."""
     adder = VectorAdder(index, training_size(index, spec, plan.count))
-    keep = (lambda source, text: not store.is_indexed(connection, source, text)) if plan.skip else None
+    tokenizer = getattr(model, "tokenizer", None)
+
+    def expand(source: str, text: str) -> Iterator[tuple[str, str]]:
+        for piece_source, piece in plan.chunking.pieces(tokenizer, source, text):
+            if not plan.skip or not store.is_indexed(connection, piece_source, piece):
+                yield piece_source, piece
+
     for chunk in iter_embedded_chunks(
         model,
         plan.inputs,
@@ -839,7 +870,7 @@ def _embed_into(
         stats=plan.stats,
         show_progress=plan.show_progress,
         desc="index",
-        keep=keep,
+        expand=expand,
     ):
         next_id = _insert(connection, adder, chunk, next_id, plan.store_texts)
     adder.flush()

@@ -56,9 +56,9 @@ _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE state (one INTEGER PRIMARY KEY CHECK (one = 1), generation INTEGER NOT NULL, count INTEGER NOT NULL,"
     " next_id INTEGER NOT NULL)",
-    "CREATE TABLE docs (id INTEGER PRIMARY KEY, file TEXT NOT NULL, line INTEGER NOT NULL, hash TEXT NOT NULL,"
-    " text TEXT)",
-    "CREATE UNIQUE INDEX docs_record ON docs (file, line, hash)",
+    "CREATE TABLE docs (id INTEGER PRIMARY KEY, file TEXT NOT NULL, line INTEGER NOT NULL,"
+    " chunk INTEGER NOT NULL DEFAULT 0, hash TEXT NOT NULL, text TEXT)",
+    "CREATE UNIQUE INDEX docs_record ON docs (file, line, chunk, hash)",
     "CREATE TABLE files (file TEXT PRIMARY KEY, sha256 TEXT NOT NULL)",
     "CREATE VIRTUAL TABLE docs_fts USING fts5 (text, content='docs', content_rowid='id')",
 )
@@ -249,20 +249,25 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def split_source(source: str) -> tuple[str, int]:
-    """``label:line`` -> ``(label, line)``; the label is capped (:data:`MAX_SOURCE_CHARS`)."""
+def split_source(source: str) -> tuple[str, int, int]:
+    """``label:line`` or ``label:line#chunk`` (a piece of a long text) -> ``(label, line, chunk)``; the label is
+    capped (:data:`MAX_SOURCE_CHARS`). A ``#`` in a label is read as part of it: the line number comes last."""
+    head, mark, tail = source.rpartition("#")
+    chunk = 0
+    if mark and tail.isdigit() and head.rpartition(":")[2].isdigit():
+        source, chunk = head, int(tail)
     file, _, line = source.rpartition(":")
     if not file or not line.isdigit() or len(file) > MAX_SOURCE_CHARS:
         raise IsbertError(
             f"not a file:line source (or a file name over {MAX_SOURCE_CHARS} characters): {source[:80]!r}"
         )
-    return file, int(line)
+    return file, int(line), chunk
 
 
 def is_indexed(connection: sqlite3.Connection, source: str, text: str) -> bool:
-    file, line = split_source(source)
-    query = "SELECT 1 FROM docs WHERE file = ? AND line = ? AND hash = ?"
-    return connection.execute(query, (file, line, content_hash(text))).fetchone() is not None
+    file, line, chunk = split_source(source)
+    query = "SELECT 1 FROM docs WHERE file = ? AND line = ? AND chunk = ? AND hash = ?"
+    return connection.execute(query, (file, line, chunk, content_hash(text))).fetchone() is not None
 
 
 def insert_records(
@@ -272,24 +277,29 @@ def insert_records(
     never maps an id to another text)."""
     rows = []
     for offset, (source, text) in enumerate(zip(sources, texts, strict=True)):
-        file, line = split_source(source)
-        rows.append((first_id + offset, file, line, content_hash(text), text if store_texts else None))
-    connection.executemany("INSERT INTO docs (id, file, line, hash, text) VALUES (?, ?, ?, ?, ?)", rows)
+        file, line, chunk = split_source(source)
+        rows.append((first_id + offset, file, line, chunk, content_hash(text), text if store_texts else None))
+    connection.executemany("INSERT INTO docs (id, file, line, chunk, hash, text) VALUES (?, ?, ?, ?, ?, ?)", rows)
     connection.executemany(
-        "INSERT INTO docs_fts (rowid, text) VALUES (?, ?)", [(row[0], row[4] or "") for row in rows]
+        "INSERT INTO docs_fts (rowid, text) VALUES (?, ?)", [(row[0], row[5] or "") for row in rows]
     )  # kept in step here, not by triggers: a database's own code never runs (trusted_schema off)
     return [row[0] for row in rows]
 
 
-def fetch_records(connection: sqlite3.Connection, folder: Path, ids: list[int]) -> dict[int, tuple[str, str | None]]:
-    """``id -> (label:line, text or None)`` for those of ``ids`` still present (a concurrent delete may have
+Record = tuple[str, "str | None", int]
+"""A stored record as readers see it: ``label:line``, the text (None when only sources are stored), the chunk."""
+
+
+def fetch_records(connection: sqlite3.Connection, folder: Path, ids: list[int]) -> dict[int, Record]:
+    """``id -> (label:line, text or None, chunk)`` for those of ``ids`` still present (a concurrent delete may have
     removed some); a value of the wrong type is a one-line error."""
-    found: dict[int, tuple[str, str | None]] = {}
+    found: dict[int, Record] = {}
     try:
-        for row_id, file, line, text in _rows_by_id(connection, "id, file, line, text", ids):
-            if not (isinstance(file, str) and isinstance(line, int) and (text is None or isinstance(text, str))):
+        for row_id, file, line, chunk, text in _rows_by_id(connection, "id, file, line, chunk, text", ids):
+            sound = isinstance(file, str) and isinstance(line, int) and isinstance(chunk, int)
+            if not sound or not (text is None or isinstance(text, str)):
                 raise IsbertError(f"{folder / DATABASE}: damaged record for vector {row_id}; rebuild the index")
-            found[int(row_id)] = (f"{file}:{line}", text)
+            found[int(row_id)] = (f"{file}:{line}", text, chunk)
     except sqlite3.Error as error:
         raise database_error(folder, error) from None
     return found
