@@ -289,3 +289,19 @@ def test_a_served_index_keeps_answering_while_another_process_writes(tmp_path: P
             assert hits[0]["source"] == "w2.txt:2"
             assert client.get("/health").json()["index"]["size"] == 66
     assert codes and set(codes) == {200}
+
+
+def test_an_index_rebuilt_with_another_model_under_the_service_is_a_json_503(tmp_path: Path) -> None:
+    folder = make_word_model_folder(tmp_path / "m")
+    model = isbert.load(folder, device="cpu")
+    corpus = write_lines(tmp_path / "c.txt", TEXTS[:20])
+    SearchIndex.build(tmp_path / "idx", model, str(folder), corpus, show_progress=False)
+    app = create_app(model, "tiny-isbert", index=SearchIndex.open(tmp_path / "idx"), batch_wait_ms=1)
+    other = isbert.load(make_word_model_folder(tmp_path / "other", seed=4), device="cpu")
+    for url in _run_server(app):
+        SearchIndex.build(tmp_path / "idx", other, "other", corpus, overwrite=True, show_progress=False)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            answer = client.post("/search", json={"query": TEXTS[1], "mode": "hybrid"})
+            assert answer.status_code == 503 and answer.json()["error"]["code"] == "index_unavailable"
+            assert "another model" in answer.json()["error"]["message"]
+            assert client.get("/health").status_code == 200
