@@ -24,6 +24,19 @@ def test_read_lines_strips_bom_and_crlf_and_keeps_empty_lines(tmp_path: Path) ->
     assert readers.read_lines(path) == ["header", "row 1", "", "row 3"]
 
 
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [(b"\xef\xbb\xbf", []), (b"\xef\xbb\xbf\n", [""]), (b"\xef\xbb\xbf\r\n", [""]), (b"\n", [""]), (b"", [])],
+)
+def test_read_lines_a_bom_alone_is_empty_but_a_bom_and_newline_is_one_empty_line(
+    tmp_path: Path, content: bytes, expected: list[str]
+) -> None:
+    """A gold file of one unscored pair (an empty line) keeps that line after a BOM, so its pairs still line up."""
+    path = tmp_path / "STS.gs.x.txt"
+    path.write_bytes(content)
+    assert readers.read_lines(path) == expected
+
+
 def test_read_lines_does_not_split_on_form_feed(tmp_path: Path) -> None:
     path = write(tmp_path / "f.txt", "a\x0cb\nc")
     assert readers.read_lines(path) == ["a\x0cb", "c"]

@@ -46,17 +46,19 @@ def read_lines(path: str | os.PathLike[str], encoding: str = "utf-8") -> list[st
     """
     path = Path(path)
     lines: list[str] = []
+    terminated = False  # whether the last line read ended with its newline
     try:
         with path.open("rb") as handle:
             for number, raw in capped_lines(path, handle):
                 lines.append(_decoded(path, number, raw, encoding))
+                terminated = raw.endswith(b"\n")
     except FileNotFoundError:
         raise IsbertError(f"missing data file: {path}; {GET_DATA_HINT}") from None
     except OSError as error:  # a folder in its place, no permission, an I/O error
         raise IsbertError(f"{path}: cannot read ({error.strerror or error})") from None
     if lines and lines[0].startswith("\ufeff"):
         lines[0] = lines[0][1:]
-        if len(lines) == 1 and not lines[0]:  # a file holding only a BOM is empty, not one empty line
+        if len(lines) == 1 and not lines[0] and not terminated:  # only a BOM: empty, but BOM + newline is a line
             lines.pop()
     return lines
 
