@@ -56,7 +56,7 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    from isbert.experiments.runner import DEFAULT_RESULTS_DIR, DEFAULT_RUNS_DIR
+    from isbert.experiments.jobs import DEFAULT_RESULTS_DIR, DEFAULT_RUNS_DIR
 
     parser = subparsers.add_parser(
         "experiment",

@@ -26,6 +26,8 @@ from isbert.experiments.config import (
 )
 from isbert.training.config import names_of_kind
 
+DEFAULT_RUNS_DIR = Path("runs/experiments")
+DEFAULT_RESULTS_DIR = Path("experiments/results")
 RESULT_FILE = "result.json"
 TRAINED_FILE = "trained.json"
 """Written when training finishes, so an interruption during evaluation does not train again."""

@@ -27,12 +27,19 @@ from isbert.experiments.config import (
     SIF_BASELINES,
     Experiment,
 )
-from isbert.experiments.jobs import RESULT_FILE, TRAIN_DIR, TRAINED_FILE, Job, plan, read_json
+from isbert.experiments.jobs import (
+    DEFAULT_RESULTS_DIR,
+    DEFAULT_RUNS_DIR,
+    RESULT_FILE,
+    TRAIN_DIR,
+    TRAINED_FILE,
+    Job,
+    plan,
+    read_json,
+)
 from isbert.training.selection import STSB_KEY, best_entry
 from isbert.version import __version__
 
-DEFAULT_RUNS_DIR = Path("runs/experiments")
-DEFAULT_RESULTS_DIR = Path("experiments/results")
 INTERRUPTED = "interrupted; run the same command again: finished runs are reused and this one resumes"
 SELECTIONS = ("labeled", "label_free")
 
