@@ -1,3 +1,3 @@
-"""The package version, one declaration (pyproject.toml states the same number for the build)."""
+"""The package version, its one declaration (pyproject.toml reads it for the build: ``dynamic = ["version"]``)."""
 
 __version__ = "0.1.0"
