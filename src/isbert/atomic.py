@@ -291,7 +291,7 @@ def _published(path: str | os.PathLike[str]) -> Iterator[tuple[int, Path]]:
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a new temporary path beside ``path`` for a writer that takes a file name (faiss, matplotlib); on
+    """Yield a new temporary path beside ``path`` for a writer that can only take a file name; on
     success it is renamed to ``path`` (see :func:`_published`). Prefer :func:`atomic_open` where a handle will do:
     a handle never reopens the name."""
     with _published(path) as (_fd, partial):

@@ -99,6 +99,34 @@ def test_index_writes_never_go_through_a_planted_link(
     assert untouched(victim)
 
 
+def test_a_temporary_swapped_for_a_link_while_faiss_writes_changes_nothing_outside(
+    word_model_folder: Path, tmp_path: Path, victim: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The race a check cannot close for a writer that reopens a name: an attacker replaces the new temporary with
+    a link just before faiss writes. The vectors go through the handle isbert created, so the victim is untouched
+    and the swapped name is refused, not published."""
+    import faiss
+
+    index, model = tmp_path / "idx", str(word_model_folder)
+    corpus = write_lines(tmp_path / "c.txt", sentences(20))
+    assert main(["index", "build", str(index), "--model", model, "-i", str(corpus), "--no-progress"]) == 0
+    write_index = faiss.write_index
+
+    def swap_then_write(vectors, target):
+        for partial in index.glob(".vectors-*.partial*"):
+            partial.unlink()
+            partial.symlink_to(victim)
+        return write_index(vectors, target)
+
+    monkeypatch.setattr(faiss, "write_index", swap_then_write)
+    more = write_lines(tmp_path / "more.txt", sentences(5, offset=40))
+    code = main(["index", "add", str(index), "-i", str(more), "--model", model, "--no-progress"])
+    assert "refused" in one_line(capsys, code)
+    assert untouched(victim)
+    monkeypatch.undo()
+    assert main(["search", str(index), "the man runs", "-k", "1"]) == 0  # the old generation still answers
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("command", ["add", "delete", "build --overwrite", "new build"])
 def test_links_at_the_database_names_are_refused_or_replaced(

@@ -32,7 +32,7 @@ import faiss
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from isbert.atomic import atomic_file
+from isbert.atomic import atomic_open
 from isbert.cli_types import MAX_K
 from isbert.errors import IsbertError
 from isbert.identity import sha256_file
@@ -829,8 +829,8 @@ def _publish(connection: sqlite3.Connection, folder: Path, index: faiss.Index, g
     count = connection.execute("SELECT count(*) FROM docs").fetchone()[0]
     if count != index.ntotal:
         raise IsbertError(f"{folder}: {count} records but {index.ntotal} vectors; nothing was changed")
-    with atomic_file(folder / store.vectors_name(generation)) as partial:
-        faiss.write_index(index, str(partial))
+    with atomic_open(folder / store.vectors_name(generation)) as handle:
+        faiss.write_index(index, faiss.PyCallbackIOWriter(handle.write))  # the handle, never the name reopened
     connection.execute(
         "UPDATE state SET generation = ?, count = ?, next_id = ? WHERE one = 1", (generation, count, next_id)
     )
