@@ -135,3 +135,30 @@ def test_sigkill_during_cli_encode_then_rerun_equals_uninterrupted(
     assert rerun.returncode == 0, rerun.stderr
     np.testing.assert_array_equal(np.load(output), np.load(reference))
     reliability.fault()
+
+
+class SwappingPartial:
+    """Wraps a model; on the last encode call it replaces the partial matrix with a link to ``victim``."""
+
+    def __init__(self, model, partial: Path, victim: Path) -> None:
+        self.model, self.partial, self.victim = model, partial, victim
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def encode(self, texts, **kwargs):
+        self.partial.unlink()
+        self.partial.symlink_to(self.victim)
+        return self.model.encode(texts, **kwargs)
+
+
+def test_a_partial_swapped_for_a_link_is_refused_not_published(tiny_isbert_folder: Path, tmp_path: Path) -> None:
+    """The output name never becomes a link an attacker planted while encoding ran, and nothing outside changes."""
+    source, output, victim = tmp_path / "corpus.txt", tmp_path / "out.npy", tmp_path / "victim.txt"
+    write_corpus(source, 5)
+    victim.write_text("keep me\n")
+    model = SwappingPartial(isbert.load(tiny_isbert_folder, device="cpu"), tmp_path / ".out.npy.partial", victim)
+    with pytest.raises(isbert.IsbertError, match="replaced or linked elsewhere"):
+        encode_file(model, source, output, chunk_size=8, show_progress=False)
+    assert not output.exists() and not output.is_symlink()
+    assert victim.read_text() == "keep me\n"

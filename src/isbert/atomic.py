@@ -217,7 +217,7 @@ def create_fresh(path: str | os.PathLike[str], *, read: bool = False) -> int:
         raise _refuse(path, "a file appeared at this name while isbert was creating it") from None
 
 
-def _check_own(fd: int, path: Path) -> None:
+def check_own(fd: int, path: Path) -> None:
     """``path`` must still name the single-linked regular file open at ``fd``: not a link, not a second name."""
     opened = os.fstat(fd)
     try:
@@ -280,7 +280,7 @@ def _published(path: str | os.PathLike[str]) -> Iterator[tuple[int, Path]]:
     fd, partial = _new_temporary(target)
     try:
         yield fd, partial
-        _check_own(fd, partial)
+        check_own(fd, partial)
         os.fsync(fd)
         os.replace(partial, target)
         fsync_parent(target)

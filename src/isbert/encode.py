@@ -18,7 +18,7 @@ import numpy as np
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
-from isbert.atomic import create_fresh, fsync_parent, write_json_atomic
+from isbert.atomic import check_own, create_fresh, fsync_parent, write_json_atomic
 from isbert.errors import IsbertError
 from isbert.inputs import InputFile, InputSpec, describe, expand_inputs, iter_input_texts
 from isbert.io import EncodingErrors, ReadStats
@@ -319,6 +319,7 @@ def encode_file(
                 }
                 write_json_atomic(progress_file, {"job": job, "done": done}, indent=None)
                 bar.update(len(chunk))
+        check_own(output.fileno(), partial)  # the name to publish is still the file written, not a swapped-in link
     except IsbertError:
         output.close()
         for leftover in (partial, progress_file, sources_partial):
