@@ -11,7 +11,7 @@ import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from isbert.errors import FROM_DEEP_INSIDE, IsbertError, deep_error_line, is_rust_panic
+from isbert.errors import FROM_DEEP_INSIDE, IsbertError, deep_error_line, error_line, is_rust_panic
 from isbert.threads import prepare_environment
 from isbert.version import __version__
 
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         prepare_environment()  # before anything imports torch: its OpenMP runtime reads these once
     except IsbertError as error:
-        print(f"isbert: error: {error}", file=sys.stderr)
+        print(f"isbert: error: {error_line(str(error))}", file=sys.stderr)
         return 2
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -146,13 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IsbertError as error:
         if args.verbose:
             raise
-        print(f"isbert {args.command}: error: {error}", file=sys.stderr)
+        print(f"isbert {args.command}: error: {error_line(str(error))}", file=sys.stderr)
         return 2
     except OSError as error:  # a path that cannot be read or written (parent is a file, disk full, permissions)
         if args.verbose:
             raise
         where = f"{error.filename}: " if error.filename else ""
-        print(f"isbert {args.command}: error: {where}{error.strerror or error}", file=sys.stderr)
+        print(f"isbert {args.command}: error: {error_line(f'{where}{error.strerror or error}')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         hint = getattr(args, "interrupt_hint", "")

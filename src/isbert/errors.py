@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class IsbertError(Exception):
     """An error caused by the user's input (a file, a flag, a model name), with a message that says how to fix it."""
@@ -20,6 +22,32 @@ class InputError(IsbertError):
 def printable(text: str) -> str:
     """Escape control characters (a column name may hold a newline), so that an error stays on one line."""
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+MAX_ERROR_LINE = 2_000
+"""The most characters of an error line the command line prints: a message quoting a hostile input stays readable."""
+
+
+def error_line(message: str) -> str:
+    """``message`` as the one line the command line prints: control characters escaped, at most
+    :data:`MAX_ERROR_LINE` characters (the cut says how much was left out)."""
+    line = printable(message)
+    if len(line) <= MAX_ERROR_LINE:
+        return line
+    return f"{line[:MAX_ERROR_LINE]} ... ({len(line) - MAX_ERROR_LINE} more characters)"
+
+
+def brief(text: str, width: int = 60) -> str:
+    """``text`` (a name or value from an input) cut to ``width`` characters and made printable, for a message."""
+    return printable(text if len(text) <= width else text[: width - 3] + "...")
+
+
+def some_names(names: Iterable[str], shown: int = 8, width: int = 40) -> str:
+    """``names`` for an error message, bounded whatever the input held: the first ``shown``, each :func:`brief`,
+    then how many more (a hostile file can name a million keys)."""
+    names = list(names)
+    listed = ", ".join(brief(name, width) for name in names[:shown])
+    return listed + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def is_rust_panic(error: BaseException) -> bool:

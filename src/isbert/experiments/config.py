@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from isbert.cli_types import MAX_COMPONENTS, MAX_SEED
-from isbert.errors import IsbertError
+from isbert.errors import IsbertError, brief, some_names
 from isbert.sif import NAMED_BASELINES, SifSettings
 
 if sys.version_info >= (3, 11):
@@ -94,6 +94,8 @@ MAX_EXPERIMENT_BYTES = 1 << 20
 file is one line, not a parse of all of it held in memory (TOML has no records to cap one by one)."""
 EXPERIMENT_KEYS = ("name", "description", "budget_minutes", "tasks", "seeds", "tradeoff_task", "paper_tables")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+MAX_NAME = 100
+"""The longest experiment or run name: it names a folder (file systems allow 255 bytes), and reports quote it."""
 TARGET_LABEL = "target"
 """The ``corpus`` label of a run trained on the evaluation's own test sentences (the target-domain setting)."""
 GENERAL_LABEL = "general"
@@ -299,15 +301,17 @@ def _check_settings(table: dict[str, Any], where: str) -> dict[str, Any]:
     for key, value in table.items():
         if key in RUNNER_KEYS:
             why = "seeds come from [experiment] seeds" if key == "seed" else "the runner sets it"
-            raise IsbertError(f"{where}: key '{key}' cannot be set here ({why})")
+            raise IsbertError(f"{where}: key '{key}' cannot be set here ({why})")  # a known name: short
         if key not in types_:
             allowed = [k for k in types_ if k not in RUNNER_KEYS]
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
-            raise IsbertError(f"{where}: unknown key '{key}' ({hint}valid: TrainConfig fields {', '.join(allowed)})")
+            raise IsbertError(
+                f"{where}: unknown key '{brief(key)}' ({hint}valid: TrainConfig fields {', '.join(allowed)})"
+            )
         ok, converted = _convert(value, types_[key])
         if not ok:
-            raise IsbertError(f"{where}: key '{key}' must be {_describe(types_[key])}, got {value!r}")
+            raise IsbertError(f"{where}: key '{key}' must be {_describe(types_[key])}, got {brief(repr(value))}")
         try:
             check_setting(key, converted)  # the bounds TrainConfig declares, flags and files alike
         except IsbertError as error:
@@ -324,10 +328,10 @@ def _table(document: dict[str, Any], key: str, where: str) -> dict[str, Any]:
 
 
 def _name(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _SAFE_NAME.match(value):
+    if not isinstance(value, str) or len(value) > MAX_NAME or not _SAFE_NAME.match(value):
         raise IsbertError(
-            f"{where}: name must be a non-empty string of letters, digits, '.', '_', '+' and '-' "
-            f"(it names a folder), got {value!r}"
+            f"{where}: name must be a non-empty string of at most {MAX_NAME} letters, digits, '.', '_', '+' and '-' "
+            f"(it names a folder), got {brief(repr(value))}"
         )
     return value
 
@@ -385,7 +389,7 @@ def _read_document(path: Path) -> dict[str, Any]:
         raise IsbertError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     unknown = sorted(set(document) - {"experiment", "defaults", "run"})
     if unknown:
-        raise IsbertError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; expected [experiment], "
+        raise IsbertError(f"{path}: unknown top-level key(s) {some_names(unknown)}; expected [experiment], "
                           "[defaults] and [[run]] tables")  # fmt: skip
 
     return document
@@ -398,7 +402,7 @@ def _read_head(head: dict[str, Any], path: Path) -> tuple[str, str, Any, list[st
     where = f"{path}: [experiment]"
     extra = sorted(set(head) - set(EXPERIMENT_KEYS))
     if extra:
-        raise IsbertError(f"{where}: unknown key(s) {', '.join(extra)}; valid: {', '.join(EXPERIMENT_KEYS)}")
+        raise IsbertError(f"{where}: unknown key(s) {some_names(extra)}; valid: {', '.join(EXPERIMENT_KEYS)}")
     name = _name(head.get("name", path.stem), where)
     description = head.get("description", "")
     if not isinstance(description, str):
