@@ -46,10 +46,31 @@ def seconds_per_call(work: Callable[[], object]) -> float:
 
 
 def assert_near_linear(work: Callable[[int], Callable[[], object]], base: int) -> None:
-    """``work(n)`` prepares an input of about ``n`` bytes and returns the call to time on it."""
+    """``work(n)`` prepares an input of about ``n`` bytes and returns the call to time on it.
+
+    A slope over the limit is measured once more and each size keeps its faster time: a busy machine slows one
+    measurement (CI saw 1.51 for a reader measured at 1.08 alone), while a quadratic reader is slow both times."""
     times = [seconds_per_call(work(base * m)) for m in SIZES]
-    slope = math.log(max(times[-1], 1e-9) / max(times[0], 1e-9)) / math.log(SIZES[-1])
+    if _slope(times) >= SLOPE:
+        times = [min(first, seconds_per_call(work(base * m))) for first, m in zip(times, SIZES, strict=True)]
+    slope = _slope(times)
     assert slope < SLOPE, f"time per call at sizes {SIZES} x {base}: {times} (log-log slope {slope:.2f})"
+
+
+def _slope(times: list[float]) -> float:
+    return math.log(max(times[-1], 1e-9) / max(times[0], 1e-9)) / math.log(SIZES[-1])
+
+
+def test_the_measure_catches_a_quadratic_reader() -> None:
+    """The check itself can fail: a reader that rescans what it has read for each new item (the classic quadratic
+    join) is over the slope even after its second measurement."""
+
+    def rescanning(n: int) -> Callable[[], object]:
+        items = [str(i) for i in range(n // 64)]
+        return lambda: [",".join(items[:i]) for i in range(len(items))][-1:]
+
+    with pytest.raises(AssertionError, match="log-log slope"):
+        assert_near_linear(rescanning, 16_384)
 
 
 def refused_or_parsed(parse: Callable[[], object]) -> Callable[[], object]:
