@@ -14,9 +14,11 @@ import torch
 import isbert.objectives
 from isbert.errors import IsbertError
 from isbert.objectives import NAMES, OBJECTIVES, objective
-from isbert.training import TrainConfig
+from isbert.training import TrainConfig, TrainResult
 from isbert.training.config import add_arguments, choices, setting_types, validate
+from isbert.training.corpus import CorpusStats
 from isbert.training.models import build_model
+from isbert.training.result import model_card
 
 HELPERS = {"base"}
 """Modules of the package that hold no objective."""
@@ -59,6 +61,27 @@ def test_validation_reads_the_registry(name: str) -> None:
     else:
         with pytest.raises(IsbertError, match=f"--anchor works with --objective is, simcse, is\\+simcse, not {name}"):
             validate(anchored)
+
+
+def _result(tmp_path: Path) -> TrainResult:
+    history = [{"step": 0, "stsb_dev_spearman": 0.5}, {"step": 10, "stsb_dev_spearman": 0.6}]
+    return TrainResult(
+        output_dir=tmp_path, steps=10, seconds=1.0, sentences_per_second=1.0, corpus=CorpusStats(),
+        best={"step": 10, "metric": "stsb_dev_spearman", "value": 0.6}, start=history[0], history=history,
+        agreement=None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_model_card_describes_the_runs_own_objective_and_cites_its_paper(name: str, tmp_path: Path) -> None:
+    entry = OBJECTIVES[name]
+    card = model_card(TrainConfig(objective=name, corpus=["x.txt"]), _result(tmp_path), masked=False)
+    assert f"# {entry.title} model trained with isbert" in card
+    assert all(paper in card for paper in entry.paper.split("; ")) and entry.bibtex in card  # is+simcse: two
+    assert entry.describe(TrainConfig(objective=name)) in card
+    assert all(tag in card.split("---")[1] for tag in entry.tags)
+    if "2009.12061" not in entry.paper:  # a peer's card does not present its model as IS-BERT
+        assert "IS-BERT" not in card and "2009.12061" not in card and "zhang-etal-2020" not in card
 
 
 @pytest.mark.parametrize("name", NAMES)
