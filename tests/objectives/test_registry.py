@@ -102,3 +102,12 @@ def test_an_objective_that_needs_layers_says_so_before_loading(tiny_backbone: Pa
         reason = entry.not_applicable(str(tiny_backbone), 0)
         assert (reason is not None) == entry.needs_layers, name
         assert entry.not_applicable(str(tiny_backbone), None) is None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_training_columns_are_the_declared_ones(name: str) -> None:
+    from datasets import Dataset
+
+    entry = OBJECTIVES[name]
+    prepared = entry.training_columns(Dataset.from_dict({"text": ["one two three four", "five six"]}), seed=3)
+    assert tuple(prepared[0]) == entry.columns and prepared[1]["text"] == "five six"

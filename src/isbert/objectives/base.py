@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from isbert.losses import Anchor, Critic, Estimator
     from isbert.losses import Objective as Terms
+    from isbert.modules import Activation
 
 
 class Settings(Protocol):
@@ -28,7 +29,7 @@ class Settings(Protocol):
     model: str
     encoder_layers: int | None
     seed: int
-    activation: str
+    activation: Activation
     estimator: Estimator
     critic: Critic
     temperature: float
