@@ -278,6 +278,8 @@ class SimCSELoss(nn.Module):
 
 Objective = Literal["is", "simcse", "is+simcse"]
 OBJECTIVES: tuple[str, ...] = ("is", "simcse", "is+simcse")
+"""The terms :class:`AnchoredObjective` sums (IS, SimCSE or both): its ``objective`` argument. The ``--objective``
+values are the registry's (``isbert.objectives``); these three entries build this loss with their terms."""
 Anchor = Literal["none", "distill", "l2sp"]
 ANCHORS: tuple[str, ...] = ("none", "distill", "l2sp")
 

@@ -13,6 +13,7 @@ import pytest
 from isbert.errors import IsbertError
 from isbert.losses import ANCHORS, CRITICS, ESTIMATORS
 from isbert.modules import ACTIVATIONS
+from isbert.objectives import OBJECTIVES
 from isbert.sif import PROBABILITIES
 from isbert.training.config import (
     LR_SCHEDULERS,
@@ -27,7 +28,6 @@ from isbert.training.config import (
     settings_table,
     validate,
 )
-from isbert.training.objectives import OBJECTIVES
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "training.md"
 REQUIRED = ["--corpus", "c.txt", "--output", "out"]
@@ -76,7 +76,7 @@ def test_the_docs_table_is_the_declaration() -> None:
 
 def test_choices_are_the_modules_own_option_lists() -> None:
     hints = setting_types()
-    expected = {"activation": ACTIVATIONS, "estimator": ESTIMATORS, "objective": OBJECTIVES, "critic": CRITICS,
+    expected = {"activation": ACTIVATIONS, "estimator": ESTIMATORS, "objective": tuple(OBJECTIVES), "critic": CRITICS,
                 "anchor": ANCHORS, "lr_scheduler": tuple(LR_SCHEDULERS), "train_parts": TRAIN_PARTS,
                 "sif_probabilities": PROBABILITIES}  # fmt: skip
     for name, options in expected.items():

@@ -50,6 +50,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from isbert.cli_types import MAX_COMPONENTS, MAX_SEED
 from isbert.errors import IsbertError, brief, some_names
+from isbert.objectives import NAMES as OBJECTIVE_NAMES
+from isbert.objectives import objective as objective_of
 from isbert.sif import NAMED_BASELINES, SifSettings
 
 if sys.version_info >= (3, 11):
@@ -129,7 +131,7 @@ class RunSpec:
         for SIF weights inside training, ...)."""
         if self.baseline is not None:
             return self.baseline
-        objective = str(settings.get("objective", "is"))
+        objective = str(settings.get("objective", OBJECTIVE_NAMES[0]))
         weights = settings.get("word_weights", "none")
         return objective if weights == "none" else f"{objective}+{weights}"
 
@@ -183,7 +185,8 @@ class Experiment:
         return {"method": spec.method(merged), "backbone": backbone, "corpus": corpus}
 
     def not_applicable(self, spec: RunSpec) -> str | None:
-        """Why a run cannot run on its backbone (TSDAE without transformer layers, model2vec of word vectors)."""
+        """Why a run cannot run on its backbone (an objective that needs transformer layers without them, model2vec
+        of word vectors)."""
         merged = {**self.defaults, **spec.overrides}
         model = str(merged.get("model", "offline-minilm"))
         if spec.baseline == "model2vec":
@@ -194,10 +197,9 @@ class Experiment:
             from isbert.sif_model import context_free_reason
 
             return context_free_reason(model, merged.get("encoder_layers"))
-        if spec.baseline is None and merged.get("objective") == "tsdae":
-            from isbert.tsdae import not_applicable as tsdae_not_applicable
-
-            return tsdae_not_applicable(model, merged.get("encoder_layers"))
+        if spec.baseline is None:
+            trained = objective_of(str(merged.get("objective", OBJECTIVE_NAMES[0])))
+            return trained.not_applicable(model, merged.get("encoder_layers"))
         return None
 
     def seeds_of(self, spec: RunSpec) -> list[int | None]:

@@ -13,7 +13,7 @@ import argparse
 import math
 import types
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from isbert.cli_types import (
     DATA_DIR_TEXT,
@@ -29,6 +29,9 @@ from isbert.cli_types import (
     READER_HELP,
 )
 from isbert.errors import IsbertError
+from isbert.objectives import NAMES as OBJECTIVE_NAMES
+from isbert.objectives import help_text as objective_help
+from isbert.objectives import objective as objective_of
 
 KINDS = {
     "data": "corpus",
@@ -45,8 +48,12 @@ KINDS = {
 does: it says what is measured)."""
 
 TRAIN_PARTS = ("all", "head", "head+embeddings")
-POOLED_OBJECTIVES = ("simcse", "tsdae", "ct")
-"""Objectives that train the encoder with mean pooling and no CNN head (the peers of IS-BERT)."""
+if TYPE_CHECKING:
+    ObjectiveName = str
+else:
+    # The registry's names as a Literal, so that --objective's choices, validation and the docs table read them
+    # like every other setting's; a type checker cannot evaluate it, and sees a str.
+    ObjectiveName = Literal[OBJECTIVE_NAMES]
 LR_SCHEDULERS = {"linear": "linear", "constant": "constant_with_warmup", "cosine": "cosine"}
 """``--lr-scheduler`` names and the transformers scheduler each one selects (after the warm-up)."""
 
@@ -151,10 +158,7 @@ class TrainConfig:
     sif_probabilities: Literal["corpus", "zipf"] = setting(
         "corpus", "p(w) for --word-weights: counted on --input, or from the word's rank in a frequency-sorted "
         "word-vector vocabulary (zipf: GloVe's)", "head")  # fmt: skip
-    objective: Literal["is", "simcse", "is+simcse", "tsdae", "ct"] = setting(
-        "is", "is: IS-BERT; simcse: unsupervised SimCSE (encoder + mean pooling, dropout twins, no CNN); is+simcse: "
-        "both terms on the IS-BERT model; tsdae: TSDAE (denoising auto-encoder, needs transformer layers) and ct: "
-        "Contrastive Tension, both on the encoder + mean pooling", "head")  # fmt: skip
+    objective: ObjectiveName = setting(OBJECTIVE_NAMES[0], objective_help(), "head")
     # --- objective
     estimator: Literal["jsd", "infonce", "dv"] = setting("jsd", "mutual-information estimator", "objective",
                                                          note="paper and released: jsd")  # fmt: skip
@@ -282,10 +286,12 @@ def validate(config: TrainConfig) -> None:
         _check_setting(spec.name, getattr(config, spec.name), hints[spec.name], spec.metadata)
     if not config.corpus:
         raise IsbertError(f"no corpus given ({flag_of('corpus')} FILE, FOLDER or 'PATTERN' ...)")
-    if config.objective in POOLED_OBJECTIVES and config.train_parts == "head":
+    objective = objective_of(config.objective)
+    if objective.pooled and config.train_parts == "head":
         raise IsbertError(f"--objective {config.objective} has no head to train; use --train-parts all")
-    if config.objective in ("tsdae", "ct") and config.anchor != "none" and config.anchor_weight > 0:
-        raise IsbertError(f"--anchor works with --objective is, simcse or is+simcse, not {config.objective}")
+    if not objective.anchorable and config.anchor != "none" and config.anchor_weight > 0:
+        anchorable = ", ".join(name for name in OBJECTIVE_NAMES if objective_of(name).anchorable)
+        raise IsbertError(f"--anchor works with --objective {anchorable}, not {config.objective}")
     if config.select == "stsb" and config.dev != "stsb":
         raise IsbertError("--select stsb needs --dev stsb")
 

@@ -11,24 +11,23 @@ import torch
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.sentence_transformer.losses import DenoisingAutoEncoderLoss
 from sentence_transformers.sentence_transformer.modules import Pooling, WordWeights
 
 from isbert import sif
 from isbert.errors import IsbertError
 from isbert.model import build, load, pooled_encoder, resolve_model_name, truncate_encoder
 from isbert.modules import is_cnn_head
+from isbert.objectives import objective
 from isbert.sif_model import check_static, count_tokens, probabilities, vocabulary, word_weights
-from isbert.training.config import POOLED_OBJECTIVES, TrainConfig
+from isbert.training.config import TrainConfig
 
 
 def build_model(config: TrainConfig) -> Any:
-    """The model a run starts from: a fresh IS-BERT model (``objective`` ``is``/``is+simcse``) or the encoder with
-    mean pooling (``simcse``, ``tsdae``, ``ct``); a saved isbert model is continued as it is. Seed torch first for a
-    reproducible head.
+    """The model a run starts from: a fresh IS-BERT model or, for a pooled objective (SimCSE, TSDAE, CT), the
+    encoder with mean pooling; a saved isbert model is continued as it is. Seed torch first for a reproducible head.
     """
     path = resolve_model_name(config.model)
-    if config.objective in POOLED_OBJECTIVES:
+    if objective(config.objective).pooled:
         return add_word_weights(build_baseline(config, "mean"), config)
     if os.path.isdir(path) and _has_cnn_head(_modules_json(path)):
         model = load(path, device=config.device)
@@ -168,18 +167,18 @@ def freeze_parts(model: Any, parts: str) -> list[str]:
     return frozen
 
 
-def freeze_unused_parameters(model: Any, loss: Any) -> list[str]:
+def freeze_unused_parameters(model: Any, loss: Any, columns: int = 1) -> list[str]:
     """Freeze parameters that get no gradient from the IS-BERT loss (e.g. BERT's pooler), so DDP does not fail.
 
-    Found with one forward/backward pass on two fixed sentences, in a forked RNG so training's randomness is intact.
+    Found with one forward/backward pass on two fixed sentences (as each of the loss's ``columns``, TSDAE's noisy
+    twin and text), in a forked RNG so training's randomness is intact.
     """
     texts = ["a probe sentence .", "another probe sentence here ."]
     features = model.preprocess(texts)
     features = {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
     devices = [model.device.index] if model.device.type == "cuda" else []
-    columns = [features, features] if isinstance(loss, DenoisingAutoEncoderLoss) else [features]  # (noisy, text)
     with torch.random.fork_rng(devices=devices):
-        loss(columns, None).backward()
+        loss([features] * columns, None).backward()
     frozen = []
     for name, parameter in model.named_parameters():
         if parameter.requires_grad and parameter.grad is None:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from isbert.citation import ISBERT_BIBTEX
 from isbert.corpus import CorpusStats
 from isbert.errors import IsbertError
 from isbert.modules import STOCK_CNN_MASKS_FROM, MaskedCNN
+from isbert.objectives import objective
 from isbert.training.config import TrainConfig
 
 
@@ -136,10 +136,9 @@ CARD_PATH = "PATH/TO/THIS/FOLDER"
 """Where the model card's loading examples put the model's folder."""
 
 
-def _plain_loading(folder: Path) -> str:
+def _plain_loading(masked: bool) -> str:
     """How plain sentence-transformers loads the folder: isbert's MaskedCNN (ReLU, or special tokens excluded) needs
     ``trust_remote_code``; a head of sentence-transformers' own modules does not."""
-    masked = f"{MaskedCNN.__module__}.{MaskedCNN.__name__}" in (folder / "modules.json").read_text(encoding="utf-8")
     trust = ", trust_remote_code=True" if masked else ""
     why = (
         "with isbert installed: the CNN head is the class `isbert.modules.MaskedCNN`, and `trust_remote_code=True` "
@@ -158,6 +157,15 @@ embeddings = model.encode(["A man is playing a guitar."])
 
 
 def write_model_card(folder: Path, config: TrainConfig, result: TrainResult) -> None:
+    """The saved model's ``README.md``."""
+    masked = f"{MaskedCNN.__module__}.{MaskedCNN.__name__}" in (folder / "modules.json").read_text(encoding="utf-8")
+    (folder / "README.md").write_text(model_card(config, result, masked=masked), encoding="utf-8")
+
+
+def model_card(config: TrainConfig, result: TrainResult, *, masked: bool) -> str:
+    """The model card of a run: its objective's title, text, paper and citation (from the objectives' registry),
+    how to load it (``masked``: its head is isbert's MaskedCNN), its data, settings and selection."""
+    trained = objective(config.objective)
     rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in config.trajectory().items())
     history = "\n".join(
         f"| {h['step']} | "
@@ -179,17 +187,15 @@ def write_model_card(folder: Path, config: TrainConfig, result: TrainResult) -> 
         selected = f"step {best['step']} by `{best['metric']}` = {best['value']:.4f}"
         if best["step"] == 0:
             selected += " (the starting model: no evaluation beat it)"
-    card = f"""---
-tags: [sentence-transformers, isbert, unsupervised, mutual-information]
+    tags = ", ".join(("sentence-transformers", "isbert", "unsupervised", *trained.tags))
+    return f"""---
+tags: [{tags}]
 library_name: sentence-transformers
 ---
 
-# IS-BERT model trained with isbert
+# {trained.title} model trained with isbert
 
-IS-BERT (Zhang et al., EMNLP 2020, arXiv:2009.12061): a `{config.model}` encoder, a multi-window CNN
-(activation `{config.activation}`, padding kept out of its windows) and mean pooling, trained without labels by
-maximizing the `{config.estimator}` mutual-information estimate between each sentence vector and its local n-gram
-features.
+{trained.describe(config)}
 
 ```python
 import isbert
@@ -197,7 +203,7 @@ model = isbert.load("{CARD_PATH}")
 embeddings = model.encode(["A man is playing a guitar."])
 ```
 
-{_plain_loading(folder)}
+{_plain_loading(masked)}
 
 ## Training data
 
@@ -225,7 +231,6 @@ Trained {result.steps} steps, {result.sentences_per_second:.1f} sentences/s.
 ## Citation
 
 ```bibtex
-{ISBERT_BIBTEX}
+{trained.bibtex}
 ```
 """
-    (folder / "README.md").write_text(card, encoding="utf-8")

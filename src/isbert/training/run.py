@@ -32,10 +32,11 @@ from isbert.errors import IsbertError
 from isbert.glove import word_coverage
 from isbert.inputs import InputFile, expand_inputs
 from isbert.model import load
+from isbert.objectives import objective
 from isbert.threads import plan_threads
 from isbert.training import checkpoints as ckpt
 from isbert.training.callbacks import ControlCallback, LogCallback, ProgressCallback
-from isbert.training.config import LR_SCHEDULERS, POOLED_OBJECTIVES, TrainConfig, validate
+from isbert.training.config import LR_SCHEDULERS, TrainConfig, validate
 from isbert.training.corpus import (
     CorpusStats,
     build_corpus_dataset,
@@ -45,7 +46,6 @@ from isbert.training.corpus import (
 )
 from isbert.training.evaluators import CombinedEvaluator, LabelFreeEvaluator, load_stsb_dev
 from isbert.training.models import build_model, freeze_parts, freeze_unused_parameters, tuned_encoder_warning
-from isbert.training.objectives import build_loss, training_columns
 from isbert.training.plots import plot_curves
 from isbert.training.precision import resolve_precision, trainer_flags
 from isbert.training.result import TrainingInterrupted, TrainResult, write_model_card
@@ -135,7 +135,7 @@ def train(config: TrainConfig | None = None, *, callbacks: list[Any] | None = No
     eval_steps = evaluation_interval(config, len(data.train_set), world=run.state.num_processes)
     sampler = _batch_sampler(config, model, data)
     args = _trainer_arguments(run, evaluate=evaluator is not None, eval_steps=eval_steps, sampler=sampler)
-    train_set = training_columns(data.train_set, config)
+    train_set = objective(config.objective).training_columns(data.train_set, config.seed)
     trainer, parts = _trainer(run, model, loss, args, evaluator, train_set, callbacks)
     _log_start(run, data, frozen, world=max(1, args.world_size), eval_steps=eval_steps)
     if blind:
@@ -273,7 +273,7 @@ def _selection_evaluator(run: Run, data: RunData, dev: Any) -> CombinedEvaluator
                 critic=config.critic,
                 temperature=config.temperature,
                 exclude_radius=config.exclude_radius,
-                mi=config.objective not in POOLED_OBJECTIVES,  # a mean-pooled encoder has no local features
+                mi=not objective(config.objective).pooled,  # a mean-pooled encoder has no local features
             )
         )
     elif run.select == "label-free" and config.select == "label-free":
@@ -289,8 +289,9 @@ def _model_and_loss(config: TrainConfig) -> tuple[Any, nn.Module, list[str]]:
     # We write our own model card; sentence-transformers' widget sampling would print a bar and draw from `random`.
     model.model_card_data.set_widget_examples = lambda dataset: None
     frozen = freeze_parts(model, config.train_parts)
-    loss = build_loss(model, config)
-    return model, loss, frozen + freeze_unused_parameters(model, loss)
+    trained = objective(config.objective)
+    loss = trained.build_loss(model, config)
+    return model, loss, frozen + freeze_unused_parameters(model, loss, len(trained.columns))
 
 
 def evaluation_interval(config: TrainConfig, train_size: int, world: int = 1) -> int:

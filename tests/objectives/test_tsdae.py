@@ -11,9 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from isbert.errors import IsbertError
+from isbert.objectives import OBJECTIVES
+from isbert.objectives.tsdae import delete_words, denoising_loss, with_deletion_noise
 from isbert.training import TrainConfig
 from isbert.training.models import build_baseline
-from isbert.tsdae import delete_words, denoising_loss, not_applicable, with_deletion_noise
 
 words = st.lists(st.text(alphabet="abcdefgh", min_size=1, max_size=5), min_size=1, max_size=30)
 
@@ -91,11 +92,11 @@ def test_word_vectors_are_refused_in_one_line(tmp_path: Path) -> None:
 
 
 def test_applicability_is_known_from_the_settings(tiny_backbone: Path, tmp_path: Path) -> None:
-    assert not_applicable(str(tiny_backbone), None) is None
-    assert not_applicable(str(tiny_backbone), 1) is None
-    assert "encoder_layers = 0" in (not_applicable(str(tiny_backbone), 0) or "")
+    assert OBJECTIVES["tsdae"].not_applicable(str(tiny_backbone), None) is None
+    assert OBJECTIVES["tsdae"].not_applicable(str(tiny_backbone), 1) is None
+    assert "encoder_layers = 0" in (OBJECTIVES["tsdae"].not_applicable(str(tiny_backbone), 0) or "")
     (tmp_path / "modules.json").write_text("[]")  # a sentence-transformers folder with no transformers config
-    assert "no layers" in (not_applicable(str(tmp_path), None) or "")
+    assert "no layers" in (OBJECTIVES["tsdae"].not_applicable(str(tmp_path), None) or "")
 
 
 def test_a_sentence_s_damage_depends_on_the_seed_and_the_sentence_only() -> None:

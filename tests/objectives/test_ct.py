@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from isbert.contrastive_tension import CT_SCALE, contrastive_tension_loss
+from isbert.objectives.ct import CT_SCALE, contrastive_tension_loss
 from isbert.training import TrainConfig
 from isbert.training.models import build_baseline
 

@@ -1,4 +1,4 @@
-"""TSDAE as a peer of IS-BERT: sentence-transformers' ``DenoisingAutoEncoderLoss`` with its word-deletion noise.
+"""TSDAE (``--objective tsdae``): sentence-transformers' ``DenoisingAutoEncoderLoss`` with its word-deletion noise.
 
 Wang, Reimers, Gurevych. "TSDAE: Using Transformer-based Sequential Denoising Auto-Encoder for Unsupervised
 Sentence Embedding Learning". Findings of EMNLP 2021, arXiv:2104.06979 (it also benchmarks IS-BERT).
@@ -6,7 +6,7 @@ Sentence Embedding Learning". Findings of EMNLP 2021, arXiv:2104.06979 (it also 
 The encoder (the backbone with mean pooling, like isbert's SimCSE) embeds a damaged sentence; a transformer decoder
 whose weights are tied to the encoder's must rebuild the original sentence from that one vector, through
 cross-attention in its layers. Hence the one backbone condition: a transformers encoder *with layers*. Word vectors
-(``offline-glove``) and an encoder cut to ``encoder_layers = 0`` have none (:func:`not_applicable` says so).
+(``offline-glove``) and an encoder cut to ``encoder_layers = 0`` have none (``OBJECTIVE.not_applicable`` says so).
 
 Inputs: one text column; :func:`with_deletion_noise` adds the damaged twin as the first column.
 """
@@ -14,17 +14,16 @@ Inputs: one text column; :func:`with_deletion_noise` adds the damaged twin as th
 from __future__ import annotations
 
 import hashlib
-import json
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sentence_transformers import SentenceTransformer
-from sentence_transformers.base.modules import Transformer
-from sentence_transformers.sentence_transformer.losses import DenoisingAutoEncoderLoss
 
 from isbert.errors import IsbertError
-from isbert.model import resolve_model_name, truncate_layers
+from isbert.objectives.base import Objective, Settings, encoder_of
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import DenoisingAutoEncoderLoss
 
 DELETE_RATIO = 0.6
 """The TSDAE paper's (and sentence-transformers') deletion ratio."""
@@ -67,25 +66,17 @@ def _sentence_rng(seed: int, text: str) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(digest, "little")])
 
 
-def not_applicable(model: str, encoder_layers: int | None) -> str | None:
-    """Why TSDAE cannot train this backbone (None when it can), from the settings alone (nothing is loaded)."""
-    if encoder_layers == 0:
-        return "TSDAE needs transformer layers (its tied decoder cross-attends in them); encoder_layers = 0 has none"
-    path = Path(resolve_model_name(model))
-    config = path / "config.json"
-    if path.is_dir() and not config.is_file():
-        return f"TSDAE needs a transformers encoder with layers; {model} is not one (word vectors have no layers)"
-    if config.is_file() and not json.loads(config.read_text(encoding="utf-8")).get("num_hidden_layers"):
-        return f"TSDAE needs transformer layers (its tied decoder cross-attends in them); {model} has none"
-    return None
-
-
-def denoising_loss(model: SentenceTransformer) -> DenoisingAutoEncoderLoss:
+def denoising_loss(model: SentenceTransformer, settings: Settings | None = None) -> DenoisingAutoEncoderLoss:
     """sentence-transformers' TSDAE loss on ``model`` (a transformers encoder with pooling), decoder tied to it.
 
     The decoder is built from the encoder's own folder (offline: the packaged MiniLM's), then cut to the encoder's
-    depth so that every decoder layer is tied to an encoder layer, as in the paper.
+    depth so that every decoder layer is tied to an encoder layer, as in the paper. No setting changes it.
     """
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.sentence_transformer.losses import DenoisingAutoEncoderLoss
+
+    from isbert.model import truncate_layers
+
     encoder = model[0]
     if not isinstance(encoder, Transformer):
         raise IsbertError(
@@ -104,3 +95,39 @@ def denoising_loss(model: SentenceTransformer) -> DenoisingAutoEncoderLoss:
         truncate_layers(base, layers)
         loss.decoder.config.num_hidden_layers = layers
     return loss
+
+
+PAPER = "Wang, Reimers and Gurevych, Findings of EMNLP 2021, arXiv:2104.06979"
+BIBTEX = """@inproceedings{wang-etal-2021-tsdae-using,
+    title = "{TSDAE}: Using Transformer-based Sequential Denoising Auto-Encoder for Unsupervised Sentence
+             Embedding Learning",
+    author = "Wang, Kexin and Reimers, Nils and Gurevych, Iryna",
+    booktitle = "Findings of the Association for Computational Linguistics: EMNLP 2021",
+    year = "2021",
+    pages = "671--688",
+    url = "https://arxiv.org/abs/2104.06979",
+}"""
+
+
+def describe(settings: Settings) -> str:
+    return (
+        f"TSDAE ({PAPER}): the {encoder_of(settings)} with mean pooling and no head, trained without labels as the "
+        f"encoder of a denoising auto-encoder: a transformer decoder tied to its weights rebuilds each sentence from "
+        f"the vector of a copy with each word deleted with probability {DELETE_RATIO}."
+    )
+
+
+OBJECTIVE = Objective(
+    name="tsdae",
+    help="TSDAE (denoising auto-encoder, needs transformer layers) on the encoder + mean pooling",
+    title="TSDAE",
+    paper=PAPER,
+    bibtex=BIBTEX,
+    describe=describe,
+    build_loss=denoising_loss,
+    pooled=True,
+    needs_layers=True,
+    columns=("noisy", "text"),
+    add_columns=with_deletion_noise,
+    tags=("tsdae", "denoising-auto-encoder"),
+)
