@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from isbert.atomic import write_text_atomic
 from isbert.corpus import CorpusStats
 from isbert.errors import IsbertError
 from isbert.modules import STOCK_CNN_MASKS_FROM, MaskedCNN
@@ -159,7 +160,7 @@ embeddings = model.encode(["A man is playing a guitar."])
 def write_model_card(folder: Path, config: TrainConfig, result: TrainResult) -> None:
     """The saved model's ``README.md``."""
     masked = f"{MaskedCNN.__module__}.{MaskedCNN.__name__}" in (folder / "modules.json").read_text(encoding="utf-8")
-    (folder / "README.md").write_text(model_card(config, result, masked=masked), encoding="utf-8")
+    write_text_atomic(folder / "README.md", model_card(config, result, masked=masked))
 
 
 def model_card(config: TrainConfig, result: TrainResult, *, masked: bool) -> str:
