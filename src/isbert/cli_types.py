@@ -15,6 +15,9 @@ DEVICE_HELP = f"{DEVICE_TEXT} (default: {DEVICE_DEFAULT})"
 PROGRESS_HELP = "do not show progress bars"
 BATCH_SIZE_TEXT = "texts per forward pass"
 DATA_DIR_TEXT = "the evaluation data folder, laid out as in shared/data/README.md"
+ENCODER_LAYERS_TEXT = (
+    "keep only the encoder's first N transformer layers; 0 keeps its token embeddings, the only context-free choice"
+)
 
 
 def add_device_argument(parser: argparse.ArgumentParser, default: str = DEVICE_DEFAULT) -> None:
@@ -160,6 +163,7 @@ SHARED_OPTIONS = {
     "--no-progress": PROGRESS_HELP,
     "--batch-size": BATCH_SIZE_TEXT,
     "--data-dir": DATA_DIR_TEXT,
+    "--encoder-layers": ENCODER_LAYERS_TEXT,
     "--text-field": READER_HELP["text_field"],
     "--column": READER_HELP["column"],
     "--encoding-errors": READER_HELP["encoding_errors"],

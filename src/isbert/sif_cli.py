@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from isbert.cli_types import (
+    ENCODER_LAYERS_TEXT,
     MAX_COMPONENTS,
     MAX_LAYERS,
     MAX_SAMPLE,
@@ -103,7 +104,7 @@ def _add_options(parser: argparse.ArgumentParser, method: str) -> None:
         )  # fmt: skip
     parser.add_argument(
         "--encoder-layers", type=int_in(0, MAX_LAYERS), default=None, metavar="N",
-        help="for a transformer backbone: keep its first N layers; only 0 (its token embeddings) is context-free",
+        help=f"{ENCODER_LAYERS_TEXT} (for a transformer backbone)",
     )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace a model already in --output")
     if method != "abtt":

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin, get
 from isbert.cli_types import (
     DATA_DIR_TEXT,
     DEVICE_HELP,
+    ENCODER_LAYERS_TEXT,
     INPUT_HELP,
     MAX_BATCH,
     MAX_LAYERS,
@@ -136,8 +137,7 @@ class TrainConfig:
     max_seq_length: int = setting(128, "tokens per sentence; longer ones are truncated", "model", minimum=1,
                                   maximum=MAX_SEQ_LENGTH,
                                   note="released: 128")  # fmt: skip
-    encoder_layers: int | None = setting(None, "keep only the encoder's first N transformer layers (0 = static token "
-                                         "embeddings: a weak backbone); default all", "model", minimum=0,
+    encoder_layers: int | None = setting(None, f"{ENCODER_LAYERS_TEXT} (default: all)", "model", minimum=0,
                                          maximum=MAX_LAYERS)  # fmt: skip
     # the seed draws the head's initial weights, so an untrained baseline depends on it too
     seed: int = setting(42, "seed for weights, data order, dropout and the held-out slice", "model",
