@@ -18,7 +18,7 @@ REQUIRED = [
     "search/serve.py", "search/index.py", "search/cluster.py", "search/similar.py", "encode.py",
     "evaluation/harness.py", "evaluation/sts.py", "evaluation/baselines.py", "evaluation/report.py",
     "training/run.py", "training/corpus.py", "training/checkpoints.py", "training/callbacks.py", "training/result.py",
-    "training/selection.py", "experiments/report.py", "losses.py", "modules.py",
+    "training/selection/__init__.py", "experiments/report.py", "losses.py", "modules.py",
 ]  # fmt: skip
 
 

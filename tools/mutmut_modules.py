@@ -62,8 +62,9 @@ MODULES: dict[str, list[str]] = {
     "training/corpus.py": ["tests/training/test_corpus.py", "tests/training/test_run.py"],
     "training/checkpoints.py": ["tests/training/test_train.py"],
     "training/callbacks.py": ["tests/training/test_train.py", "tests/training/test_evaluators.py"],
+    "training/selection/evaluators.py": ["tests/training/test_evaluators.py", "tests/training/test_train.py"],
     "training/result.py": ["tests/training/test_train.py", "tests/training/test_corpus.py"],
-    "training/selection.py": [
+    "training/selection/__init__.py": [
         "tests/training/test_selection.py",
         "tests/training/test_evaluators.py",
         "tests/training/test_train.py",

@@ -7,7 +7,7 @@ import pytest
 
 from isbert.evaluation.sts import evaluate_sts
 from isbert.evaluation.tasks import StsSubset, StsTask
-from isbert.training.evaluators import STSB_KEY, StsbDevEvaluator
+from isbert.training.selection.evaluators import STSB_KEY, StsbDevEvaluator
 
 
 class FixedEncoder:

@@ -15,8 +15,8 @@ import isbert.training.run as run_module
 from isbert.errors import IsbertError
 from isbert.training import TrainConfig, train
 from isbert.training.corpus import build_corpus_dataset, split_heldout
-from isbert.training.evaluators import LabelFreeEvaluator
 from isbert.training.run import prepare_output
+from isbert.training.selection.evaluators import LabelFreeEvaluator
 from isbert.training.trainer import IsbertTrainer
 
 NOT_TRAJECTORY = {

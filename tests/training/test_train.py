@@ -31,10 +31,10 @@ import isbert
 from isbert.errors import IsbertError
 from isbert.training import TrainConfig, train
 from isbert.training.checkpoints import MARKER, list_checkpoints
-from isbert.training.evaluators import LabelFreeEvaluator, alignment, uniformity
 from isbert.training.run import _nothing_to_resume, evaluation_interval, prepare_output
 from isbert.training.run_folder import SettingsMismatch
 from isbert.training.selection import selection_agreement
+from isbert.training.selection.evaluators import LabelFreeEvaluator, alignment, uniformity
 
 TINY = {"max_seq_length": 16, "out_channels": 8, "show_progress": False, "device": "cpu", "logging_steps": 2}
 

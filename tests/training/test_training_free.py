@@ -11,7 +11,7 @@ from isbert import sif
 from isbert.evaluation.sts import spearman
 from isbert.sif_model import fit_baseline
 from isbert.training.config import TrainConfig
-from isbert.training.evaluators import StsbDevEvaluator
+from isbert.training.selection.evaluators import StsbDevEvaluator
 from isbert.training.training_free import training_free_line
 
 WORDS = "the a man woman dog cat plays runs eats guitar food park street sleeps quickly red small".split()

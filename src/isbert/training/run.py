@@ -44,7 +44,6 @@ from isbert.training.corpus import (
     default_heldout_size,
     split_heldout,
 )
-from isbert.training.evaluators import CombinedEvaluator, LabelFreeEvaluator, load_stsb_dev
 from isbert.training.models import build_model, freeze_parts, freeze_unused_parameters, tuned_encoder_warning
 from isbert.training.plots import plot_curves
 from isbert.training.precision import resolve_precision, trainer_flags
@@ -62,6 +61,7 @@ from isbert.training.run_folder import (
 from isbert.training.run_log import RunLog
 from isbert.training.sampler import EpochSeededBatchSampler, LengthGroupedBatchSampler, token_lengths
 from isbert.training.selection import CRITERIA, SelectionCallback, default_criterion, selection_agreement
+from isbert.training.selection.evaluators import CombinedEvaluator, LabelFreeEvaluator, load_stsb_dev
 from isbert.training.trainer import IsbertTrainer, NonFiniteLoss
 from isbert.training.training_free import training_free_line
 

@@ -10,7 +10,7 @@ from isbert.errors import IsbertError
 
 if TYPE_CHECKING:
     from isbert.training.config import TrainConfig
-    from isbert.training.evaluators import StsbDevEvaluator
+    from isbert.training.selection.evaluators import StsbDevEvaluator
 
 
 def training_free_line(config: TrainConfig, dev: StsbDevEvaluator, step: int | None) -> str | None:

@@ -2,8 +2,9 @@
 better), the one a run uses unless told, the callback that keeps the best model by each, the choice read back from
 a history, and how the label-free choice agrees with the labeled one.
 
-The metrics themselves are computed by :mod:`isbert.training.evaluators` (STS Benchmark dev, and alignment +
-uniformity of held-out corpus sentences); the experiment runner scores both choices (:mod:`isbert.experiments.runner`).
+The metrics themselves are computed by this package's :mod:`~isbert.training.selection.evaluators` (STS Benchmark
+dev, and alignment + uniformity of held-out corpus sentences); the experiment runner scores both choices
+(:mod:`isbert.experiments.runner`).
 """
 
 from __future__ import annotations
