@@ -252,7 +252,7 @@ def _reader(config: Any) -> dict[str, Any]:
 
 
 def _dev_score(model: Any, data_dir: Path) -> float:
-    from isbert.training.evaluators import load_stsb_dev
+    from isbert.training.selection.evaluators import load_stsb_dev
 
     return 100 * load_stsb_dev(data_dir)(model)[STSB_KEY]
 
