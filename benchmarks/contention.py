@@ -49,24 +49,16 @@ def environment(variant: str) -> dict[str, str]:
     return {**env, **VARIANTS[variant]}
 
 
-def train_speed(data_dir: Path, variant: str, steps: int) -> float:
-    corpus = data_dir / "unlabeled" / "nli_sentences.snli_dev_test.txt"
-    with tempfile.TemporaryDirectory() as out:
-        command = [*ISBERT, "train", "--model", "offline-glove", "--train-parts", "head", "--lr", "1e-3", "--input",
-                   str(corpus), "--output", out, "--overwrite", "--max-steps", str(steps), "--eval-steps",
-                   str(steps), "--heldout-size", "0", "--keep-checkpoints", "0", "--no-progress"]  # fmt: skip
-        done = subprocess.run(command, env=environment(variant), capture_output=True, text=True, check=True)
-    found = re.search(r"\(([\d.]+) sentences/s in training steps", done.stdout + done.stderr)
-    if not found:
-        raise RuntimeError(f"no speed in the output of {' '.join(command)}:\n{done.stdout}\n{done.stderr}")
-    return float(found.group(1))
+GLOVE_QUICKSTART = ["--model", "offline-glove", "--train-parts", "head", "--lr", "1e-3"]
+MINILM_ALL_LAYERS = ["--model", "offline-minilm"]
 
 
-def minilm_train_speed(data_dir: Path, variant: str, steps: int) -> float:
+def train_speed(data_dir: Path, variant: str, model_args: list[str], steps: int) -> float:
+    """Sentences/s in training steps, as `isbert train` reports them (no evaluation, no checkpoint)."""
     corpus = data_dir / "unlabeled" / "nli_sentences.snli_dev_test.txt"
     with tempfile.TemporaryDirectory() as out:
-        command = [*ISBERT, "train", "--model", "offline-minilm", "--input", str(corpus), "--output", out,
-                   "--overwrite", "--max-steps", str(steps), "--eval-steps", str(steps), "--heldout-size", "0",
+        command = [*ISBERT, "train", *model_args, "--input", str(corpus), "--output", out, "--overwrite",
+                   "--max-steps", str(steps), "--eval-steps", str(steps), "--heldout-size", "0",
                    "--keep-checkpoints", "0", "--no-progress"]  # fmt: skip
         done = subprocess.run(command, env=environment(variant), capture_output=True, text=True, check=True)
     found = re.search(r"\(([\d.]+) sentences/s in training steps", done.stdout + done.stderr)
@@ -145,8 +137,10 @@ def measure(job: str, data_dir: Path, variant: str, busy: int, args: argparse.Na
 
 
 JOBS: dict[str, Callable[[Path, str, argparse.Namespace], float]] = {
-    "train (GloVe quickstart)": lambda data, variant, args: train_speed(data, variant, args.steps),
-    "train (offline-minilm)": lambda data, variant, args: minilm_train_speed(data, variant, args.minilm_steps),
+    "train (GloVe quickstart)": lambda data, variant, args: train_speed(data, variant, GLOVE_QUICKSTART, args.steps),
+    "train (offline-minilm)": lambda data, variant, args: train_speed(
+        data, variant, MINILM_ALL_LAYERS, args.minilm_steps
+    ),
     "encode (offline-minilm, torch)": lambda data, variant, args: encode_speed(data, variant, "offline-minilm"),
     "encode (offline-minilm, ONNX int8)": lambda data, variant, args: encode_speed(
         data, variant, str(args.onnx_folder), "onnx"
