@@ -183,12 +183,12 @@ class TrainConfig:
                               "optimisation", minimum=2, maximum=MAX_BATCH,
                               note="released: 32")  # fmt: skip
     lr: float = setting(2e-6, "AdamW peak learning rate", "optimisation", positive=True,
-                        note="released: 2e-6, the fork's fit() default since 8688d3d (5e-6 before), with "
-                        "correct_bias=False")  # fmt: skip
+                        note="released: 2e-6, the fork's fit() default (its first commit had 5e-6: "
+                        "docs/paper.md), with correct_bias=False")  # fmt: skip
     weight_decay: float = setting(0.01, "AdamW weight decay (not on biases and LayerNorm)", "optimisation",
                                   minimum=0, note="released: same")  # fmt: skip
     adam_epsilon: float = setting(1e-7, "AdamW epsilon", "optimisation", positive=True,
-                                  note="released: 1e-7 since b7d4d5c (1e-6 before)")  # fmt: skip
+                                  note="released: 1e-7 (its first commit had 1e-6)")  # fmt: skip
     warmup_ratio: float = setting(0.1, "linear warm-up over this fraction of the steps, then --lr-scheduler",
                                   "optimisation", minimum=0, below=1, note="released: 0.1")  # fmt: skip
     lr_scheduler: Literal["linear", "constant", "cosine"] = setting("linear", "learning-rate schedule after the "
