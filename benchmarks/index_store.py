@@ -12,8 +12,9 @@ its own process (peak RSS is per process); the reader is a second process that o
 
     .venv/bin/python benchmarks/index_store.py                      # 10k and 100k, ~2 minutes on 2 cores
     .venv/bin/python benchmarks/index_store.py --lance /tmp/lance-venv/bin/python
+    INDEX_STORE_QUERIES=20 .venv/bin/python benchmarks/index_store.py --sizes 1000000 --lance PY --output index_store_1m
 
-Writes benchmarks/results/index_store.json and .md.
+Writes benchmarks/results/index_store.json and .md (--output names another file).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 DIM = 384
-QUERIES = 200
+QUERIES = int(os.environ.get("INDEX_STORE_QUERIES", "200"))
+"""Queries per mode; fewer at 10^6, where one exact scan of a LanceDB table takes seconds."""
 ADDED = 1_000
 IMPORTS_RSS_MB = 0
 
@@ -169,6 +171,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated record counts")
     parser.add_argument("--lance", default=None, help="a python with lancedb installed, to compare")
+    parser.add_argument("--output", default="index_store", help="results file name in benchmarks/results/")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--role", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--work", default=None, help=argparse.SUPPRESS)
@@ -196,17 +199,17 @@ def main() -> None:
                 print(json.dumps(rows[-1]), flush=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    write_results(rows)
+    write_results(rows, args.output)
 
 
-def write_results(rows: list[dict]) -> None:
+def write_results(rows: list[dict], output: str) -> None:
     import faiss
 
     machine = (
         f"{platform.processor() or platform.machine()}, faiss {faiss.__version__}, SQLite {sqlite3.sqlite_version}"
     )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "index_store.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+    (RESULTS / f"{output}.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     lines = [
         "# Index store: SQLite + faiss (and LanceDB where installed)",
         "",
@@ -233,7 +236,7 @@ def write_results(rows: list[dict]) -> None:
             f"{pair('hybrid')} | {r['recall_at_10']} | {r['writer_peak_rss_mb']} | "
             f"{r['reader_peak_rss_mb']} ({r['imports_rss_mb']}) | {r['disk_mb']} |"
         )
-    (RESULTS / "index_store.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{output}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

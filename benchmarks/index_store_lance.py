@@ -23,7 +23,8 @@ import numpy as np
 import pyarrow as pa
 
 DIM = 384
-QUERIES = 200
+QUERIES = int(os.environ.get("INDEX_STORE_QUERIES", "200"))
+"""Queries per mode; fewer at 10^6, where one exact scan of a LanceDB table takes seconds."""
 IMPORTS_RSS_MB = 0
 
 
