@@ -192,14 +192,7 @@ def evaluate(
     say = log or (lambda message: None)
     started = time.perf_counter()
     # 1. check the inputs and parse the tasks (and the whitening sentences)
-    if isinstance(model, str):
-        from isbert.model import check_model_reference
-
-        check_model_reference(model)
-    names, root, loaded = _tasks_to_run(tasks, pairs, data_dir, text, needs_data=whiten and not whiten_file)
-    whiten_path = Path(whiten_file) if whiten_file else (root or Path()) / UNLABELED_FILE
-    whiten_sentences = _unlabeled_sentences(whiten_path) if whiten else []
-    files = [path for task in loaded.values() for path in task.files] + ([whiten_path] if whiten else [])
+    names, root, loaded, whiten_sentences, files = _inputs(model, tasks, pairs, data_dir, text, whiten, whiten_file)
     # 2. load the model
     encoder, model_label, key = _load_encoder(model, pooling, device, model_name)
     if whiten:
@@ -231,6 +224,28 @@ def evaluate(
     if coverage is not None:
         results["word_coverage"] = coverage.as_dict()
     return results
+
+
+def _inputs(
+    model: str | Encoder,
+    tasks: str | Iterable[str] | None,
+    pairs: str | os.PathLike[str] | None,
+    data_dir: str | os.PathLike[str] | None,
+    text: TextVariant,
+    whiten: bool,
+    whiten_file: str | os.PathLike[str] | None,
+) -> tuple[list[str], Path | None, dict[str, StsTask | TransferTask], list[str], list[Path]]:
+    """Every input checked and read before the model loads: the task names, the data folder, the parsed tasks, the
+    whitening sentences (none unless ``whiten``) and every file read (for the checksums)."""
+    if isinstance(model, str):
+        from isbert.model import check_model_reference
+
+        check_model_reference(model)
+    names, root, loaded = _tasks_to_run(tasks, pairs, data_dir, text, needs_data=whiten and not whiten_file)
+    whiten_path = Path(whiten_file) if whiten_file else (root or Path()) / UNLABELED_FILE
+    whiten_sentences = _unlabeled_sentences(whiten_path) if whiten else []
+    files = [path for task in loaded.values() for path in task.files] + ([whiten_path] if whiten else [])
+    return names, root, loaded, whiten_sentences, files
 
 
 def _word_coverage(encoder: Any, sentences: list[str], say: Callable[[str], None]) -> Any:

@@ -273,6 +273,14 @@ def format_markdown(summary: dict[str, Any]) -> str:
     if summary.get("paper_tables"):
         lines += format_paper_tables(summary)
     lines += _speed_lines(summary) + _target_lines(summary) + _by_backbone_lines(summary)
+    lines += _note_lines(summary)
+    return "\n".join(lines) + "\n"
+
+
+def _note_lines(summary: dict[str, Any]) -> list[str]:
+    """The list under the tables: each run's note, the runs not applicable, where reused runs came from, what is
+    not run yet."""
+    lines: list[str] = []
     notes = [(run["name"], run["note"]) for run in summary["runs"] if run["note"]]
     skipped = summary.get("not_applicable", [])
     reused = summary.get("reused", [])
@@ -292,7 +300,7 @@ def format_markdown(summary: dict[str, Any]) -> str:
                      + ", ".join(names))  # fmt: skip
     if summary["not_run"]:
         lines.append(f"- not run yet: {', '.join(f'`{n}`' for n in summary['not_run'])}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 PAPER_ROW = "IS-BERT-NLI"

@@ -87,6 +87,42 @@ def _add_index(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     commands = parser.add_subparsers(dest="index_command", metavar="ACTION", required=True)
+    _add_index_build(commands)
+
+    add = commands.add_parser(
+        "add",
+        help="add the texts of a corpus to an existing index (atomically)",
+        description=(
+            "Embed --input with the index's model (or --model, which must be the same model) and append it, in "
+            "one transaction: an interrupted add changes nothing. Texts the index holds already (same file:line "
+            "and content) are skipped; --replace first deletes the records of each file given (an upsert by file)."
+        ),
+    )
+    add.add_argument("index", help="the index folder")
+    add.add_argument("--model", default=None, help="override the model reference stored in the index")
+    _corpus_arguments(add)
+    add.add_argument(
+        "--replace", action="store_true", help="upsert: delete the records of each file given before adding it"
+    )
+    add.set_defaults(func=_run_index_update)
+    _add_index_maintenance(commands)
+
+    info = commands.add_parser("info", help="describe an index folder")
+    info.add_argument("index", help="the index folder")
+    info.set_defaults(func=_run_index_info)
+    export = commands.add_parser(
+        "export",
+        help="write an index as one Parquet file (id, source, text, vector) for a vector database",
+        description="Write every record of INDEX (id, file:line source, text, its stored vector) to one Parquet "
+        "file, the model and its fingerprint in the file's metadata: what LanceDB, DuckDB, pgvector, Qdrant or "
+        "Milvus ingest when an index outgrows one machine (docs/applications.md). Nothing is embedded again.",
+    )
+    export.add_argument("index", help="the index folder")
+    export.add_argument("--output", "-o", required=True, help="the Parquet file to write (replaced atomically)")
+    export.set_defaults(func=_run_index_export)
+
+
+def _add_index_build(commands: argparse._SubParsersAction) -> None:
     build = commands.add_parser(
         "build",
         help="embed a corpus and write a new index folder",
@@ -128,38 +164,6 @@ def _add_index(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument("--overwrite", action="store_true", help="replace an existing index in the folder")
     build.set_defaults(func=_run_index_build)
-
-    add = commands.add_parser(
-        "add",
-        help="add the texts of a corpus to an existing index (atomically)",
-        description=(
-            "Embed --input with the index's model (or --model, which must be the same model) and append it, in "
-            "one transaction: an interrupted add changes nothing. Texts the index holds already (same file:line "
-            "and content) are skipped; --replace first deletes the records of each file given (an upsert by file)."
-        ),
-    )
-    add.add_argument("index", help="the index folder")
-    add.add_argument("--model", default=None, help="override the model reference stored in the index")
-    _corpus_arguments(add)
-    add.add_argument(
-        "--replace", action="store_true", help="upsert: delete the records of each file given before adding it"
-    )
-    add.set_defaults(func=_run_index_update)
-    _add_index_maintenance(commands)
-
-    info = commands.add_parser("info", help="describe an index folder")
-    info.add_argument("index", help="the index folder")
-    info.set_defaults(func=_run_index_info)
-    export = commands.add_parser(
-        "export",
-        help="write an index as one Parquet file (id, source, text, vector) for a vector database",
-        description="Write every record of INDEX (id, file:line source, text, its stored vector) to one Parquet "
-        "file, the model and its fingerprint in the file's metadata: what LanceDB, DuckDB, pgvector, Qdrant or "
-        "Milvus ingest when an index outgrows one machine (docs/applications.md). Nothing is embedded again.",
-    )
-    export.add_argument("index", help="the index folder")
-    export.add_argument("--output", "-o", required=True, help="the Parquet file to write (replaced atomically)")
-    export.set_defaults(func=_run_index_export)
 
 
 def _add_index_maintenance(commands: argparse._SubParsersAction) -> None:
