@@ -79,7 +79,18 @@ def test_a_folder_counts_only_with_both_the_marker_and_the_trainer_state(tmp_pat
 
 @pytest.mark.parametrize(
     "name",
-    ["checkpoint-3x", "xcheckpoint-3", "checkpoint-", "checkpoint", "Checkpoint-3", "checkpoint--3", "checkpoint-3.5"],
+    [
+        "checkpoint-3x",
+        "xcheckpoint-3",
+        "checkpoint-",
+        "checkpoint",
+        "Checkpoint-3",
+        "checkpoint--3",
+        "checkpoint-3.5",
+        "checkpoint-3\n",  # `$` matches before a final newline
+        "checkpoint-\u0663",  # ARABIC-INDIC DIGIT THREE: `\d` and int() accept it
+        "checkpoint-\uff13",  # FULLWIDTH DIGIT THREE
+    ],
 )
 def test_only_a_full_checkpoint_step_name_counts(tmp_path: Path, name: str) -> None:
     """A folder named like but not as a checkpoint, complete inside, is neither listed nor a crash."""

@@ -18,7 +18,7 @@ from isbert.errors import IsbertError
 MARKER = "isbert_checkpoint.json"
 """Written last into a complete checkpoint (it also holds the model-selection history at that step)."""
 
-_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+_CHECKPOINT_RE = re.compile(r"checkpoint-([0-9]+)")  # fullmatch: no final newline, ASCII digits only
 PARTIAL_PREFIX = ".partial-"
 
 
@@ -29,7 +29,7 @@ def list_checkpoints(folder: str | os.PathLike[str]) -> list[tuple[int, Path]]:
         return []
     found = []
     for child in folder.iterdir():
-        match = _CHECKPOINT_RE.match(child.name)
+        match = _CHECKPOINT_RE.fullmatch(child.name)
         if child.is_symlink():  # a checkpoint is a folder the run wrote; a link may lead anywhere
             continue
         if match and child.is_dir() and (child / MARKER).is_file() and (child / "trainer_state.json").is_file():
@@ -44,7 +44,7 @@ def read_marker(checkpoint: Path) -> dict[str, Any]:
         marker = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
         raise IsbertError(f"{path}: damaged checkpoint marker ({error}); remove {checkpoint} to resume") from None
-    match = _CHECKPOINT_RE.match(checkpoint.name)
+    match = _CHECKPOINT_RE.fullmatch(checkpoint.name)
     valid = (
         isinstance(marker, dict)
         and match is not None
