@@ -89,6 +89,7 @@ R = "[[run]]\nname = 'a'\n"
         (f"[defaults]\noutput = 'x'\n{R}", r"\[defaults\]: key 'output' cannot be set here"),
         (f"{C}{R}baseline = 'max'\n", r"run 'a': key 'baseline' must be one of mean, cls"),
         (f"{C}[[run]]\nname = 'a b'\n", r"run #1: name must be"),
+        (f'{C}[[run]]\nname = "a\\n"\n', r"run #1: name must be"),  # `$` matches before a final newline
         (f"{C}[[run]]\nlr = 1.0\n", r"run #1 has no name"),
         (f"[experiment]\nseeds = []\n{C}{R}", r"\[experiment\]: key 'seeds' must be"),
         (f"[experiment]\ntasks = 'nope'\n{C}{R}", r"\[experiment\]: key 'tasks': unknown task 'nope'"),

@@ -95,7 +95,7 @@ MAX_EXPERIMENT_BYTES = 1 << 20
 """The largest experiment file read: 1 MiB (the largest in experiments/ is 13 kB). Reading stops there, so a huge
 file is one line, not a parse of all of it held in memory (TOML has no records to cap one by one)."""
 EXPERIMENT_KEYS = ("name", "description", "budget_minutes", "tasks", "seeds", "tradeoff_task", "paper_tables")
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # fullmatch: `$` would let a final newline in
 MAX_NAME = 100
 """The longest experiment or run name: it names a folder (file systems allow 255 bytes), and reports quote it."""
 TARGET_LABEL = "target"
@@ -330,7 +330,7 @@ def _table(document: dict[str, Any], key: str, where: str) -> dict[str, Any]:
 
 
 def _name(value: Any, where: str) -> str:
-    if not isinstance(value, str) or len(value) > MAX_NAME or not _SAFE_NAME.match(value):
+    if not isinstance(value, str) or len(value) > MAX_NAME or not _SAFE_NAME.fullmatch(value):
         raise IsbertError(
             f"{where}: name must be a non-empty string of at most {MAX_NAME} letters, digits, '.', '_', '+' and '-' "
             f"(it names a folder), got {brief(repr(value))}"
