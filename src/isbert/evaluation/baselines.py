@@ -34,7 +34,7 @@ class Whitening:
         if dim is not None and not 0 < dim <= x.shape[1]:
             raise IsbertError(f"whitening dimension must be between 1 and {x.shape[1]}, got {dim}")
         mean = x.mean(axis=0, keepdims=True)
-        covariance = np.cov(x - mean, rowvar=False)
+        covariance = np.atleast_2d(np.cov(x - mean, rowvar=False))  # np.cov gives a scalar for a single column
         u, s, _ = np.linalg.svd(covariance)
         kernel = u / np.sqrt(s + eps)
         return cls(mean, kernel[:, :dim] if dim else kernel)
