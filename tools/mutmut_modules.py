@@ -60,7 +60,7 @@ MODULES: dict[str, list[str]] = {
     "search/similar.py": ["tests/search/test_search_cluster_similar.py"],
     "training/run.py": [*_TRAIN, "tests/training/test_run.py"],
     "training/corpus.py": ["tests/training/test_corpus.py", "tests/training/test_run.py"],
-    "training/checkpoints.py": ["tests/training/test_train.py"],
+    "training/checkpoints.py": ["tests/training/test_checkpoints.py"],
     "training/callbacks.py": ["tests/training/test_train.py", "tests/training/test_evaluators.py"],
     "training/selection/evaluators.py": ["tests/training/test_evaluators.py", "tests/training/test_train.py"],
     "training/result.py": ["tests/training/test_train.py", "tests/training/test_corpus.py"],
