@@ -94,12 +94,13 @@ def _toml_list(values: list[str]) -> str:
     return "[" + ", ".join(json.dumps(value) for value in values) + "]"
 
 
-def configure(work: Path, module: str, tests: list[str]) -> None:
-    """Put the module and its tests into the copy's ``[tool.mutmut]`` (the shared settings are kept)."""
+def configure(work: Path, module: str | list[str], tests: list[str]) -> None:
+    """Put the module(s) and the tests into the copy's ``[tool.mutmut]`` (the shared settings are kept)."""
     pyproject = work / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8")
     shared = tomllib.loads(text).get("tool", {}).get("mutmut", {})
-    own = {"only_mutate": [str(PACKAGE / module)], "pytest_add_cli_args_test_selection": tests}
+    modules = [module] if isinstance(module, str) else module
+    own = {"only_mutate": [str(PACKAGE / name) for name in modules], "pytest_add_cli_args_test_selection": tests}
     lines = ["[tool.mutmut]"]
     for key, value in {**shared, **own}.items():
         lines.append(f"{key} = {_toml_list(value) if isinstance(value, list) else json.dumps(value)}")
@@ -122,6 +123,29 @@ def results(work: Path) -> dict[str, str]:
 def diff(work: Path, name: str) -> str:
     shown = subprocess.run([str(MUTMUT), "show", name], cwd=work, capture_output=True, text=True).stdout
     return "\n".join(line for line in shown.splitlines() if line.startswith(("-", "+")) and line[:3] not in "---+++")
+
+
+_COUNT = """
+import glob, json
+import mutmut.__main__ as mutmut
+mutmut.create_mutants(2)
+for meta in sorted(glob.glob("mutants/src/isbert/**/*.meta", recursive=True)):
+    with open(meta, encoding="utf-8") as handle:
+        print(meta[len("mutants/src/isbert/"):-len(".meta")], len(json.load(handle)["exit_code_by_key"]))
+"""
+
+
+def count_mutants(modules: list[str], rev: str | None) -> dict[str, int]:
+    """How many mutants mutmut plants in each module (generated in a copy, no test run): the size of a full run."""
+    work = Path(tempfile.mkdtemp(prefix="mutmut-count-"))
+    try:
+        _copy_tree(work, rev)
+        configure(work, modules, [])
+        listed = subprocess.run([sys.executable, "-c", _COUNT], cwd=work, capture_output=True, text=True, check=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    counts = dict(line.rsplit(" ", 1) for line in listed.stdout.splitlines() if line.count(" ") == 1)
+    return {module: int(counts.get(module, 0)) for module in modules}
 
 
 def run_module(module: str, *, jobs: int, rev: str | None, keep: bool) -> dict[str, object]:
@@ -159,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="below src/isbert, e.g. evaluation/sts.py (default: all)")
     parser.add_argument("--list", action="store_true", help="print the modules and their tests")
+    parser.add_argument("--count", action="store_true", help="print each module's number of mutants (no test run)")
     parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
     parser.add_argument("--rev", help="mutate this commit (git archive) instead of the working tree")
     parser.add_argument("--keep", action="store_true", help="keep the copy (then `mutmut browse` in it)")
@@ -172,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown module(s) {', '.join(unknown)}; --list shows them", file=sys.stderr)
         return 2
+    if args.count:
+        counts = count_mutants(args.modules or list(MODULES), args.rev)
+        for module, count in counts.items():
+            print(f"{module}: {count}")
+        print(f"all: {sum(counts.values())}")
+        return 0
     reports = []
     for module in args.modules or list(MODULES):
         report = run_module(module, jobs=args.jobs, rev=args.rev, keep=args.keep)
