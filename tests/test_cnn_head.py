@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import CNN, Pooling
@@ -39,13 +40,23 @@ def test_linear_head_with_special_tokens_is_the_stock_cnn(tiny_backbone: Path) -
     assert type(model[1]) is CNN
 
 
-@needs_masking_stock
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(batch=st.lists(sentences, min_size=2, max_size=6))
-def test_stock_head_gives_the_masked_heads_vectors_and_loss(tiny_backbone: Path, batch: list[str]) -> None:
+@pytest.fixture(scope="module")
+def linear_heads(tiny_backbone: Path) -> tuple[SentenceTransformer, SentenceTransformer]:
+    """The linear model isbert builds (stock head) and its MaskedCNN twin, built once: a build that fails does so in
+    the fixture, not in every example that hypothesis shrinks."""
     torch.manual_seed(0)
     stock = isbert.build(str(tiny_backbone), out_channels=4, activation="none", device="cpu").eval()
-    masked = _masked_twin(stock).eval()
+    return stock, _masked_twin(stock).eval()
+
+
+@needs_masking_stock
+@settings(max_examples=15, deadline=None)
+@given(batch=st.lists(sentences, min_size=2, max_size=6))
+def test_stock_head_gives_the_masked_heads_vectors_and_loss(
+    linear_heads: tuple[SentenceTransformer, SentenceTransformer], batch: list[str]
+) -> None:
+    """On any batch, the stock head gives MaskedCNN's sentence vectors and mutual-information loss."""
+    stock, masked = linear_heads
     np.testing.assert_allclose(stock.encode(batch), masked.encode(batch), atol=1e-5)
     features = stock.preprocess(batch)
     with torch.no_grad():
@@ -92,12 +103,79 @@ def test_a_release_that_leaks_gets_the_masked_cnn(monkeypatch: pytest.MonkeyPatc
     assert type(local_feature_cnn(8, out_channels=2, activation="none")) is MaskedCNN
 
 
-@pytest.mark.parametrize("bad", [{"kernel_sizes": [2]}, {"out_channels": 0}, {"activation": "tanh"}])
-def test_both_heads_check_their_arguments_alike(bad: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"kernel_sizes": [2]}, "kernel_sizes must be odd positive integers, got [2]"),
+        ({"kernel_sizes": []}, "kernel_sizes must be odd positive integers, got []"),
+        ({"out_channels": 0}, "out_channels must be positive, got 0"),
+        ({"activation": "tanh"}, "activation must be one of ('relu', 'none'), got 'tanh'"),
+    ],
+)
+def test_both_heads_check_their_arguments_alike(bad: dict[str, object], message: str) -> None:
+    """The stock head (linear, special tokens included) and MaskedCNN refuse the same arguments with the same
+    one-line message (catches a check the stock path skips or words differently)."""
     arguments: dict = {"activation": "none", **bad, "special_token_ids": [0]}
     for include_special_tokens in (True, False):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
             local_feature_cnn(8, **arguments, include_special_tokens=include_special_tokens)
+
+
+@pytest.mark.parametrize("activation", ["relu", "none"])
+def test_one_filter_per_window_is_accepted_by_both_heads(activation: str) -> None:
+    """out_channels=1 is the smallest valid width (catches the bound tightened to ``<= 1`` or ``< 2``)."""
+    head = local_feature_cnn(8, out_channels=1, kernel_sizes=[1, 3], activation=activation)  # type: ignore[arg-type]
+    assert head.get_embedding_dimension() == 2
+
+
+def test_default_head_is_the_papers_masked_relu_cnn() -> None:
+    """Without arguments: MaskedCNN, ReLU, 256 filters per 1/3/5-token window, 768-d (catches a changed default
+    width or activation, which would silently build another model or refuse the default)."""
+    head = local_feature_cnn(8)
+    assert type(head) is MaskedCNN
+    assert head.get_config_dict() == {
+        "in_embedding_dimension": 8,
+        "out_channels": 256,
+        "kernel_sizes": [1, 3, 5],
+        "activation": "relu",
+        "include_special_tokens": True,
+        "special_token_ids": [],
+    }
+    assert head.get_embedding_dimension() == 768
+
+
+@needs_masking_stock
+@settings(max_examples=20, deadline=None)
+@given(
+    dim=st.integers(1, 6),
+    out_channels=st.integers(1, 5),
+    kernel_sizes=st.lists(st.sampled_from([1, 3, 5, 7]), min_size=1, max_size=3),
+    lengths=st.lists(st.integers(1, 6), min_size=1, max_size=3),
+)
+def test_stock_head_has_the_asked_shape_and_the_masked_heads_features(
+    dim: int, out_channels: int, kernel_sizes: list[int], lengths: list[int]
+) -> None:
+    """The stock head gets the asked filters and windows (not the stock defaults 256 and 1/3/5) and, with the same
+    weights, the same features as MaskedCNN at every real token of a padded batch."""
+    torch.manual_seed(len(lengths))
+    head = local_feature_cnn(dim, out_channels=out_channels, kernel_sizes=kernel_sizes, activation="none")
+    assert type(head) is CNN
+    config = head.get_config_dict()
+    assert (config["in_embedding_dimension"], config["out_channels"], config["kernel_sizes"]) == (
+        dim,
+        out_channels,
+        kernel_sizes,
+    )
+    assert head.get_embedding_dimension() == out_channels * len(kernel_sizes)
+    masked = MaskedCNN(dim, out_channels, kernel_sizes, activation="none")
+    masked.load_state_dict(head.state_dict())
+    mask = torch.tensor([[int(j < n) for j in range(max(lengths))] for n in lengths])
+    tokens = torch.randn(len(lengths), max(lengths), dim)
+    with torch.no_grad():
+        stock_out = head({"token_embeddings": tokens.clone(), "attention_mask": mask})["token_embeddings"]
+        masked_out = masked({"token_embeddings": tokens.clone(), "attention_mask": mask})["token_embeddings"]
+    real = mask.bool()
+    torch.testing.assert_close(stock_out[real], masked_out[real])
 
 
 def test_a_model_saved_with_the_masked_linear_cnn_still_loads() -> None:

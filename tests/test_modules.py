@@ -1,15 +1,27 @@
-"""The masked CNN: equal to a per-sentence reference, and blind to padding and batch composition."""
+"""The masked CNN: equal to a per-sentence reference, and blind to padding and batch composition; its mask, config,
+argument checks and save/load against hand-built expectations."""
 
 from __future__ import annotations
+
+import inspect
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import sentence_transformers
 import torch
+import torch.nn.functional as F
+from huggingface_hub.errors import LocalEntryNotFoundError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from safetensors.torch import load_file
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import CNN, Pooling
+from sentence_transformers.util import load_file_path
 from tiny_models import WORDS
 
 from isbert.modules import MaskedCNN, stock_cnn_masks_padding
@@ -70,19 +82,315 @@ def test_left_out_special_tokens_still_feed_the_windows_as_context() -> None:
     assert not torch.allclose(without_context[0, 1:3], full[0, 1:3])
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"kernel_sizes": [2]}, "odd positive"),
-        ({"kernel_sizes": []}, "odd positive"),
-        ({"activation": "tanh"}, "activation must be"),
-        ({"out_channels": 0}, "out_channels"),
-        ({"include_special_tokens": False}, "special_token_ids"),
-    ],
-)
+BAD_CONFIGURATIONS = [
+    ({"kernel_sizes": [2]}, "kernel_sizes must be odd positive integers, got [2]"),
+    ({"kernel_sizes": [3, 4]}, "kernel_sizes must be odd positive integers, got [3, 4]"),
+    ({"kernel_sizes": [-1]}, "kernel_sizes must be odd positive integers, got [-1]"),
+    ({"kernel_sizes": []}, "kernel_sizes must be odd positive integers, got []"),
+    ({"activation": "tanh"}, "activation must be one of ('relu', 'none'), got 'tanh'"),
+    ({"activation": "RELU"}, "activation must be one of ('relu', 'none'), got 'RELU'"),
+    ({"out_channels": 0}, "out_channels must be positive, got 0"),
+    (
+        {"include_special_tokens": False},
+        "include_special_tokens=False needs special_token_ids (isbert.build sets them)",
+    ),
+]
+
+
+def exactly(message: str) -> str:
+    """A ``pytest.raises(match=...)`` pattern for this whole one-line message and nothing else."""
+    return f"^{re.escape(message)}$"
+
+
+@pytest.mark.parametrize(("kwargs", "message"), BAD_CONFIGURATIONS)
 def test_bad_configuration_is_refused(kwargs: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    """Each bad argument is refused with its own one-line message (catches a changed or garbled message, and a
+    check that no longer fires)."""
+    with pytest.raises(ValueError, match=exactly(message)):
         MaskedCNN(8, **kwargs)
+
+
+def test_smallest_valid_configuration_is_accepted() -> None:
+    """One filter and a single 1-token window are valid (catches ``out_channels < 1`` tightened to ``<= 1``)."""
+    cnn = MaskedCNN(3, out_channels=1, kernel_sizes=[1])
+    assert cnn.get_embedding_dimension() == 1
+
+
+def test_defaults_and_config_dict_are_the_papers() -> None:
+    """The defaults are the paper's head (256 filters per 1/3/5-token window, ReLU, special tokens counted), and the
+    config dict holds exactly the constructor's arguments (catches a changed default, a config dict that cannot be
+    built, and a width computed by division)."""
+    cnn = MaskedCNN(8)
+    assert cnn.get_config_dict() == {
+        "in_embedding_dimension": 8,
+        "out_channels": 256,
+        "kernel_sizes": [1, 3, 5],
+        "activation": "relu",
+        "include_special_tokens": True,
+        "special_token_ids": [],
+    }
+    assert [tuple(conv.weight.shape) for conv in cnn.convs] == [(256, 8, 1), (256, 8, 3), (256, 8, 5)]
+    narrow = MaskedCNN(8, out_channels=4)
+    width = narrow.get_embedding_dimension()
+    assert width == 12 and type(width) is int
+    assert MaskedCNN(**narrow.get_config_dict()).get_config_dict() == narrow.get_config_dict()
+
+
+def expected_local_mask(input_ids: list[list[int]], lengths: list[int], special: set[int] | None) -> list[list[bool]]:
+    """By hand: position j of row b is a local token when it is real (j < lengths[b]) and, when special tokens are
+    left out, its id is not special."""
+    return [
+        [j < n and (special is None or token not in special) for j, token in enumerate(row)]
+        for row, n in zip(input_ids, lengths, strict=True)
+    ]
+
+
+@st.composite
+def masked_batches(draw: st.DrawFn) -> dict[str, Any]:
+    """A padded batch: ids, lengths (a row may be all padding), the attention mask's dtype, and the special ids."""
+    batch, length = draw(st.integers(1, 4)), draw(st.integers(1, 7))
+    lengths = draw(st.lists(st.integers(0, length), min_size=batch, max_size=batch))
+    input_ids = draw(
+        st.lists(st.lists(st.integers(0, 9), min_size=length, max_size=length), min_size=batch, max_size=batch)
+    )
+    special = draw(st.none() | st.sets(st.integers(0, 9), min_size=1, max_size=4))
+    dtype = draw(st.sampled_from([torch.long, torch.int32, torch.bool]))
+    mask = torch.tensor([[j < n for j in range(length)] for n in lengths]).to(dtype)
+    return {"input_ids": input_ids, "lengths": lengths, "special": special, "mask": mask}
+
+
+@settings(max_examples=40, deadline=None)
+@given(b=masked_batches())
+def test_local_token_mask_is_the_real_tokens_less_the_left_out_special_ones(b: dict[str, Any]) -> None:
+    """Padding is never local; special ids are not local only when left out (catches a mask that keeps padding,
+    drops the wrong ids, or ignores include_special_tokens)."""
+    special = b["special"]
+    cnn = MaskedCNN(2, out_channels=1, include_special_tokens=special is None, special_token_ids=special)
+    features = {"input_ids": torch.tensor(b["input_ids"]), "attention_mask": b["mask"]}
+    mask = cnn.local_token_mask(features)
+    assert mask.dtype == torch.bool
+    assert mask.tolist() == expected_local_mask(b["input_ids"], b["lengths"], special)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_local_token_mask_of_a_cuda_batch() -> None:
+    """The special ids are compared on the batch's device (catches them built on the CPU, which a CUDA batch
+    cannot be compared with; on a CPU-only machine the two are the same)."""
+    cnn = MaskedCNN(2, out_channels=1, include_special_tokens=False, special_token_ids=[101, 102]).cuda()
+    features = {
+        "input_ids": torch.tensor([[101, 7, 102, 0]]).cuda(),
+        "attention_mask": torch.tensor([[1, 1, 1, 0]]).cuda(),
+    }
+    assert cnn.local_token_mask(features).tolist() == [[False, True, False, False]]
+
+
+def direct_local_features(cnn: MaskedCNN, tokens: torch.Tensor, length: int) -> torch.Tensor:
+    """The head computed by hand for one unpadded sentence: for each window k, ``conv1d`` of its `length` real tokens
+    with the saved weight and bias and (k-1)/2 zeros on each side, then ReLU (or none), the windows concatenated."""
+    x = tokens[:length].T.unsqueeze(0)  # (1, in_dim, length)
+    state = cnn.state_dict()
+    windows = [
+        F.conv1d(x, state[f"convs.{i}.weight"], state[f"convs.{i}.bias"], padding=(k - 1) // 2)
+        for i, k in enumerate(cnn.kernel_sizes)
+    ]
+    out = torch.cat(windows, dim=1)[0].T  # (length, out_channels * windows)
+    return torch.relu(out) if cnn.activation == "relu" else out
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    b=masked_batches(),
+    kernel_sizes=st.lists(st.sampled_from([1, 3, 5, 7]), min_size=1, max_size=3),
+    activation=st.sampled_from(["relu", "none"]),
+    seed=st.integers(0, 2**16),
+)
+def test_forward_and_mean_pooling_equal_a_direct_computation(
+    b: dict[str, Any], kernel_sizes: list[int], activation: str, seed: int
+) -> None:
+    """Local features are the per-window convolutions of the real tokens alone, activated and concatenated, zero where
+    the position is not a local token; the attention mask handed on is the local-token mask in the caller's dtype,
+    and the sentence vector (mean pooling) is the mean over the local tokens (catches padding reaching a window, a
+    lost activation, features or a mask left at non-local positions, a mask handed on as bool)."""
+    torch.manual_seed(seed)
+    special = b["special"]
+    cnn = MaskedCNN(
+        3,
+        out_channels=2,
+        kernel_sizes=kernel_sizes,
+        activation=activation,  # type: ignore[arg-type]
+        include_special_tokens=special is None,
+        special_token_ids=special,
+    )
+    tokens = torch.randn(len(b["lengths"]), b["mask"].shape[1], 3)
+    tokens[~b["mask"].bool()] = 1e3  # whatever the encoder leaves at padded positions
+    features = {
+        "token_embeddings": tokens.clone(),
+        "attention_mask": b["mask"],
+        "input_ids": torch.tensor(b["input_ids"]),
+    }
+    with torch.no_grad():
+        out = cnn(features)
+        pooled = Pooling(cnn.get_embedding_dimension())(dict(out))["sentence_embedding"]
+    local = torch.tensor(expected_local_mask(b["input_ids"], b["lengths"], special))
+    assert out["attention_mask"].dtype == b["mask"].dtype
+    assert out["attention_mask"].bool().tolist() == local.tolist()
+    for row, n in enumerate(b["lengths"]):
+        expected = torch.zeros(tokens.shape[1], cnn.get_embedding_dimension())
+        if n:
+            expected[:n] = direct_local_features(cnn, tokens[row], n)
+        expected[~local[row]] = 0
+        torch.testing.assert_close(out["token_embeddings"][row], expected)
+        torch.testing.assert_close(pooled[row], expected[local[row]].sum(0) / max(int(local[row].sum()), 1))
+
+
+def _same_module(a: MaskedCNN, b: MaskedCNN) -> None:
+    assert a.get_config_dict() == b.get_config_dict()
+    assert a.state_dict().keys() == b.state_dict().keys()
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key]), key
+
+
+configurations = st.fixed_dictionaries(
+    {
+        "in_embedding_dimension": st.integers(1, 6),
+        "out_channels": st.integers(1, 4),
+        "kernel_sizes": st.lists(st.sampled_from([1, 3, 5]), min_size=1, max_size=3),
+        "activation": st.sampled_from(["relu", "none"]),
+        "special_token_ids": st.lists(st.integers(0, 200), max_size=3),
+    }
+).map(lambda c: {**c, "include_special_tokens": not c["special_token_ids"]})
+
+
+@settings(max_examples=20, deadline=None)
+@given(config=configurations)
+def test_save_writes_the_config_and_safetensors_weights_that_load_reads_back(config: dict[str, Any]) -> None:
+    """save writes two files, the exact config and the weights as safetensors; load (no subfolder) rebuilds the same
+    module, weights and outputs (catches a save that writes no config or pickled weights, or a load that looks in
+    another folder)."""
+    cnn = MaskedCNN(**config)
+    with tempfile.TemporaryDirectory() as folder:
+        cnn.save(folder)
+        assert sorted(p.name for p in Path(folder).iterdir()) == ["masked_cnn_config.json", "model.safetensors"]
+        saved = json.loads((Path(folder) / "masked_cnn_config.json").read_text())
+        expected = {**config, "special_token_ids": sorted(set(config["special_token_ids"]))}
+        assert saved == expected == cnn.get_config_dict()
+        weights = load_file(str(Path(folder) / "model.safetensors"))
+        assert weights.keys() == cnn.state_dict().keys()
+        loaded = MaskedCNN.load(folder)
+    _same_module(cnn, loaded)
+    tokens = torch.randn(2, 4, config["in_embedding_dimension"])
+    features = {
+        "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]]),
+        "input_ids": torch.tensor([[1, 2, 3, 4]] * 2),
+    }
+    with torch.no_grad():
+        a = cnn({**features, "token_embeddings": tokens.clone()})["token_embeddings"]
+        b = loaded({**features, "token_embeddings": tokens.clone()})["token_embeddings"]
+    assert torch.equal(a, b)
+
+
+def test_load_keeps_the_saved_config_over_init_defaults(tmp_path: Path) -> None:
+    """init_defaults only fill keys the saved config lacks (catches defaults overriding what was saved)."""
+    cnn = MaskedCNN(4, out_channels=2, kernel_sizes=[3], activation="none")
+    cnn.save(str(tmp_path))
+    loaded = MaskedCNN.load(str(tmp_path), init_defaults={"activation": "relu", "out_channels": 7})
+    _same_module(cnn, loaded)
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_CONFIGURATIONS)
+def test_load_refuses_a_bad_saved_config(tmp_path: Path, change: dict[str, Any], message: str) -> None:
+    """A hand-edited config is refused with the constructor's one-line message, not loaded half-right."""
+    MaskedCNN(8, out_channels=2).save(str(tmp_path))
+    config_file = tmp_path / "masked_cnn_config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), **change}))  # special_token_ids: []
+    with pytest.raises(ValueError, match=exactly(message)):
+        MaskedCNN.load(str(tmp_path))
+
+
+def test_load_refuses_weights_of_another_shape(tmp_path: Path) -> None:
+    """Weights saved for 2 filters per window do not load into a config that says 3."""
+    MaskedCNN(8, out_channels=2).save(str(tmp_path))
+    config_file = tmp_path / "masked_cnn_config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "out_channels": 3}))
+    with pytest.raises(RuntimeError, match=re.escape("size mismatch for convs.0.weight")):
+        MaskedCNN.load(str(tmp_path))
+
+
+@pytest.fixture
+def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[dict[str, Any]]]:
+    """A Hub repository served from tmp_path/<revision>/<subfolder>/<file>, recording each download request."""
+    requests: list[dict[str, Any]] = []
+
+    def hf_hub_download(
+        repo_id: str,
+        filename: str,
+        subfolder: str = "",
+        revision: str | None = None,
+        token: bool | str | None = None,
+        cache_dir: str | None = None,
+        local_files_only: bool = False,
+        **_: Any,
+    ) -> str:
+        requests.append(
+            {
+                "repo": repo_id,
+                "file": Path(subfolder, filename).as_posix(),
+                "revision": revision,
+                "token": token,
+                "cache_dir": cache_dir,
+                "local_files_only": local_files_only,
+            }
+        )
+        path = tmp_path / "hub" / (revision or "main") / subfolder / filename
+        if not path.is_file():
+            raise LocalEntryNotFoundError(f"{filename} is not in the fake hub")
+        return str(path)
+
+    monkeypatch.setattr(inspect.getmodule(load_file_path), "hf_hub_download", hf_hub_download)
+    monkeypatch.chdir(tmp_path)  # "org/cnn" is no local folder
+    return tmp_path / "hub", requests
+
+
+def test_load_from_the_hub_asks_for_the_users_revision_token_cache_and_offline_mode(
+    fake_hub: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    """Both files (config, weights) are fetched at the pinned revision, with the user's token, into their cache
+    folder, offline when asked; with none given, the defaults (latest revision, online). Catches load dropping or
+    resetting a hub argument for either file: a private repo refused, the wrong revision, an ignored cache."""
+    hub, requests = fake_hub
+    pinned = MaskedCNN(4, out_channels=3, kernel_sizes=[3], activation="none")
+    (hub / "v2" / "1_MaskedCNN").mkdir(parents=True)
+    pinned.save(str(hub / "v2" / "1_MaskedCNN"))
+    (hub / "main" / "1_MaskedCNN").mkdir(parents=True)
+    MaskedCNN(4, out_channels=2).save(str(hub / "main" / "1_MaskedCNN"))
+
+    loaded = MaskedCNN.load(
+        "org/cnn",
+        subfolder="1_MaskedCNN",
+        token="hf_user",
+        cache_folder="/cache/hf",
+        revision="v2",
+        local_files_only=True,
+    )
+    _same_module(pinned, loaded)
+    asked = {
+        "repo": "org/cnn",
+        "revision": "v2",
+        "token": "hf_user",
+        "cache_dir": "/cache/hf",
+        "local_files_only": True,
+    }
+    assert requests == [
+        {**asked, "file": "1_MaskedCNN/masked_cnn_config.json"},
+        {**asked, "file": "1_MaskedCNN/model.safetensors"},
+    ]
+
+    requests.clear()
+    latest = MaskedCNN(4, out_channels=1, kernel_sizes=[5])
+    latest.save(str(hub / "main"))
+    _same_module(latest, MaskedCNN.load("org/cnn"))
+    default = {"repo": "org/cnn", "revision": None, "token": None, "cache_dir": None, "local_files_only": False}
+    assert requests == [{**default, "file": "masked_cnn_config.json"}, {**default, "file": "model.safetensors"}]
 
 
 sentences = st.lists(st.sampled_from(WORDS), min_size=1, max_size=12).map(" ".join)
