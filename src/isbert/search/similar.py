@@ -90,7 +90,10 @@ def mine_pairs(
             for col_start in range(row_start, n, block):
                 tile = rows @ matrix[col_start : col_start + block].T
                 if col_start == row_start:
-                    tile = np.triu(tile, k=1) if threshold > 0 else np.where(np.triu(np.ones_like(tile), 1), tile, -2)
+                    # -inf puts the diagonal and below (self pairs, (j, i) twins) under every threshold; triu's 0
+                    # did not: a threshold of 1e-46 is 0 in float32, and 0 >= 0 listed them all
+                    steps = np.arange(len(tile))
+                    tile = np.where(steps[:, None] >= steps, -np.inf, tile)
                 i, j = np.nonzero(tile >= threshold)
                 if len(i):
                     qualified += len(i)
