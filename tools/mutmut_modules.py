@@ -57,7 +57,7 @@ MODULES: dict[str, list[str]] = {
     "search/serve.py": _SERVE,
     "search/index.py": ["tests/search/test_search_index.py", "tests/search/test_index_changes.py"],
     "search/cluster.py": ["tests/search/test_search_cluster_similar.py", "tests/search/test_cluster_wiring.py"],
-    "search/similar.py": ["tests/search/test_search_cluster_similar.py"],
+    "search/similar.py": ["tests/search/test_similar.py", "tests/search/test_search_cluster_similar.py"],
     "training/run.py": [*_TRAIN, "tests/training/test_run.py"],
     "training/corpus.py": ["tests/training/test_corpus.py", "tests/training/test_run.py"],
     "training/checkpoints.py": ["tests/training/test_checkpoints.py"],

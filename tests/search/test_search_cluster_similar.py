@@ -89,7 +89,7 @@ def test_mined_pairs_equal_brute_force_across_tiles() -> None:
     data /= np.linalg.norm(data, axis=1, keepdims=True)
     report = mine_pairs(data, 0.8, block=64)
     full = data @ data.T
-    want = {(i, j) for i, j in zip(*np.nonzero(np.triu(full, 1) >= 0.8), strict=True)}
+    want = {(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(full, 1) >= 0.8), strict=True)}
     assert {(int(i), int(j)) for i, j in zip(report.first, report.second, strict=True)} == want
     assert report.qualified == len(want) and not report.truncated
     assert (report.first[0], report.second[0]) == (3, 150) and report.scores[0] > 0.99
