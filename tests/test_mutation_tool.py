@@ -1,6 +1,7 @@
-"""The mutation list (`make mutation`) stays valid as the code moves, and its runner never mutates the working tree.
+"""The hand-written mutation list (`make mutation-targeted`) stays valid as the code moves, holds only bugs mutmut
+(`make mutation`) does not plant, and its runner never mutates the working tree.
 
-No mutant is run here: that is `make mutation`'s job (minutes, not CI). These checks are instant.
+No mutant is run here: that is `make mutation-targeted`'s job (minutes, not CI). These checks are instant.
 """
 
 from __future__ import annotations
@@ -48,12 +49,31 @@ def test_every_selected_test_file_exists() -> None:
 
 def test_a_broken_list_is_reported() -> None:
     first = tool.MUTATIONS[0]
-    moved = tool.Mutation("moved", first.file, "this text is not in the file", "x", "bug", first.tests)
-    twice = tool.Mutation("twice", "losses.py", "return e_neg - e_pos", "return 0", "bug", ("tests/test_losses.py",))
-    problems = tool.check_list((moved, twice, first, first))
+    moved = tool.Mutation("moved", first.file, "this text is not in the file", "x", "bug", first.tests, "why")
+    twice = tool.Mutation("twice", "losses.py", "return e_neg - e_pos", "return 0", "bug", first.tests, "why")
+    unexplained = tool.Mutation("unexplained", first.file, first.original, "x", "bug", first.tests, " ")
+    problems = tool.check_list((moved, twice, first, first, unexplained))
     assert any("moved: the original snippet occurs 0 times" in p for p in problems)
     assert any("twice: the original snippet occurs 2 times" in p for p in problems)
     assert any("duplicate id" in p for p in problems)
+    assert any("unexplained: no why_not_mutmut" in p for p in problems)
+
+
+def test_every_kept_mutant_says_why_mutmut_does_not_plant_it() -> None:
+    """The list holds only what mutmut (`make mutation`) cannot plant, each with its reason in one sentence.
+
+    An entry mutmut does express stays only while its module has no row in tools/mutmut_modules.py's table: once the
+    module gets one, this fails, and the entry is to be removed (mutmut's run of that module plants it)."""
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import mutmut_modules
+    finally:
+        sys.path.remove(str(REPO / "tools"))
+    for mutation in tool.MUTATIONS:
+        why = mutation.why_not_mutmut
+        assert why.strip() and "\n" not in why and why.count(". ") == 0, f"{mutation.id}: {why!r}"
+        if why.startswith("mutmut expresses it"):
+            assert mutation.file not in mutmut_modules.MODULES, f"{mutation.id}: `make mutation` plants it now"
 
 
 @pytest.mark.parametrize("mutation", tool.MUTATIONS[:: len(tool.MUTATIONS) // 6], ids=lambda m: m.id)

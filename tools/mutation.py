@@ -1,20 +1,26 @@
 """Targeted mutation testing: plant one plausible bug at a time and check that the tests meant to catch it fail.
 
+mutmut (``make mutation``, tools/mutmut_modules.py) is the mutation tool; this list (``make mutation-targeted``) holds
+only the plausible bugs its operators cannot express: a function swapped for another, a term or statement dropped, a
+slice rewritten, operands swapped. Each entry says why in ``why_not_mutmut``; a mutant mutmut plants in a module of its
+table has no place here (two entries mutmut does express stay only until their module gets a row in that table).
+
 Each mutation names the exact source snippet it changes (it must occur exactly once in its file, so the list fails
-loudly instead of rotting silently when the code moves), the bug it stands for, and the tests that should kill it.
-A mutant is applied to a temporary copy of ``src/`` and ``tests/`` (never to the working tree, so Ctrl-C cannot
-leave a mutant behind) and the selected tests run there with ``PYTHONPATH`` pointing at the copy; subprocesses the
-tests start (the CLI runs of the resume tests) inherit it.
+loudly instead of rotting silently when the code moves), the bug it stands for, the tests that should kill it and why
+mutmut cannot plant it. A mutant is applied to a temporary copy of ``src/`` and ``tests/`` (never to the working tree,
+so Ctrl-C cannot leave a mutant behind) and the selected tests run there with ``PYTHONPATH`` pointing at the copy;
+subprocesses the tests start (the CLI runs of the resume tests) inherit it.
 
 Outcomes: ``killed`` (the tests failed), ``survived`` (they passed), ``timeout`` and ``error`` (pytest could not
 run: a collection or usage error) are counted apart from both. Usage::
 
-    HF_HUB_OFFLINE=1 .venv/bin/python tools/mutation.py                 # all mutants (about 20 min on 2 cores)
+    HF_HUB_OFFLINE=1 .venv/bin/python tools/mutation.py                 # every mutant of the list
     .venv/bin/python tools/mutation.py --list
-    .venv/bin/python tools/mutation.py --only losses-jsd-positive-sign --json /tmp/mutation.json
+    .venv/bin/python tools/mutation.py --only losses-jsd-return-sign --json /tmp/mutation.json
 
 Exit status: 0 whenever the run completed (the score is information, not a verdict), 2 when the mutation list is
-broken (a snippet not found exactly once) or the unmutated code fails the selected tests, 130 when interrupted.
+broken (a snippet not found exactly once, no why_not_mutmut) or the unmutated code fails the selected tests, 130
+when interrupted.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ COPIED = ("src", "tests", "experiments", "pyproject.toml")  # what the tests rea
 DEFAULT_TIMEOUT_S = 300
 # The test runs in flight: each has a session of its own (so a timeout can kill its whole group), which also keeps
 # the terminal's Ctrl-C from reaching it; run_all kills them itself on Ctrl-C.
-_RUNNING: set[subprocess.Popen] = set()
+_RUNNING: set[subprocess.Popen[str]] = set()
 _RUNNING_LOCK = threading.Lock()
 
 
@@ -56,6 +62,7 @@ class Mutation:
     replacement: str
     bug: str  # the plausible mistake this mutant stands for, in one line
     tests: tuple[str, ...]  # pytest node ids or files that should kill it (run in this order, stopping at a failure)
+    why_not_mutmut: str  # one sentence: why no mutmut run plants this bug (its operators cannot write it)
 
 
 @dataclass
@@ -111,162 +118,190 @@ MUTATIONS: tuple[Mutation, ...] = (
     # ---------------------------------------------------------------------------------------- modules.py
     M("cnn-padding-in-windows", "modules.py",
       "x = (tokens * real.unsqueeze(-1).to(tokens.dtype)).transpose(1, 2)", "x = tokens.transpose(1, 2)",
-      "padding is not zeroed before the convolution (the stock CNN's flaw)", MODULE_TESTS),
+      "padding is not zeroed before the convolution (the stock CNN's flaw)", MODULE_TESTS,
+      "mutmut does not drop a factor of a product (its `/` for `*` divides the padding by zero)"),
     M("cnn-special-out-of-conv-input", "modules.py",
       "x = (tokens * real.unsqueeze(-1).to(tokens.dtype)).transpose(1, 2)",
       "x = (tokens * local_mask.unsqueeze(-1).to(tokens.dtype)).transpose(1, 2)",
-      "special tokens dropped from the convolution's input (not only from pooling and the loss)", MODULE_TESTS),
+      "special tokens dropped from the convolution's input (not only from pooling and the loss)", MODULE_TESTS,
+      "mutmut does not swap one variable for another (`local_mask` for `real`)"),
     M("cnn-kernel-padding", "modules.py", "padding=(k - 1) // 2", "padding=k - 1",
-      "windows padded by k-1 on both sides, so each kernel size gives another length", MODULE_TESTS),
+      "windows padded by k-1 on both sides, so each kernel size gives another length", MODULE_TESTS,
+      "mutmut makes `(k - 1) // 2` into `(k + 1) // 2`, `(k - 2) // 2`, `/ 2` or `// 3`, never drops the halving"),
     M("cnn-even-kernel-accepted", "modules.py", "any(k < 1 or k % 2 == 0 for k in kernels)",
       "any(k < 1 for k in kernels)", "even window sizes accepted (they shift the features by half a token)",
-      MODULE_TESTS),
+      MODULE_TESTS,
+      "mutmut does not drop one operand of an `or`; its nearest mutant (`k < 1 and k % 2 == 0`) also accepts "
+      "negative odd sizes"),
     M("cnn-activation-always-relu", "modules.py",
       'if self.activation == "relu":\n            local = torch.relu(local)', "local = torch.relu(local)",
-      'activation="none" (the released code) still applies ReLU', MODULE_TESTS),
+      'activation="none" (the released code) still applies ReLU', MODULE_TESTS,
+      "mutmut negates the condition (ReLU for every activation but relu) but never removes the `if`"),
     M("cnn-output-masks-padding-only", "modules.py",
       "local = local * local_mask.unsqueeze(-1).to(local.dtype)",
       "local = local * real.unsqueeze(-1).to(local.dtype)",
-      "special tokens' local features are left non-zero in the output", MODULE_TESTS),
+      "special tokens' local features are left non-zero in the output", MODULE_TESTS,
+      "mutmut does not swap one variable for another (`real` for `local_mask`)"),
     M("cnn-mask-not-handed-on", "modules.py",
       '"attention_mask": local_mask.to(features["attention_mask"].dtype)',
       '"attention_mask": features["attention_mask"]',
-      "the pooling still averages over special tokens (the local-token mask is not handed on)", MODULE_TESTS),
-    M("cnn-special-mask-inverted", "modules.py",
-      'mask = mask & ~torch.isin(features["input_ids"], special)',
-      'mask = mask & torch.isin(features["input_ids"], special)',
-      "only the special tokens are kept as local tokens (a missing ~)", MODULE_TESTS),
+      "the pooling still averages over special tokens (the local-token mask is not handed on)", MODULE_TESTS,
+      "mutmut does not put another existing value (the incoming mask) in place of an expression, only None"),
     # ----------------------------------------------------------------------------------------- losses.py
-    M("losses-jsd-positive-sign", "losses.py", "(LOG2 - F.softplus(-scores))", "(LOG2 - F.softplus(scores))",
-      "positives scored with softplus(s) instead of softplus(-s)", LOSS_TESTS),
     M("losses-jsd-negative-log2", "losses.py", "((F.softplus(scores) - LOG2) * negative)",
-      "(F.softplus(scores) * negative)", "the log 2 term of the negatives dropped", LOSS_TESTS),
+      "(F.softplus(scores) * negative)", "the log 2 term of the negatives dropped", LOSS_TESTS,
+      "mutmut makes `- LOG2` into `+ LOG2` but never drops a term"),
     M("losses-jsd-return-sign", "losses.py",
       "e_neg = ((F.softplus(scores) - LOG2) * negative).sum() / n_negative\n        return e_neg - e_pos",
       "e_neg = ((F.softplus(scores) - LOG2) * negative).sum() / n_negative\n        return e_pos - e_neg",
-      "the JSD bound is minimized instead of maximized (sign of the loss)", LOSS_TESTS),
+      "the JSD bound is minimized instead of maximized (sign of the loss)", LOSS_TESTS,
+      "mutmut makes `e_neg - e_pos` into `e_neg + e_pos` but never swaps the operands"),
     M("losses-own-sentence-negative", "losses.py", "token.unsqueeze(-1) * (1 - own)",
       "token.unsqueeze(-1) * torch.ones_like(own)", "each token's own sentence is also counted as a negative",
-      LOSS_TESTS),
+      LOSS_TESTS,
+      "mutmut does not replace an expression with a call (`torch.ones_like`); its `1 + own` and `2 - own` "
+      "weigh the own sentence instead"),
     M("losses-padding-positive", "losses.py", "    anchor = token\n", "    anchor = torch.ones_like(token)\n",
-      "padded positions counted as positives", LOSS_TESTS),
+      "padded positions counted as positives", LOSS_TESTS,
+      "mutmut does not replace a name with a call (`torch.ones_like(token)`), only with None"),
     M("losses-positive-mean-per-sentence", "losses.py",
       "e_pos = ((LOG2 - F.softplus(-scores)) * positive).sum() / n_positive",
       "e_pos = ((LOG2 - F.softplus(-scores)) * positive).sum() / batch",
-      "the positive term averaged over sentences instead of tokens", LOSS_TESTS),
-    M("losses-infonce-wrong-axis", "losses.py", "torch.logsumexp(scores, dim=-1)", "torch.logsumexp(scores, dim=1)",
-      "InfoNCE normalizes over the tokens instead of the candidate sentences", LOSS_TESTS),
+      "the positive term averaged over sentences instead of tokens", LOSS_TESTS,
+      "mutmut does not swap one variable for another (`batch` for `n_positive`)"),
     M("losses-dv-log-sum-not-mean", "losses.py", ".flatten(), 0) - n_negative.log()", ".flatten(), 0)",
-      "Donsker-Varadhan uses log-sum-exp instead of log-mean-exp over the negatives", LOSS_TESTS),
+      "Donsker-Varadhan uses log-sum-exp instead of log-mean-exp over the negatives", LOSS_TESTS,
+      "mutmut makes `- n_negative.log()` into `+ n_negative.log()` but never drops the term"),
     M("losses-radius-upper-off-by-one", "losses.py", "(positions + radius + 1).clamp(max=length)",
-      "(positions + radius).clamp(max=length)", "exclude_radius window one token short on the right", LOSS_TESTS),
+      "(positions + radius).clamp(max=length)", "exclude_radius window one token short on the right", LOSS_TESTS,
+      "mutmut makes the `+ 1` into `- 1` or `+ 2` but never drops it"),
     M("losses-radius-lower-off-by-one", "losses.py", "(positions - radius).clamp(min=0)",
-      "(positions - radius - 1).clamp(min=0)", "exclude_radius window one token too wide on the left", LOSS_TESTS),
-    M("losses-radius-empty-rest-positive", "losses.py", "token * (far_count > 0).to(token.dtype)", "token",
-      "tokens with nothing beyond the radius still scored as positives (against a zero vector)", LOSS_TESTS),
-    M("losses-radius-zero-refused", "losses.py", "exclude_radius is not None and exclude_radius < 0",
-      "exclude_radius is not None and exclude_radius < 1", "exclude_radius=0 (all but the token itself) refused",
-      ("tests/test_losses.py::test_exclude_radius_zero_is_accepted_and_negative_refused", *LOSS_TESTS)),
-    M("losses-cosine-temperature-ignored", "losses.py",
-      'return scores / temperature if critic == "cosine" else scores', "return scores",
-      "the cosine critic ignores the temperature", LOSS_TESTS),
+      "(positions - radius - 1).clamp(min=0)", "exclude_radius window one token too wide on the left", LOSS_TESTS,
+      "mutmut never adds a term (`- 1`) to an expression"),
     M("losses-cosine-one-side-normalized", "losses.py",
       "local, sentence = F.normalize(local, dim=-1), F.normalize(sentence, dim=-1)",
-      "local = F.normalize(local, dim=-1)", "the cosine critic normalizes the local features only", LOSS_TESTS),
+      "local = F.normalize(local, dim=-1)", "the cosine critic normalizes the local features only", LOSS_TESTS,
+      "mutmut does not drop one target of a tuple assignment; it replaces the whole value with None or changes "
+      "the arguments"),
     M("losses-radius-cosine-temperature", "losses.py", "F.normalize(rest, dim=-1) * (1 / temperature)",
       "F.normalize(rest, dim=-1)", "exclude_radius positives ignore the temperature of the cosine critic",
-      LOSS_TESTS),
+      LOSS_TESTS,
+      "mutmut makes `* (1 / temperature)` into `/ (1 / temperature)`, `* (1 * temperature)` or "
+      "`* (2 / temperature)`, never drops the factor"),
     M("losses-columns-mask-left-padded", "losses.py",
       'F.pad(out["attention_mask"], (0, length - out["attention_mask"].shape[1]))',
       'F.pad(out["attention_mask"], (length - out["attention_mask"].shape[1], 0))',
-      "several text columns: the mask is padded on the other side than the features", LOSS_TESTS),
+      "several text columns: the mask is padded on the other side than the features", LOSS_TESTS,
+      "mutmut does not swap the two elements of a tuple (the pad widths)"),
     M("losses-simcse-temperature-ignored", "losses.py", "scale=1.0 / temperature, similarity_fct=cos_sim",
-      "scale=1.0, similarity_fct=cos_sim", "SimCSE without its temperature", LOSS_TESTS),
+      "scale=1.0, similarity_fct=cos_sim", "SimCSE without its temperature", LOSS_TESTS,
+      "mutmut makes `1.0 / temperature` into `1.0 * temperature` or `2.0 / temperature`, or drops the argument "
+      "(the library's scale 20), never leaves `1.0`"),
     # ---------------------------------------------------------------------------------------- resume path
-    M("resume-starts-over", "training/run.py",
-      "trainer.train(resume_from_checkpoint=str(run.resume_from) if run.resume_from else None)", "trainer.train()",
-      "--resume starts over from step 0 (the checkpoint is found but never loaded)", RESUME_TESTS),
     M("resume-oldest-checkpoint", "training/checkpoints.py", "return checkpoints[-1][1] if checkpoints else None",
-      "return checkpoints[0][1] if checkpoints else None", "resume from the OLDEST kept checkpoint", RESUME_TESTS),
+      "return checkpoints[0][1] if checkpoints else None", "resume from the OLDEST kept checkpoint", RESUME_TESTS,
+      "mutmut makes the index -1 into +1 or -2, never 0 (the oldest)"),
     M("resume-checkpoints-sorted-by-name", "training/checkpoints.py", "    return sorted(found)\n",
       "    return sorted(found, key=lambda item: item[1].name)\n",
-      "checkpoints sorted by folder name: checkpoint-10 comes before checkpoint-5", RESUME_TESTS),
+      "checkpoints sorted by folder name: checkpoint-10 comes before checkpoint-5", RESUME_TESTS,
+      "mutmut does not add an argument (`key=`) to a call"),
     M("rotate-keeps-oldest", "training/checkpoints.py", "checkpoints[: max(0, len(checkpoints) - keep_last)]",
-      "checkpoints[keep_last:]", "rotation deletes the newest checkpoints and keeps the oldest", RESUME_TESTS),
+      "checkpoints[keep_last:]", "rotation deletes the newest checkpoints and keeps the oldest", RESUME_TESTS,
+      "mutmut does not rewrite a slice (`[:n]` into `[keep_last:]`)"),
     M("rotate-keeps-one-too-many", "training/checkpoints.py", "max(0, len(checkpoints) - keep_last)",
-      "max(0, len(checkpoints) - keep_last - 1)", "rotation keeps one checkpoint more than asked", RESUME_TESTS),
-    M("resume-selection-forgotten", "training/run.py", 'selection.load_state_dict(marker.get("selection"))',
-      "selection.load_state_dict(None)", "a resumed run forgets the best model found before the interruption",
-      RESUME_TESTS),
+      "max(0, len(checkpoints) - keep_last - 1)", "rotation keeps one checkpoint more than asked", RESUME_TESTS,
+      "mutmut never adds a term (`- 1`) to an expression"),
     M("resume-log-not-truncated", "training/run.py", 'run.log.truncate_after(marker["step"])', "pass",
-      "a resumed run keeps the log records written after its checkpoint (they appear twice)", RESUME_TESTS),
+      "a resumed run keeps the log records written after its checkpoint (they appear twice)", RESUME_TESTS,
+      "mutmut does not delete a statement; it passes None to `truncate_after`, a different failure"),
     M("resume-log-drops-checkpoint-step", "training/run_log.py", 'if record.get("step", 0) <= step:',
       'if record.get("step", 0) < step:', "the resumed log loses the records of the checkpoint's own step",
-      ("tests/training/test_run_log.py", *RESUME_TESTS)),
+      ("tests/training/test_run_log.py", *RESUME_TESTS),
+      "mutmut expresses it (xǁRunLogǁtruncate_after__mutmut_19: `<=` into `<`), but training/run_log.py has no "
+      "entry in `make mutation`'s table (tools/mutmut_modules.py MODULES), so no mutmut run plants it"),
     # ------------------------------------------------------------------------------------ service batcher
     M("batcher-first-rows", "search/serve.py", "job.future.set_result(vectors[start:end])",
       "job.future.set_result(vectors[: len(job.texts)])", "every merged request gets the batch's first rows",
-      BATCHER_TESTS),
+      BATCHER_TESTS,
+      "mutmut does not rewrite a slice's bounds (`[start:end]` into `[: len(job.texts)]`)"),
     M("batcher-slice-off-by-one", "search/serve.py", "end = start + len(job.texts)",
       "end = start + len(job.texts) + 1", "off-by-one slicing: the next request's rows start one too late",
-      BATCHER_TESTS),
+      BATCHER_TESTS,
+      "mutmut never adds a term (`+ 1`) to an expression"),
     M("batcher-no-retry", "search/serve.py",
       "if len(batch) == 1:\n                self._fail(batch[0], error)\n",
       "if len(batch) >= 1:\n                for job in batch:\n                    self._fail(job, error)\n",
-      "a failed merged batch fails every request in it (no one-by-one retry)", BATCHER_TESTS),
+      "a failed merged batch fails every request in it (no one-by-one retry)", BATCHER_TESTS,
+      "mutmut does not restructure statements (the one-request branch into a loop failing every request)"),
     M("batcher-departed-still-encoded", "search/serve.py",
       "live = [job for job in collected if not job.future.done()]", "live = collected",
-      "the work of a client that left is still encoded", BATCHER_TESTS),
+      "the work of a client that left is still encoded", BATCHER_TESTS,
+      "mutmut negates the filter (encoding only the departed clients' work) but never drops it"),
     M("batcher-size-not-counted", "search/serve.py", "            count += len(job.texts)\n", "",
       "max_batch never reached: the merged batch's size is not counted",
-      ("tests/search/test_search_serve.py::test_merged_batches_stay_within_max_batch", *BATCHER_TESTS)),
+      ("tests/search/test_search_serve.py::test_merged_batches_stay_within_max_batch", *BATCHER_TESTS),
+      "mutmut does not delete a statement; its `count = len(job.texts)` counts the last request, not none"),
     # --------------------------------------------------------------------------------- evaluation scoring
     M("sts-pearson-for-spearman", "evaluation/sts.py", "value = float(spearmanr(predicted, gold).statistic)",
-      "value = float(pearsonr(predicted, gold).statistic)", "Pearson reported as Spearman", SCORING_TESTS),
+      "value = float(pearsonr(predicted, gold).statistic)", "Pearson reported as Spearman", SCORING_TESTS,
+      "mutmut does not swap one function for another (`pearsonr` for `spearmanr`)"),
     M("sts-no-x100", "evaluation/sts.py",
       'constant predictions or gold scores)")\n    return 100.0 * value', 'constant predictions or gold scores)")\n'
-      "    return value", "Spearman not scaled x100", SCORING_TESTS),
+      "    return value", "Spearman not scaled x100", SCORING_TESTS,
+      "mutmut makes `100.0 * value` into `100.0 / value` or `101.0 * value`, never drops the factor"),
     M("sts-nan-passes", "evaluation/sts.py", "    if not np.isfinite(value):\n        raise IsbertError(\"Spearman",
       "    if False:\n        raise IsbertError(\"Spearman", "an undefined Spearman becomes NaN instead of an error",
-      SCORING_TESTS),
-    M("sts-cosine-zero-division", "evaluation/sts.py", "where=norms > 0", "where=norms >= 0",
-      "an all-zero embedding divides by zero (NaN similarity)", SCORING_TESTS),
+      SCORING_TESTS,
+      "mutmut negates the check (raising for every finite value) but never makes it always false"),
     M("sts-second-side-unchecked", "evaluation/sts.py", "    check_finite(a)\n    check_finite(b)\n",
       "    check_finite(a)\n", "NaN in the second sentence's embeddings passes silently",
-      ("tests/evaluation/test_scoring.py::test_cosine_rows_rejects_nan_on_either_side", *SCORING_TESTS)),
+      ("tests/evaluation/test_scoring.py::test_cosine_rows_rejects_nan_on_either_side", *SCORING_TESTS),
+      "mutmut does not delete a statement; it passes None to `check_finite`, which fails loudly"),
     M("sts-all-is-mean", "evaluation/sts.py", '"spearman": pooled,', '"spearman": float(scores.mean()),',
-      "the headline number is the mean of the sub-datasets, not the pooled 'all'", SCORING_TESTS),
+      "the headline number is the mean of the sub-datasets, not the pooled 'all'", SCORING_TESTS,
+      "mutmut does not put another expression (`scores.mean()`) in place of a value (`pooled`)"),
     M("sts-wmean-unweighted", "evaluation/sts.py", '"wmean": float((scores * sizes).sum() / sizes.sum())',
-      '"wmean": float(scores.mean())', "wmean is not weighted by the pair counts", SCORING_TESTS),
+      '"wmean": float(scores.mean())', "wmean is not weighted by the pair counts", SCORING_TESTS,
+      "mutmut does not replace an expression with another one (the unweighted mean); it swaps `*` for `/` or "
+      "changes arguments"),
     M("sts-dot-for-cosine", "evaluation/sts.py",
       "similarity = cosine_rows(embed(subset.sentences1), embed(subset.sentences2))",
       'similarity = np.einsum("ij,ij->i", embed(subset.sentences1), embed(subset.sentences2))',
-      "STS scored with the dot product instead of the cosine", SCORING_TESTS),
+      "STS scored with the dot product instead of the cosine", SCORING_TESTS,
+      "mutmut does not swap one function for another (a dot product for `cosine_rows`)"),
     M("whitening-not-applied", "evaluation/harness.py",
       "matrix = Whitening.fit(matrix[[index[s] for s in whiten_sentences]], whiten_dim).transform(matrix)",
       "Whitening.fit(matrix[[index[s] for s in whiten_sentences]], whiten_dim).transform(matrix)",
-      "whitening fitted but never applied", WHITENING_POOLING_TESTS),
+      "whitening fitted but never applied", WHITENING_POOLING_TESTS,
+      "mutmut does not turn an assignment into a bare expression; it assigns None, which fails loudly"),
     M("whitening-no-sqrt", "evaluation/baselines.py", "kernel = u / np.sqrt(s + eps)", "kernel = u / (s + eps)",
-      "whitening divides by the variance instead of the standard deviation", WHITENING_POOLING_TESTS),
+      "whitening divides by the variance instead of the standard deviation", WHITENING_POOLING_TESTS,
+      "mutmut does not remove a call around an expression (`np.sqrt`)"),
     M("whitening-not-centered", "evaluation/baselines.py",
       "return (np.asarray(embeddings, dtype=np.float64) - self.mean) @ self.kernel",
       "return np.asarray(embeddings, dtype=np.float64) @ self.kernel", "whitening forgets to subtract the mean",
-      WHITENING_POOLING_TESTS),
+      WHITENING_POOLING_TESTS,
+      "mutmut makes `- self.mean` into `+ self.mean` but never drops the term"),
     M("whitening-cut-rows", "evaluation/baselines.py", "kernel[:, :dim] if dim else kernel",
       "kernel[:dim] if dim else kernel", "whitening dimension cut on the wrong axis of the kernel",
-      WHITENING_POOLING_TESTS),
+      WHITENING_POOLING_TESTS,
+      "mutmut does not rewrite a subscript (`[:, :dim]` into `[:dim]`)"),
     M("pooling-first-last-embedding-layer", "model.py", "(layers[1] + layers[-1]) / 2",
       "(layers[0] + layers[-1]) / 2", "first-last-mean averages the embedding layer, not the first transformer layer",
-      WHITENING_POOLING_TESTS),
+      WHITENING_POOLING_TESTS,
+      "mutmut makes the index 1 into 2, never 0 (the embedding layer)"),
     M("pooling-cls-is-mean", "model.py", 'pooling_mode="cls" if pooling == "cls" else "mean"',
-      'pooling_mode="mean"', "the cls baseline silently mean-pools", WHITENING_POOLING_TESTS),
+      'pooling_mode="mean"', "the cls baseline silently mean-pools", WHITENING_POOLING_TESTS,
+      "mutmut expresses it (x_pooled_encoder__mutmut_39: `pooling == 'cls' and False`), but model.py has no "
+      "entry in `make mutation`'s table (tools/mutmut_modules.py MODULES), so no mutmut run plants it"),
 )  # fmt: skip
 del M
 
 
 # ------------------------------------------------------------------------------------------------ the runner
 def check_list(mutations: tuple[Mutation, ...], repo: Path = REPO) -> list[str]:
-    """Problems that make the list unusable: unknown files, snippets not found exactly once, duplicate ids."""
+    """Problems that make the list unusable: unknown files, snippets not found exactly once, duplicate ids, no reason
+    why mutmut cannot plant the bug."""
     problems = []
     seen: set[str] = set()
     for mutation in mutations:
@@ -282,6 +317,8 @@ def check_list(mutations: tuple[Mutation, ...], repo: Path = REPO) -> list[str]:
             problems.append(f"{mutation.id}: the original snippet occurs {count} times in {mutation.file}")
         if mutation.original == mutation.replacement or not mutation.tests:
             problems.append(f"{mutation.id}: replacement equals the original, or no tests selected")
+        if not mutation.why_not_mutmut.strip():
+            problems.append(f"{mutation.id}: no why_not_mutmut (a bug mutmut plants belongs to `make mutation`)")
     return problems
 
 
@@ -345,7 +382,7 @@ def run_pytest(tree: Path, tests: tuple[str, ...], timeout: float, stop_first: b
     return "error", f"pytest exit {process.returncode}: " + (failed[0] if failed else output.strip()[-300:])
 
 
-def _kill_group(process: subprocess.Popen) -> None:
+def _kill_group(process: subprocess.Popen[str]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
 
@@ -462,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for m in mutations:
             print(f"{m.id:<36} {m.file:<26} {m.bug}\n{'':<37}tests: {' '.join(m.tests)}")
+            print(f"{'':<37}not mutmut: {m.why_not_mutmut}")
         return 0
     began = time.perf_counter()
     if not args.skip_baseline:
