@@ -37,7 +37,7 @@ def corpus_fingerprint(corpus: InputSpec | Sequence[InputSpec]) -> list[dict[str
     return result
 
 
-def _generate(token: str, paths: list[str], options: dict[str, Any]) -> Iterator[dict[str, str]]:
+def _generate(token: str, paths: tuple[str, ...], options: dict[str, Any]) -> Iterator[dict[str, str]]:
     for text in iter_corpus(paths, _RUNNING_STATS[token], **options):
         yield {TEXT_COLUMN: text}
 
@@ -74,7 +74,9 @@ def build_corpus_dataset(
     try:
         dataset = datasets.Dataset.from_generator(
             _generate,
-            gen_kwargs={"token": token, "paths": [str(file.path) for file in files], "options": options},
+            # a tuple, not a list: datasets splits a list in gen_kwargs into one generator call per item, which
+            # would restart de-duplication at every file
+            gen_kwargs={"token": token, "paths": tuple(str(file.path) for file in files), "options": options},
             cache_dir=str(cache_dir),
             features=datasets.Features({TEXT_COLUMN: datasets.Value("string")}),
         )
