@@ -32,6 +32,7 @@ import os
 import re
 import sqlite3
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,8 @@ def connect(folder: Path, *, create: bool = False, write: bool = False) -> sqlit
     except sqlite3.Error as error:
         raise database_error(folder, error) from None
     try:
-        connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+        if sys.version_info >= (3, 11):  # setlimit is new in 3.11: Python 3.10 cannot cap lengths (nor crash here)
+            connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         connection.execute("PRAGMA trusted_schema = OFF")
         if write:
