@@ -87,6 +87,18 @@ def test_build_puts_the_cnn_on_the_word_vectors(tiny_glove) -> None:
         isbert.build("offline-glove", encoder_layers=0, device="cpu")
 
 
+def test_training_refuses_encoder_layers_on_word_vectors(tiny_glove, tmp_path: Path) -> None:
+    """As isbert.build does: the pooled objectives' encoder and a saved model continued refuse --encoder-layers on a
+    word-vector table in one line (both reached WordEmbeddings.auto_model, an AttributeError)."""
+    from isbert.training.models import build_baseline, build_model
+
+    with pytest.raises(IsbertError, match="a word-vector backbone has no layers"):
+        build_baseline(TrainConfig(model="offline-glove", encoder_layers=0, device="cpu"), "mean")
+    folder = isbert.save(isbert.build("offline-glove", out_channels=4, device="cpu"), tmp_path / "saved")
+    with pytest.raises(IsbertError, match="a word-vector backbone has no layers"):
+        build_model(TrainConfig(model=str(folder), encoder_layers=0, device="cpu"))
+
+
 def test_saved_model_round_trips_through_isbert_and_sentence_transformers(tiny_glove, tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = isbert.build("offline-glove", out_channels=4, device="cpu").eval()

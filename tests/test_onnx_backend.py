@@ -139,6 +139,14 @@ def test_cli_encode_plain_folder_says_where(
     assert np.load(output).shape == (len(TEXTS), 24)
 
 
+def test_an_export_is_not_exported_again(exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """isbert export needs the torch model: an export folder (which load opens as an OnnxEncoder) is refused in one
+    line, not with a TypeError from indexing the encoder."""
+    assert main(["export", str(exported), "--output", str(tmp_path / "again"), "--quantize", "none"]) == 2
+    assert "is an ONNX export (`isbert export`), which can only encode" in capsys.readouterr().err
+    assert not (tmp_path / "again").exists()
+
+
 def test_errors(tiny_isbert_folder: Path, exported: Path, tmp_path: Path) -> None:
     with pytest.raises(IsbertError, match="backend onnx needs a local model folder"):
         isbert.load(tmp_path, backend="onnx")

@@ -6,7 +6,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import torch
 from sentence_transformers import SentenceTransformer
@@ -245,6 +245,22 @@ def _describe_model_card(model: SentenceTransformer, backbone: str) -> None:
     }
 
 
+@overload
+def load(
+    name_or_path: str | os.PathLike[str], *, device: str | None = None, backend: Literal["onnx"], **kwargs: Any
+) -> OnnxEncoder: ...
+
+
+@overload
+def load(
+    name_or_path: str | os.PathLike[str],
+    *,
+    device: str | None = None,
+    backend: Literal["torch", "onnx"] = "torch",
+    **kwargs: Any,
+) -> SentenceTransformer | OnnxEncoder: ...
+
+
 def load(
     name_or_path: str | os.PathLike[str],
     *,
@@ -292,6 +308,16 @@ def load(
         if not _is_local(path) and isinstance(error, (OSError, ValueError)):
             raise _hub_error(path, error) from error
         raise _load_error(path, error) from error
+
+
+def load_torch(name_or_path: str | os.PathLike[str], *, device: str | None = None) -> SentenceTransformer:
+    """:func:`load` where the torch model itself is needed (its modules, training, an export): an ``isbert export``
+    folder, which :func:`load` opens as an :class:`~isbert.onnx_backend.OnnxEncoder` that only encodes, is refused."""
+    model = load(name_or_path, device=device)
+    if not isinstance(model, SentenceTransformer):
+        raise IsbertError(f"{name_or_path} is an ONNX export (`isbert export`), which can only encode; use the model "
+                          "folder it was exported from")  # fmt: skip
+    return model
 
 
 def cached_export(model_folder: str | Path, cache: Path | None = None) -> Path:

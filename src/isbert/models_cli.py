@@ -143,10 +143,10 @@ def _run_convert_weights(args: argparse.Namespace) -> int:
 def _run_export(args: argparse.Namespace) -> int:
     require("onnx", "onnx", "onnxruntime", what="isbert export")
     from isbert.identity import folder_checksum
-    from isbert.model import load, resolve_model_name
+    from isbert.model import load_torch, resolve_model_name
     from isbert.onnx_backend import export_onnx
 
-    model = load(args.model, device="cpu")
+    model = load_torch(args.model, device="cpu")
     checksum = folder_checksum(resolve_model_name(args.model))
     folder = export_onnx(
         model, args.output, quantize=args.quantization, source=str(args.model), source_checksum=checksum

@@ -22,13 +22,14 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.modules import Transformer
 from sentence_transformers.sentence_transformer.modules import Dense, Pooling, WordEmbeddings, WordWeights
+from sentence_transformers.sentence_transformer.modules.tokenizer import WordTokenizer
 
 from isbert import sif
 from isbert.corpus import CorpusStats, iter_corpus
@@ -36,7 +37,10 @@ from isbert.errors import IsbertError
 from isbert.glove import GLOVE_ALIAS, PADDING_TOKEN, is_word_embedding_model
 from isbert.inputs import InputSpec, describe, expand_inputs
 from isbert.io import EncodingErrors
-from isbert.model import load, resolve_model_name, save, truncate_encoder
+from isbert.model import load_torch, resolve_model_name, save, truncate_encoder
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 SAMPLE_SIZE = 100_000
 """Sentences (a seeded uniform sample of the corpus) whose vectors the common directions are fitted on."""
@@ -79,7 +83,7 @@ def static_encoder(backbone: str, encoder_layers: int | None = None, *, device: 
     """The first module of ``backbone``, refused unless its token vectors are context-free: a ``WordEmbeddings``
     table, or a transformer cut to ``encoder_layers=0``."""
     path = resolve_model_name(backbone)
-    encoder = load(path, device=device)[0]
+    encoder = load_torch(path, device=device)[0]
     if isinstance(encoder, WordEmbeddings):
         if encoder_layers is not None:
             raise IsbertError(f"{backbone}: a word-vector backbone has no transformer layers; drop --encoder-layers")
@@ -114,8 +118,16 @@ def vocabulary(encoder: StaticEncoder) -> list[str]:
         if not isinstance(vocab, list):
             raise IsbertError(f"word tokenizer {type(encoder.tokenizer).__name__} has no vocabulary list")
         return list(vocab)
-    tokenizer = encoder.tokenizer
+    tokenizer = _tokenizer(encoder)
     return [str(token) for token in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))]
+
+
+def _tokenizer(encoder: Transformer) -> PreTrainedTokenizerBase:
+    """The transformer's text tokenizer (sentence-transformers gives None for a processor without one)."""
+    tokenizer = encoder.tokenizer
+    if tokenizer is None:
+        raise IsbertError(f"{type(encoder).__name__} has no text tokenizer: not a text encoder")
+    return tokenizer
 
 
 def padding_rows(encoder: StaticEncoder) -> int:
@@ -123,11 +135,11 @@ def padding_rows(encoder: StaticEncoder) -> int:
     return int(isinstance(encoder, WordEmbeddings) and vocabulary(encoder)[:1] == [PADDING_TOKEN])
 
 
-def _word_table(encoder: StaticEncoder) -> torch.nn.Parameter:
+def _word_table(encoder: StaticEncoder) -> torch.Tensor:
     """The input word-vector table: WordEmbeddings' weights, or a transformer's input word embeddings."""
     if isinstance(encoder, WordEmbeddings):
         return encoder.emb_layer.weight
-    return encoder.auto_model.get_input_embeddings().weight
+    return cast(torch.Tensor, encoder.auto_model.get_input_embeddings().weight)  # an nn.Embedding's weight
 
 
 # ------------------------------------------------------------------------------------------------ token counts
@@ -215,7 +227,7 @@ def count_tokens(
 def _special_ids(encoder: StaticEncoder) -> set[int]:
     if isinstance(encoder, WordEmbeddings):
         return set(range(padding_rows(encoder)))
-    tokenizer = encoder.tokenizer
+    tokenizer = _tokenizer(encoder)
     return {i for i in tokenizer.all_special_ids if i != tokenizer.unk_token_id}
 
 
@@ -223,15 +235,16 @@ def _count_batch(encoder: StaticEncoder, batch: list[str], result: TokenCounts) 
     result.words += sum(len(text.split()) for text in batch)
     if isinstance(encoder, WordEmbeddings):
         for text in batch:
-            ids = encoder.tokenizer.tokenize(text)
+            ids = cast(WordTokenizer, encoder.tokenizer).tokenize(text)  # see glove.word_coverage
             result.unknown += max(0, len(text.split()) - len(ids))  # a white-space tokenizer: one id per word at most
             np.add.at(result.counts, np.asarray(ids[: encoder.max_seq_length], dtype=np.int64), 1)
         return
     features = encoder.preprocess(batch)
     ids = features["input_ids"][features["attention_mask"].bool()].numpy()
     result.counts += np.bincount(ids, minlength=len(result.counts))[: len(result.counts)]
-    if encoder.tokenizer.unk_token_id is not None:
-        result.unknown += int((ids == encoder.tokenizer.unk_token_id).sum())
+    unknown_id = _tokenizer(encoder).unk_token_id
+    if unknown_id is not None:
+        result.unknown += int((ids == unknown_id).sum())
 
 
 def probabilities(encoder: StaticEncoder, counts: TokenCounts, kind: sif.Probabilities) -> np.ndarray:
@@ -439,8 +452,9 @@ def add_sif(
     if not modules:
         raise IsbertError("an empty model: nothing to add SIF to")
     check_static(modules[0], "the model's encoder")
+    encoder = cast(StaticEncoder, modules[0])  # what check_static let through
     position = _final_mean_pooling(modules)
-    counts = count_tokens(modules[0], corpus, sample_size=sample_size, **reader)
+    counts = count_tokens(encoder, corpus, sample_size=sample_size, **reader)
     report = FitReport(settings, model.model_card_data.model_name or "the model", vocab_size=len(counts.counts))
     _report_counts(report, counts)
     if any(isinstance(module, WordWeights) for module in modules):  # weighted in training: directions only
@@ -449,8 +463,8 @@ def add_sif(
         head = modules[: position + 1]
     else:
         report.a = settings.a
-        weights = sif.sif_weights(probabilities(modules[0], counts, settings.probabilities), settings.a)
-        head = [*modules[:position], word_weights(vocabulary(modules[0]), weights, 1.0), modules[position]]
+        weights = sif.sif_weights(probabilities(encoder, counts, settings.probabilities), settings.a)
+        head = [*modules[:position], word_weights(vocabulary(encoder), weights, 1.0), modules[position]]
     tail = modules[position + 1 :]
     if settings.removed:
         directions = _fit_directions(head, counts.sample, settings.removed, str(model.device))
@@ -466,7 +480,7 @@ def _final_mean_pooling(modules: list[torch.nn.Module]) -> int:
     if not poolings:
         raise IsbertError("the model has no Pooling module to weight the tokens of")
     position = poolings[-1]
-    mode = modules[position].pooling_mode
+    mode = cast(Pooling, modules[position]).pooling_mode
     if (mode if isinstance(mode, str) else ",".join(mode)) != "mean":
         raise IsbertError(f"SIF weights a mean; the model's final pooling is {mode!r}")
     return position

@@ -131,7 +131,7 @@ def _models_exist(trained: dict[str, Any], train_dir: Path) -> bool:
 
 
 def _trained_record(job: Job, result: Any) -> dict[str, Any]:
-    corpus = getattr(result, "corpus", None)
+    corpus: Any = getattr(result, "corpus", None)
     return {
         "settings": job.train_settings,
         "select": job.config.get("select"),
@@ -217,7 +217,7 @@ def _evaluate_posthoc(job: Job, chosen: dict[str, dict[str, Any] | None], data_d
     """Each selected model with SIF added after training (:func:`isbert.sif_model.add_sif`, fitted on the run's
     corpus), scored as the trained models are: what the report's ``<run>+posthoc-sif`` row shows."""
     from isbert.evaluation import evaluate
-    from isbert.model import load
+    from isbert.model import load_torch
     from isbert.sif_model import add_sif
 
     config = job.train_config(show_progress=False)
@@ -230,7 +230,7 @@ def _evaluate_posthoc(job: Job, chosen: dict[str, dict[str, Any] | None], data_d
             out["scores"][kind] = out["evaluation"][kind] = out["stsb_dev"][kind] = None
             continue
         if selection["path"] not in done:
-            model = load(selection["path"], device=job.device)
+            model = load_torch(selection["path"], device=job.device)
             fitted = add_sif(model, config.corpus, job.spec.sif_settings(), **_reader(config))
             results = evaluate(
                 fitted.model, tasks, data_dir, show_progress=False,

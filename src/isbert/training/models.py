@@ -5,20 +5,21 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 from sentence_transformers import SentenceTransformer
+from sentence_transformers.base.modules import Transformer
 from sentence_transformers.sentence_transformer.modules import Pooling, WordWeights
 
 from isbert import sif
 from isbert.errors import IsbertError
-from isbert.model import build, load, pooled_encoder, resolve_model_name, truncate_encoder
+from isbert.model import build, load_torch, pooled_encoder, resolve_model_name, truncate_encoder
 from isbert.modules import is_cnn_head
 from isbert.objectives import objective
-from isbert.sif_model import check_static, count_tokens, probabilities, vocabulary, word_weights
+from isbert.sif_model import StaticEncoder, check_static, count_tokens, probabilities, vocabulary, word_weights
 from isbert.training.config import TrainConfig
 
 
@@ -30,10 +31,10 @@ def build_model(config: TrainConfig) -> Any:
     if objective(config.objective).pooled:
         return add_word_weights(build_baseline(config, "mean"), config)
     if os.path.isdir(path) and _has_cnn_head(_modules_json(path)):
-        model = load(path, device=config.device)
+        model = load_torch(path, device=config.device)
         model.max_seq_length = config.max_seq_length
         if config.encoder_layers is not None:
-            truncate_encoder(model[0], config.encoder_layers)
+            _truncate(model[0], config.encoder_layers)
         return add_word_weights(model, config)
     model = build(
         config.model,
@@ -58,14 +59,15 @@ def add_word_weights(model: SentenceTransformer, config: TrainConfig) -> Sentenc
     if config.word_weights == "none" or any(isinstance(module, WordWeights) for module in modules):
         return model
     check_static(modules[0], config.model)
+    encoder = cast(StaticEncoder, modules[0])  # what check_static let through
     if not isinstance(modules[-1], Pooling):
         raise IsbertError(f"--word-weights needs a model that ends in mean pooling, not {type(modules[-1]).__name__}")
     counts = count_tokens(
-        modules[0], config.corpus, text_field=config.text_field, column=config.column,
+        encoder, config.corpus, text_field=config.text_field, column=config.column,
         encoding_errors=config.encoding_errors, dedup=config.dedup,
     )  # fmt: skip
-    weights = sif.sif_weights(probabilities(modules[0], counts, config.sif_probabilities), config.sif_a)
-    layer = word_weights(vocabulary(modules[0]), weights, 1.0)
+    weights = sif.sif_weights(probabilities(encoder, counts, config.sif_probabilities), config.sif_a)
+    layer = word_weights(vocabulary(encoder), weights, 1.0)
     layer.emb_layer.weight.requires_grad_(False)  # fixed by the corpus, not learned
     at = 1 if config.word_weights == "sif-input" else len(modules) - 1
     weighted = SentenceTransformer(modules=[*modules[:at], layer, *modules[at:]], device=str(model.device))
@@ -143,10 +145,17 @@ def build_baseline(config: TrainConfig, pooling: str) -> Any:
     model.max_seq_length = config.max_seq_length
     if hasattr(model[0], "emb_layer"):
         # sentence-transformers loads a word-vector table frozen; train_parts decides what trains (SimCSE here).
-        model[0].emb_layer.weight.requires_grad_(True)
+        cast(torch.nn.Embedding, model[0].emb_layer).weight.requires_grad_(True)
     if config.encoder_layers is not None:
-        truncate_encoder(model[0], config.encoder_layers)
+        _truncate(model[0], config.encoder_layers)
     return model
+
+
+def _truncate(encoder: torch.nn.Module, layers: int) -> None:
+    """:func:`truncate_encoder` on a model's first module; a word-vector table is refused, as ``isbert.build`` does."""
+    if not isinstance(encoder, Transformer):
+        raise IsbertError("encoder_layers applies to transformer encoders; a word-vector backbone has no layers")
+    truncate_encoder(encoder, layers)
 
 
 def freeze_parts(model: Any, parts: str) -> list[str]:

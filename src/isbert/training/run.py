@@ -31,7 +31,7 @@ from isbert.atomic import fresh_dir, publish_entries, remove_path, write_json_at
 from isbert.errors import IsbertError
 from isbert.glove import word_coverage
 from isbert.inputs import InputFile, expand_inputs
-from isbert.model import load
+from isbert.model import load_torch
 from isbert.objectives import objective
 from isbert.threads import plan_threads
 from isbert.training import checkpoints as ckpt
@@ -512,7 +512,7 @@ def _save_final(config: TrainConfig, trainer_model: Any, result: TrainResult) ->
     """The selected model goes into the output folder itself (staged, then published entry by entry)."""
     out = Path(config.output)
     best_dir = RunFolder(out).best()
-    model = load(str(best_dir), device="cpu") if best_dir.is_dir() and result.best else trainer_model
+    model = load_torch(str(best_dir), device="cpu") if best_dir.is_dir() and result.best else trainer_model
     staged = fresh_dir(out / f"{ckpt.PARTIAL_PREFIX}final")  # a planted link is unlinked, never written through
     model.save(str(staged))
     (staged / BEST_MARKER).unlink(missing_ok=True)
