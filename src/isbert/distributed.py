@@ -36,7 +36,7 @@ class _EncoderWorker:
 
         torch.set_num_threads(threads)
         options = {"quantization": quantization} if backend == "onnx" and quantization else {}
-        self.model = load(model_ref, backend=backend, **options) if backend == "onnx" else load(model_ref, device="cpu")
+        self.model = load(model_ref, backend="onnx", **options) if backend == "onnx" else load(model_ref, device="cpu")
 
     def encode(self, texts: list[str], batch_size: int, normalize: bool) -> np.ndarray:
         return self.model.encode(

@@ -9,10 +9,10 @@ import logging
 import os
 import stat
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
@@ -22,6 +22,9 @@ from isbert.atomic import check_own, create_fresh, fsync_parent, write_json_atom
 from isbert.errors import IsbertError
 from isbert.inputs import InputFile, InputSpec, describe, expand_inputs, iter_input_texts
 from isbert.io import EncodingErrors, ReadStats
+
+if TYPE_CHECKING:
+    from isbert.onnx_backend import OnnxEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ def _chunks(records: Iterator[tuple[InputFile, int, str]], size: int) -> Iterato
         yield chunk
 
 
-def count_truncated(model: SentenceTransformer, texts: list[str]) -> int:
+def count_truncated(model: SentenceTransformer | OnnxEncoder, texts: list[str]) -> int:
     """How many texts have more tokens (special tokens included) than the model keeps."""
     limit = model.max_seq_length
     tokenizer = getattr(model, "tokenizer", None)
@@ -81,7 +84,7 @@ def count_truncated(model: SentenceTransformer, texts: list[str]) -> int:
 ChunkEncoder = Callable[[Iterator[list[str]]], Iterator[np.ndarray]]
 
 
-def local_chunk_encoder(model: SentenceTransformer, *, batch_size: int, normalize: bool) -> ChunkEncoder:
+def local_chunk_encoder(model: SentenceTransformer | OnnxEncoder, *, batch_size: int, normalize: bool) -> ChunkEncoder:
     def embed(chunks: Iterator[list[str]]) -> Iterator[np.ndarray]:
         for chunk in chunks:
             yield model.encode(
@@ -215,7 +218,7 @@ def _count_rows(files: list[InputFile], read: dict[str, Any], sources: Path) -> 
     return rows
 
 
-def _embedding_dimension(model: SentenceTransformer) -> int:
+def _embedding_dimension(model: SentenceTransformer | OnnxEncoder) -> int:
     dimension = model.get_embedding_dimension()
     if not dimension:
         raise IsbertError("the model does not report its embedding dimension")
@@ -254,8 +257,8 @@ def _publish(sources_partial: Path, sources: Path, partial: Path, output_path: P
 
 
 def encode_file(
-    model: SentenceTransformer,
-    inputs: InputSpec | list[InputSpec],
+    model: SentenceTransformer | OnnxEncoder,
+    inputs: InputSpec | Sequence[InputSpec],
     output_path: str | Path,
     *,
     text_field: str = "text",

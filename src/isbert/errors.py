@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 
@@ -12,7 +13,7 @@ class IsbertError(Exception):
 class InputError(IsbertError):
     """A problem in an input file, located by file and line."""
 
-    def __init__(self, path: str, line: int | None, message: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], line: int | None, message: str) -> None:
         self.path = str(path)
         self.line = line
         where = f"{self.path}:{line}" if line is not None else self.path

@@ -23,13 +23,13 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Pooling, WordEmbeddings
-from sentence_transformers.sentence_transformer.modules.tokenizer import WhitespaceTokenizer
+from sentence_transformers.sentence_transformer.modules.tokenizer import WhitespaceTokenizer, WordTokenizer
 
 from isbert.cache import cache_dir
 from isbert.errors import IsbertError
@@ -154,7 +154,8 @@ def word_coverage(model: Any, sentences: Iterable[str]) -> WordCoverage | None:
     first = model[0] if isinstance(model, SentenceTransformer) and len(model) else None
     if not isinstance(first, WordEmbeddings):
         return None
-    tokenizer = first.tokenizer
+    # sentence-transformers declares InputModule.tokenizer as a transformers tokenizer; WordEmbeddings' is its own
+    tokenizer = cast(WordTokenizer, first.tokenizer)
     coverage = WordCoverage()
     unknown: Counter[str] = Counter()
     known: dict[str, bool] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ error naming file and line, found after reading at most this many bytes of it, s
 the file (a gzip stream that decompresses to one endless line included)."""
 
 
-def detect_format(path: str | Path) -> str:
+def detect_format(path: str | os.PathLike[str]) -> str:
     """``txt``, ``jsonl``, ``csv`` or ``tsv`` from the file name (a trailing ``.gz`` is ignored)."""
     name = Path(path).name.lower()
     if name.endswith(".gz"):
@@ -64,7 +65,7 @@ class ReadStats:
 
 
 def iter_lines(
-    path: str | Path, encoding_errors: EncodingErrors = "strict", stats: ReadStats | None = None
+    path: str | os.PathLike[str], encoding_errors: EncodingErrors = "strict", stats: ReadStats | None = None
 ) -> Iterator[tuple[int, str]]:
     """Decoded lines without their line ending (LF or CRLF), numbered from 1; a UTF-8 BOM is dropped."""
     path = Path(path)
@@ -121,7 +122,7 @@ def capped_lines(path: Path, handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
 
 
 def iter_texts(
-    path: str | Path,
+    path: str | os.PathLike[str],
     *,
     text_field: str = "text",
     column: str = "text",
@@ -168,7 +169,7 @@ def iter_texts(
 
 
 def _jsonl_records(
-    path: str | Path, lines: Iterator[tuple[int, str]], text_field: str, stats: ReadStats
+    path: str | os.PathLike[str], lines: Iterator[tuple[int, str]], text_field: str, stats: ReadStats
 ) -> Iterator[tuple[int, str]]:
     for number, line in lines:
         if not line.strip():
@@ -201,7 +202,7 @@ _CSV_FIELD_LIMIT = 2**31 - 1  # the largest value every platform's C long accept
 
 
 def _table_records(
-    path: str | Path, lines: Iterator[tuple[int, str]], column: str, delimiter: str
+    path: str | os.PathLike[str], lines: Iterator[tuple[int, str]], column: str, delimiter: str
 ) -> Iterator[tuple[int, str]]:
     """Rows of a CSV/TSV file with a header: every row has the header's fields, a quote left open is an error at
     the line it opens (never a field that swallows the rest of the file), a record is capped like a line."""

@@ -19,7 +19,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -57,7 +57,7 @@ class _SentenceGraph(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         tensors = dict(zip(self.input_names, inputs, strict=True))
-        encoder = self.model[0].model
+        encoder = cast(nn.Module, self.model[0].model)  # the transformers model inside the Transformer module
         hidden = encoder(**tensors).last_hidden_state
         features: dict[str, Any] = {**tensors, "token_embeddings": hidden}
         for module in list(self.model)[1:]:

@@ -8,7 +8,7 @@ does (its ``CNN`` leaked the same way up to 6.2 and masks padding from 6.3 on).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from sentence_transformers import SentenceTransformer
@@ -21,7 +21,7 @@ class ReleasedCNN(nn.Module):
 
     def __init__(self, cnn: nn.Module) -> None:
         super().__init__()
-        self.convs = cnn.convs
+        self.convs = cast(nn.ModuleList, cnn.convs)  # the CNN's convolutions
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         tokens = features["token_embeddings"].transpose(1, -1)
@@ -32,5 +32,5 @@ class ReleasedCNN(nn.Module):
 def released_model(model: SentenceTransformer) -> SentenceTransformer:
     """``model``'s encoder and CNN weights, with the released code's unmasked CNN forward and mean pooling."""
     head = ReleasedCNN(model[1])
-    width = sum(conv.out_channels for conv in head.convs)
+    width = sum(cast(nn.Conv1d, conv).out_channels for conv in head.convs)
     return SentenceTransformer(modules=[model[0], head, Pooling(width, "mean")], device="cpu").eval()

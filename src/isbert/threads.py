@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def busy_cpus(loadavg: Path = LOADAVG) -> int:
 
 
 def plan_threads(
-    environ: dict[str, str] | None = None, root: Path = CGROUP_ROOT, loadavg: Path = LOADAVG
+    environ: Mapping[str, str] | None = None, root: Path = CGROUP_ROOT, loadavg: Path = LOADAVG
 ) -> ThreadPlan:
     """The plan for this process (``environ``: ``os.environ`` by default)."""
     env = os.environ if environ is None else environ
@@ -119,7 +120,7 @@ def plan_threads(
     return ThreadPlan(cpus, source, wait)
 
 
-def prepare_environment(environ: dict[str, str] | None = None) -> ThreadPlan:
+def prepare_environment(environ: MutableMapping[str, str] | None = None) -> ThreadPlan:
     """Set the defaults above in the environment (before torch is imported) and return the plan."""
     env = os.environ if environ is None else environ
     if env.get(POLICY_ENV) == "torch":

@@ -169,7 +169,7 @@ def load_sources(path: str | os.PathLike[str]) -> list[Source]:
 class NoDowngradeRedirects(urllib.request.HTTPRedirectHandler):
     """Follow redirects, except from https to anything else (which would drop the transport's protection)."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         if req.full_url.startswith("https://") and not newurl.startswith("https://"):
             raise urllib.error.URLError(f"refused redirect from https to {newurl}")
         return super().redirect_request(req, fp, code, msg, headers, newurl)

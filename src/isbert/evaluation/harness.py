@@ -41,7 +41,7 @@ from isbert.glove import word_coverage
 class Encoder(Protocol):
     """What the harness needs from a model: sentence-transformers' ``encode``."""
 
-    def encode(self, sentences: list[str], **kwargs: Any) -> Any: ...
+    def encode(self, sentences: list[str], /, *args: Any, **kwargs: Any) -> Any: ...
 
 
 def library_versions() -> dict[str, str]:
@@ -215,7 +215,13 @@ def evaluate(
     results, task_seconds = _score_tasks(loaded, embed, config, say, scored)
     finished = time.perf_counter()
     # 5. record what was run, on what, and how long it took
-    settings = {"tasks": names, "pairs": pairs and str(pairs), "text": text, "pooling": pooling, "whiten": whiten}
+    settings: dict[str, Any] = {
+        "tasks": names,
+        "pairs": pairs and str(pairs),
+        "text": text,
+        "pooling": pooling,
+        "whiten": whiten,
+    }
     settings |= {"whiten_dim": whiten_dim, "transfer": "full" if full else "fast", "standardize": standardize}
     settings |= {"batch_size": batch_size, "data_dir": root and str(root)}
     timing = _timing((started, loading_done, encoding_done, finished), task_seconds, len(index), n_encoded)

@@ -503,7 +503,7 @@ def _read_sif_options(raw: dict[str, Any], baseline: str | None, posthoc: str | 
     ):
         raise IsbertError(f"{where}: sif.components must be a whole number from 0 to {MAX_COMPONENTS}, "
                           f"got {components!r}")  # fmt: skip
-    options = {"a": float(a)} if a is not None else {}
+    options: dict[str, Any] = {"a": float(a)} if a is not None else {}
     options.update({"components": components} if components is not None else {})
     try:
         NAMED_BASELINES[baseline or "sif"].with_options(**options)

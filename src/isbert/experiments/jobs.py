@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from isbert.atomic import write_text_atomic
 from isbert.experiments.config import (
@@ -118,7 +118,7 @@ class Job:
         """What training depends on: everything but the evaluation (tasks, a method added after training)."""
         return {k: v for k, v in self.settings.items() if k not in EVALUATION_ONLY}
 
-    def matches(self, stored: dict[str, Any] | None) -> bool:
+    def matches(self, stored: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
         """Whether a stored ``result.json`` is this run's (see :func:`same_settings`)."""
         if stored is None:
             return False

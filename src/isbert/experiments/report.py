@@ -130,7 +130,7 @@ def build_summary(
 
 def _reused(jobs: list[Job], results: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
     """Which runs took a published result of the same settings instead of running (``--reuse-from``), and whose."""
-    reused = {}
+    reused: dict[str, dict[str, Any]] = {}
     for job, result in zip(jobs, results, strict=True):
         origin = (result or {}).get("reused_from")
         if origin:
@@ -412,7 +412,7 @@ def _by_backbone_lines(summary: dict[str, Any]) -> list[str]:
         partial = not run["baseline"] and sts is not None and sts["n"] < seeds
         cells[label[run["name"]], column(run)] = (
             _cell(sts)
-            + (f" ({sts['n']} of {seeds} seeds)" if partial else "")
+            + (f" ({sts['n']} of {seeds} seeds)" if partial and sts is not None else "")
             + (f" · {transfer['mean']:.2f}" if transfer else "")
         )
     for row in summary.get("not_applicable", []):

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from isbert.atomic import atomic_open
 from isbert.cli_types import (
@@ -28,7 +28,7 @@ from isbert.cli_types import (
 )
 from isbert.errors import IsbertError
 from isbert.extras import require
-from isbert.inputs import describe, expand_inputs
+from isbert.inputs import InputFile, describe, expand_inputs
 from isbert.search.chunking import MAX_CHUNK_TOKENS, Chunking
 
 MAX_LISTS = 1_048_576
@@ -266,7 +266,7 @@ def _run_index_build(args: argparse.Namespace) -> int:
         args.index,
         model,
         args.model,
-        inputs,
+        cast(list[InputFile], inputs),  # without --vectors, --input is given (checked above)
         options=_options(args),
         kind=args.kind,
         storage=args.storage,
@@ -284,12 +284,13 @@ def _run_index_build(args: argparse.Namespace) -> int:
 def _run_index_update(args: argparse.Namespace) -> int:
     """``index add`` and ``index sync``: embed files with the index's model into the index."""
     require("apps", "faiss", what="isbert index")
-    from isbert.search.index import SearchIndex
+    from isbert.search.index import BuildReport, SearchIndex, SyncReport
 
     inputs = expand_inputs(args.input)
     index = SearchIndex.open(args.index)
     model, name = _index_model(index, args.model, args.device)
     options = {"options": _options(args), "batch_size": args.batch_size, "show_progress": not args.no_progress}
+    report: SyncReport | BuildReport
     if args.index_command == "sync":
         report = index.sync(model, inputs, model_name=name, **options)
     else:

@@ -192,7 +192,7 @@ def project_2d(embeddings: np.ndarray, method: str = "auto", seed: int = 0) -> P
     if method == "umap":
         require("umap", "umap", what="--projection umap")
     if method in ("auto", "umap") and not missing("umap") and len(embeddings) > 3:
-        import umap  # type: ignore[import-not-found]
+        import umap
 
         reducer = umap.UMAP(n_components=2, metric="cosine", random_state=seed)
         with warnings.catch_warnings():  # a seed makes UMAP single-threaded, and it warns about that each time

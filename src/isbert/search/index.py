@@ -36,7 +36,7 @@ from isbert.atomic import atomic_open
 from isbert.cli_types import MAX_K
 from isbert.errors import IsbertError
 from isbert.identity import sha256_file
-from isbert.inputs import InputFile, describe, expand_inputs
+from isbert.inputs import InputFile, InputSpec, describe, expand_inputs
 from isbert.search import legacy, store
 from isbert.search.chunking import Chunking
 from isbert.search.corpus import Chunk, CorpusOptions, EmbedStats, count_records, embed_texts, iter_embedded_chunks
@@ -221,7 +221,7 @@ def _check_meta(meta: dict[str, Any], folder: Path) -> None:
         raise IsbertError(f"{folder / DATABASE}: {error}") from None
 
 
-def _read_vectors(folder: Path, generation: int, dimension: int, count: int) -> faiss.Index:
+def _read_vectors(folder: Path, generation: int, dimension: int, count: int) -> faiss.IndexIDMap2 | None:
     """The generation's vectors file: a plain file of the folder (not a link), an ``IndexIDMap2`` of the right
     shape; None when it is missing (a writer replaced it: read the generation again)."""
     path = folder / store.vectors_name(generation)
@@ -243,7 +243,7 @@ def _read_vectors(folder: Path, generation: int, dimension: int, count: int) -> 
     return index
 
 
-def _load(connection: sqlite3.Connection, folder: Path) -> tuple[dict[str, Any], faiss.Index, int]:
+def _load(connection: sqlite3.Connection, folder: Path) -> tuple[dict[str, Any], faiss.IndexIDMap2, int]:
     """The settings, the vectors and the generation, consistent with each other."""
     for _ in range(10):  # a writer may publish (and retire the file just read about) between the two reads
         meta = store.read_meta(connection, folder)
@@ -265,7 +265,12 @@ class SearchIndex:
     """An opened index folder: search by vector, keyword or both; add, replace, delete and sync records."""
 
     def __init__(
-        self, folder: Path, connection: sqlite3.Connection, meta: dict[str, Any], index: faiss.Index, generation: int
+        self,
+        folder: Path,
+        connection: sqlite3.Connection,
+        meta: dict[str, Any],
+        index: faiss.IndexIDMap2,
+        generation: int,
     ) -> None:
         self.folder = folder
         self._db = connection
@@ -292,7 +297,7 @@ class SearchIndex:
     def close(self) -> None:
         self._db.close()
 
-    def current(self) -> faiss.Index:
+    def current(self) -> faiss.IndexIDMap2:
         """The vectors of the latest committed generation: reloaded when a writer published a new one since."""
         with self._lock:
             generation, _, _ = store.read_state(self._db, self.folder)
@@ -417,9 +422,9 @@ class SearchIndex:
         if mode != "vector" and not self.stores_texts:
             raise IsbertError(f"{self.folder} stores no texts (built with --ids-only); search it with --mode vector")
         if mode == "vector":
-            return self.hits(*self.search_vectors(vectors, k, source))
+            return self.hits(*self.search_vectors(_given(vectors, mode), k, source))
         pool = k if mode == "keyword" else min(MAX_K, max(2 * k, HYBRID_POOL))
-        ids = self.search_vectors(vectors, pool, source)[1] if mode == "hybrid" else None
+        ids = self.search_vectors(_given(vectors, mode), pool, source)[1] if mode == "hybrid" else None
         results = []
         for row, text in enumerate(queries):
             with self._lock:
@@ -457,7 +462,7 @@ class SearchIndex:
         folder: str | Path,
         model: SentenceTransformer,
         model_name: str,
-        corpus: str | Path | Sequence[str | Path],
+        corpus: InputSpec | Sequence[InputSpec],
         *,
         options: CorpusOptions | None = None,
         kind: str = "auto",
@@ -499,7 +504,7 @@ class SearchIndex:
         model: SentenceTransformer,
         model_name: str,
         vectors_path: str | Path,
-        corpus: str | Path | Sequence[str | Path] | None = None,
+        corpus: InputSpec | Sequence[InputSpec] | None = None,
         *,
         options: CorpusOptions | None = None,
         kind: str = "auto",
@@ -538,7 +543,9 @@ class SearchIndex:
         added = _replace_folder(folder, overwrite, meta, new_vectors(dimension, spec), fill)
         return BuildReport(folder, added, added, spec, stats)
 
-    def _write(self, change: Callable[[sqlite3.Connection, faiss.Index, int], tuple[faiss.Index, int]]) -> None:
+    def _write(
+        self, change: Callable[[sqlite3.Connection, faiss.IndexIDMap2, int], tuple[faiss.IndexIDMap2, int]]
+    ) -> None:
         """One write: under the writer lock and in one transaction, ``change(connection, vectors, next_id)`` edits
         the records and returns the new vectors and next id; the next generation is published, then committed. A
         change that changed nothing (every text indexed already, a folder in sync) publishes no generation."""
@@ -565,7 +572,7 @@ class SearchIndex:
     def add(
         self,
         model: SentenceTransformer,
-        corpus: str | Path | Sequence[str | Path],
+        corpus: InputSpec | Sequence[InputSpec],
         *,
         options: CorpusOptions | None = None,
         batch_size: int = 32,
@@ -590,7 +597,9 @@ class SearchIndex:
         )  # fmt: skip
         added = 0
 
-        def change(connection: sqlite3.Connection, index: faiss.Index, next_id: int) -> tuple[faiss.Index, int]:
+        def change(
+            connection: sqlite3.Connection, index: faiss.IndexIDMap2, next_id: int
+        ) -> tuple[faiss.IndexIDMap2, int]:
             nonlocal added
             if replace:
                 index, _ = _drop_files(connection, index, [file.label for file in inputs])
@@ -609,7 +618,9 @@ class SearchIndex:
             raise IsbertError("delete either by source file (--source FILE) or by id (--id ID)")
         deleted = 0
 
-        def change(connection: sqlite3.Connection, index: faiss.Index, next_id: int) -> tuple[faiss.Index, int]:
+        def change(
+            connection: sqlite3.Connection, index: faiss.IndexIDMap2, next_id: int
+        ) -> tuple[faiss.IndexIDMap2, int]:
             nonlocal deleted
             doomed = store.ids_where(connection, file=source, ids=None if source is not None else list(ids or []))
             if not doomed:
@@ -625,7 +636,7 @@ class SearchIndex:
     def sync(
         self,
         model: SentenceTransformer,
-        corpus: str | Path | Sequence[str | Path],
+        corpus: InputSpec | Sequence[InputSpec],
         *,
         options: CorpusOptions | None = None,
         batch_size: int = 32,
@@ -640,7 +651,9 @@ class SearchIndex:
         digests = {file.label: sha256_file(file.path) for file in inputs}
         report, spec = SyncReport(self.folder), _spec_of(self.manifest)
 
-        def change(connection: sqlite3.Connection, index: faiss.Index, next_id: int) -> tuple[faiss.Index, int]:
+        def change(
+            connection: sqlite3.Connection, index: faiss.IndexIDMap2, next_id: int
+        ) -> tuple[faiss.IndexIDMap2, int]:
             known = store.file_hashes(connection)
             report.removed = sorted(set(known) - set(digests))
             report.changed = [f.label for f in inputs if f.label in known and known[f.label] != digests[f.label]]
@@ -677,7 +690,7 @@ class SearchIndex:
                 state = "already in the current format" if (folder / DATABASE).exists() else "not an index folder"
                 raise IsbertError(f"{folder}: nothing to migrate ({legacy.MANIFEST} missing; {state})")
             vectors = legacy.read_vectors(folder, manifest)
-            old = manifest.get("spec") if isinstance(manifest.get("spec"), dict) else {}
+            old = stored if isinstance(stored := manifest.get("spec"), dict) else {}
             spec = choose_spec(len(vectors), str(old.get("kind", "flat")), str(old.get("storage", "float32")))
             store_texts = bool(manifest.get("store_texts", True))
             keys = ("model", "model_checksums", "dimension", "max_seq_length", "fingerprint", "normalized", "metric")
@@ -823,6 +836,13 @@ def _drop_tables(connection: sqlite3.Connection) -> None:
         connection.execute(statement)
 
 
+def _given(vectors: np.ndarray | None, mode: str) -> np.ndarray:
+    """The queries' vectors, which a vector or hybrid search needs (only a keyword search goes without)."""
+    if vectors is None:  # search_vectors would refuse None too: an array of shape (1,) is not (n, dimension)
+        raise IsbertError(f"a {mode} search needs the queries' vectors")
+    return vectors
+
+
 def _publish(connection: sqlite3.Connection, folder: Path, index: faiss.Index, generation: int, next_id: int) -> None:
     """Write the vectors as ``generation``'s file (a new file, renamed into place) and record the generation, in
     the open transaction: the commit that follows makes both visible at once."""
@@ -830,7 +850,8 @@ def _publish(connection: sqlite3.Connection, folder: Path, index: faiss.Index, g
     if count != index.ntotal:
         raise IsbertError(f"{folder}: {count} records but {index.ntotal} vectors; nothing was changed")
     with atomic_open(folder / store.vectors_name(generation)) as handle:
-        faiss.write_index(index, faiss.PyCallbackIOWriter(handle.write))  # the handle, never the name reopened
+        # the handle, never the name reopened (faiss's stubs, 1.15, omit PyCallbackIOWriter)
+        faiss.write_index(index, faiss.PyCallbackIOWriter(handle.write))  # type: ignore[attr-defined]
     connection.execute(
         "UPDATE state SET generation = ?, count = ?, next_id = ? WHERE one = 1", (generation, count, next_id)
     )
@@ -885,7 +906,9 @@ def _record_files(
         store.set_file_hash(connection, store.split_source(f"{file.label}:1")[0], digest)
 
 
-def _drop_files(connection: sqlite3.Connection, index: faiss.Index, labels: list[str]) -> tuple[faiss.Index, int]:
+def _drop_files(
+    connection: sqlite3.Connection, index: faiss.IndexIDMap2, labels: list[str]
+) -> tuple[faiss.IndexIDMap2, int]:
     """Delete every record of the files ``labels`` (records and vectors); the new vectors and how many went."""
     doomed = [row for label in labels for row in store.ids_where(connection, file=label)]
     if not doomed:

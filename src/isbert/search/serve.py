@@ -40,7 +40,7 @@ import hmac
 import ipaddress
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import FrameType
@@ -104,7 +104,7 @@ class RequestError(Exception):
     """A request refused with ``status`` and an OpenAI-style error body."""
 
     def __init__(
-        self, status: int, message: str, code: str = "invalid_request", headers: dict[str, str] | None = None
+        self, status: int, message: str, code: str = "invalid_request", headers: Mapping[str, str] | None = None
     ) -> None:
         super().__init__(message)
         self.status = status

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import faiss
 import numpy as np
@@ -84,7 +84,7 @@ def choose_spec(count: int, kind: str = "auto", storage: str = "float32", **over
 def new_faiss_index(dimension: int, spec: IndexSpec) -> faiss.Index:
     index = faiss.index_factory(dimension, spec.factory_string(), faiss.METRIC_INNER_PRODUCT)
     if spec.kind == "hnsw":
-        faiss.downcast_index(index).hnsw.efConstruction = spec.ef_construction
+        cast(faiss.IndexHNSW, faiss.downcast_index(index)).hnsw.efConstruction = spec.ef_construction
     apply_search_params(index, spec.search_params())
     return index
 
@@ -164,10 +164,11 @@ def filtered_params(spec: dict[str, Any], selector: faiss.IDSelector) -> faiss.S
     search the restricted set approximately: a narrow filter can return fewer than ``k`` hits)."""
     search = spec.get("search", {})
     if spec["kind"] == "hnsw":
-        params = faiss.SearchParametersHNSW(sel=selector, efSearch=int(search.get("efSearch", 64)))
+        # faiss's stubs (1.15) omit SearchParametersHNSW and the keyword arguments every parameters class takes
+        params = faiss.SearchParametersHNSW(sel=selector, efSearch=int(search.get("efSearch", 64)))  # type: ignore[attr-defined]
     elif spec["kind"] == "ivf":
-        params = faiss.SearchParametersIVF(sel=selector, nprobe=int(search.get("nprobe", 1)))
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=int(search.get("nprobe", 1)))  # type: ignore[call-arg]
     else:
-        params = faiss.SearchParameters(sel=selector)
+        params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
     params.referenced_objects = [selector]  # kept alive as long as the parameters
     return params

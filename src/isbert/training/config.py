@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import math
 import types
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, Union, cast, get_args, get_origin, get_type_hints
 
 from isbert.cli_types import (
     DATA_DIR_TEXT,
@@ -403,7 +404,8 @@ def settings_table() -> str:
     """The Markdown table of every setting, as docs/training.md shows it (a test keeps the two equal)."""
     rows = ["| flag | default | kind | meaning | released code / paper |", "|---|---|---|---|---|"]
     for spec in fields(TrainConfig):
-        default = spec.default_factory() if spec.default is MISSING else spec.default  # type: ignore[misc]
+        # a field without a default has a factory (mypy cannot tie the two together)
+        default = cast(Callable[[], Any], spec.default_factory)() if spec.default is MISSING else spec.default
         shown = "required" if spec.name in ("corpus", "output") else f"`{default}`"
         meta = spec.metadata
         flags = f"`{flag_of(spec.name)}`" + "".join(f", `{alias}`" for alias in meta["aliases"])

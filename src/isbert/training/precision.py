@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
 from isbert.errors import IsbertError
 
@@ -41,6 +42,11 @@ def resolve_precision(precision: str, use_cuda: bool) -> str:
     return precision
 
 
-def trainer_flags(resolved: str) -> dict[str, bool]:
+class TrainerFlags(TypedDict):
+    bf16: bool
+    fp16: bool
+
+
+def trainer_flags(resolved: str) -> TrainerFlags:
     """The Trainer's mixed-precision switches (on CPU, accelerate turns ``bf16`` into CPU autocast)."""
     return {"bf16": resolved == "bf16", "fp16": resolved == "fp16"}

@@ -8,8 +8,8 @@ sentence's.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence, Sized
+from typing import Any, cast
 
 import torch
 from sentence_transformers.base.sampler import DefaultBatchSampler
@@ -61,14 +61,14 @@ class EpochSeededBatchSampler(DefaultBatchSampler):
     """
 
     def batches(self) -> list[list[int]]:
-        _, order = _permutation(len(self.sampler), int(self.seed) + int(self.epoch))
+        _, order = _permutation(len(cast(Sized, self.sampler)), int(self.seed) + int(self.epoch))
         return _chunks(order, self.batch_size, self.drop_last)
 
     def __iter__(self) -> Iterator[list[int]]:
         yield from self.batches()
 
     def __len__(self) -> int:
-        n = len(self.sampler)
+        n = len(cast(Sized, self.sampler))  # the Trainer's samplers over a dataset all have a length
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
 

@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from sentence_transformers.sentence_transformer import SentenceTransformerTrainer
@@ -51,14 +51,18 @@ class IsbertTrainer(SentenceTransformerTrainer):
 
     def _load_from_checkpoint(self, checkpoint_path: str, *args: Any) -> None:
         super()._load_from_checkpoint(checkpoint_path, *args)
-        load_loss_state(self.loss, self.model, checkpoint_path)
+        load_loss_state(self._loss(), self.model, checkpoint_path)
+
+    def _loss(self) -> torch.nn.Module:
+        """The loss: isbert trains with one, never sentence-transformers' dict of a loss per dataset."""
+        return cast(torch.nn.Module, self.loss)
 
     def _get_output_dir(self, trial: Any) -> str:
         return self._staging_dir or super()._get_output_dir(trial)
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         """Write the checkpoint under ``.partial-STEP/``, fsync it, then rename it to ``checkpoint-STEP``."""
-        root = self.args.output_dir
+        root = cast(str, self.args.output_dir)  # TrainingArguments.__post_init__ gives None a default
         step = self.state.global_step
         staging = os.path.join(root, f"{ckpt.PARTIAL_PREFIX}{step}")
         if self.args.should_save:
@@ -75,7 +79,7 @@ class IsbertTrainer(SentenceTransformerTrainer):
             # The Trainer pickles its arguments here for reference only; training_run.json records the settings,
             # and a run folder should hold nothing that needs unpickling.
             Path(folder, "training_args.bin").unlink(missing_ok=True)
-            save_loss_state(self.loss, self.model, folder)
+            save_loss_state(self._loss(), self.model, folder)
             marker = {"step": step, "selection": self.selection.state_dict() if self.selection else None}
             Path(folder, ckpt.MARKER).write_text(json.dumps(marker, indent=1), encoding="utf-8")
             publish_dir(folder, os.path.join(root, f"checkpoint-{step}"))

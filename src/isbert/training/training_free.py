@@ -4,7 +4,7 @@ labeled dev set says how SIF does on the same dev pairs, and whether the saved m
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from isbert.errors import IsbertError
 
@@ -25,7 +25,11 @@ def training_free_line(config: TrainConfig, dev: StsbDevEvaluator, step: int | N
         return None
     zipf = config.model == "offline-glove"  # a frequency-sorted vocabulary: p(w) from ranks, our best GloVe row
     settings = SifSettings("sif", probabilities="zipf" if zipf else "corpus")
-    reader = {"text_field": config.text_field, "column": config.column, "encoding_errors": config.encoding_errors}
+    reader: dict[str, Any] = {
+        "text_field": config.text_field,
+        "column": config.column,
+        "encoding_errors": config.encoding_errors,
+    }
     try:
         fitted = fit_baseline(config.model, config.corpus, settings, encoder_layers=config.encoder_layers, **reader)
     except IsbertError as error:  # e.g. no known word in the corpus: the run's result stands without the line

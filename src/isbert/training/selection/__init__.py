@@ -68,7 +68,7 @@ class SelectionCallback(TrainerCallback):
     criterion: str
     best_dir: Path
     log: RunLog
-    redraw: Callable[[], None] | None = None
+    redraw: Callable[[], object] | None = None
     """Called after each evaluation on the main process (the run redraws its curves)."""
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] | None = None

@@ -175,7 +175,9 @@ def load_stsb_dev(data_dir: str | os.PathLike[str] | None) -> StsbDevEvaluator:
 class CombinedEvaluator(BaseEvaluator):
     """Runs each evaluator and merges their metrics; the primary metric is the selection criterion's."""
 
-    def __init__(self, evaluators: list[BaseEvaluator], primary: str, greater_is_better: bool) -> None:
+    def __init__(
+        self, evaluators: list[LabelFreeEvaluator | StsbDevEvaluator], primary: str, greater_is_better: bool
+    ) -> None:
         super().__init__()
         self.evaluators = evaluators
         self.primary_metric = primary
