@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
 import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,4 +45,36 @@ def test_the_copy_mutates_one_module_with_its_tests(tmp_path: Path) -> None:
     mutmut_modules.configure(tmp_path, "losses.py", ["tests/test_losses.py"])  # again: replaced, not repeated
     assert tomllib.loads((tmp_path / "pyproject.toml").read_text())["tool"]["mutmut"]["only_mutate"] == [
         "src/isbert/losses.py"
+    ]
+
+
+def test_the_copy_type_checks_the_module_with_mypy_in_mutmuts_json_form(tmp_path: Path) -> None:
+    """mutmut picks its report parser by a command element equal to "mypy" and reads JSON lines."""
+    shutil.copy2(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    mutmut_modules.configure(tmp_path, "training/checkpoints.py", ["tests/training/test_checkpoints.py"])
+    command = tomllib.loads((tmp_path / "pyproject.toml").read_text())["tool"]["mutmut"]["type_check_command"]
+    assert "mypy" in command and command[command.index("--output") + 1] == "json"
+    assert command[-1] == "src/isbert/training/checkpoints.py"
+
+
+@pytest.mark.slow
+def test_the_type_check_reports_a_planted_type_error_and_nothing_on_the_clean_module(tmp_path: Path) -> None:
+    """The command, run as mutmut runs it (in the copy, through mutmut's parser), finds exactly the planted error."""
+    from mutmut.type_checking import run_type_checker
+
+    module = tmp_path / "src" / "isbert" / "training" / "checkpoints.py"
+    module.parent.mkdir(parents=True)
+    for folder in (module.parent.parent, module.parent):
+        (folder / "__init__.py").write_text("")
+    shutil.copy2(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    clean = (REPO / "src" / "isbert" / "training" / "checkpoints.py").read_text()
+    command = mutmut_modules.type_check_command(["training/checkpoints.py"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        module.write_text(clean)
+        assert run_type_checker(command) == []
+        module.write_text(clean + "\n\ndef planted() -> int:\n    return None\n")
+        errors = run_type_checker(command)
+    assert [(error.file_path.name, error.line_number) for error in errors] == [
+        ("checkpoints.py", clean.count("\n") + 4)
     ]

@@ -10,8 +10,8 @@ minutes to an hour on 2 cores, not the whole suite per mutant:
 2. write the module and its tests into the copy's ``[tool.mutmut]`` (``only_mutate``,
    ``pytest_add_cli_args_test_selection``; the shared settings stay in pyproject.toml);
 3. ``mutmut run`` there with ``CI=1`` (hypothesis's fixed examples: the same mutant gets the same verdict each run);
-4. print the score (killed / all mutants: ``no tests``, timeouts and the rest are not kills) and each survivor's
-   diff; ``--json`` writes them.
+4. print the score (caught / all mutants, where caught is killed by a test or rejected by CI's mypy step; ``no
+   tests``, timeouts and the rest are not caught) and each survivor's diff; ``--json`` writes them.
 
 The hand-written list (tools/mutation.py, ``make mutation-targeted``) is kept for the mutants mutmut's operators
 cannot express; see docs/testing.md. Exit status: 0 when the run completed (the score is information), 2 on a
@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = Path("src") / "isbert"
 COPIED = ("src", "tests", "experiments", "pyproject.toml")
 MUTMUT = Path(sys.executable).with_name("mutmut")
+CAUGHT = ("killed", "caught by type check")  # a failing test, or CI's mypy step (type_check_command)
 
 _SERVE = ["tests/search/test_search_serve.py", "tests/search/test_serve_api_key.py"]
 _TRAIN = ["tests/training/test_train.py", "tests/training/test_corpus.py", "tests/training/test_run_log.py"]
@@ -94,13 +95,28 @@ def _toml_list(values: list[str]) -> str:
     return "[" + ", ".join(json.dumps(value) for value in values) + "]"
 
 
+def type_check_command(modules: list[str]) -> list[str]:
+    """mypy over the mutated module(s), as CI runs it (pyproject's ``[tool.mypy]``), in mutmut's JSON form.
+
+    A mutant mypy rejects is caught by CI's mypy step before any test runs, so mutmut records it as caught by the type
+    check without running its tests. Two of mypy's checks only see mutmut's scaffolding, not the mutant: the
+    ``# type: ignore`` comments mutmut puts on its trampolines, and an attribute annotated in ``__init__`` that every
+    copy of ``__init__`` annotates again (``no-redef``)."""
+    scaffolding = ["--no-warn-unused-ignores", "--disable-error-code", "no-redef"]
+    return [sys.executable, "-m", "mypy", "--output", "json", *scaffolding, *(str(PACKAGE / name) for name in modules)]
+
+
 def configure(work: Path, module: str | list[str], tests: list[str]) -> None:
     """Put the module(s) and the tests into the copy's ``[tool.mutmut]`` (the shared settings are kept)."""
     pyproject = work / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8")
     shared = tomllib.loads(text).get("tool", {}).get("mutmut", {})
     modules = [module] if isinstance(module, str) else module
-    own = {"only_mutate": [str(PACKAGE / name) for name in modules], "pytest_add_cli_args_test_selection": tests}
+    own = {
+        "only_mutate": [str(PACKAGE / name) for name in modules],
+        "pytest_add_cli_args_test_selection": tests,
+        "type_check_command": type_check_command(modules),
+    }
     lines = ["[tool.mutmut]"]
     for key, value in {**shared, **own}.items():
         lines.append(f"{key} = {_toml_list(value) if isinstance(value, list) else json.dumps(value)}")
@@ -163,7 +179,7 @@ def run_module(module: str, *, jobs: int, rev: str | None, keep: bool) -> dict[s
     verdicts = results(work)
     if ran.returncode != 0 or not verdicts:
         raise SystemExit(f"mutmut failed on {module} (exit {ran.returncode}); the copy is kept in {work}")
-    not_killed = {name: {"verdict": v, "diff": diff(work, name)} for name, v in verdicts.items() if v != "killed"}
+    not_killed = {name: {"verdict": v, "diff": diff(work, name)} for name, v in verdicts.items() if v not in CAUGHT}
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
     counts = Counter(verdicts.values())
@@ -173,7 +189,7 @@ def run_module(module: str, *, jobs: int, rev: str | None, keep: bool) -> dict[s
         "rev": rev or "working tree",
         "mutants": len(verdicts),
         "counts": dict(counts),
-        "score": counts["killed"] / len(verdicts),
+        "score": (counts["killed"] + counts["caught by type check"]) / len(verdicts),
         "minutes": round((time.perf_counter() - started) / 60, 1),
         "not_killed": not_killed,
     }
@@ -208,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         report = run_module(module, jobs=args.jobs, rev=args.rev, keep=args.keep)
         reports.append(report)
         counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(report["counts"].items()))
-        print(f"\n{module}: {report['score']:.1%} killed of {report['mutants']} mutants ({counts}), "
+        print(f"\n{module}: {report['score']:.1%} caught of {report['mutants']} mutants ({counts}), "
               f"{report['minutes']} min")  # fmt: skip
         for name, mutant in report["not_killed"].items():
             print(f"  {name} ({mutant['verdict']}):\n    " + mutant["diff"].replace("\n", "\n    "))
