@@ -41,7 +41,11 @@ COPIED = ("src", "tests", "experiments", "pyproject.toml")
 MUTMUT = Path(sys.executable).with_name("mutmut")
 CAUGHT = ("killed", "caught by type check")  # a failing test, or CI's mypy step (type_check_command)
 
-_SERVE = ["tests/search/test_search_serve.py", "tests/search/test_serve_api_key.py"]
+_SERVE = [
+    "tests/search/test_search_serve.py",
+    "tests/search/test_serve_api_key.py",
+    "tests/search/test_serve_requests.py",
+]
 _TRAIN = ["tests/training/test_train.py", "tests/training/test_corpus.py", "tests/training/test_run_log.py"]
 MODULES: dict[str, list[str]] = {
     # module (below src/isbert) -> the tests meant to catch its bugs (files or node ids)

@@ -76,3 +76,21 @@ def test_a_key_wrapped_in_non_http_whitespace_is_refused(space: str) -> None:
 
 def test_an_empty_configured_key_does_not_open_the_service() -> None:
     assert refused("", None)
+
+
+@given(key=KEYS, spaces=st.sampled_from([" ", "  ", " \t"]))
+@example(key="s3cret-key", spaces="  ")
+def test_the_key_is_everything_after_the_first_space_less_http_whitespace(key: str, spaces: str) -> None:
+    """The scheme ends at the first space (RFC 7235: only SP follows it): ``Bearer  KEY`` (two spaces) passes, and
+    so does a key with a space in it."""
+    assert not refused(key, f"Bearer{spaces}{key}")
+    assert not refused(f"{key} {key}", f"Bearer {key} {key}")
+    assert refused(f"{key} {key}", f"Bearer {key}")
+    assert refused(f"{key} {key}", f"Bearer{spaces}{key}")
+
+
+@pytest.mark.parametrize("key", ["XXXX", "xxxx", "s3cret key"])
+@pytest.mark.parametrize("authorization", [None, "", "Basic XXXX", "Token s3cret key", "XXXX", "Digest xxxx"])
+def test_no_header_and_no_other_scheme_admits_whatever_the_key(key: str, authorization: str | None) -> None:
+    assert refused(key, authorization)
+    assert not refused(key, f"Bearer {key}")
