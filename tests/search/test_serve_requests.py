@@ -798,3 +798,46 @@ def test_stopping_does_not_wait_for_a_running_batch_and_cancels_queued_work() ->
         await asyncio.gather(running, queued, first, second, return_exceptions=True)
 
     asyncio.run(run())
+
+
+def test_a_text_of_exactly_max_seq_length_tokens_is_not_truncated() -> None:
+    with client_for() as client:  # max_seq_length 8: "abcdef" is 8 tokens, "abcdefg" 9
+        assert answer(client, "/embed", {"texts": ["abcdef", "abcdefg"]})[1]["truncated"] == [1]
+
+
+def test_normalize_makes_unit_rows_of_small_ones_and_leaves_zero_rows_zero() -> None:
+    from isbert.search.serve import _normalize
+
+    rows = _normalize(np.asarray([[0.0006, 0.0008], [0.0, 0.0], [3.0, 4.0]]))
+    assert rows.tolist() == [pytest.approx([0.6, 0.8]), [0.0, 0.0], pytest.approx([0.6, 0.8])]
+
+
+def test_a_client_that_leaves_cancels_its_work_and_gets_client_closed() -> None:
+    from isbert.search.serve import _unless_disconnected
+
+    class Gone:
+        async def receive(self) -> dict[str, str]:
+            return {"type": "http.disconnect"}
+
+    async def run() -> tuple[tuple[int, str, str], bool]:
+        work = asyncio.ensure_future(asyncio.sleep(30))
+        with pytest.raises(RequestError) as raised:
+            await _unless_disconnected(Gone(), work)  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        return (raised.value.status, raised.value.message, raised.value.code), work.cancelled()
+
+    assert asyncio.run(run()) == ((400, "the client closed the connection", "client_closed"), True)
+
+
+def test_the_tokenizer_refusal_is_logged_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
+    class Refusing(FakeTokenizer):
+        def __call__(self, texts: list[str], **options: Any) -> dict[str, list[int]]:
+            raise ValueError("cannot read")
+
+    model = FakeModel()
+    model.tokenizer = Refusing()
+    with caplog.at_level("WARNING", logger="isbert.serve"), client_for(model) as client:
+        assert answer(client, "/embed", {"texts": ["a"]})[0] == 400
+    assert [record.getMessage() for record in caplog.records if record.name == "isbert.serve"] == [
+        "the tokenizer refused a request: cannot read"
+    ]

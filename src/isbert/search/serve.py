@@ -678,6 +678,8 @@ async def _unless_disconnected(request: Request, work: Awaitable[np.ndarray]) ->
         watcher.cancel()
         if not task.done():
             task.cancel()  # the client left, or this request's deadline passed
+    if not task.done():  # cancel() only asks: the task is cancelled once it has run again
+        await asyncio.wait({task})
     if task.cancelled():
         raise RequestError(400, "the client closed the connection", "client_closed")
     return task.result()
