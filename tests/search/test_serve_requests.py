@@ -457,8 +457,10 @@ def test_a_failing_request_fails_alone_and_a_panic_becomes_an_ordinary_error() -
             batcher.submit(["good"]), batcher.submit(["bad"]), batcher.submit(["panic"]), return_exceptions=True
         )
         alone = await asyncio.gather(batcher.submit(["bad"]), return_exceptions=True)
-        await batcher.stop()
         assert (batcher.stats.split_batches, batcher.stats.failed, batcher.stats.requests) == (1, 3, 1)
+        await asyncio.gather(batcher.submit(["good"]), batcher.submit(["bad"]), return_exceptions=True)
+        await batcher.stop()
+        assert (batcher.stats.split_batches, batcher.stats.failed, batcher.stats.requests) == (2, 4, 2)
         return [*results, *alone]
 
     good, bad, panic, alone = asyncio.run(run())
@@ -634,6 +636,7 @@ def test_unreadable_bodies_get_exact_answers() -> None:
         (["a", " \t"], 400, "texts[1] is empty", "empty_text"),
         (["x" * 11], 413, "texts[0] has 11 characters; at most 10", "text_too_long"),
         (["ab\x00c"], 400, "texts[0] contains a NUL character (at 2)", "invalid_text"),
+        (["a\x00b\x00"], 400, "texts[0] contains a NUL character (at 1)", "invalid_text"),
         (["ab\ud800"], 400, "texts[0] has an unpaired surrogate U+D800 at character 2", "invalid_text"),
     ],
 )
@@ -841,3 +844,83 @@ def test_the_tokenizer_refusal_is_logged_with_its_reason(caplog: pytest.LogCaptu
     assert [record.getMessage() for record in caplog.records if record.name == "isbert.serve"] == [
         "the tokenizer refused a request: cannot read"
     ]
+
+
+def test_only_a_disconnect_counts_as_the_client_leaving() -> None:
+    from isbert.search.serve import _unless_disconnected
+
+    class Stays:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def receive(self) -> dict[str, Any]:
+            self.calls += 1
+            if self.calls == 1:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await asyncio.sleep(30)
+            raise AssertionError("never")
+
+    async def work() -> np.ndarray:
+        await asyncio.sleep(0.1)
+        return np.ones(2)
+
+    assert asyncio.run(_unless_disconnected(Stays(), work())).tolist() == [1.0, 1.0]  # type: ignore[arg-type]
+
+
+def test_a_full_queue_is_a_503_with_retry_after_and_the_count_comes_back_down() -> None:
+    release, started = threading.Event(), threading.Event()
+
+    def encode(texts: list[str]) -> np.ndarray:
+        started.set()
+        release.wait(5)
+        return np.ones((len(texts), 1), dtype=np.float32)
+
+    async def run() -> None:
+        batcher = Batcher(encode, max_queued=2)
+        with pytest.raises(RuntimeError, match=r"^the batcher is not running$"):
+            await batcher.submit(["x"])
+        await batcher.start()
+        first = asyncio.ensure_future(batcher.submit(["a"]))
+        await until(started)
+        second = asyncio.ensure_future(batcher.submit(["b"]))
+        await asyncio.sleep(0.05)
+        assert batcher.pending == 2
+        with pytest.raises(RequestError) as raised:
+            await batcher.submit(["c"])
+        refused = raised.value
+        assert (refused.status, refused.message, refused.code, refused.headers) == (
+            503,
+            "server busy: 2 requests queued; retry shortly",
+            "overloaded",
+            {"Retry-After": "1"},
+        )
+        release.set()
+        await asyncio.gather(first, second)
+        assert batcher.pending == 0
+        await batcher.submit(["d"])
+        assert batcher.pending == 0
+        await batcher.stop()
+
+    asyncio.run(run())
+
+
+def test_requests_arriving_within_the_batch_wait_are_merged() -> None:
+    sizes: list[int] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        sizes.append(len(texts))
+        return np.ones((len(texts), 1), dtype=np.float32)
+
+    async def run() -> None:
+        batcher = Batcher(encode, batch_wait_s=0.5)
+        await batcher.start()
+
+        async def later(delay: float) -> np.ndarray:
+            await asyncio.sleep(delay)
+            return await batcher.submit(["x"])
+
+        await asyncio.gather(later(0), later(0.05), later(0.1))
+        await batcher.stop()
+        assert sizes == [3] and batcher.stats.batches == 1
+
+    asyncio.run(run())
