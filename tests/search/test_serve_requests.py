@@ -820,10 +820,11 @@ def test_a_client_that_leaves_cancels_its_work_and_gets_client_closed() -> None:
 
     class Gone:
         async def receive(self) -> dict[str, str]:
+            await asyncio.sleep(0)  # a receive that suspends, as the server's does
             return {"type": "http.disconnect"}
 
     async def run() -> tuple[tuple[int, str, str], bool]:
-        work = asyncio.ensure_future(asyncio.sleep(30))
+        work = asyncio.ensure_future(asyncio.sleep(2))
         with pytest.raises(RequestError) as raised:
             await _unless_disconnected(Gone(), work)  # type: ignore[arg-type]
         await asyncio.sleep(0)
