@@ -215,15 +215,9 @@ def evaluate(
     results, task_seconds = _score_tasks(loaded, embed, config, say, scored)
     finished = time.perf_counter()
     # 5. record what was run, on what, and how long it took
-    settings: dict[str, Any] = {
-        "tasks": names,
-        "pairs": pairs and str(pairs),
-        "text": text,
-        "pooling": pooling,
-        "whiten": whiten,
-    }
-    settings |= {"whiten_dim": whiten_dim, "transfer": "full" if full else "fast", "standardize": standardize}
-    settings |= {"batch_size": batch_size, "data_dir": root and str(root)}
+    settings: dict[str, Any] = {"tasks": names, "pairs": pairs and str(pairs), "text": text, "pooling": pooling}
+    settings |= {"whiten": whiten, "whiten_dim": whiten_dim, "transfer": "full" if full else "fast"}
+    settings |= {"standardize": standardize, "batch_size": batch_size, "data_dir": root and str(root)}
     timing = _timing((started, loading_done, encoding_done, finished), task_seconds, len(index), n_encoded)
     results |= {"model": model_label, "settings": settings, "versions": library_versions()}
     results |= {"checksums": checksums(files, root), "timing": timing}
