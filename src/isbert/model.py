@@ -193,13 +193,16 @@ def _transformer_encoder(
     return encoder, sorted(set(encoder.tokenizer.all_special_ids))
 
 
+NO_LAYERS = "encoder_layers applies to transformer encoders; a word-vector backbone has no layers"
+
+
 def _word_vector_encoder(
     path: str, max_seq_length: int | None, encoder_layers: int | None
 ) -> tuple[WordEmbeddings, list[int]]:
     """The ``WordEmbeddings`` module of a word-vector model, made trainable (``train_parts`` decides what is frozen,
     as for a transformer encoder; sentence-transformers' default would freeze the vectors silently)."""
     if encoder_layers is not None:
-        raise IsbertError("encoder_layers applies to transformer encoders; a word-vector backbone has no layers")
+        raise IsbertError(NO_LAYERS)  # refused before the vectors are loaded
     model = load(path, device="cpu")
     encoder = model[0] if isinstance(model, SentenceTransformer) else None
     if not isinstance(encoder, WordEmbeddings):
@@ -211,13 +214,15 @@ def _word_vector_encoder(
     return encoder, []
 
 
-def truncate_encoder(encoder: Transformer, layers: int) -> Transformer:
+def truncate_encoder(encoder: torch.nn.Module, layers: int) -> None:
     """Keep the first ``layers`` transformer layers of ``encoder`` (in place); 0 leaves the embedding layer only.
 
-    The config's ``num_hidden_layers`` is updated too, so a saved model reloads with the same depth.
+    The config's ``num_hidden_layers`` is updated too, so a saved model reloads with the same depth. A word-vector
+    table (or any module but a transformer) is refused in one line.
     """
+    if not isinstance(encoder, Transformer):
+        raise IsbertError(NO_LAYERS)
     truncate_layers(encoder.auto_model, layers)
-    return encoder
 
 
 def truncate_layers(model: Any, layers: int) -> Any:

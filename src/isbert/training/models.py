@@ -11,7 +11,6 @@ import torch
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.base.modules import Transformer
 from sentence_transformers.sentence_transformer.modules import Pooling, WordWeights
 
 from isbert import sif
@@ -34,7 +33,7 @@ def build_model(config: TrainConfig) -> Any:
         model = load_torch(path, device=config.device)
         model.max_seq_length = config.max_seq_length
         if config.encoder_layers is not None:
-            _truncate(model[0], config.encoder_layers)
+            truncate_encoder(model[0], config.encoder_layers)
         return add_word_weights(model, config)
     model = build(
         config.model,
@@ -147,15 +146,8 @@ def build_baseline(config: TrainConfig, pooling: str) -> Any:
         # sentence-transformers loads a word-vector table frozen; train_parts decides what trains (SimCSE here).
         cast(torch.nn.Embedding, model[0].emb_layer).weight.requires_grad_(True)
     if config.encoder_layers is not None:
-        _truncate(model[0], config.encoder_layers)
+        truncate_encoder(model[0], config.encoder_layers)
     return model
-
-
-def _truncate(encoder: torch.nn.Module, layers: int) -> None:
-    """:func:`truncate_encoder` on a model's first module; a word-vector table is refused, as ``isbert.build`` does."""
-    if not isinstance(encoder, Transformer):
-        raise IsbertError("encoder_layers applies to transformer encoders; a word-vector backbone has no layers")
-    truncate_encoder(encoder, layers)
 
 
 def freeze_parts(model: Any, parts: str) -> list[str]:
