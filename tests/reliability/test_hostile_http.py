@@ -214,6 +214,10 @@ def test_a_15_mb_body_of_tiny_values_does_not_stall_health(model_and_folder) -> 
 
         poller = threading.Thread(target=poll)
         poller.start()
+        deadline = time.monotonic() + 30
+        while not worst:  # the body is sent once health has answered, so the poll always overlaps it
+            assert time.monotonic() < deadline and poller.is_alive(), "health never answered"
+            time.sleep(0.005)
         response = post(url + "/embed", body)
         stop.set()
         poller.join()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -207,6 +208,7 @@ def test_a_reader_keeps_answering_while_a_writer_adds_and_deletes(model, tmp_pat
     index = build(tmp_path, model, sentences(30))
     reader = SearchIndex.open(tmp_path / "idx")
     errors: list[BaseException] = []
+    answered: list[int] = []
     stop = threading.Event()
 
     def search_forever() -> None:
@@ -214,18 +216,27 @@ def test_a_reader_keeps_answering_while_a_writer_adds_and_deletes(model, tmp_pat
             try:
                 for mode in ("vector", "hybrid"):
                     assert reader.search(model, [sentences(1)[0]], k=3, mode=mode)[0][0].text == sentences(1)[0]
+                    answered.append(1)
             except BaseException as error:  # collected, and raised again in the test thread
                 errors.append(error)
                 return
+
+    def wait_for_a_search() -> None:  # so that searches and writes interleave however fast the machine
+        seen, deadline = len(answered), time.monotonic() + 30
+        while len(answered) <= seen and not errors:
+            assert time.monotonic() < deadline, "the reader answered nothing for 30 s"
+            time.sleep(0.005)
 
     thread = threading.Thread(target=search_forever)
     thread.start()
     try:
         for step in range(6):
+            wait_for_a_search()
             index.add(
                 model, write_lines(tmp_path / f"w{step}.txt", sentences(4, offset=40 + 4 * step)), show_progress=False
             )
             index.delete(source=f"w{step}.txt") if step % 2 else None
+        wait_for_a_search()
     finally:
         stop.set()
         thread.join()

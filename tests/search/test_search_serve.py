@@ -254,6 +254,13 @@ def test_search_modes_and_filters_over_http(served) -> None:
             assert answer.status_code == 400 and answer.json()["error"]["code"] == code
 
 
+def _wait_for_more_answers(codes: list[int], seen: int, limit_s: float = 30.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while len(codes) <= seen:
+        assert time.monotonic() < deadline, "the search thread answered nothing for 30 s"
+        time.sleep(0.005)
+
+
 def test_a_served_index_keeps_answering_while_another_process_writes(tmp_path: Path) -> None:
     """Issue 29 item 4: `index add` and `index delete` (here a second SearchIndex on the folder, as another process
     would) beside a running service: every search answers 200, and new texts are found once committed."""
@@ -277,10 +284,14 @@ def test_a_served_index_keeps_answering_while_another_process_writes(tmp_path: P
         thread.start()
         try:
             for step in range(4):
+                # Each write waits for a search answered since the last one, so searches and writes interleave
+                # whatever the machine's speed (on a fast one the writes once finished before the first search).
+                _wait_for_more_answers(codes, seen=len(codes))
                 part = write_lines(tmp_path / f"w{step}.txt", extra[3 * step : 3 * step + 3])
                 writer.add(model, part, show_progress=False)
                 if step % 2:
                     writer.delete(source=f"w{step}.txt")
+            _wait_for_more_answers(codes, seen=len(codes))
         finally:
             stop.set()
             thread.join()
