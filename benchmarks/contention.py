@@ -35,6 +35,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ISBERT = [sys.executable, "-m", "isbert"]
 VARIANTS = {"isbert": {}, "torch defaults": {"ISBERT_THREAD_POLICY": "torch"}}
+ONE_THREAD = {"isbert, 1 thread (idle only)": {"ISBERT_THREADS": "1"}}
+"""Measured idle only: the ceiling beside one busy process per two cores, whose fair share is one core."""
 
 
 def spin(stop_at: float) -> None:
@@ -46,7 +48,7 @@ def environment(variant: str) -> dict[str, str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     for key in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "ISBERT_THREADS", "ISBERT_THREAD_POLICY"):
         env.pop(key, None)
-    return {**env, **VARIANTS[variant]}
+    return {**env, **{**VARIANTS, **ONE_THREAD}[variant]}
 
 
 GLOVE_QUICKSTART = ["--model", "offline-glove", "--train-parts", "head", "--lr", "1e-3"]
@@ -169,7 +171,8 @@ def main() -> None:
     for round_ in range(args.rounds):
         for busy in args.busy:
             for job in jobs:
-                for variant in VARIANTS if round_ % 2 == 0 else list(reversed(VARIANTS)):
+                variants = [*VARIANTS, *(ONE_THREAD if busy == 0 else [])]
+                for variant in variants if round_ % 2 == 0 else list(reversed(variants)):
                     value = measure(job, args.data_dir, variant, busy, args)
                     speeds.setdefault(f"{job}|{variant}|{busy}", []).append(value)
                     print(f"round {round_ + 1}: {job}, {variant}, {busy} busy: {value:.1f} sentences/s", flush=True)
@@ -180,7 +183,8 @@ def write(args: argparse.Namespace, jobs: list[str], speeds: dict[str, list[floa
     median = {key: statistics.median(values) for key, values in speeds.items()}
     lines = [
         f"{os.cpu_count()} CPUs; median of {args.rounds} alternating rounds; sentences/s (share of the same variant's "
-        "idle speed); busy = processes spinning on the CPU during the measurement (`python benchmarks/contention.py`).",
+        "idle speed); busy = processes spinning on the CPU during the measurement (`python benchmarks/contention.py`). "
+        "The one-thread row is the ceiling beside one busy process: its fair share of two cores is one.",
         "",
         "| work | variant | " + " | ".join(f"{b} busy" for b in args.busy) + " |",
         "|---|---|" + "---:|" * len(args.busy),
@@ -190,6 +194,10 @@ def write(args: argparse.Namespace, jobs: list[str], speeds: dict[str, list[floa
             idle = median[f"{job}|{variant}|{args.busy[0]}"]
             cells = [f"{median[f'{job}|{variant}|{b}']:.1f} ({median[f'{job}|{variant}|{b}'] / idle:.0%})"
                      for b in args.busy]  # fmt: skip
+            lines.append(f"| {job} | {variant} | " + " | ".join(cells) + " |")
+        for variant in ONE_THREAD if 0 in args.busy else []:
+            share = median[f"{job}|{variant}|0"] / median[f"{job}|isbert|0"]
+            cells = [f"{median[f'{job}|{variant}|0']:.1f} ({share:.0%} of isbert idle)"] + ["" for _ in args.busy[1:]]
             lines.append(f"| {job} | {variant} | " + " | ".join(cells) + " |")
     args.output.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     args.output.with_suffix(".json").write_text(json.dumps({"speeds": speeds, "median": median}, indent=1) + "\n")
