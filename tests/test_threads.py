@@ -92,6 +92,32 @@ def test_a_busy_machine_gets_a_fair_share(tmp_path: Path) -> None:
     assert busy_cpus(loadavg) == 0
 
 
+class Readings:
+    """A /proc/loadavg whose runnable count changes from one reading to the next."""
+
+    def __init__(self, *running: int) -> None:
+        self.running = list(running)
+
+    def read_text(self, encoding: str) -> str:
+        return f"0.50 0.40 0.30 {self.running.pop(0)}/300 12345\n"
+
+
+def test_a_moment_of_other_work_is_not_a_busy_machine() -> None:
+    """A process that starts or exits beside isbert is runnable for one reading; a busy one in every reading."""
+    assert busy_cpus(Readings(3, 1, 2, 1, 3), interval_s=0) == 0
+    assert busy_cpus(Readings(2, 2, 3, 2, 2), interval_s=0) == 1
+    assert busy_cpus(Readings(3, 1), readings=1, interval_s=0) == 2  # one reading: the moment counts
+
+
+def test_the_wait_policy_and_the_thread_count_follow_one_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = iter([1, 0])  # a second reading would disagree with the first
+    monkeypatch.setattr(threads, "busy_cpus", lambda loadavg=None: next(answers))
+    monkeypatch.setattr(threads, "usable_cpus", lambda root=None: (2, "CPU affinity"))
+    env: dict[str, str] = {}
+    plan = prepare_environment(env)
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE" and plan.threads == 1 and env["OMP_NUM_THREADS"] == "1"
+
+
 def test_torch_policy_sets_nothing() -> None:
     env = {POLICY_ENV: "torch"}
     plan = prepare_environment(env)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,19 +90,27 @@ def usable_cpus(root: Path = CGROUP_ROOT) -> tuple[int, str]:
     return cpus, source
 
 
-def busy_cpus(loadavg: Path = LOADAVG) -> int:
-    """Other tasks running on a CPU right now: the kernel's runnable count less this process (0 if unreadable)."""
-    try:
-        running = int(loadavg.read_text(encoding="ascii").split()[3].split("/")[0])
-    except (OSError, ValueError, IndexError):
-        return 0
-    return max(0, running - 1)
+def busy_cpus(loadavg: Path = LOADAVG, readings: int = 5, interval_s: float = 0.01) -> int:
+    """Other tasks running on a CPU: the kernel's runnable count less this process, the least of ``readings``
+    readings ``interval_s`` apart (0 if unreadable). A process starting or exiting is runnable for a moment and one
+    reading counted it now and then (idle runs of ``benchmarks/contention.py`` then took one thread, at about half
+    speed); a busy process stays runnable in every reading.
+    """
+    counts = []
+    for reading in range(readings):
+        if reading:
+            time.sleep(interval_s)
+        try:
+            counts.append(int(loadavg.read_text(encoding="ascii").split()[3].split("/")[0]))
+        except (OSError, ValueError, IndexError):
+            return 0
+    return max(0, min(counts) - 1)
 
 
 def plan_threads(
-    environ: Mapping[str, str] | None = None, root: Path = CGROUP_ROOT, loadavg: Path = LOADAVG
+    environ: Mapping[str, str] | None = None, root: Path = CGROUP_ROOT, loadavg: Path = LOADAVG, busy: int | None = None
 ) -> ThreadPlan:
-    """The plan for this process (``environ``: ``os.environ`` by default)."""
+    """The plan for this process (``environ``: ``os.environ`` by default; ``busy``: :func:`busy_cpus` when None)."""
     env = os.environ if environ is None else environ
     wait = env.get("OMP_WAIT_POLICY", "default (spinning)")
     if env.get(POLICY_ENV) == "torch":
@@ -114,7 +123,7 @@ def plan_threads(
             raise IsbertError(f"{THREADS_ENV} must be a positive integer, got {raw!r}")
         return ThreadPlan(int(raw), THREADS_ENV, wait)
     cpus, source = usable_cpus(root)
-    busy = min(busy_cpus(loadavg), cpus - 1)
+    busy = min(busy_cpus(loadavg) if busy is None else busy, cpus - 1)
     if busy:
         return ThreadPlan(cpus - busy, f"{source}, less {busy} CPU(s) busy with other work", wait)
     return ThreadPlan(cpus, source, wait)
@@ -126,9 +135,10 @@ def prepare_environment(environ: MutableMapping[str, str] | None = None) -> Thre
     if env.get(POLICY_ENV) == "torch":
         return plan_threads(env)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if busy_cpus() > 0:
+    busy = busy_cpus()  # read once: the wait policy and the thread count follow the same reading
+    if busy > 0:
         env.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
-    plan = plan_threads(env)
+    plan = plan_threads(env, busy=busy)
     env.setdefault("OMP_NUM_THREADS", str(plan.threads))
     env.setdefault("MKL_NUM_THREADS", str(plan.threads))
     return plan
