@@ -66,9 +66,13 @@ MODULES: dict[str, list[str]] = {
     "training/run.py": [*_TRAIN, "tests/training/test_run.py"],
     "training/corpus.py": ["tests/training/test_corpus.py", "tests/training/test_run.py"],
     "training/checkpoints.py": ["tests/training/test_checkpoints.py"],
-    "training/callbacks.py": ["tests/training/test_train.py", "tests/training/test_evaluators.py"],
+    "training/callbacks.py": ["tests/training/test_callbacks.py", "tests/training/test_train.py"],
     "training/selection/evaluators.py": ["tests/training/test_evaluators.py", "tests/training/test_train.py"],
-    "training/result.py": ["tests/training/test_train.py", "tests/training/test_corpus.py"],
+    "training/result.py": [
+        "tests/training/test_result.py",
+        "tests/objectives/test_registry.py",
+        "tests/training/test_train.py",
+    ],
     "training/selection/__init__.py": [
         "tests/training/test_selection.py",
         "tests/training/test_evaluators.py",

@@ -107,46 +107,6 @@ def test_heldout_split_is_seeded_and_disjoint(tmp_path: Path) -> None:
     assert len(train_a) == 484 and not set(held_a["text"]) & set(train_a["text"])
 
 
-def test_summary_warns_when_training_lowers_the_dev_score(tmp_path) -> None:
-    from isbert.training import TrainResult
-    from isbert.training.corpus import CorpusStats
-
-    def result(scores: list[float]) -> TrainResult:
-        history = [{"step": 50 * i, "stsb_dev_spearman": v} for i, v in enumerate(scores)]
-        best = max(history, key=lambda h: h["stsb_dev_spearman"])
-        return TrainResult(
-            output_dir=tmp_path, steps=50 * (len(scores) - 1), seconds=1.0, sentences_per_second=1.0,
-            corpus=CorpusStats(), best={"step": best["step"], "metric": "stsb_dev_spearman",
-            "value": best["stsb_dev_spearman"]}, start=history[0], history=history, agreement=None,
-        )  # fmt: skip
-
-    fell = result([0.8666, 0.8616, 0.8548])
-    assert "warning: training lowered STSb dev from 86.66 (start) to 85.48 (step 100)" in fell.summary()
-    assert "STSb dev Spearman: 86.66 at the start, 86.66 for the saved model (+0.00)" in fell.summary()
-    assert "STSb dev Spearman: 80.00 at the start, 81.00 for the saved model (+1.00)" in result([0.80, 0.81]).summary()
-    assert result([0.80, 0.805, 0.81]).degradation_warning() is None
-    assert result([0.8666, 0.8600]).degradation_warning() is None  # 0.66 points: within noise
-
-
-def test_summary_warns_on_label_free_decline_and_sparse_collapse(tmp_path) -> None:
-    from isbert.training import TrainResult
-    from isbert.training.corpus import CorpusStats
-
-    def result(history: list[dict]) -> TrainResult:
-        return TrainResult(
-            output_dir=tmp_path, steps=history[-1]["step"], seconds=1.0, sentences_per_second=1.0,
-            corpus=CorpusStats(), best=None, start=history[0], history=history, agreement=None,
-        )  # fmt: skip
-
-    worse = result([{"step": 0, "heldout_align_uniform": -3.5}, {"step": 100, "heldout_align_uniform": -3.3}])
-    assert "label-free criterion got worse, from -3.5000 (start) to -3.3000" in worse.summary()
-    sparse = result([{"step": 0, "heldout_zero_fraction": 0.5}, {"step": 100, "heldout_zero_fraction": 0.99}])
-    assert "99% of the local feature values are exactly zero (start: 50%)" in sparse.summary()
-    fine = result([{"step": 0, "heldout_align_uniform": -3.5, "heldout_zero_fraction": 0.0},
-                   {"step": 100, "heldout_align_uniform": -3.6, "heldout_zero_fraction": 0.0}])  # fmt: skip
-    assert fine.degradation_warning() is None
-
-
 def test_dedup_is_off_by_default_and_spans_every_file(tmp_path: Path) -> None:
     first, second = tmp_path / "a.txt", tmp_path / "b.txt"
     first.write_text("same\nx\nsame\n", encoding="utf-8")
