@@ -81,7 +81,7 @@ def check_model_folder(folder: str | os.PathLike[str]) -> None:
         if path.name == "config.json" or (path.name.endswith("_config.json") and "tokenizer" not in path.name):
             configs.append(path)
     for path in configs:
-        check_config_sizes(path, _read_json(path))
+        check_config_sizes(path, read_model_json(path))
 
 
 def _entries(root: Path) -> list[Path]:
@@ -94,11 +94,30 @@ def _entries(root: Path) -> list[Path]:
     return found
 
 
-def _read_json(path: Path) -> Any:
+def read_capped_bytes(path: Path, cap: int) -> bytes:
+    """At most ``cap + 1`` bytes of ``path``: one byte more than the cap tells a file over it."""
+    with open(path, "rb") as handle:
+        return handle.read(cap + 1)
+
+
+def read_model_json(path: Path) -> Any:
+    """A JSON file of a model folder, parsed only when within :data:`MAX_READ_WHOLE_BYTES` (at most one byte more is
+    read); over the cap, or not JSON, is one line."""
+    data = read_capped_bytes(path, MAX_READ_WHOLE_BYTES)
+    if len(data) > MAX_READ_WHOLE_BYTES:
+        raise IsbertError(f"{path}: over {MAX_READ_WHOLE_BYTES:,} bytes, the cap of a file read whole; refused")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise IsbertError(f"{path}: corrupt or truncated JSON ({error}); the model folder is damaged") from None
+
+
+def read_model_config(path: Path) -> dict[str, Any]:
+    """A model folder's ``config.json`` (:func:`read_model_json`), which must be a JSON object."""
+    config = read_model_json(path)
+    if not isinstance(config, dict):
+        raise IsbertError(f"{path}: not a JSON object; the model folder is damaged")
+    return config
 
 
 def check_config_sizes(path: Path, config: Any) -> None:

@@ -16,7 +16,6 @@ Only backbones whose token vectors do not depend on the context qualify (the wei
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from collections.abc import Iterator, Sequence
@@ -63,10 +62,11 @@ def context_free_reason(model: str, encoder_layers: int | None) -> str | None:
 
 
 def _saved_layers(path: str) -> int | None:
-    config = Path(path, "config.json")
+    from isbert.model_folder import read_model_config
+
     try:
-        return int(json.loads(config.read_text(encoding="utf-8")).get("num_hidden_layers"))
-    except (OSError, ValueError, TypeError):
+        return int(read_model_config(Path(path, "config.json")).get("num_hidden_layers"))  # type: ignore[arg-type]
+    except (OSError, ValueError, TypeError, IsbertError):  # unknown: the caller's message names no count
         return None
 
 

@@ -128,3 +128,49 @@ def test_a_command_on_a_folder_with_a_fifo_config_is_one_line_not_a_hang(
         f"isbert {command}: error: {folder / 'config.json'}: not a regular file (a FIFO, device or socket); "
         "the model folder is refused"
     ]
+
+
+def _checks_that_read_a_config(folder: Path) -> dict[str, object]:
+    from isbert.evaluation.distilled import not_applicable
+    from isbert.objectives.base import missing_layers
+    from isbert.sif_model import _saved_layers
+
+    return {
+        "tsdae's layer check": lambda: missing_layers("TSDAE", str(folder), None),
+        "model2vec's check": lambda: not_applicable(str(folder)),
+        "SIF's layer count": lambda: _saved_layers(str(folder)),
+    }
+
+
+@pytest.mark.parametrize("check", ["tsdae's layer check", "model2vec's check", "SIF's layer count"])
+def test_the_checks_that_read_a_config_cap_it_before_parsing(
+    folder: Path, check: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The config readers outside the loaders (the objective's layer check, model2vec's, SIF's) read at most the cap
+    of a file read whole, and a config over it, or not JSON, is one line (SIF's count says unknown instead)."""
+    import isbert.model_folder
+
+    monkeypatch.setattr(isbert.model_folder, "MAX_READ_WHOLE_BYTES", 4096)
+    reads: list[int] = []
+    real_read = isbert.model_folder.read_capped_bytes
+
+    def spy(path: Path, cap: int) -> bytes:
+        data = real_read(path, cap)
+        reads.append(len(data))
+        return data
+
+    monkeypatch.setattr(isbert.model_folder, "read_capped_bytes", spy)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "padding": "x" * 100_000}))
+    run = _checks_that_read_a_config(folder)[check]
+    if check == "SIF's layer count":
+        assert run() is None
+    else:
+        with pytest.raises(IsbertError, match=r"config\.json: over 4,096 bytes") as refused:
+            run()
+        assert "\n" not in str(refused.value)
+    assert reads and max(reads) <= 4097
+    (folder / "config.json").write_text("{not json")
+    if check != "SIF's layer count":
+        with pytest.raises(IsbertError, match="corrupt or truncated JSON"):
+            run()

@@ -11,7 +11,6 @@ Through sentence-transformers' ``StaticEmbedding.from_distillation``, so the res
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from sentence_transformers import SentenceTransformer
@@ -19,6 +18,7 @@ from sentence_transformers.sentence_transformer.modules import StaticEmbedding
 
 from isbert.errors import IsbertError
 from isbert.model import resolve_model_name
+from isbert.model_folder import read_model_config
 
 PCA_DIMS = 256
 """model2vec's default output size."""
@@ -29,7 +29,7 @@ def not_applicable(model: str) -> str | None:
     path = Path(resolve_model_name(model))
     if path.is_dir() and not (path / "config.json").is_file():
         return f"model2vec distils a transformers encoder; {model} is not one (word vectors are static already)"
-    if (path / "config.json").is_file() and "vocab_size" not in json.loads((path / "config.json").read_text()):
+    if (path / "config.json").is_file() and "vocab_size" not in read_model_config(path / "config.json"):
         return f"model2vec distils a transformers encoder with a vocabulary; {model} has none"
     return None
 

@@ -8,7 +8,6 @@ loss is built.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +84,7 @@ class Objective:
 def missing_layers(title: str, model: str, encoder_layers: int | None) -> str | None:
     """Why ``model`` cut to ``encoder_layers`` has no transformer layers (None when it has), nothing loaded."""
     from isbert.model import resolve_model_name
+    from isbert.model_folder import read_model_config
 
     if encoder_layers == 0:
         return f"{title} needs transformer layers (its tied decoder cross-attends in them); encoder_layers = 0 has none"
@@ -92,7 +92,7 @@ def missing_layers(title: str, model: str, encoder_layers: int | None) -> str | 
     config = path / "config.json"
     if path.is_dir() and not config.is_file():
         return f"{title} needs a transformers encoder with layers; {model} is not one (word vectors have no layers)"
-    if config.is_file() and not json.loads(config.read_text(encoding="utf-8")).get("num_hidden_layers"):
+    if config.is_file() and not read_model_config(config).get("num_hidden_layers"):
         return f"{title} needs transformer layers (its tied decoder cross-attends in them); {model} has none"
     return None
 
