@@ -4,6 +4,7 @@ log records, when a run evaluates, saves and stops, and what the progress line a
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,18 +79,66 @@ def test_sentences_per_second_counts_steps_since_the_start_over_time_inside_step
     assert progress.sentences_per_second(state(8)) == pytest.approx(3 * 32 / 2.0)
 
 
-def test_the_bar_shows_step_loss_and_speed(monkeypatch) -> None:
-    clock = iter([0.0, 2.0])
+def test_less_than_a_second_of_steps_still_has_a_speed(monkeypatch) -> None:
+    clock = iter([0.0, 0.25])
     monkeypatch.setattr(callbacks_module.time, "perf_counter", lambda: next(clock))
-    progress = ProgressCallback(sentences_per_step=8)
-    progress.on_train_begin(None, state(0, max_steps=4), None)
-    assert (progress.bar.total, progress.bar.n, progress.bar.desc) == (4, 0, "isbert train")
-    progress.on_log(None, state(1), None, logs={"loss": 1.23456})
+    progress = ProgressCallback(sentences_per_step=32, enabled=False)
+    progress.on_train_begin(None, state(0), None)
     progress.on_step_begin(None, state(0), None)
     progress.on_step_end(None, state(1), None)
-    assert progress.bar.n == 1 and progress.bar.postfix == "loss=1.2346, sent/s=4.0"
-    progress.on_train_end(None, state(4), None)
+    assert progress.sentences_per_second(state(1)) == pytest.approx(128.0)
+
+
+def test_the_bar_shows_step_loss_and_speed_from_where_a_resumed_run_starts(monkeypatch) -> None:
+    clock = iter([0.0, 2.0, 2.0, 4.0])
+    monkeypatch.setattr(callbacks_module.time, "perf_counter", lambda: next(clock))
+    progress = ProgressCallback(sentences_per_step=8)
+    progress.on_train_begin(None, state(3, max_steps=10), None)
+    bar = progress.bar
+    assert (bar.total, bar.n, bar.desc, bar.unit, bar.smoothing) == (10, 3, "isbert train", "step", 0.1)
+    assert bar.dynamic_ncols  # the bar follows the terminal's width
+    redraws: list[int] = []
+    monkeypatch.setattr(bar, "refresh", lambda *args, **kwargs: redraws.append(1))
+    progress.on_log(None, state(4), None, logs={"loss": 1.23456})
+    for step in (4, 5):
+        progress.on_step_begin(None, state(step - 1), None)
+        progress.on_step_end(None, state(step), None)
+    assert bar.n == 5 and bar.postfix == "loss=1.2346, sent/s=4.0"
+    assert not redraws  # the postfix waits for the bar's own rate-limited redraw: no redraw forced each step
+    progress.on_train_end(None, state(10), None)
     assert progress.bar is None
+
+
+def test_with_the_bar_an_evaluation_line_is_written_above_it(monkeypatch) -> None:
+    progress = ProgressCallback(sentences_per_step=8)
+    progress.on_train_begin(None, state(0), None)
+    written: list[str] = []
+    monkeypatch.setattr(progress.bar, "write", written.append)
+    progress.on_log(None, state(50), None, logs={"eval_stsb_dev_spearman": 0.5})
+    assert written == ["step 50: STSb dev Spearman 50.00"]
+    progress.on_train_end(None, state(50), None)
+
+
+class Stdout:
+    def __init__(self) -> None:
+        self.text, self.flushed_at = "", []
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        self.flushed_at.append(len(self.text))
+
+
+def test_without_the_bar_each_evaluation_line_is_flushed_at_once(monkeypatch) -> None:
+    """Piped to a log file (``isbert train ... | tee``), a score must not wait in a buffer until the run ends."""
+    stdout = Stdout()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    ProgressCallback(sentences_per_step=8, enabled=False).on_log(
+        None, state(5), None, logs={"eval_stsb_dev_spearman": 0.5}
+    )
+    assert stdout.text == "step 5: STSb dev Spearman 50.00\n" and stdout.flushed_at == [len(stdout.text)]
 
 
 def test_no_bar_on_other_processes_or_when_disabled() -> None:
