@@ -122,6 +122,7 @@ def test_the_selection_state_survives_a_resume(tmp_path: Path) -> None:
                                  secondary_dir=tmp_path / "other")  # fmt: skip
     evaluate(callback, SavedModel(), 0, stsb_dev_spearman=0.5, heldout_align_uniform=-3.0)
     resumed = SelectionCallback("stsb", tmp_path / "best", RunLog(tmp_path / "log.jsonl"))
+    assert callback.state_dict()["criterion"] == "stsb"  # the checkpoint says which criterion its best is by
     resumed.load_state_dict(json.loads(json.dumps(callback.state_dict())))
     assert (resumed.history, resumed.best, resumed.secondary_best) == (
         callback.history, callback.best, callback.secondary_best
@@ -155,3 +156,5 @@ def test_the_agreement_of_the_two_choices_against_scipy() -> None:
     without_loss = [{k: v for k, v in h.items() if k != "heldout_mi_loss"} for h in rows]
     assert "rank_correlation_mi_loss" not in (selection_agreement(without_loss) or {})
     assert selection_agreement(rows[:1]) is None
+    two = selection_agreement(rows[:2])  # two evaluations are enough to compare, the MI loss's included
+    assert two is not None and two["evaluations"] == 2 and two["rank_correlation_mi_loss"] == pytest.approx(1.0)
