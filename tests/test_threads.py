@@ -144,3 +144,15 @@ def test_torch_in_a_cli_process_gets_the_plan() -> None:
     env[THREADS_ENV], env["OMP_WAIT_POLICY"] = "1", "PASSIVE"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["1", "PASSIVE"]
+
+
+@pytest.mark.parametrize("busy", [0, 1])
+def test_a_thread_count_already_in_omp_num_threads_wins_whatever_the_load(busy: int, tmp_path: Path) -> None:
+    """``OMP_NUM_THREADS`` set by the user (or a test that needs the same arithmetic in two runs) is the plan, so
+    torch is not given another count at startup; ``ISBERT_THREADS`` still comes first."""
+    env = {"OMP_NUM_THREADS": "1"}
+    plan = plan_threads(env, tmp_path, busy=busy)
+    assert plan.threads == 1 and plan.source == "OMP_NUM_THREADS"
+    assert plan_threads({**env, THREADS_ENV: "3"}, tmp_path, busy=busy).threads == 3
+    for ignored in ("", "0", "4,2", "all"):  # not one positive count: the plan decides
+        assert plan_threads({"OMP_NUM_THREADS": ignored}, tmp_path, busy=0).source != "OMP_NUM_THREADS"

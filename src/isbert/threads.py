@@ -2,12 +2,13 @@
 
 The choice, in order:
 
-* **How many intra-op threads** (torch and onnxruntime): ``ISBERT_THREADS`` when set, else the CPUs this process may
-  use: its CPU affinity (``os.sched_getaffinity``, which ``taskset`` and container cpusets narrow), capped by a cgroup
-  CPU quota (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us / cpu.cfs_period_us``, rounded up). ``os.cpu_count()``
-  counts the machine's CPUs, not the ones granted, and oversubscribes a container. When other processes are running
-  as isbert starts (the kernel's count of runnable tasks, ``/proc/loadavg``), it takes its fair share: the usable
-  CPUs minus the busy ones, at least one.
+* **How many intra-op threads** (torch and onnxruntime): ``ISBERT_THREADS`` when set, else ``OMP_NUM_THREADS`` when
+  set to one count, else the CPUs this process may use: its CPU affinity (``os.sched_getaffinity``, which ``taskset``
+  and container cpusets narrow), capped by a cgroup CPU quota (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us /
+  cpu.cfs_period_us``, rounded up). ``os.cpu_count()`` counts the machine's CPUs, not the ones granted, and
+  oversubscribes a container. When other processes are running as isbert starts (the kernel's count of runnable
+  tasks, ``/proc/loadavg``, the least of five readings), it takes its fair share: the usable CPUs minus the busy
+  ones, at least one.
 * **How idle threads wait**: on a busy machine, OpenMP's ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep at a barrier
   instead of spinning). With every core busy, a spinning thread burns the time slice its sibling needs to reach the
   barrier: that is what turned training steps from milliseconds into seconds. On an idle machine the OpenMP default
@@ -122,6 +123,9 @@ def plan_threads(
 
             raise IsbertError(f"{THREADS_ENV} must be a positive integer, got {raw!r}")
         return ThreadPlan(int(raw), THREADS_ENV, wait)
+    omp = env.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and int(omp) >= 1:  # the user's (nested lists like "4,2" are left to OpenMP and the plan)
+        return ThreadPlan(int(omp), "OMP_NUM_THREADS", wait)
     cpus, source = usable_cpus(root)
     busy = min(busy_cpus(loadavg) if busy is None else busy, cpus - 1)
     if busy:
