@@ -128,14 +128,21 @@ def test_help_and_argument_parsing_load_no_heavy_library() -> None:
     assert result.stdout.strip() == "", f"building the parser imported {result.stdout.strip()}"
 
 
-def test_help_ends_with_a_recipe_whose_every_command_parses(capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_ends_with_a_recipe_whose_every_command_parses_and_the_thread_settings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     import shlex
 
     from isbert.cli import RECIPE, build_parser
+    from isbert.threads import POLICY_ENV, THREADS_ENV
 
     with pytest.raises(SystemExit):
         main(["--help"])
-    assert capsys.readouterr().out.rstrip().endswith(RECIPE.splitlines()[-1])
+    recipe_end, threads = capsys.readouterr().out.rstrip().rsplit("\n\n", 1)
+    assert recipe_end.endswith(RECIPE.splitlines()[-1])
+    assert threads.startswith("CPU threads:") and all(
+        f"{name}=" in threads.replace("\n", " ") for name in (THREADS_ENV, "OMP_NUM_THREADS", POLICY_ENV)
+    )
     commands = [part.split("#")[0] for line in RECIPE.splitlines() for part in line.split("&&") if "isbert " in part]
     assert len(commands) == 5
     parser = build_parser()

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from isbert.errors import FROM_DEEP_INSIDE, IsbertError, deep_error_line, error_line, is_rust_panic
+from isbert.threads import HELP as THREADS_HELP
 from isbert.threads import prepare_environment
 from isbert.version import __version__
 
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
             "backbone of a new model in isbert train).",
             width=100,
         ),
-        epilog=RECIPE,
+        epilog=f"{RECIPE}\n\n{textwrap.fill(THREADS_HELP, width=100)}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"isbert {__version__}")

@@ -45,6 +45,12 @@ POLICY_ENV = "ISBERT_THREAD_POLICY"
 WAIT_POLICY = "PASSIVE"
 """The OpenMP wait policy isbert sets on a busy machine unless ``OMP_WAIT_POLICY`` is already set."""
 
+HELP = (
+    f"CPU threads: the CPUs granted to this process, its fair share when other work is running; {THREADS_ENV}=N (or "
+    f"OMP_NUM_THREADS=N) sets the count, {POLICY_ENV}=torch leaves torch's defaults (docs/speed.md)"
+)
+"""The thread settings in one line, for ``isbert --help``."""
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 LOADAVG = Path("/proc/loadavg")
 
