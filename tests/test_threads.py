@@ -109,6 +109,14 @@ def test_a_moment_of_other_work_is_not_a_busy_machine() -> None:
     assert busy_cpus(Readings(3, 1), readings=1, interval_s=0) == 2  # one reading: the moment counts
 
 
+def test_an_idle_reading_ends_the_readings_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only this process runnable: no reading can lower the count, so an idle start does not wait 40 ms."""
+    slept: list[float] = []
+    monkeypatch.setattr(threads.time, "sleep", slept.append)
+    assert busy_cpus(Readings(2, 1, 3)) == 0 and slept == [0.01]
+    assert busy_cpus(Readings(2, 2, 2, 2, 2)) == 1 and len(slept) == 5
+
+
 def test_the_wait_policy_and_the_thread_count_follow_one_reading(monkeypatch: pytest.MonkeyPatch) -> None:
     answers = iter([1, 0])  # a second reading would disagree with the first
     monkeypatch.setattr(threads, "busy_cpus", lambda loadavg=None: next(answers))
@@ -116,6 +124,22 @@ def test_the_wait_policy_and_the_thread_count_follow_one_reading(monkeypatch: py
     env: dict[str, str] = {}
     plan = prepare_environment(env)
     assert env["OMP_WAIT_POLICY"] == "PASSIVE" and plan.threads == 1 and env["OMP_NUM_THREADS"] == "1"
+
+
+def test_a_run_reports_the_plan_it_started_with_whatever_the_load_does_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run summary and log describe the threads torch was given at start, not a fresh reading."""
+    answers = iter([0, 1, 1])
+    monkeypatch.setattr(threads, "busy_cpus", lambda loadavg=None: next(answers))
+    monkeypatch.setattr(threads, "usable_cpus", lambda root=None: (2, "CPU affinity"))
+    monkeypatch.setattr(threads, "_started_with", None)
+    for name in (THREADS_ENV, POLICY_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    started = prepare_environment()
+    assert started.threads == 2 and threads.current_plan() == started == threads.current_plan()
+    monkeypatch.setattr(threads, "_started_with", None)  # a library user who never prepared the environment
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert threads.current_plan().threads == 1 and threads.current_plan() is threads.current_plan()
 
 
 def test_torch_policy_sets_nothing() -> None:

@@ -101,9 +101,10 @@ def busy_cpus(loadavg: Path = LOADAVG, readings: int = 5, interval_s: float = 0.
     """Other tasks running on a CPU: the kernel's runnable count less this process, the least of ``readings``
     readings ``interval_s`` apart (0 if unreadable). A process starting or exiting is runnable for a moment and one
     reading counted it now and then (idle runs of ``benchmarks/contention.py`` then took one thread, at about half
-    speed); a busy process stays runnable in every reading.
+    speed); a busy process stays runnable in every reading. A reading of this process alone ends them: none can be
+    lower, and an idle start does not wait.
     """
-    counts = []
+    counts: list[int] = []
     for reading in range(readings):
         if reading:
             time.sleep(interval_s)
@@ -111,6 +112,8 @@ def busy_cpus(loadavg: Path = LOADAVG, readings: int = 5, interval_s: float = 0.
             counts.append(int(loadavg.read_text(encoding="ascii").split()[3].split("/")[0]))
         except (OSError, ValueError, IndexError):
             return 0
+        if counts[-1] <= 1:
+            break
     return max(0, min(counts) - 1)
 
 
@@ -139,8 +142,22 @@ def plan_threads(
     return ThreadPlan(cpus, source, wait)
 
 
+_started_with: ThreadPlan | None = None
+"""The plan this process started with (set by :func:`prepare_environment` on ``os.environ``)."""
+
+
+def current_plan() -> ThreadPlan:
+    """The plan this process runs with: the one prepared at start, else the first one made (library use), so the
+    run's log and summary describe the threads torch was given, not a reading of a load that changed since."""
+    global _started_with
+    if _started_with is None:
+        _started_with = plan_threads()
+    return _started_with
+
+
 def prepare_environment(environ: MutableMapping[str, str] | None = None) -> ThreadPlan:
     """Set the defaults above in the environment (before torch is imported) and return the plan."""
+    global _started_with
     env = os.environ if environ is None else environ
     if env.get(POLICY_ENV) == "torch":
         return plan_threads(env)
@@ -151,6 +168,8 @@ def prepare_environment(environ: MutableMapping[str, str] | None = None) -> Thre
     plan = plan_threads(env, busy=busy)
     env.setdefault("OMP_NUM_THREADS", str(plan.threads))
     env.setdefault("MKL_NUM_THREADS", str(plan.threads))
+    if environ is None:
+        _started_with = plan
     return plan
 
 

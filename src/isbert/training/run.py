@@ -33,7 +33,7 @@ from isbert.glove import word_coverage
 from isbert.inputs import InputFile, expand_inputs
 from isbert.model import load_torch
 from isbert.objectives import objective
-from isbert.threads import plan_threads
+from isbert.threads import current_plan
 from isbert.training import checkpoints as ckpt
 from isbert.training.callbacks import ControlCallback, LogCallback, ProgressCallback
 from isbert.training.config import LR_SCHEDULERS, TrainConfig, validate
@@ -406,7 +406,7 @@ def _log_start(run: Run, data: RunData, frozen: list[str], world: int, eval_step
             "selection": run.select,
             "eval_steps": eval_steps,
             "precision": run.precision,
-            "threads": plan_threads().describe(),
+            "threads": current_plan().describe(),
         }
     )
 
@@ -470,7 +470,7 @@ def _result(run: Run, trainer: IsbertTrainer, parts: Callbacks, stats: CorpusSta
         interrupted=parts.control.interrupted,
         alternative=parts.selection.secondary_best,
         precision=run.precision,
-        threads=plan_threads().describe(),
+        threads=current_plan().describe(),
     )
 
 
