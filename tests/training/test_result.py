@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from isbert.corpus import CorpusStats
-from isbert.modules import MaskedCNN
+from isbert.modules import STOCK_CNN_MASKS_FROM, MaskedCNN
 from isbert.training import TrainConfig, TrainResult
 from isbert.training.result import CARD_PATH, model_card, write_model_card
 
@@ -90,6 +90,7 @@ def test_the_saved_models_stsb_without_a_start_score(tmp_path: Path) -> None:
     [
         ({"stsb_dev_spearman": 0.50}, {"stsb_dev_spearman": 0.49}, True),  # exactly one point
         ({"stsb_dev_spearman": 0.5}, {"stsb_dev_spearman": 0.4901}, False),
+        ({"stsb_dev_spearman": 0.5}, {"stsb_dev_spearman": 0.49005}, False),  # 0.995 points: x100, not more
         ({"heldout_align_uniform": 0.0}, {"heldout_align_uniform": 0.1}, True),  # exactly 0.1 worse
         ({"heldout_align_uniform": 0.0}, {"heldout_align_uniform": 0.099}, False),
         ({"heldout_zero_fraction": 0.89}, {"heldout_zero_fraction": 0.9}, True),
@@ -103,6 +104,27 @@ def test_each_warning_begins_at_its_threshold(tmp_path: Path, start: dict, last:
     assert (result.degradation_warning() is not None) is warns
 
 
+def test_all_three_warnings_word_for_word_one_per_line(tmp_path: Path) -> None:
+    history = [
+        {"step": 0, "stsb_dev_spearman": 0.8, "heldout_align_uniform": -3.5, "heldout_zero_fraction": 0.7},
+        {"step": 40, "stsb_dev_spearman": 0.7, "heldout_align_uniform": -3.3, "heldout_zero_fraction": 0.95},
+    ]
+    result = full_result(tmp_path, start=history[0], history=history, best=None)
+    assert result.degradation_warning() == (
+        "warning: training lowered STSb dev from 80.00 (start) to 70.00 (step 40); the objective is hurting this "
+        "backbone (an already-tuned encoder?) - see README, Results\n"
+        "warning: the label-free criterion got worse, from -3.5000 (start) to -3.3000 (step 40; lower is better)\n"
+        "warning: 95% of the local feature values are exactly zero (start: 70%): the ReLU head is collapsing into "
+        "sparse codes, which lowered STS in our experiments; try --activation none"
+    )
+
+
+def test_a_fall_of_exactly_the_given_points_warns(tmp_path: Path) -> None:
+    history = [{"step": 0, "stsb_dev_spearman": 0.5}, {"step": 10, "stsb_dev_spearman": 0.25}]  # exact in binary
+    result = full_result(tmp_path, start=history[0], history=history, best=None)
+    assert result.degradation_warning(points=25.0) is not None and result.degradation_warning(points=25.5) is None
+
+
 def test_no_warning_from_one_evaluation_or_without_a_start(tmp_path: Path) -> None:
     fell = [{"step": 0, "stsb_dev_spearman": 0.8}, {"step": 10, "stsb_dev_spearman": 0.5}]
     assert full_result(tmp_path, start=fell[0], history=fell[1:], best=None).degradation_warning() is None
@@ -110,14 +132,34 @@ def test_no_warning_from_one_evaluation_or_without_a_start(tmp_path: Path) -> No
     assert full_result(tmp_path, start={"step": 0}, history=fell, best=None).degradation_warning() is None
 
 
+def test_the_model_card_lists_every_skip_reason_and_nothing_for_a_missing_agreement(tmp_path: Path) -> None:
+    stats = corpus()
+    stats.files = [{"path": "a.txt", "lines": 9, "used": 6, "skipped": {"empty": 2, "too long": 1}}]
+    card = model_card(TrainConfig(corpus=["a.txt"]), full_result(tmp_path, corpus=stats, agreement=None), masked=False)
+    assert "- `a.txt`: 6 sentences used of 9 lines (skipped: 2 empty, 1 too long)\n" in card
+    history = "| 0 | 80.00 | -3.5000 |\n| 50 | 81.00 | -3.5500 |\n| 100 | 78.00 | - |"
+    assert f"|---|---|---|\n{history}\n\n\n\nTrained" in card  # no agreement: an empty line, no placeholder
+
+
+def test_a_selection_missing_from_the_history_still_gets_its_summary(tmp_path: Path) -> None:
+    """A log cut short can lose the selected step's evaluation: the summary names the selection, without a score."""
+    best = {"step": 75, "metric": "stsb_dev_spearman", "value": 0.82}
+    lines = full_result(tmp_path, best=best).summary().splitlines()
+    assert "selected step 75 by stsb_dev_spearman = 82.00" in lines
+    assert not any(line.startswith("STSb dev Spearman") for line in lines)
+
+
 def test_the_model_card_names_the_runs_data_settings_and_selection(tmp_path: Path) -> None:
     config = TrainConfig(objective="is", corpus=["a.txt", "b.txt"], batch_size=16)
-    card = model_card(config, full_result(tmp_path), masked=False)
+    history = [*full_result(tmp_path).history, {"step": 120, "heldout_align_uniform": -3.6}]
+    card = model_card(config, full_result(tmp_path, history=history), masked=False)
+    table = "\n".join(f"| `{key}` | `{value}` |" for key, value in config.trajectory().items())
+    assert f"|---|---|\n{table}\n" in card and len(config.trajectory()) > 5
     assert "- `a.txt`: 4 sentences used of 6 lines (skipped: 2 empty)\n- `b.txt`: 4 sentences used of 4 lines\n" in card
     assert "\n2 sentences were held out (never trained on) for the label-free criterion.\n" in card
     assert "| `batch_size` | `16` |" in card and "| `objective` | `is` |" in card
     assert "Selected: step 50 by `stsb_dev_spearman` = 0.8100\n" in card
-    assert "| 0 | 80.00 | -3.5000 |\n| 50 | 81.00 | -3.5500 |\n| 100 | 78.00 | - |\n" in card
+    assert "| 0 | 80.00 | -3.5000 |\n| 50 | 81.00 | -3.5500 |\n| 100 | 78.00 | - |\n| 120 | - | -3.6000 |\n" in card
     assert "\nthe two criteria agree\n" in card and "Trained 100 steps, 256.0 sentences/s." in card
     assert (
         "tags: [sentence-transformers, isbert, unsupervised" in card and "library_name: sentence-transformers" in card
@@ -152,6 +194,19 @@ def test_a_masked_cnn_head_is_loaded_with_trust_remote_code(tmp_path: Path) -> N
     (tmp_path / "modules.json").write_text(json.dumps([{"type": "sentence_transformers.models.CNN"}]))
     write_model_card(tmp_path, TrainConfig(corpus=["a.txt"]), full_result(tmp_path))
     assert "trust_remote_code" not in (tmp_path / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_the_model_card_says_why_plain_sentence_transformers_can_load_it(tmp_path: Path, masked: bool) -> None:
+    card = model_card(TrainConfig(corpus=["a.txt"]), full_result(tmp_path), masked=masked)
+    why = (
+        "with isbert installed: the CNN head is the class `isbert.modules.MaskedCNN`, and `trust_remote_code=True` "
+        "lets sentence-transformers import that installed class (no code from this folder runs)"
+        if masked
+        else f"(version {STOCK_CNN_MASKS_FROM} or later, whose `CNN` keeps padding out of its windows): every module "
+        "is sentence-transformers' own, so no isbert code is needed"
+    )
+    assert f"\nOr in plain sentence-transformers {why}.\n" in card
 
 
 def test_summary_warns_when_training_lowers_the_dev_score(tmp_path) -> None:
