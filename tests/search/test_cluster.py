@@ -204,6 +204,7 @@ def test_the_plot_shows_a_seeded_sample_of_distinct_texts_and_says_so(
     assert written.projection == "PCA"
     write_clusters(tmp_path, ["a"] * 4, texts[:4], embeddings[:4], np.array([0, 0, 1, 1]), title="t")
     assert len(seen[1]["points"]) == 4 and seen[1]["title"] == "t: PCA"  # the limit itself: every text, no note
+    assert seen[1]["seed"] == 0  # the default seed
     assert (
         write_clusters(tmp_path, ["a"] * 4, texts[:4], embeddings[:4], np.array([0, 0, 1, 1]), plot=False).projection
         is None
