@@ -209,3 +209,17 @@ def test_the_plot_shows_a_seeded_sample_of_distinct_texts_and_says_so(
         write_clusters(tmp_path, ["a"] * 4, texts[:4], embeddings[:4], np.array([0, 0, 1, 1]), plot=False).projection
         is None
     )
+
+
+def test_central_sentences_keep_the_texts_order_among_ties_and_four_decimals() -> None:
+    from isbert.search.cluster import central_sentences
+
+    texts = [f"text {i}" for i in range(64)]
+    similarity = np.random.default_rng(0).choice([0.5, 0.7], size=64).astype(np.float32)  # two values, many ties
+    similarity[10] = 0.123456
+    members = np.arange(64)
+    central = central_sentences(members, similarity, texts, ["s"] * 64, top=5)
+    first = [f"text {i}" for i in np.flatnonzero(similarity == np.float32(0.7))[:5]]
+    assert [entry["text"] for entry in central] == first
+    lowest = central_sentences(np.array([10]), similarity, texts, ["s"] * 64, top=5)
+    assert lowest == [{"source": "s", "similarity": 0.1235, "text": "text 10", "count": 1}]
