@@ -133,7 +133,7 @@ def test_a_run_reports_the_plan_it_started_with_whatever_the_load_does_later(mon
     monkeypatch.setattr(threads, "usable_cpus", lambda root=None: (2, "CPU affinity"))
     monkeypatch.setattr(threads, "_started_with", None)
     for name in (THREADS_ENV, POLICY_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY"):
-        monkeypatch.setenv(name, "")
+        monkeypatch.setenv(name, "")  # recorded first, so what prepare_environment sets is removed afterwards
         monkeypatch.delenv(name)
     started = prepare_environment()
     assert started.threads == 2 and threads.current_plan() == started == threads.current_plan()

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from isbert.errors import IsbertError
 from isbert.evaluation.sts import evaluate_sts
 from isbert.evaluation.tasks import StsSubset, StsTask
-from isbert.training.selection.evaluators import STSB_KEY, StsbDevEvaluator
+from isbert.losses import mutual_information_loss
+from isbert.training import TrainConfig
+from isbert.training.selection.evaluators import (
+    STSB_KEY,
+    CombinedEvaluator,
+    LabelFreeEvaluator,
+    StsbDevEvaluator,
+    alignment,
+    load_stsb_dev,
+    uniformity,
+)
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1: the reference for alignment and uniformity."""
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 class FixedEncoder:
@@ -118,8 +136,6 @@ def test_no_verdict_when_the_start_was_not_evaluated_in_this_process() -> None:
 
 
 def test_the_dev_set_is_read_from_the_given_data_dir_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from isbert.errors import IsbertError
-    from isbert.training.selection.evaluators import load_stsb_dev
 
     given = tmp_path / "given" / "sts" / "STSBenchmark"
     given.mkdir(parents=True)
@@ -135,25 +151,15 @@ def test_the_dev_set_is_read_from_the_given_data_dir_first(tmp_path: Path, monke
 
 
 def test_alignment_normalizes_each_vector_not_each_dimension() -> None:
-    import torch
-
-    from isbert.training.selection.evaluators import alignment
-
     rng = np.random.default_rng(5)
     a, b = rng.normal(size=(6, 3)) * [1, 10, 100], rng.normal(size=(6, 3))
-    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
-    expected = ((unit(a) - unit(b)) ** 2).sum(axis=1).mean()
+    expected = ((unit_rows(a) - unit_rows(b)) ** 2).sum(axis=1).mean()
     assert alignment(torch.tensor(a), torch.tensor(b)) == pytest.approx(expected, rel=1e-5)
     assert alignment(torch.tensor(b), torch.tensor(a)) == pytest.approx(expected, rel=1e-5)
 
 
 def test_the_label_free_defaults_are_isbert_trains() -> None:
     """A library user's criterion is the one `isbert train` selects on by default."""
-    import inspect
-
-    from isbert.training import TrainConfig
-    from isbert.training.selection.evaluators import LabelFreeEvaluator
-
     defaults = {k: p.default for k, p in inspect.signature(LabelFreeEvaluator).parameters.items()}
     config = TrainConfig(corpus=["c.txt"])
     assert defaults["batch_size"] == config.eval_batch_size and defaults["temperature"] == config.temperature
@@ -164,11 +170,6 @@ def test_the_label_free_defaults_are_isbert_trains() -> None:
 
 def test_the_label_free_metrics_cover_every_held_out_sentence_once(tiny_isbert) -> None:
     """Uniformity, the MI loss and the zero fraction equal the same quantities computed on each batch by hand."""
-    import torch
-
-    from isbert.losses import mutual_information_loss
-    from isbert.training.selection.evaluators import LabelFreeEvaluator, uniformity
-
     texts = ["a man walks his dog", "the dog runs", "a red car is parked outside", "she reads", "rain"]
     evaluator = LabelFreeEvaluator(texts, seed=3, batch_size=2, exclude_radius=1, critic="cosine", temperature=0.5)
     metrics = evaluator(tiny_isbert)
@@ -189,13 +190,9 @@ def test_the_label_free_metrics_cover_every_held_out_sentence_once(tiny_isbert) 
 
 
 def test_uniformity_of_vectors_of_any_length_and_of_too_few() -> None:
-    import torch
-
-    from isbert.training.selection.evaluators import uniformity
-
     rng = np.random.default_rng(6)
     x = rng.normal(size=(2, 3)) * [1, 10, 100]  # two vectors (the fewest), not unit length
-    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    unit = unit_rows(x)
     assert uniformity(torch.tensor(x)) == pytest.approx(-2 * ((unit[0] - unit[1]) ** 2).sum(), rel=1e-5)
     assert uniformity(torch.tensor([[2.0], [-3.0], [1.0]])) == pytest.approx(np.log((1 + 2 * np.exp(-8)) / 3), rel=1e-6)
     with pytest.raises(ValueError, match=r"^uniformity needs at least 2 vectors$"):
@@ -204,8 +201,6 @@ def test_uniformity_of_vectors_of_any_length_and_of_too_few() -> None:
 
 def test_each_evaluator_names_its_metric_and_direction_for_sentence_transformers(tiny_isbert) -> None:
     """sentence-transformers' model card and SequentialEvaluator read ``primary_metric`` and ``greater_is_better``."""
-    from isbert.training.selection.evaluators import CombinedEvaluator, LabelFreeEvaluator
-
     label_free = LabelFreeEvaluator(["a man walks", "the dog runs", "she reads"], seed=0)
     dev = StsbDevEvaluator(["a", "b", "c"], ["d", "e", "f"], np.array([1.0, 2.0, 3.0]))
     assert label_free.primary_metric in label_free(tiny_isbert) and label_free.greater_is_better is False
