@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import isbert.search.cluster as cluster
 from isbert.errors import IsbertError
 from isbert.search.cluster import (
     AGGLOMERATIVE_MAX_TEXTS,
     METHODS,
     ClusterReport,
     agglomerative,
+    central_sentences,
     centroids_and_similarity,
     cluster_embeddings,
     kmeans,
@@ -95,8 +97,6 @@ def test_agglomerative_limits_and_refusals_word_for_word() -> None:
 
 
 def test_agglomerative_refuses_more_texts_than_its_limit_and_takes_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    import isbert.search.cluster as cluster
-
     monkeypatch.setattr(cluster, "AGGLOMERATIVE_MAX_TEXTS", 4)
     assert len(cluster.agglomerative(np.eye(4, dtype=np.float32), 2, None)) == 4
     with pytest.raises(IsbertError) as refused:
@@ -110,8 +110,6 @@ def test_agglomerative_refuses_more_texts_than_its_limit_and_takes_the_limit(mon
 def test_cluster_embeddings_runs_the_named_method_with_its_seed_and_refuses_others_word_for_word(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import isbert.search.cluster as cluster
-
     calls: list[tuple[int, int]] = []
     monkeypatch.setattr(cluster, "kmeans", lambda e, k, seed=0: calls.append((k, seed)) or np.zeros(len(e), np.int64))
     cluster.cluster_embeddings(np.eye(3, dtype=np.float32), method="kmeans", k=2, seed=7)
@@ -181,8 +179,6 @@ def test_write_clusters_keeps_five_central_sentences_by_default(tmp_path: Path) 
 def test_the_plot_shows_a_seeded_sample_of_distinct_texts_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import isbert.search.cluster as cluster
-
     seen: list[dict] = []
 
     def project(points: np.ndarray, method: str, seed: int) -> cluster.Projection:
@@ -212,8 +208,6 @@ def test_the_plot_shows_a_seeded_sample_of_distinct_texts_and_says_so(
 
 
 def test_central_sentences_keep_the_texts_order_among_ties_and_four_decimals() -> None:
-    from isbert.search.cluster import central_sentences
-
     texts = [f"text {i}" for i in range(64)]
     similarity = np.random.default_rng(0).choice([0.5, 0.7], size=64).astype(np.float32)  # two values, many ties
     similarity[10] = 0.123456
