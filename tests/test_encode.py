@@ -16,8 +16,9 @@ import pytest
 from tiny_models import WORDS
 
 import isbert
-from isbert.encode import encode_file, read_sources, sources_path
+from isbert.encode import EncodeReport, _valid_done, encode_file, read_sources, sources_path
 from isbert.errors import InputError
+from isbert.io import ReadStats
 
 
 def write_corpus(path: Path, count: int) -> list[str]:
@@ -113,12 +114,15 @@ def test_sigkill_during_cli_encode_then_rerun_equals_uninterrupted(
 ) -> None:
     source = tmp_path / "corpus.txt"
     write_corpus(source, 3000)
-    reference = tmp_path / "reference.npy"
-    encode_file(isbert.load(tiny_isbert_folder, device="cpu"), source, reference, chunk_size=64, show_progress=False)
-    output = tmp_path / "out.npy"
+    output, reference = tmp_path / "out.npy", tmp_path / "reference.npy"
     command = [sys.executable, "-m", "isbert", "encode", str(tiny_isbert_folder), "-i", str(source)]
-    command += ["-o", str(output), "--chunk-size", "64", "--no-progress", "--device", "cpu"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command += ["--chunk-size", "64", "--no-progress", "--device", "cpu", "-o"]
+    # One thread in every run: on a busy machine isbert would pick fewer threads than an idle run, and sums taken
+    # in another order differ in the last bit.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    uninterrupted = subprocess.run([*command, str(reference)], env=env, capture_output=True, text=True, timeout=300)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+    command.append(str(output))
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     progress_file = tmp_path / ".out.npy.progress.json"
     deadline = time.monotonic() + 120
@@ -162,3 +166,87 @@ def test_a_partial_swapped_for_a_link_is_refused_not_published(tiny_isbert_folde
         encode_file(model, source, output, chunk_size=8, show_progress=False)
     assert not output.exists() and not output.is_symlink()
     assert victim.read_text() == "keep me\n"
+
+
+def interrupted_after_one_chunk(model, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """An encode of 30 lines in chunks of 8 stopped after its first chunk: (source, output, partial matrix)."""
+    source, output = tmp_path / "corpus.txt", tmp_path / "out.npy"
+    write_corpus(source, 30)
+    with pytest.raises(KeyboardInterrupt):
+        encode_file(Interrupting(model, 2), source, output, chunk_size=8, model_id="m", show_progress=False)
+    return source, output, tmp_path / ".out.npy.partial"
+
+
+@pytest.mark.parametrize("link", ["symlink", "hard link"])
+def test_resume_never_writes_through_a_link_planted_at_the_partial(
+    tiny_isbert_folder: Path, tmp_path: Path, link: str
+) -> None:
+    """A partial matrix that is a link (to a file big enough to pass for it) is started over, the linked file kept."""
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    source, output, partial = interrupted_after_one_chunk(model, tmp_path)
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(partial.read_bytes())
+    if link == "symlink":
+        partial.unlink()
+        partial.symlink_to(victim)
+    else:
+        partial.unlink()
+        os.link(victim, partial)
+    before = victim.read_bytes()
+    resumed = Interrupting(model, None)
+    encode_file(resumed, source, output, chunk_size=8, model_id="m", show_progress=False)
+    assert victim.read_bytes() == before
+    assert resumed.calls == 4  # started over: the linked file is not this job's partial
+    reference = tmp_path / "reference.npy"
+    encode_file(model, source, reference, chunk_size=8, show_progress=False)
+    np.testing.assert_array_equal(np.load(output), np.load(reference))
+
+
+def test_the_progress_file_records_exactly_each_input_s_path_size_and_mtime(
+    tiny_isbert_folder: Path, tmp_path: Path
+) -> None:
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    source, _, _ = interrupted_after_one_chunk(model, tmp_path)
+    progress = json.loads((tmp_path / ".out.npy.progress.json").read_text())
+    status = source.stat()
+    assert progress["job"]["inputs"] == [
+        {"path": str(source.resolve()), "size": status.st_size, "mtime_ns": status.st_mtime_ns}
+    ]
+    assert progress["done"] == {"written": 8, "empty": 0, "truncated": 0}
+
+
+def test_saved_counts_are_trusted_only_as_ints_from_zero_to_the_row_count() -> None:
+    rows, keys = 10, ("written", "empty", "truncated")
+    assert _valid_done(dict.fromkeys(keys, 0), rows) and _valid_done(dict.fromkeys(keys, rows), rows)
+    for bad in (-1, rows + 1, True, 1.0, "1", None):
+        for key in keys:
+            assert not _valid_done({**dict.fromkeys(keys, 0), key: bad}, rows), (key, bad)
+    assert not _valid_done({"written": 0, "empty": 0}, rows) and not _valid_done([0, 0, 0], rows)
+
+
+def report_with(file_rows: dict[str, int], skipped: dict[str, int], empty: int = 0, truncated: int = 0) -> EncodeReport:
+    stats = ReadStats(lines=sum(file_rows.values()), used=sum(file_rows.values()), skipped=dict(skipped))
+    return EncodeReport(sum(file_rows.values()), 4, empty, truncated, stats, Path("out/v.npy"), file_rows)
+
+
+def test_summary_names_each_file_s_rows_and_every_skip_but_empty_lines() -> None:
+    head = "wrote {} x 4 float32 embeddings to out/v.npy (each row's file:line in v.sources.csv)"
+    assert report_with({"a.txt": 3}, {}).summary() == head.format(3)
+    assert report_with({"a.txt": 3}, {"empty": 2}).summary() == head.format(3)  # empty lines have their rows
+    assert report_with({"a.txt": 2, "b.txt": 1}, {}).summary() == head.format(3) + "; rows of a.txt 0-1, b.txt 2-2"
+    three = report_with({"a.txt": 3, "b.txt": 1, "c.txt": 2}, {"empty": 1, "undecodable": 2, "too long": 1}, 1, 2)
+    assert three.summary() == head.format(6) + (
+        "; 1 empty texts encoded as the empty string; 2 texts truncated to the model's maximum length"
+        "; 3 lines skipped (6 used of 6 lines (skipped: 1 empty, 1 too long, 2 undecodable))"
+        "; rows of a.txt 0-2, b.txt 3-3, c.txt 4-5"
+    )
+
+
+def test_read_sources_keeps_a_line_break_inside_a_file_name(tmp_path: Path) -> None:
+    """The sources CSV quotes a name holding CR LF; reading it back must not translate the line break."""
+    labels = ["a\r\nb.txt:1", "c\rd.txt:2", "é.txt:3"]
+    with sources_path(tmp_path / "v.npy").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["source"])
+        writer.writerows([label] for label in labels)
+    assert read_sources(tmp_path / "v.npy") == labels
