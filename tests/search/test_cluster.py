@@ -3,7 +3,11 @@ what clusters.json looks like on disk (tests/search/test_cluster_wiring.py check
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
+import sys
+import types
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +221,171 @@ def test_central_sentences_keep_the_texts_order_among_ties_and_four_decimals() -
     assert [entry["text"] for entry in central] == first
     lowest = central_sentences(np.array([10]), similarity, texts, ["s"] * 64, top=5)
     assert lowest == [{"source": "s", "similarity": 0.1235, "text": "text 10", "count": 1}]
+
+
+class RecordingUmap:
+    """Stands in for ``umap.UMAP``: records its settings, warns as UMAP does with a seed, returns known points."""
+
+    made: list[dict] = []
+
+    def __init__(self, **settings) -> None:
+        RecordingUmap.made.append(settings)
+
+    def fit_transform(self, embeddings: np.ndarray) -> list[list[float]]:
+        warnings.warn("n_jobs value 1 overridden to 1 by setting random_state", UserWarning, stacklevel=1)
+        return [[float(i), -float(i)] for i in range(len(embeddings))]
+
+
+@pytest.fixture
+def fake_umap(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    module = types.ModuleType("umap")
+    module.__spec__ = importlib.machinery.ModuleSpec("umap", None)
+    module.UMAP = RecordingUmap  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "umap", module)
+    RecordingUmap.made = []
+    return RecordingUmap.made
+
+
+def test_umap_is_cosine_2d_seeded_quiet_and_used_from_four_texts(fake_umap: list[dict]) -> None:
+    embeddings = np.random.default_rng(0).normal(size=(4, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # UMAP's seed warning is expected, and silenced
+        projection = cluster.project_2d(embeddings, "auto", seed=7)
+    assert fake_umap == [{"n_components": 2, "metric": "cosine", "random_state": 7}]
+    assert (projection.method, projection.axis_labels) == ("UMAP", ("UMAP 1", "UMAP 2"))
+    np.testing.assert_array_equal(projection.points, [[0, 0], [1, -1], [2, -2], [3, -3]])
+    assert cluster.project_2d(embeddings, "umap").method == "UMAP"
+    assert cluster.project_2d(embeddings, "pca").method == "PCA"  # asked for PCA: PCA though UMAP is there
+    assert cluster.project_2d(embeddings[:3], "auto").method == "PCA"  # UMAP needs more than 3 points
+    assert len(fake_umap) == 2
+
+
+def test_pca_axes_say_the_share_of_variance_each_keeps() -> None:
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(200, 3)) * [3.0, 1.0, 0.1]
+    projection = cluster.project_2d(embeddings, "pca", seed=0)
+    shares = 100 * PCA(n_components=2, random_state=0).fit(embeddings).explained_variance_ratio_
+    assert projection.method == "PCA"
+    assert projection.axis_labels == (f"PCA 1 ({shares[0]:.0f}% variance)", f"PCA 2 ({shares[1]:.0f}% variance)")
+    assert projection.axis_labels == ("PCA 1 (90% variance)", "PCA 2 (10% variance)")
+    np.testing.assert_allclose(projection.points, PCA(n_components=2, random_state=0).fit_transform(embeddings))
+
+
+def test_pca_of_one_dimension_or_one_text_pads_with_zeros() -> None:
+    line = cluster.project_2d(np.array([[1.0], [2.0], [4.0]]), "pca")
+    assert line.axis_labels == ("PCA 1 (100% variance)", "PCA 2 (0% variance)")
+    np.testing.assert_allclose(line.points[:, 1], 0)
+    np.testing.assert_allclose(np.abs(line.points[:, 0]), np.abs([-4 / 3, -1 / 3, 5 / 3]))
+    single = cluster.project_2d(np.ones((1, 5)), "pca")
+    assert single.points.shape == (1, 2) and not single.points.any()
+    assert single.axis_labels == ("PCA 1", "PCA 2")
+    pair = cluster.project_2d(np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 2.0]]), "pca")
+    assert pair.points.shape == (2, 2) and pair.axis_labels == ("PCA 1 (100% variance)", "PCA 2 (0% variance)")
+
+
+def test_labels_are_moved_apart_by_adjust_text_with_thin_grey_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    import adjustText
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(adjustText, "adjust_text", lambda *args, **kwargs: calls.append((args, kwargs)))
+    cluster._separate("axes", ["one"])
+    assert calls == []  # one label has nothing to overlap
+    cluster._separate("axes", ["one", "two"])
+    assert calls == [
+        (
+            (["one", "two"],),
+            {"ax": "axes", "arrowprops": {"arrowstyle": "-", "color": "0.4", "lw": 0.5}, "ensure_inside_axes": True},
+        )
+    ]
+
+
+def figure_of(k: int, per_cluster: int = 3):
+    labels = np.repeat(np.arange(k), per_cluster)
+    points = np.column_stack([labels * 10.0 + np.tile([0.0, 1.0, 5.0], k)[: len(labels)], labels * 2.0])
+    names = [(f"kw{c}", f"sentence {c} " + "x" * 70 * (c == 0)) for c in range(k)]
+    return cluster.cluster_figure(cluster.Projection(points, "PCA", ("across", "up")), labels, names, "the title")
+
+
+def test_the_figure_labels_each_cluster_at_its_median_with_size_keywords_and_shortened_sentence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import matplotlib.pyplot as plt
+
+    separated: list[tuple] = []
+    monkeypatch.setattr(cluster, "_separate", lambda axes, labels: separated.append((axes, list(labels))))
+    figure = figure_of(3)
+    try:
+        axes = figure.axes[0]
+        assert separated == [(axes, axes.texts[:])]  # every label, placed at its median before being moved apart
+        assert (tuple(figure.get_size_inches()), figure.dpi) == ((11.0, 6.0), 110)
+        assert (axes.get_xlabel(), axes.get_ylabel(), axes.get_title()) == ("across", "up", "the title")
+        assert [(t.get_text(), t.get_position()) for t in axes.texts] == [
+            (f"{c}: kw{c}", (10.0 * c + 1.0, 2.0 * c)) for c in range(3)
+        ]
+        assert all(t.get_fontsize() == 8 and t.get_weight() == "bold" and t.get_ha() == "center" for t in axes.texts)
+        legend = axes.get_legend()
+        assert legend.get_title().get_text() == "cluster (size): keywords"
+        shortened = "sentence 0 " + "x" * 48 + "…"
+        assert [t.get_text() for t in legend.get_texts()] == [
+            f"0 (3): kw0\n    “{shortened}”",
+            "1 (3): kw1\n    “sentence 1 ”",
+            "2 (3): kw2\n    “sentence 2 ”",
+        ]
+        tab10 = plt.get_cmap("tab10")
+        assert [h.get_color() for h in legend.legend_handles] == [tab10(c) for c in range(3)]
+        np.testing.assert_array_equal(axes.collections[0].get_array(), np.repeat(np.arange(3), 3))
+    finally:
+        plt.close(figure)
+
+
+def test_the_figure_s_points_labels_and_legend_are_drawn_as_designed() -> None:
+    """The look: small translucent points on a fixed colour scale, labels on white rounded boxes, the legend
+    outside the axes at the upper left, one round marker per cluster."""
+    import matplotlib.pyplot as plt
+
+    figure = figure_of(3)
+    try:
+        axes = figure.axes[0]
+        points = axes.collections[0]
+        assert (list(points.get_sizes()), points.get_alpha()) == ([8.0], 0.6)
+        assert (points.norm.vmin, points.norm.vmax) == (0, 9)
+        box = axes.texts[0].get_bbox_patch()
+        assert (box.get_facecolor(), box.get_linewidth()) == ((1.0, 1.0, 1.0, 0.8), 0.0)
+        assert box.get_boxstyle().pad == 0.2 and type(box.get_boxstyle()).__name__ == "Round"
+        legend = axes.get_legend()
+        assert legend.get_texts()[0].get_fontsize() == 7 and legend._loc == 2  # upper left
+        assert legend.get_bbox_to_anchor().transformed(axes.transAxes.inverted()).bounds[:2] == pytest.approx((1.01, 1))
+        assert legend.borderaxespad == 0
+        assert all((h.get_marker(), h.get_linestyle()) == ("o", "None") for h in legend.legend_handles)
+    finally:
+        plt.close(figure)
+
+
+def test_more_than_ten_clusters_take_twenty_colours_and_at_most_twenty_labels() -> None:
+    import matplotlib.pyplot as plt
+
+    figure = figure_of(23, per_cluster=1)
+    try:
+        axes = figure.axes[0]
+        legend = axes.get_legend()
+        assert legend.get_title().get_text() == "cluster (size): keywords (20 largest of 23)"
+        assert len(legend.get_texts()) == len(axes.texts) == 20
+        tab20 = plt.get_cmap("tab20")
+        assert [h.get_color() for h in legend.legend_handles][18:] == [tab20(18), tab20(19)]
+        np.testing.assert_array_equal(axes.collections[0].get_array(), np.arange(23) % 20)
+        assert axes.collections[0].get_cmap().name == "tab20"
+    finally:
+        plt.close(figure)
+    eleven = figure_of(11, per_cluster=1)
+    try:
+        assert eleven.axes[0].collections[0].get_cmap().name == "tab20"
+        assert eleven.axes[0].get_legend().get_title().get_text() == "cluster (size): keywords"
+    finally:
+        plt.close(eleven)
+    ten = figure_of(10, per_cluster=1)
+    try:
+        assert ten.axes[0].collections[0].get_cmap().name == "tab10"
+    finally:
+        plt.close(ten)
