@@ -56,7 +56,11 @@ MODULES: dict[str, list[str]] = {
     "evaluation/sts.py": ["tests/evaluation/test_scoring.py", "tests/evaluation/test_sts_contract.py"],
     "evaluation/harness.py": ["tests/evaluation/test_harness.py", "tests/evaluation/test_cache_key.py"],
     "evaluation/baselines.py": ["tests/evaluation/test_baselines.py"],
-    "evaluation/report.py": ["tests/evaluation/test_report_columns.py", "tests/evaluation/test_harness.py"],
+    "evaluation/report.py": [
+        "tests/evaluation/test_report.py",
+        "tests/evaluation/test_report_columns.py",
+        "tests/evaluation/test_harness.py",
+    ],
     "experiments/report.py": ["tests/experiments/test_report.py", "tests/experiments/test_report_columns.py"],
     "experiments/runner.py": ["tests/experiments/test_runner.py", "tests/experiments/test_config.py"],
     "search/serve.py": _SERVE,
