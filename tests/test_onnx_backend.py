@@ -157,3 +157,43 @@ def test_errors(tiny_isbert_folder: Path, exported: Path, tmp_path: Path) -> Non
     with pytest.raises(IsbertError, match="no 'int8' graph"):
         only_fp32 = export_onnx(isbert.load(tiny_isbert_folder, device="cpu"), tmp_path / "fp32", quantize="none")
         OnnxEncoder(only_fp32, quantization="int8")
+
+
+def write_export_config(folder: Path, **fields: object) -> Path:
+    """A folder holding only an export config (valid for ``_read_config``) with ``fields`` added."""
+    folder.mkdir()
+    config = {"files": {"none": "model.onnx"}, "default": "none", "input_names": ["input_ids"], "max_seq_length": 8}
+    (folder / CONFIG_NAME).write_text(json.dumps(config | fields), encoding="utf-8")
+    return folder
+
+
+def test_export_source_checksum_is_the_recorded_string_or_none(exported: Path, tmp_path: Path) -> None:
+    assert onnx_backend.export_source_checksum(write_export_config(tmp_path / "a", source_checksum="abc")) == "abc"
+    assert onnx_backend.export_source_checksum(write_export_config(tmp_path / "b", source_checksum=5)) is None
+    assert onnx_backend.export_source_checksum(write_export_config(tmp_path / "c")) is None
+    assert onnx_backend.export_source_checksum(tmp_path / "a" / CONFIG_NAME) is None  # not an export folder
+    (tmp_path / "plain").mkdir()
+    assert onnx_backend.export_source_checksum(tmp_path / "plain") is None
+    assert onnx_backend.export_source_checksum(exported) is None  # the fixture's export recorded none
+    with pytest.raises(IsbertError, match="damaged ONNX export config"):
+        onnx_backend.export_source_checksum(write_export_config(tmp_path / "d", files=[]))
+
+
+def test_a_load_error_is_told_by_its_first_line_of_at_most_200_characters() -> None:
+    assert onnx_backend._first_line(ValueError("  \n first line\nsecond")) == "first line"
+    assert onnx_backend._first_line(OSError("")) == "OSError"
+    assert onnx_backend._first_line(ValueError(" \n ")) == "ValueError"
+    assert onnx_backend._first_line(ValueError("x" * 300 + "\ny")) == "x" * 200
+
+
+def test_an_unreadable_graph_or_tokenizer_is_one_line_naming_the_file(exported: Path, tmp_path: Path) -> None:
+    broken = shutil.copytree(exported, tmp_path / "export")
+    graph = broken / json.loads((broken / CONFIG_NAME).read_text())["files"]["int8"]
+    graph.write_bytes(b"not a graph\n" * 100)
+    with pytest.raises(IsbertError) as caught:
+        OnnxEncoder(broken)
+    message = str(caught.value)
+    assert message.startswith(f"{graph}: cannot load the ONNX graph (") and "\n" not in message
+    (broken / "tokenizer.json").write_text("{ damaged", encoding="utf-8")
+    with pytest.raises(IsbertError, match=r"^.*: cannot load the tokenizer \([^\n]+\)$"):
+        OnnxEncoder(broken)
