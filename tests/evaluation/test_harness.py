@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from isbert.errors import IsbertError
-from isbert.evaluation import EmbeddingCache, encode_unique, evaluate, readers, tasks
+from isbert.evaluation import EmbeddingCache, encode_unique, evaluate, harness, readers, tasks
 from isbert.evaluation.cli import add_commands
 from isbert.evaluation.report import PAPER_STS, format_markdown, format_table
 
@@ -349,3 +349,198 @@ def test_cli_eval_bad_pairs_file_is_one_line_before_any_encoding(tmp_path: Path,
     assert main(["eval", "offline-minilm", "--pairs", str(bad)]) == 2
     error = capsys.readouterr().err
     assert error == f"isbert eval: error: {bad}:2: expected 3 tab-separated columns (text1, text2, score), not 2\n"
+
+
+def test_versions_name_python_and_each_library_or_say_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform
+    from importlib import metadata
+
+    libraries = ("isbert", "sentence-transformers", "transformers", "torch", "scikit-learn", "scipy", "numpy")
+    expected = {"python": platform.python_version(), **{name: metadata.version(name) for name in libraries}}
+    assert harness.library_versions() == expected
+
+    installed = metadata.version
+
+    def version(name: str) -> str:
+        if name == "scipy":
+            raise metadata.PackageNotFoundError(name)
+        return installed(name)
+
+    monkeypatch.setattr(harness.metadata, "version", version)
+    assert harness.library_versions() == expected | {"scipy": "not installed"}
+
+
+def test_the_model_cache_key_is_the_name_then_each_file_s_path_size_and_mtime(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "b.bin").write_bytes(b"12345")
+    (folder / "sub" / "a.json").write_text("{}")
+    parts = [str(folder)]
+    for relative in ("b.bin", "sub/a.json"):
+        status = (folder / relative).stat()
+        parts.append(f"{relative}:{status.st_size}:{status.st_mtime_ns}")
+    assert harness.model_cache_key(str(folder)) == "|".join(parts)
+    assert harness.model_cache_key("some/hub-model") == "some/hub-model"  # a hub id: no folder to read
+
+
+def test_the_cache_folder_is_32_hex_digits_of_the_key_s_sha256(tmp_path: Path) -> None:
+    assert EmbeddingCache(tmp_path, "m").folder == tmp_path / hashlib.sha256(b"m").hexdigest()[:32]
+
+
+def test_a_shard_with_more_keys_than_vectors_is_one_line_naming_it(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path, "m")
+    cache.folder.mkdir()
+    shard = cache.folder / "00000.npz"
+    keys = np.array([EmbeddingCache.key(text) for text in ("a", "b", "c")], dtype="S64")
+    np.savez(shard, keys=keys, vectors=np.zeros((2, 4), dtype=np.float32))
+    with pytest.raises(IsbertError) as caught:
+        EmbeddingCache(tmp_path, "m")
+    assert str(caught.value).startswith(f"unreadable embedding cache {shard}: ")
+    assert str(caught.value).endswith("; delete it") and "\n" not in str(caught.value)
+    with pytest.raises(ValueError):
+        cache.update(["x", "y"], np.zeros((1, 4), dtype=np.float32))  # one vector per text, or nothing is kept
+
+
+def test_timing_splits_the_run_at_its_marks_to_two_decimals() -> None:
+    timing = harness._timing((10.0, 11.23456, 13.5, 14.006), {"STS12": 0.25}, 7, 3)
+    assert timing == {
+        "load_seconds": 1.23,
+        "encode_seconds": 2.27,
+        "tasks_seconds": {"STS12": 0.25},
+        "total_seconds": 4.01,
+        "distinct_sentences": 7,
+        "encoded_sentences": 3,
+    }
+
+
+def test_each_task_s_seconds_to_two_decimals_and_the_transfer_settings_reach_it(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configs: list = []
+    monkeypatch.setattr(
+        harness, "evaluate_transfer", lambda task, embed, config: configs.append(config) or {"accuracy": 50.0}
+    )
+    clock = iter([100.0, 100.123456, 105.0, 105.0, 107.5, 109.0, 109.001, 109.004])  # start, load, encode, 2 tasks, end
+
+    class Clock:
+        @staticmethod
+        def perf_counter() -> float:
+            return next(clock)
+
+    monkeypatch.setattr(harness, "time", Clock)
+    results = evaluate(HashedBagOfWords(), "sts12,mr", data_dir, full=True, standardize=True, show_progress=False)
+    assert configs == [harness.TransferConfig(full=True, standardize=True)]
+    assert results["timing"]["tasks_seconds"] == {"STS12": 2.5, "MR": 0.0}
+    assert (results["timing"]["load_seconds"], results["timing"]["total_seconds"]) == (0.12, 9.0)
+
+
+def test_a_word_vector_model_s_coverage_is_said_and_recorded(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Coverage:
+        def summary(self) -> str:
+            return "3 of 40 words unknown"
+
+        def as_dict(self) -> dict:
+            return {"unknown": 3}
+
+    asked: list = []
+    monkeypatch.setattr(harness, "word_coverage", lambda encoder, sentences: asked.append(encoder) or Coverage())
+    model, said = HashedBagOfWords(), []
+    results = evaluate(model, "sts12", data_dir, show_progress=False, log=said.append)
+    assert asked == [model] and "3 of 40 words unknown" in said
+    assert results["word_coverage"] == {"unknown": 3}
+    monkeypatch.setattr(harness, "word_coverage", lambda encoder, sentences: None)
+    assert "word_coverage" not in evaluate(model, "sts12", data_dir, show_progress=False)
+
+
+def test_a_model_object_is_labelled_by_its_type_and_refuses_pooling(data_dir: Path) -> None:
+    assert evaluate(HashedBagOfWords(), "sts12", data_dir, show_progress=False)["model"] == "HashedBagOfWords"
+    with pytest.raises(IsbertError) as caught:
+        evaluate(HashedBagOfWords(), "sts12", data_dir, pooling="mean", show_progress=False)
+    assert str(caught.value) == "pooling baselines need a model name or folder, not a model object"
+
+
+def test_a_named_model_is_loaded_on_the_asked_device(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import isbert.model
+
+    loads: list = []
+    monkeypatch.setattr(
+        isbert.model, "load", lambda model, device: loads.append(("load", device)) or HashedBagOfWords()
+    )
+    monkeypatch.setattr(
+        isbert.model,
+        "pooled_encoder",
+        lambda model, pooling, device: loads.append((pooling, device)) or HashedBagOfWords(),
+    )
+    monkeypatch.setattr(isbert.model, "check_model_reference", lambda model: None)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    assert evaluate(str(folder), "sts12", data_dir, device="cpu:1", show_progress=False)["model"] == str(folder)
+    pooled = evaluate(str(folder), "sts12", data_dir, pooling="cls", device="meta", show_progress=False)
+    assert pooled["model"] == f"{folder} (cls pooling)"
+    assert loads == [("load", "cpu:1"), ("cls", "meta")]
+
+
+class RecordingEncoder(HashedBagOfWords):
+    """Records the keyword arguments of every ``encode`` call and the size of its chunk."""
+
+    def __init__(self) -> None:
+        super().__init__(dim=4)
+        self.calls: list[tuple[int, dict]] = []
+
+    def encode(self, sentences: list[str], batch_size: int = 32, **kwargs: object) -> np.ndarray:
+        self.calls.append((len(sentences), {"batch_size": batch_size, **kwargs}))
+        return super().encode(sentences)
+
+
+class RecordingBar:
+    """Stands in for tqdm: its settings and its updates."""
+
+    made: list[dict] = []
+
+    def __init__(self, **settings: object) -> None:
+        self.settings = settings | {"updates": []}
+        RecordingBar.made.append(self.settings)
+
+    def __enter__(self) -> RecordingBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        self.settings["updates"].append(n)
+
+
+def test_encode_unique_asks_for_numpy_in_chunks_of_4096_without_the_model_s_own_bar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    RecordingBar.made = []
+    monkeypatch.setattr(harness, "tqdm", RecordingBar)
+    model = RecordingEncoder()
+    sentences = [f"s{i}" for i in range(4097)]
+    index, matrix, encoded = encode_unique(model, [*sentences, "s0"])
+    assert encoded == 4097 and matrix.shape == (4097, 4) and index["s4096"] == 4096
+    settings = {"batch_size": 64, "convert_to_numpy": True, "show_progress_bar": False}
+    assert model.calls == [(4096, settings), (1, settings)]
+    assert RecordingBar.made == [
+        {"total": 4097, "desc": "Encoding", "unit": "sent", "disable": False, "updates": [4096, 1]}
+    ]
+    encode_unique(model, ["a", "b"], batch_size=7, show_progress=False, chunk_size=1)
+    assert model.calls[2:] == [(1, settings | {"batch_size": 7})] * 2
+    assert RecordingBar.made[1]["disable"] is True
+    cache = EmbeddingCache(tmp_path, "m")
+    cache.update(["a"], np.ones((1, 4), dtype=np.float32))
+    encode_unique(model, ["a"], cache=cache)
+    assert RecordingBar.made[2]["disable"] is True and RecordingBar.made[2]["total"] == 0  # nothing to encode
+
+
+def test_a_model_returning_one_vector_per_sentence_flattened_is_refused_in_one_line() -> None:
+    class Flat:
+        def encode(self, sentences: list[str], **kwargs: object) -> np.ndarray:
+            return np.zeros(len(sentences), dtype=np.float32)
+
+    with pytest.raises(IsbertError) as caught:
+        encode_unique(Flat(), ["a", "b", "c"], show_progress=False)
+    assert str(caught.value) == "the model returned embeddings of shape (3,) for 3 sentences"
