@@ -544,3 +544,41 @@ def test_a_model_returning_one_vector_per_sentence_flattened_is_refused_in_one_l
     with pytest.raises(IsbertError) as caught:
         encode_unique(Flat(), ["a", "b", "c"], show_progress=False)
     assert str(caught.value) == "the model returned embeddings of shape (3,) for 3 sentences"
+
+
+def test_evaluate_s_defaults_are_the_sts_group_batches_of_64_a_progress_bar_and_fast_transfer(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list = []
+
+    def task_names(tasks: object) -> list[str]:
+        asked.append(tasks)
+        return ["STS12", "MR"]
+
+    monkeypatch.setattr(harness, "canonical_task_names", task_names)
+    configs: list = []
+    monkeypatch.setattr(
+        harness, "evaluate_transfer", lambda task, embed, config: configs.append(config) or {"accuracy": 1.0}
+    )
+    RecordingBar.made = []
+    monkeypatch.setattr(harness, "tqdm", RecordingBar)
+    model = RecordingEncoder()
+    results = evaluate(model, data_dir=data_dir)
+    assert asked == ["sts"]
+    assert {settings["batch_size"] for _, settings in model.calls} == {64}
+    assert RecordingBar.made[0]["disable"] is False
+    assert configs == [harness.TransferConfig(full=False, standardize=False)]
+    assert results["settings"]["transfer"] == "fast" and results["settings"]["standardize"] is False
+
+
+def test_the_text_variant_reaches_every_task_and_an_unknown_one_is_named(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(IsbertError) as caught:
+        evaluate(HashedBagOfWords(), "sts12", data_dir, text="tokenized")  # type: ignore[arg-type]
+    assert str(caught.value) == "unknown text variant 'tokenized'; valid: senteval, raw"
+    variants: list = []
+    real = harness.load_task
+    monkeypatch.setattr(harness, "load_task", lambda name, root, text: variants.append(text) or real(name, root))
+    evaluate(HashedBagOfWords(), "sts12,mr", data_dir, text="raw", show_progress=False)
+    assert variants == ["raw", "raw"]
