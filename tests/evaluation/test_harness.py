@@ -582,3 +582,45 @@ def test_the_text_variant_reaches_every_task_and_an_unknown_one_is_named(
     monkeypatch.setattr(harness, "load_task", lambda name, root, text: variants.append(text) or real(name, root))
     evaluate(HashedBagOfWords(), "sts12,mr", data_dir, text="raw", show_progress=False)
     assert variants == ["raw", "raw"]
+
+
+def test_results_record_every_setting_and_the_whitening_in_the_model_s_name(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(harness, "evaluate_transfer", lambda task, embed, config: {"accuracy": 1.0})
+    RecordingBar.made = []
+    monkeypatch.setattr(harness, "tqdm", RecordingBar)
+    whiten_file = tmp_path / "unlabeled.txt"
+    whiten_file.write_text("".join(f"{s} {i}\n" for i, s in enumerate(SENTENCES * 4)), encoding="utf-8")
+    model = RecordingEncoder()
+    results = evaluate(
+        model, "sts12,mr", data_dir, whiten=True, whiten_dim=2, whiten_file=whiten_file, full=True,
+        standardize=True, batch_size=8, show_progress=False,
+    )  # fmt: skip
+    assert results["settings"] == {
+        "tasks": ["STS12", "MR"],
+        "pairs": None,
+        "text": "senteval",
+        "pooling": None,
+        "whiten": True,
+        "whiten_dim": 2,
+        "transfer": "full",
+        "standardize": True,
+        "batch_size": 8,
+        "data_dir": str(data_dir),
+    }
+    assert results["model"] == "RecordingEncoder + whitening (2 dims)"
+    assert {settings["batch_size"] for _, settings in model.calls} == {8}
+    assert [bar["disable"] for bar in RecordingBar.made] == [True]
+    assert any(name.endswith("unlabeled.txt") for name in results["checksums"])  # the whitening file is an input
+    plain = evaluate(model, "sts12", data_dir, whiten=True, whiten_file=whiten_file, show_progress=False)
+    assert plain["model"] == "RecordingEncoder + whitening"
+    assert not any(name.endswith("unlabeled.txt") for name in evaluate(model, "sts12", data_dir)["checksums"])
+
+
+def test_no_tasks_and_no_pairs_mean_the_sts_group(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list = []
+    monkeypatch.setattr(harness, "canonical_task_names", lambda tasks: asked.append(tasks) or ["STS12"])
+    evaluate(HashedBagOfWords(), None, data_dir, show_progress=False)
+    evaluate(HashedBagOfWords(), "", data_dir, show_progress=False)
+    assert asked == ["sts", "sts"]
