@@ -483,7 +483,7 @@ def test_a_named_model_is_loaded_on_the_asked_device(
 
 
 class RecordingEncoder(HashedBagOfWords):
-    """Records the keyword arguments of every ``encode`` call and the size of its chunk."""
+    """Records the keyword arguments of every ``encode`` call and the size of its chunk; returns float64."""
 
     def __init__(self) -> None:
         super().__init__(dim=4)
@@ -491,7 +491,7 @@ class RecordingEncoder(HashedBagOfWords):
 
     def encode(self, sentences: list[str], batch_size: int = 32, **kwargs: object) -> np.ndarray:
         self.calls.append((len(sentences), {"batch_size": batch_size, **kwargs}))
-        return super().encode(sentences)
+        return super().encode(sentences).astype(np.float64)
 
 
 class RecordingBar:
@@ -522,6 +522,7 @@ def test_encode_unique_asks_for_numpy_in_chunks_of_4096_without_the_model_s_own_
     sentences = [f"s{i}" for i in range(4097)]
     index, matrix, encoded = encode_unique(model, [*sentences, "s0"])
     assert encoded == 4097 and matrix.shape == (4097, 4) and index["s4096"] == 4096
+    assert matrix.dtype == np.float32  # the model's float64 rows are stored at half the memory
     settings = {"batch_size": 64, "convert_to_numpy": True, "show_progress_bar": False}
     assert model.calls == [(4096, settings), (1, settings)]
     assert RecordingBar.made == [
@@ -624,3 +625,9 @@ def test_no_tasks_and_no_pairs_mean_the_sts_group(data_dir: Path, monkeypatch: p
     evaluate(HashedBagOfWords(), None, data_dir, show_progress=False)
     evaluate(HashedBagOfWords(), "", data_dir, show_progress=False)
     assert asked == ["sts", "sts"]
+
+
+def test_no_sentences_is_one_line() -> None:
+    with pytest.raises(IsbertError) as caught:
+        encode_unique(HashedBagOfWords(), [], show_progress=False)
+    assert str(caught.value) == "no sentences to encode"
