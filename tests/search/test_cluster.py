@@ -389,3 +389,20 @@ def test_more_than_ten_clusters_take_twenty_colours_and_at_most_twenty_labels() 
         assert ten.axes[0].collections[0].get_cmap().name == "tab10"
     finally:
         plt.close(ten)
+
+
+def test_the_default_projection_is_umap_seeded_with_zero(fake_umap: list[dict]) -> None:
+    assert cluster.project_2d(np.random.default_rng(0).normal(size=(5, 3))).method == "UMAP"
+    assert fake_umap[0]["random_state"] == 0
+
+
+def test_without_umap_auto_and_pca_project_with_pca_and_umap_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "umap", None)  # import umap fails, as when umap-learn is not installed
+    embeddings = np.random.default_rng(0).normal(size=(6, 3))
+    assert cluster.project_2d(embeddings).method == "PCA"
+    assert cluster.project_2d(embeddings, "pca").method == "PCA"
+    with pytest.raises(IsbertError) as caught:
+        cluster.project_2d(embeddings, "umap")
+    assert str(caught.value) == '--projection umap needs umap-learn: pip install "isbert[umap]"'
