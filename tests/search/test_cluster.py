@@ -227,12 +227,16 @@ class RecordingUmap:
     """Stands in for ``umap.UMAP``: records its settings, warns as UMAP does with a seed, returns known points."""
 
     made: list[dict] = []
+    other_warnings = False
 
     def __init__(self, **settings) -> None:
         RecordingUmap.made.append(settings)
 
     def fit_transform(self, embeddings: np.ndarray) -> list[list[float]]:
         warnings.warn("n_jobs value 1 overridden to 1 by setting random_state", UserWarning, stacklevel=1)
+        if RecordingUmap.other_warnings:
+            warnings.warn("n_jobs value will change", FutureWarning, stacklevel=1)  # not the seed's: let through
+            warnings.warn("graph is not fully connected", UserWarning, stacklevel=1)  # another: let through
         return [[float(i), -float(i)] for i in range(len(embeddings))]
 
 
@@ -242,15 +246,22 @@ def fake_umap(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     module.__spec__ = importlib.machinery.ModuleSpec("umap", None)
     module.UMAP = RecordingUmap  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "umap", module)
-    RecordingUmap.made = []
+    RecordingUmap.made, RecordingUmap.other_warnings = [], False
     return RecordingUmap.made
 
 
 def test_umap_is_cosine_2d_seeded_quiet_and_used_from_four_texts(fake_umap: list[dict]) -> None:
     embeddings = np.random.default_rng(0).normal(size=(4, 3))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # UMAP's seed warning is expected, and silenced
+    RecordingUmap.other_warnings = True
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
         projection = cluster.project_2d(embeddings, "auto", seed=7)
+    # only UMAP's warning about its seed is silenced
+    assert [(w.category, str(w.message)) for w in seen] == [
+        (FutureWarning, "n_jobs value will change"),
+        (UserWarning, "graph is not fully connected"),
+    ]
+    RecordingUmap.other_warnings = False
     assert fake_umap == [{"n_components": 2, "metric": "cosine", "random_state": 7}]
     assert (projection.method, projection.axis_labels) == ("UMAP", ("UMAP 1", "UMAP 2"))
     np.testing.assert_array_equal(projection.points, [[0, 0], [1, -1], [2, -2], [3, -3]])
@@ -278,8 +289,9 @@ def test_pca_of_one_dimension_or_one_text_pads_with_zeros() -> None:
     assert line.axis_labels == ("PCA 1 (100% variance)", "PCA 2 (0% variance)")
     np.testing.assert_allclose(line.points[:, 1], 0)
     np.testing.assert_allclose(np.abs(line.points[:, 0]), np.abs([-4 / 3, -1 / 3, 5 / 3]))
+    assert line.points.shape == (3, 2)
     single = cluster.project_2d(np.ones((1, 5)), "pca")
-    assert single.points.shape == (1, 2) and not single.points.any()
+    assert single.points.shape == (1, 2) and not single.points.any() and single.method == "PCA"
     assert single.axis_labels == ("PCA 1", "PCA 2")
     pair = cluster.project_2d(np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 2.0]]), "pca")
     assert pair.points.shape == (2, 2) and pair.axis_labels == ("PCA 1 (100% variance)", "PCA 2 (0% variance)")
@@ -406,3 +418,39 @@ def test_without_umap_auto_and_pca_project_with_pca_and_umap_says_what_to_instal
     with pytest.raises(IsbertError) as caught:
         cluster.project_2d(embeddings, "umap")
     assert str(caught.value) == '--projection umap needs umap-learn: pip install "isbert[umap]"'
+
+
+def test_pca_of_many_long_vectors_uses_the_seed() -> None:
+    """From 500 texts of many dimensions sklearn's PCA is randomized: the seed decides the exact points."""
+    from sklearn.decomposition import PCA
+
+    embeddings = np.random.default_rng(0).normal(size=(600, 520))
+    projection = cluster.project_2d(embeddings, "pca", seed=3)
+    np.testing.assert_array_equal(projection.points, PCA(n_components=2, random_state=3).fit_transform(embeddings))
+
+
+def test_no_texts_have_no_keywords_and_an_empty_figure() -> None:
+    import matplotlib.pyplot as plt
+
+    none = np.array([], dtype=np.int64)
+    assert cluster.cluster_keywords([], none) == []
+    figure = cluster.cluster_figure(cluster.Projection(np.zeros((0, 2)), "PCA", ("x", "y")), none, [], "empty")
+    try:
+        assert len(figure.axes[0].texts) == 0 and figure.axes[0].get_legend() is None
+    finally:
+        plt.close(figure)
+
+
+def test_the_points_are_drawn_where_projected_on_a_colour_scale_from_zero() -> None:
+    import matplotlib.pyplot as plt
+
+    points = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]])
+    labels = np.array([1, 1, 2, 2])  # cluster 0 not among the points drawn
+    names = [("kw0", "s0"), ("kw1", "s1"), ("kw2", "s2")]
+    figure = cluster.cluster_figure(cluster.Projection(points, "PCA", ("x", "y")), labels, names, "t")
+    try:
+        drawn = figure.axes[0].collections[0]
+        np.testing.assert_array_equal(drawn.get_offsets(), points)
+        assert (drawn.norm.vmin, drawn.norm.vmax) == (0, 9)
+    finally:
+        plt.close(figure)
