@@ -454,3 +454,28 @@ def test_the_points_are_drawn_where_projected_on_a_colour_scale_from_zero() -> N
         assert (drawn.norm.vmin, drawn.norm.vmax) == (0, 9)
     finally:
         plt.close(figure)
+
+
+def test_a_representative_sentence_is_cut_after_60_characters_at_a_word_s_end() -> None:
+    assert cluster._shorten("x" * 60) == "x" * 60
+    assert cluster._shorten("x" * 61) == "x" * 59 + "…"
+    assert cluster._shorten("a" * 58 + " " + "b" * 10) == "a" * 58 + "…"  # no space left before the ellipsis
+
+
+def test_without_adjust_text_the_labels_need_the_apps_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "adjustText", None)
+    cluster._separate("axes", ["one"])  # one label needs no placement, so nothing is asked for
+    with pytest.raises(IsbertError) as caught:
+        cluster._separate("axes", ["one", "two"])
+    assert str(caught.value) == 'the cluster plot\'s label placement needs adjustText: pip install "isbert[apps]"'
+
+
+def test_twenty_clusters_are_all_labelled_without_a_note() -> None:
+    import matplotlib.pyplot as plt
+
+    figure = figure_of(20, per_cluster=1)
+    try:
+        assert figure.axes[0].get_legend().get_title().get_text() == "cluster (size): keywords"
+        assert len(figure.axes[0].texts) == 20
+    finally:
+        plt.close(figure)
