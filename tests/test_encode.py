@@ -186,11 +186,10 @@ def test_resume_never_writes_through_a_link_planted_at_the_partial(
     source, output, partial = interrupted_after_one_chunk(model, tmp_path)
     victim = tmp_path / "victim.bin"
     victim.write_bytes(partial.read_bytes())
+    partial.unlink()
     if link == "symlink":
-        partial.unlink()
         partial.symlink_to(victim)
     else:
-        partial.unlink()
         os.link(victim, partial)
     before = victim.read_bytes()
     resumed = Interrupting(model, None)
