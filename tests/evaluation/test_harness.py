@@ -397,8 +397,10 @@ def test_a_shard_with_more_keys_than_vectors_is_one_line_naming_it(tmp_path: Pat
         EmbeddingCache(tmp_path, "m")
     assert str(caught.value).startswith(f"unreadable embedding cache {shard}: ")
     assert str(caught.value).endswith("; delete it") and "\n" not in str(caught.value)
+    written = shard.read_bytes()
     with pytest.raises(ValueError):
-        cache.update(["x", "y"], np.zeros((1, 4), dtype=np.float32))  # one vector per text, or nothing is kept
+        cache.update(["x", "y"], np.zeros((1, 4), dtype=np.float32))  # one vector per text
+    assert shard.read_bytes() == written  # checked before any shard is written
 
 
 def test_timing_splits_the_run_at_its_marks_to_two_decimals() -> None:
