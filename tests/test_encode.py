@@ -10,13 +10,22 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from tiny_models import WORDS
 
 import isbert
-from isbert.encode import EncodeReport, _valid_done, encode_file, read_sources, sources_path
+from isbert.encode import (
+    EncodeReport,
+    _valid_done,
+    count_truncated,
+    encode_file,
+    local_chunk_encoder,
+    read_sources,
+    sources_path,
+)
 from isbert.errors import InputError
 from isbert.io import ReadStats
 
@@ -249,3 +258,199 @@ def test_read_sources_keeps_a_line_break_inside_a_file_name(tmp_path: Path) -> N
         writer.writerow(["source"])
         writer.writerows([label] for label in labels)
     assert read_sources(tmp_path / "v.npy") == labels
+
+
+class Recording:
+    """Wraps a model: records each encode call's keyword arguments; ``dtype`` and ``nan`` change what it returns."""
+
+    def __init__(self, model, dtype=np.float32, nan: bool = False) -> None:
+        self.model, self.dtype, self.nan, self.calls = model, dtype, nan, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def encode(self, texts, **kwargs):
+        self.calls.append(kwargs)
+        vectors = self.model.encode(texts, **kwargs).astype(self.dtype)
+        if self.nan:
+            vectors[-1, 0] = np.nan
+        return vectors
+
+
+def test_truncated_texts_are_those_longer_than_the_limit_special_tokens_included(tiny_isbert_folder: Path) -> None:
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    texts = ["a", "the red car", "the red car is fast", " ".join(WORDS[:40])]
+    lengths = [len(ids) for ids in model.tokenizer(texts, add_special_tokens=True)["input_ids"]]
+    model.max_seq_length = lengths[2]  # the third text fits exactly; only the fourth is longer
+    assert count_truncated(model, texts) == 1
+    model.max_seq_length = lengths[0] - 1  # every text is longer, the shortest by its [CLS] and [SEP] too
+    assert count_truncated(model, texts) == 4
+    model.max_seq_length = model.tokenizer.model_max_length  # counted on the untruncated length
+    assert count_truncated(model, [" ".join(WORDS) * 20]) == 1
+    model.max_seq_length = None
+    assert count_truncated(model, texts) == 0
+    assert count_truncated(SimpleNamespace(max_seq_length=4), texts) == 0  # no tokenizer: nothing to count
+
+
+def test_chunks_are_encoded_to_numpy_in_the_asked_batches_without_an_inner_bar(tiny_isbert_folder: Path) -> None:
+    model = Recording(isbert.load(tiny_isbert_folder, device="cpu"))
+    embed = local_chunk_encoder(model, batch_size=3, normalize=True)
+    vectors = list(embed(iter([["a b", "c"], ["d"]])))
+    assert model.calls == [{"batch_size": 3, "convert_to_numpy": True, "normalize_embeddings": True,
+                            "show_progress_bar": False}] * 2  # fmt: skip
+    np.testing.assert_allclose(np.linalg.norm(vectors[0], axis=1), 1, rtol=1e-5)
+
+
+def test_the_job_records_every_setting_and_the_defaults(tiny_isbert_folder: Path, tmp_path: Path) -> None:
+    """What a resume must match, by name: a renamed key would silently resume a different job in a later version."""
+    source, output = tmp_path / "corpus.txt", tmp_path / "out.npy"
+    write_corpus(source, 30)
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    with pytest.raises(KeyboardInterrupt):
+        encode_file(Interrupting(model, 2), source, output, chunk_size=8, show_progress=False)
+    job = json.loads((tmp_path / ".out.npy.progress.json").read_text())["job"]
+    del job["inputs"]
+    assert job == {
+        "model": "Interrupting",  # no model id: the model's type
+        "rows": 30,
+        "dimension": model.get_embedding_dimension(),
+        "normalize": False,
+        "batch_size": 32,
+        "chunk_size": 8,
+        "text_field": "text",
+        "column": "text",
+        "encoding_errors": "strict",
+    }
+    assert (tmp_path / ".out.npy.progress.json").read_text().count("\n") == 1  # one compact line
+
+
+@pytest.mark.parametrize("link", ["symlink", "hard link"])
+def test_a_progress_file_planted_as_a_link_is_not_trusted(tiny_isbert_folder: Path, tmp_path: Path, link: str) -> None:
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    source, output, _ = interrupted_after_one_chunk(model, tmp_path)
+    progress = tmp_path / ".out.npy.progress.json"
+    elsewhere = tmp_path / "saved.json"
+    elsewhere.write_bytes(progress.read_bytes())
+    progress.unlink()
+    if link == "symlink":
+        progress.symlink_to(elsewhere)
+    else:
+        os.link(elsewhere, progress)
+    resumed = Interrupting(model, None)
+    encode_file(resumed, source, output, chunk_size=8, model_id="m", show_progress=False)
+    assert resumed.calls == 4  # started over
+
+
+def test_progress_files_up_to_one_mib_are_read_and_a_non_object_is_ignored(
+    tiny_isbert_folder: Path, tmp_path: Path
+) -> None:
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    source, output, _ = interrupted_after_one_chunk(model, tmp_path)
+    progress = tmp_path / ".out.npy.progress.json"
+    text = progress.read_text()
+    progress.write_text(text + " " * ((1 << 20) - len(text.encode())))  # exactly the limit
+    resumed = Interrupting(model, None)
+    encode_file(resumed, source, output, chunk_size=8, model_id="m", show_progress=False)
+    assert resumed.calls == 3  # resumed after the first chunk
+    (tmp_path / "list").mkdir()
+    _, output, _ = interrupted_after_one_chunk(model, tmp_path / "list")
+    (tmp_path / "list" / ".out.npy.progress.json").write_text("[1, 2]")
+    again = Interrupting(model, None)
+    encode_file(again, tmp_path / "list" / "corpus.txt", output, chunk_size=8, model_id="m", show_progress=False)
+    assert again.calls == 4
+
+
+def test_a_partial_without_room_for_its_header_is_started_over(tiny_isbert_folder: Path, tmp_path: Path) -> None:
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    source, output, partial = interrupted_after_one_chunk(model, tmp_path)
+    rows_bytes = 30 * model.get_embedding_dimension() * 4
+    with partial.open("r+b") as handle:
+        handle.truncate(rows_bytes)  # the rows fit, the header does not: not this job's file
+    resumed = Interrupting(model, None)
+    encode_file(resumed, source, output, chunk_size=8, model_id="m", show_progress=False)
+    assert resumed.calls == 4
+    reference = tmp_path / "reference.npy"
+    encode_file(model, source, reference, chunk_size=8, show_progress=False)
+    np.testing.assert_array_equal(np.load(output), np.load(reference))
+
+
+def test_float64_embeddings_are_stored_as_float32_and_counted(tiny_isbert_folder: Path, tmp_path: Path) -> None:
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    source = tmp_path / "corpus.txt"
+    source.write_text("one\n\ntwo three\n \nfour\n" + " ".join(WORDS[:40]) + "\n", encoding="utf-8")
+    model.max_seq_length = 8
+    output = tmp_path / "deep" / "er" / "out.npy"  # missing folders are made
+    report = encode_file(Recording(model, np.float64), source, output, chunk_size=2, show_progress=False)
+    matrix = np.load(output)
+    assert matrix.dtype == np.float32 and matrix.shape == (6, report.dimension)
+    np.testing.assert_allclose(matrix[0], model.encode("one"), atol=1e-6)
+    lines = source.read_text(encoding="utf-8").splitlines()
+    longer = sum(len(ids) > 8 for ids in model.tokenizer(lines, add_special_tokens=True)["input_ids"])
+    assert longer >= 1 and (report.rows, report.empty, report.truncated) == (6, 2, longer)
+
+
+def test_bad_requests_and_bad_models_are_one_line(tiny_isbert_folder: Path, tmp_path: Path) -> None:
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    source = tmp_path / "corpus.txt"
+    write_corpus(source, 5)
+    assert encode_file(model, source, tmp_path / "one.npy", batch_size=1, show_progress=False).rows == 5
+    with pytest.raises(isbert.IsbertError) as caught:
+        encode_file(model, source, tmp_path / "zero.npy", batch_size=0, show_progress=False)
+    assert str(caught.value) == "--batch-size must be at least 1, got 0"
+    with pytest.raises(isbert.IsbertError) as caught:
+        encode_file(model, source, tmp_path / "out.txt", show_progress=False)
+    assert str(caught.value) == f"the output file must end in .npy: {tmp_path / 'out.txt'}"
+    with pytest.raises(isbert.IsbertError) as caught:
+        encode_file(Recording(model, nan=True), source, tmp_path / "nan.npy", chunk_size=2, show_progress=False)
+    assert str(caught.value) == "the model produced NaN or infinite embeddings near row 1"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["corpus.txt", "one.npy", "one.sources.csv"]
+    no_dimension = SimpleNamespace(get_embedding_dimension=lambda: None)
+    with pytest.raises(isbert.IsbertError) as caught:
+        encode_file(no_dimension, source, tmp_path / "x.npy", show_progress=False)
+    assert str(caught.value) == "the model does not report its embedding dimension"
+    (tmp_path / "blank.txt").write_text("", encoding="utf-8")
+    with pytest.raises(isbert.IsbertError, match=r"blank\.txt: no texts to encode \(empty\)$"):
+        encode_file(model, tmp_path / "blank.txt", tmp_path / "x.npy", show_progress=False)
+
+
+def test_the_progress_bar_and_the_resume_line(
+    tiny_isbert_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import isbert.encode as encode
+
+    bars: list[dict] = []
+
+    class Bar:
+        def __init__(self, **settings) -> None:
+            bars.append(settings)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            return None
+
+        def update(self, n: int) -> None:
+            return None
+
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    source, output, _ = interrupted_after_one_chunk(model, tmp_path)
+    monkeypatch.setattr(encode, "tqdm", Bar)
+    with caplog.at_level("INFO", logger="isbert.encode"):
+        encode_file(model, source, output, chunk_size=8, model_id="m")
+    assert bars[-1] == {"total": 30, "initial": 8, "desc": "encode", "unit": "text", "disable": False}
+    assert f"resuming {output} after 8 of 30 rows" in caplog.messages
+
+
+def test_read_options_apply_to_counting_and_encoding_alike(tiny_isbert_folder: Path, tmp_path: Path) -> None:
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    source = tmp_path / "corpus.txt"
+    source.write_bytes(b"fine\nbad \xff\nalso fine\n")
+    report = encode_file(model, source, tmp_path / "out.npy", encoding_errors="skip", show_progress=False)
+    assert report.rows == 2 and report.stats.skipped and "1 lines skipped" in report.summary()
+    table = tmp_path / "table.csv"
+    table.write_text("id,title\n1,first\n2,second\n", encoding="utf-8")
+    assert encode_file(model, table, tmp_path / "t.npy", column="title", show_progress=False).rows == 2
+    two = encode_file(model, [source, table], tmp_path / "two.npy", encoding_errors="skip", column="title",
+                      show_progress=False)  # fmt: skip
+    assert two.file_rows == {"corpus.txt": 2, "table.csv": 2}
