@@ -454,3 +454,37 @@ def test_read_options_apply_to_counting_and_encoding_alike(tiny_isbert_folder: P
     two = encode_file(model, [source, table], tmp_path / "two.npy", encoding_errors="skip", column="title",
                       show_progress=False)  # fmt: skip
     assert two.file_rows == {"corpus.txt": 2, "table.csv": 2}
+
+
+class Shrinking(Interrupting):
+    """Empties the input file during the first encode call, as another program rewriting it would."""
+
+    def __init__(self, model, source: Path) -> None:
+        super().__init__(model, None)
+        self.source = source
+
+    def encode(self, texts, **kwargs):
+        if self.calls == 0:
+            self.source.write_text("", encoding="utf-8")
+        return super().encode(texts, **kwargs)
+
+
+def test_an_input_changed_while_encoding_and_a_wrong_shape_are_one_line(
+    tiny_isbert_folder: Path, tmp_path: Path
+) -> None:
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    source = tmp_path / "corpus.txt"
+    write_corpus(source, 3000)
+    with pytest.raises(
+        isbert.IsbertError, match=r"corpus\.txt changed while it was being encoded \(3000 rows, then \d+\)$"
+    ):
+        encode_file(Shrinking(model, source), source, tmp_path / "out.npy", chunk_size=8, show_progress=False)
+
+    class Short(Interrupting):
+        def encode(self, texts, **kwargs):
+            return self.model.encode(texts, **kwargs)[:-1]
+
+    write_corpus(source, 5)
+    with pytest.raises(isbert.IsbertError) as caught:
+        encode_file(Short(model, None), source, tmp_path / "short.npy", chunk_size=2, show_progress=False)
+    assert str(caught.value) == f"the model returned shape (1, {model.get_embedding_dimension()}) for 2 texts"
