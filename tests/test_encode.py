@@ -186,6 +186,17 @@ def interrupted_after_one_chunk(model, tmp_path: Path) -> tuple[Path, Path, Path
     return source, output, tmp_path / ".out.npy.partial"
 
 
+def plant_link(path: Path, elsewhere: Path, link: str) -> Path:
+    """Move ``path``'s bytes to ``elsewhere`` and leave at ``path`` a symlink or a hard link to it."""
+    elsewhere.write_bytes(path.read_bytes())
+    path.unlink()
+    if link == "symlink":
+        path.symlink_to(elsewhere)
+    else:
+        os.link(elsewhere, path)
+    return elsewhere
+
+
 @pytest.mark.parametrize("link", ["symlink", "hard link"])
 def test_resume_never_writes_through_a_link_planted_at_the_partial(
     tiny_isbert_folder: Path, tmp_path: Path, link: str
@@ -193,13 +204,7 @@ def test_resume_never_writes_through_a_link_planted_at_the_partial(
     """A partial matrix that is a link (to a file big enough to pass for it) is started over, the linked file kept."""
     model = isbert.load(tiny_isbert_folder, device="cpu")
     source, output, partial = interrupted_after_one_chunk(model, tmp_path)
-    victim = tmp_path / "victim.bin"
-    victim.write_bytes(partial.read_bytes())
-    partial.unlink()
-    if link == "symlink":
-        partial.symlink_to(victim)
-    else:
-        os.link(victim, partial)
+    victim = plant_link(partial, tmp_path / "victim.bin", link)
     before = victim.read_bytes()
     resumed = Interrupting(model, None)
     encode_file(resumed, source, output, chunk_size=8, model_id="m", show_progress=False)
@@ -328,14 +333,7 @@ def test_the_job_records_every_setting_and_the_defaults(tiny_isbert_folder: Path
 def test_a_progress_file_planted_as_a_link_is_not_trusted(tiny_isbert_folder: Path, tmp_path: Path, link: str) -> None:
     model = isbert.load(tiny_isbert_folder, device="cpu")
     source, output, _ = interrupted_after_one_chunk(model, tmp_path)
-    progress = tmp_path / ".out.npy.progress.json"
-    elsewhere = tmp_path / "saved.json"
-    elsewhere.write_bytes(progress.read_bytes())
-    progress.unlink()
-    if link == "symlink":
-        progress.symlink_to(elsewhere)
-    else:
-        os.link(elsewhere, progress)
+    plant_link(tmp_path / ".out.npy.progress.json", tmp_path / "saved.json", link)
     resumed = Interrupting(model, None)
     encode_file(resumed, source, output, chunk_size=8, model_id="m", show_progress=False)
     assert resumed.calls == 4  # started over
