@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from recording_bar import RecordingBar
 from tiny_models import WORDS
 
 import isbert
@@ -177,13 +178,20 @@ def test_a_partial_swapped_for_a_link_is_refused_not_published(tiny_isbert_folde
     assert victim.read_text() == "keep me\n"
 
 
-def interrupted_after_one_chunk(model, tmp_path: Path) -> tuple[Path, Path, Path]:
+def interrupted_after_one_chunk(model, tmp_path: Path, model_id: str = "m") -> tuple[Path, Path, Path]:
     """An encode of 30 lines in chunks of 8 stopped after its first chunk: (source, output, partial matrix)."""
     source, output = tmp_path / "corpus.txt", tmp_path / "out.npy"
     write_corpus(source, 30)
     with pytest.raises(KeyboardInterrupt):
-        encode_file(Interrupting(model, 2), source, output, chunk_size=8, model_id="m", show_progress=False)
+        encode_file(Interrupting(model, 2), source, output, chunk_size=8, model_id=model_id, show_progress=False)
     return source, output, tmp_path / ".out.npy.partial"
+
+
+def resume_calls(model, source: Path, output: Path) -> int:
+    """Run the interrupted job again to the end: how many chunks it encoded (4 when it started over, 3 resumed)."""
+    resumed = Interrupting(model, None)
+    encode_file(resumed, source, output, chunk_size=8, model_id="m", show_progress=False)
+    return resumed.calls
 
 
 def plant_link(path: Path, elsewhere: Path, link: str) -> Path:
@@ -206,10 +214,8 @@ def test_resume_never_writes_through_a_link_planted_at_the_partial(
     source, output, partial = interrupted_after_one_chunk(model, tmp_path)
     victim = plant_link(partial, tmp_path / "victim.bin", link)
     before = victim.read_bytes()
-    resumed = Interrupting(model, None)
-    encode_file(resumed, source, output, chunk_size=8, model_id="m", show_progress=False)
+    assert resume_calls(model, source, output) == 4  # started over: the linked file is not this job's partial
     assert victim.read_bytes() == before
-    assert resumed.calls == 4  # started over: the linked file is not this job's partial
     reference = tmp_path / "reference.npy"
     encode_file(model, source, reference, chunk_size=8, show_progress=False)
     np.testing.assert_array_equal(np.load(output), np.load(reference))
@@ -308,11 +314,8 @@ def test_chunks_are_encoded_to_numpy_in_the_asked_batches_without_an_inner_bar(t
 
 def test_the_job_records_every_setting_and_the_defaults(tiny_isbert_folder: Path, tmp_path: Path) -> None:
     """What a resume must match, by name: a renamed key would silently resume a different job in a later version."""
-    source, output = tmp_path / "corpus.txt", tmp_path / "out.npy"
-    write_corpus(source, 30)
     model = isbert.load(tiny_isbert_folder, device="cpu")
-    with pytest.raises(KeyboardInterrupt):
-        encode_file(Interrupting(model, 2), source, output, chunk_size=8, show_progress=False)
+    interrupted_after_one_chunk(model, tmp_path, model_id="")
     job = json.loads((tmp_path / ".out.npy.progress.json").read_text())["job"]
     del job["inputs"]
     assert job == {
@@ -334,9 +337,7 @@ def test_a_progress_file_planted_as_a_link_is_not_trusted(tiny_isbert_folder: Pa
     model = isbert.load(tiny_isbert_folder, device="cpu")
     source, output, _ = interrupted_after_one_chunk(model, tmp_path)
     plant_link(tmp_path / ".out.npy.progress.json", tmp_path / "saved.json", link)
-    resumed = Interrupting(model, None)
-    encode_file(resumed, source, output, chunk_size=8, model_id="m", show_progress=False)
-    assert resumed.calls == 4  # started over
+    assert resume_calls(model, source, output) == 4  # started over
 
 
 def test_progress_files_up_to_one_mib_are_read_and_a_non_object_is_ignored(
@@ -347,15 +348,11 @@ def test_progress_files_up_to_one_mib_are_read_and_a_non_object_is_ignored(
     progress = tmp_path / ".out.npy.progress.json"
     text = progress.read_text()
     progress.write_text(text + " " * ((1 << 20) - len(text.encode())))  # exactly the limit
-    resumed = Interrupting(model, None)
-    encode_file(resumed, source, output, chunk_size=8, model_id="m", show_progress=False)
-    assert resumed.calls == 3  # resumed after the first chunk
+    assert resume_calls(model, source, output) == 3  # resumed after the first chunk
     (tmp_path / "list").mkdir()
     _, output, _ = interrupted_after_one_chunk(model, tmp_path / "list")
     (tmp_path / "list" / ".out.npy.progress.json").write_text("[1, 2]")
-    again = Interrupting(model, None)
-    encode_file(again, tmp_path / "list" / "corpus.txt", output, chunk_size=8, model_id="m", show_progress=False)
-    assert again.calls == 4
+    assert resume_calls(model, tmp_path / "list" / "corpus.txt", output) == 4
 
 
 def test_a_partial_without_room_for_its_header_is_started_over(tiny_isbert_folder: Path, tmp_path: Path) -> None:
@@ -364,9 +361,7 @@ def test_a_partial_without_room_for_its_header_is_started_over(tiny_isbert_folde
     rows_bytes = 30 * model.get_embedding_dimension() * 4
     with partial.open("r+b") as handle:
         handle.truncate(rows_bytes)  # the rows fit, the header does not: not this job's file
-    resumed = Interrupting(model, None)
-    encode_file(resumed, source, output, chunk_size=8, model_id="m", show_progress=False)
-    assert resumed.calls == 4
+    assert resume_calls(model, source, output) == 4
     reference = tmp_path / "reference.npy"
     encode_file(model, source, reference, chunk_size=8, show_progress=False)
     np.testing.assert_array_equal(np.load(output), np.load(reference))
@@ -416,27 +411,15 @@ def test_the_progress_bar_and_the_resume_line(
 ) -> None:
     import isbert.encode as encode
 
-    bars: list[dict] = []
-
-    class Bar:
-        def __init__(self, **settings) -> None:
-            bars.append(settings)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc) -> None:
-            return None
-
-        def update(self, n: int) -> None:
-            return None
-
     model = isbert.load(tiny_isbert_folder, device="cpu")
     source, output, _ = interrupted_after_one_chunk(model, tmp_path)
-    monkeypatch.setattr(encode, "tqdm", Bar)
+    RecordingBar.made = []
+    monkeypatch.setattr(encode, "tqdm", RecordingBar)
     with caplog.at_level("INFO", logger="isbert.encode"):
         encode_file(model, source, output, chunk_size=8, model_id="m")
-    assert bars[-1] == {"total": 30, "initial": 8, "desc": "encode", "unit": "text", "disable": False}
+    assert RecordingBar.made == [
+        {"total": 30, "initial": 8, "desc": "encode", "unit": "text", "disable": False, "updates": [8, 8, 6]}
+    ]
     assert f"resuming {output} after 8 of 30 rows" in caplog.messages
 
 

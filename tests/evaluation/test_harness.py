@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from recording_bar import RecordingBar
 
 from isbert.errors import IsbertError
 from isbert.evaluation import EmbeddingCache, encode_unique, evaluate, harness, readers, tasks
@@ -494,25 +495,6 @@ class RecordingEncoder(HashedBagOfWords):
     def encode(self, sentences: list[str], batch_size: int = 32, **kwargs: object) -> np.ndarray:
         self.calls.append((len(sentences), {"batch_size": batch_size, **kwargs}))
         return super().encode(sentences).astype(np.float64)
-
-
-class RecordingBar:
-    """Stands in for tqdm: its settings and its updates."""
-
-    made: list[dict] = []
-
-    def __init__(self, **settings: object) -> None:
-        self.settings = settings | {"updates": []}
-        RecordingBar.made.append(self.settings)
-
-    def __enter__(self) -> RecordingBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def update(self, n: int) -> None:
-        self.settings["updates"].append(n)
 
 
 def test_encode_unique_asks_for_numpy_in_chunks_of_4096_without_the_model_s_own_bar(
