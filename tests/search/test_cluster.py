@@ -8,7 +8,10 @@ import json
 import sys
 import types
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -313,6 +316,17 @@ def test_labels_are_moved_apart_by_adjust_text_with_thin_grey_lines(monkeypatch:
     ]
 
 
+@contextmanager
+def drawn(figure: Any) -> Iterator[Any]:
+    """The figure, closed afterwards whatever the assertions do (pyplot keeps every open figure alive)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        yield figure
+    finally:
+        plt.close(figure)
+
+
 def figure_of(k: int, per_cluster: int = 3):
     labels = np.repeat(np.arange(k), per_cluster)
     points = np.column_stack([labels * 10.0 + np.tile([0.0, 1.0, 5.0], k)[: len(labels)], labels * 2.0])
@@ -327,8 +341,7 @@ def test_the_figure_labels_each_cluster_at_its_median_with_size_keywords_and_sho
 
     separated: list[tuple] = []
     monkeypatch.setattr(cluster, "_separate", lambda axes, labels: separated.append((axes, list(labels))))
-    figure = figure_of(3)
-    try:
+    with drawn(figure_of(3)) as figure:
         axes = figure.axes[0]
         assert separated == [(axes, axes.texts[:])]  # every label, placed at its median before being moved apart
         assert (tuple(figure.get_size_inches()), figure.dpi) == ((11.0, 6.0), 110)
@@ -348,17 +361,13 @@ def test_the_figure_labels_each_cluster_at_its_median_with_size_keywords_and_sho
         tab10 = plt.get_cmap("tab10")
         assert [h.get_color() for h in legend.legend_handles] == [tab10(c) for c in range(3)]
         np.testing.assert_array_equal(axes.collections[0].get_array(), np.repeat(np.arange(3), 3))
-    finally:
-        plt.close(figure)
 
 
 def test_the_figure_s_points_labels_and_legend_are_drawn_as_designed() -> None:
     """The look: small translucent points on a fixed colour scale, labels on white rounded boxes, the legend
     outside the axes at the upper left, one round marker per cluster."""
-    import matplotlib.pyplot as plt
 
-    figure = figure_of(3)
-    try:
+    with drawn(figure_of(3)) as figure:
         axes = figure.axes[0]
         points = axes.collections[0]
         assert (list(points.get_sizes()), points.get_alpha()) == ([8.0], 0.6)
@@ -371,15 +380,12 @@ def test_the_figure_s_points_labels_and_legend_are_drawn_as_designed() -> None:
         assert legend.get_bbox_to_anchor().transformed(axes.transAxes.inverted()).bounds[:2] == pytest.approx((1.01, 1))
         assert legend.borderaxespad == 0
         assert all((h.get_marker(), h.get_linestyle()) == ("o", "None") for h in legend.legend_handles)
-    finally:
-        plt.close(figure)
 
 
 def test_more_than_ten_clusters_take_twenty_colours_and_at_most_twenty_labels() -> None:
     import matplotlib.pyplot as plt
 
-    figure = figure_of(23, per_cluster=1)
-    try:
+    with drawn(figure_of(23, per_cluster=1)) as figure:
         axes = figure.axes[0]
         legend = axes.get_legend()
         assert legend.get_title().get_text() == "cluster (size): keywords (20 largest of 23)"
@@ -388,19 +394,11 @@ def test_more_than_ten_clusters_take_twenty_colours_and_at_most_twenty_labels() 
         assert [h.get_color() for h in legend.legend_handles][18:] == [tab20(18), tab20(19)]
         np.testing.assert_array_equal(axes.collections[0].get_array(), np.arange(23) % 20)
         assert axes.collections[0].get_cmap().name == "tab20"
-    finally:
-        plt.close(figure)
-    eleven = figure_of(11, per_cluster=1)
-    try:
+    with drawn(figure_of(11, per_cluster=1)) as eleven:
         assert eleven.axes[0].collections[0].get_cmap().name == "tab20"
         assert eleven.axes[0].get_legend().get_title().get_text() == "cluster (size): keywords"
-    finally:
-        plt.close(eleven)
-    ten = figure_of(10, per_cluster=1)
-    try:
+    with drawn(figure_of(10, per_cluster=1)) as ten:
         assert ten.axes[0].collections[0].get_cmap().name == "tab10"
-    finally:
-        plt.close(ten)
 
 
 def test_the_default_projection_is_umap_seeded_with_zero(fake_umap: list[dict]) -> None:
@@ -430,30 +428,22 @@ def test_pca_of_many_long_vectors_uses_the_seed() -> None:
 
 
 def test_no_texts_have_no_keywords_and_an_empty_figure() -> None:
-    import matplotlib.pyplot as plt
-
     none = np.array([], dtype=np.int64)
     assert cluster.cluster_keywords([], none) == []
-    figure = cluster.cluster_figure(cluster.Projection(np.zeros((0, 2)), "PCA", ("x", "y")), none, [], "empty")
-    try:
+    nowhere = cluster.Projection(np.zeros((0, 2)), "PCA", ("x", "y"))
+    with drawn(cluster.cluster_figure(nowhere, none, [], "empty")) as figure:
         assert len(figure.axes[0].texts) == 0 and figure.axes[0].get_legend() is None
-    finally:
-        plt.close(figure)
 
 
 def test_the_points_are_drawn_where_projected_on_a_colour_scale_from_zero() -> None:
-    import matplotlib.pyplot as plt
-
     points = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]])
     labels = np.array([1, 1, 2, 2])  # cluster 0 not among the points drawn
     names = [("kw0", "s0"), ("kw1", "s1"), ("kw2", "s2")]
-    figure = cluster.cluster_figure(cluster.Projection(points, "PCA", ("x", "y")), labels, names, "t")
-    try:
-        drawn = figure.axes[0].collections[0]
-        np.testing.assert_array_equal(drawn.get_offsets(), points)
-        assert (drawn.norm.vmin, drawn.norm.vmax) == (0, 9)
-    finally:
-        plt.close(figure)
+    projection = cluster.Projection(points, "PCA", ("x", "y"))
+    with drawn(cluster.cluster_figure(projection, labels, names, "t")) as figure:
+        scatter = figure.axes[0].collections[0]
+        np.testing.assert_array_equal(scatter.get_offsets(), points)
+        assert (scatter.norm.vmin, scatter.norm.vmax) == (0, 9)
 
 
 def test_a_representative_sentence_is_cut_after_60_characters_at_a_word_s_end() -> None:
@@ -471,11 +461,6 @@ def test_without_adjust_text_the_labels_need_the_apps_extra(monkeypatch: pytest.
 
 
 def test_twenty_clusters_are_all_labelled_without_a_note() -> None:
-    import matplotlib.pyplot as plt
-
-    figure = figure_of(20, per_cluster=1)
-    try:
+    with drawn(figure_of(20, per_cluster=1)) as figure:
         assert figure.axes[0].get_legend().get_title().get_text() == "cluster (size): keywords"
         assert len(figure.axes[0].texts) == 20
-    finally:
-        plt.close(figure)
