@@ -61,7 +61,11 @@ MODULES: dict[str, list[str]] = {
         "tests/evaluation/test_report_columns.py",
         "tests/evaluation/test_harness.py",
     ],
-    "experiments/report.py": ["tests/experiments/test_report.py", "tests/experiments/test_report_columns.py"],
+    "experiments/report.py": [
+        "tests/experiments/test_report.py",
+        "tests/experiments/test_report_markdown.py",
+        "tests/experiments/test_report_columns.py",
+    ],
     "experiments/runner.py": [
         "tests/experiments/test_runner.py",
         "tests/experiments/test_config.py",

@@ -501,7 +501,8 @@ def write_reports(
     results_dir: str | os.PathLike[str],
     command: str,
 ) -> list[Path]:
-    """Write ``<name>.json``, ``<name>.md`` and ``<name>_dev_curves.png`` atomically; returns the paths written."""
+    """Write ``<name>.json``, ``<name>.md`` and the figures that have something to draw, atomically (a figure with
+    nothing to draw is removed); returns the paths written."""
     folder = Path(results_dir)
     folder.mkdir(parents=True, exist_ok=True)
     summary = build_summary(experiment, jobs, results, command)
@@ -509,16 +510,19 @@ def write_reports(
     write_json_atomic(json_path, summary)
     write_text_atomic(md_path, format_markdown(summary))
     written = [json_path, md_path]
-    plot = plot_dev_curves(summary, folder / f"{experiment.name}_dev_curves.png")
-    if plot is not None:
-        written.append(plot)
-    else:  # no trained run has results (any more): a previous figure would contradict the table
-        (folder / f"{experiment.name}_dev_curves.png").unlink(missing_ok=True)
-    speed = plot_quality_speed(summary, folder / f"{experiment.name}_quality_speed.png")
-    written += [speed] if speed is not None else []
-    if experiment.tradeoff_task:
-        tradeoff = plot_tradeoff(summary, experiment.tradeoff_task, folder / f"{experiment.name}_tradeoff.png")
-        written += [tradeoff] if tradeoff is not None else []
+    tradeoff = experiment.tradeoff_task
+    figures = {
+        "dev_curves": lambda path: plot_dev_curves(summary, path),
+        "quality_speed": lambda path: plot_quality_speed(summary, path),
+        "tradeoff": lambda path: plot_tradeoff(summary, tradeoff, path) if tradeoff else None,
+    }
+    for kind, draw in figures.items():
+        path = folder / f"{experiment.name}_{kind}.png"
+        drawn = draw(path)
+        if drawn is None:  # nothing to draw (any more): a previous figure would contradict the tables
+            path.unlink(missing_ok=True)
+        else:
+            written.append(drawn)
     return written
 
 
