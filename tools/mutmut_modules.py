@@ -73,7 +73,13 @@ MODULES: dict[str, list[str]] = {
         "tests/experiments/test_reuse.py",
     ],
     "search/serve.py": _SERVE,
-    "search/index.py": ["tests/search/test_search_index.py", "tests/search/test_index_changes.py"],
+    "search/index.py": [
+        "tests/search/test_search_index.py",
+        "tests/search/test_index_changes.py",
+        "tests/search/test_index_export.py",
+        "tests/reliability/test_hostile_files.py",
+        "tests/reliability/test_planted_links.py",
+    ],
     "search/cluster.py": [
         "tests/search/test_cluster.py",
         "tests/search/test_search_cluster_similar.py",
