@@ -78,3 +78,25 @@ def test_the_type_check_reports_a_planted_type_error_and_nothing_on_the_clean_mo
     assert [(error.file_path.name, error.line_number) for error in errors] == [
         ("checkpoints.py", clean.count("\n") + 4)
     ]
+
+
+@pytest.mark.slow
+def test_diffs_in_one_process_show_what_mutmut_show_shows(tmp_path: Path) -> None:
+    """The survivors' report reads every diff in one process; each must be the changed lines ``mutmut show`` prints."""
+    import subprocess
+
+    module = tmp_path / "src" / "isbert" / "tiny.py"
+    module.parent.mkdir(parents=True)
+    (module.parent / "__init__.py").write_text("")
+    module.write_text("def scaled(x: int) -> int:\n    return 2 * x + 1\n")
+    shutil.copy2(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    mutmut_modules.configure(tmp_path, "tiny.py", [])
+    subprocess.run([sys.executable, "-c", "import mutmut.__main__ as m; m.create_mutants(1)"], cwd=tmp_path, check=True)
+    names = [f"isbert.tiny.x_scaled__mutmut_{i}" for i in (1, 2)]
+    shown = {}
+    for name in names:
+        printed = subprocess.run([mutmut_modules.MUTMUT, "show", name], cwd=tmp_path, capture_output=True, text=True)
+        shown[name] = mutmut_modules.changed_lines(printed.stdout)
+    assert mutmut_modules.diffs(tmp_path, names) == shown
+    assert all(text.startswith("-    return 2 * x + 1\n+    return ") for text in shown.values())
+    assert mutmut_modules.changed_lines("--- a.py\n+++ a.py\n@@ -1 +1 @@\n-\n+x = 1\n ok") == "-\n+x = 1"
