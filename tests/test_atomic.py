@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from waiting import planted_fifo, returns_without_waiting
 
 from isbert import atomic
 from isbert.atomic import atomic_file, save_figure_atomic, write_bytes_atomic, write_json_atomic, write_text_atomic
@@ -173,9 +174,9 @@ def test_appending_creates_then_appends(tmp_path: Path) -> None:
 
 
 def test_appending_never_opens_a_fifo(tmp_path: Path) -> None:
-    os.mkfifo(tmp_path / "log.jsonl")
+    fifo = planted_fifo(tmp_path / "log.jsonl")
     with pytest.raises(atomic.IsbertError, match=r"not a regular file|cannot append"):  # ENXIO: no reader
-        atomic.open_append(tmp_path / "log.jsonl")
+        returns_without_waiting(lambda: atomic.open_append(fifo), fifo)
 
 
 def test_fresh_dir_unlinks_a_planted_folder_link(tmp_path: Path, victim: Path) -> None:

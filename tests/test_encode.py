@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from recording_bar import RecordingBar
 from tiny_models import WORDS
+from waiting import planted_fifo, returns_without_waiting
 
 import isbert
 from isbert.encode import (
@@ -338,6 +339,13 @@ def test_a_progress_file_planted_as_a_link_is_not_trusted(tiny_isbert_folder: Pa
     source, output, _ = interrupted_after_one_chunk(model, tmp_path)
     plant_link(tmp_path / ".out.npy.progress.json", tmp_path / "saved.json", link)
     assert resume_calls(model, source, output) == 4  # started over
+
+
+def test_a_fifo_planted_at_the_progress_file_is_not_waited_on(tiny_isbert_folder: Path, tmp_path: Path) -> None:
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    source, output, _ = interrupted_after_one_chunk(model, tmp_path)
+    fifo = planted_fifo(tmp_path / ".out.npy.progress.json")
+    assert returns_without_waiting(lambda: resume_calls(model, source, output), fifo) == 4  # started over
 
 
 def test_progress_files_up_to_one_mib_are_read_and_a_non_object_is_ignored(

@@ -4,11 +4,11 @@ rows without training its old ones again, and only results of the very same sett
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
+from waiting import planted_fifo, returns_without_waiting
 
 from experiments.test_runner import TrainSpy, table_rows, write_experiment
 from experiments.tiny_data import write_tiny_data
@@ -84,10 +84,9 @@ def test_a_file_that_is_not_a_results_table_is_one_line(tmp_path: Path, content:
 def test_a_fifo_or_a_huge_file_is_refused_without_reading_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fifo = tmp_path / "fifo.json"
-    os.mkfifo(fifo)
+    fifo = planted_fifo(tmp_path / "fifo.json")
     with pytest.raises(IsbertError, match="not a regular file"):
-        published_results(fifo)
+        returns_without_waiting(lambda: published_results(fifo), fifo)
     monkeypatch.setattr("isbert.experiments.reuse.MAX_RESULTS_BYTES", 10)
     big = tmp_path / "big.json"
     big.write_text('{"runs": []}     ', encoding="utf-8")

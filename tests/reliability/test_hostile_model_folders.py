@@ -12,13 +12,13 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from waiting import planted_fifo, returns_without_waiting
 
 from isbert.errors import IsbertError
 from isbert.identity import CHECKSUMS_FILE
@@ -43,23 +43,15 @@ def _set_config(folder: Path, name: str, key: str, value: object) -> None:
     path.write_text(json.dumps(config))
 
 
-def _load_within(folder: Path, seconds: float) -> BaseException | None:
-    """What :func:`load` raised, or fail when it has not returned within ``seconds`` (a daemon thread: a hang
-    leaves a blocked thread behind, never a blocked test run)."""
-    outcome: list[BaseException | None] = []
-
-    def attempt() -> None:
-        try:
-            load(str(folder), device="cpu")
-            outcome.append(None)
-        except BaseException as error:
-            outcome.append(error)
-
-    thread = threading.Thread(target=attempt, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert outcome, f"load() did not return within {seconds} s"
-    return outcome[0]
+def _load_within(folder: Path, seconds: float, fifo: Path | None = None) -> BaseException | None:
+    """What :func:`load` raised (None when it loaded); fails when it has not returned within ``seconds``."""
+    try:
+        returns_without_waiting(lambda: load(str(folder), device="cpu"), fifo, seconds)
+    except AssertionError:
+        raise
+    except BaseException as error:
+        return error
+    return None
 
 
 def test_a_config_asking_for_a_billion_hidden_units_is_refused_quickly(folder: Path) -> None:
@@ -96,9 +88,7 @@ FIFO_NAMES = ["config.json", "model.safetensors", "modules.json", "tokenizer.jso
 
 @pytest.mark.parametrize("name", FIFO_NAMES)
 def test_a_fifo_planted_in_a_model_folder_is_refused_without_waiting(folder: Path, name: str) -> None:
-    (folder / name).unlink(missing_ok=True)
-    os.mkfifo(folder / name)
-    error = _load_within(folder, 30)
+    error = _load_within(folder, 30, planted_fifo(folder / name))
     assert isinstance(error, IsbertError), error
     assert str(error) == f"{folder / name}: not a regular file (a FIFO, device or socket); the model folder is refused"
 
