@@ -41,9 +41,9 @@ def experiment(**changes: Any) -> SimpleNamespace:
     runs = [
         spec("mean", baseline="mean"),
         spec("is", posthoc="sif", note="  the paper's setting  ", differs={"lr": 2e-05, "corpus": ["a|b", "c"]}),
-        spec("is-target", differs={"corpus": ["task:sts-test"]}),
-        spec("tsdae", differs={"objective": "tsdae"}),
+        spec("tsdae", differs={"objective": "tsdae"}),  # each run left out is followed by one that ran
         spec("later", differs={"objective": "simcse"}),
+        spec("is-target", posthoc="sif", differs={"corpus": ["task:sts-test"]}),  # post-hoc not computed yet
     ]
     fields = {
         "name": "demo", "path": Path("experiments/demo.toml"), "description": "  Two methods.\n", "tasks": TASKS,
@@ -67,7 +67,7 @@ def result(seed: int | None, shift: float, **changes: Any) -> dict[str, Any]:
         "seed": seed,
         "scores": {"labeled": scores(70 + shift, 60 + shift, 80 + shift), "label_free": scores(68 + shift, 61, 79)},
         "stsb_dev": {"start": 50.0, "labeled": 75.0 + shift},
-        "steps": {"trained": 100, "labeled": 60 + int(shift), "label_free": 100},
+        "steps": {"trained": 100, "labeled": 60 + int(shift), "label_free": 98 if seed == 2 else 100},
         "train_seconds": 120.0 + 60 * shift,
         "wall_seconds": 300.0,
         "encode_sentences_per_second": 1000.0 + 100 * shift,
@@ -140,6 +140,11 @@ def test_a_run_row_aggregates_its_seeds_and_a_posthoc_row_takes_the_posthoc_scor
     assert posthoc["results"]["1"]["evaluation"] == {"x": 1} and posthoc["results"]["1"]["stsb_dev"] is None
     assert posthoc["results"]["1"]["train_seconds"] == trained["results"]["1"]["train_seconds"]  # the same training
     assert runs["mean"]["aggregate"]["labeled"]["avg"] == {"mean": 60.0, "sd": None, "n": 1}
+    aggregate = trained["aggregate"]
+    assert aggregate["seeds"] == [1, 2] and runs["mean"]["aggregate"]["seeds"] == [None]
+    assert aggregate["steps"] == {"mean": 100.0, "sd": 0.0, "n": 2}
+    assert aggregate["minutes"] == {"mean": 5.0, "sd": 0.0, "n": 2}  # wall time: training and evaluation
+    assert aggregate["train_minutes"]["mean"] == 3.0
 
 
 EXPECTED_MARKDOWN = """\
@@ -173,8 +178,8 @@ The same runs, model chosen by the **label-free** criterion (no labels used anyw
 
 | run | step chosen | STSb | SICK-R | avg |
 |---|---|---:|---:|---:|
-| `is` | 100 | 69.00 ± 1.41 | 61.00 ± 0.00 | 65.00 ± 0.71 |
-| `is+posthoc-sif` | 100 | 71.00 ± 0.00 | 61.00 ± 0.00 | 66.00 ± 0.00 |
+| `is` | 100/98 | 69.00 ± 1.41 | 61.00 ± 0.00 | 65.00 ± 0.71 |
+| `is+posthoc-sif` | 100/98 | 71.00 ± 0.00 | 61.00 ± 0.00 | 66.00 ± 0.00 |
 | `is-target` | 100 | 71.00 | 61.00 | 66.00 |
 
 Transfer tasks (accuracy x100, labeled selection):
@@ -226,9 +231,9 @@ STS (cosine Spearman x100), the paper's Table 1:
 | IS-BERT-NLI (paper) | 56.77 | 69.24 | 61.21 | 75.23 | 70.16 | 69.21 | 64.25 | 66.58 |
 | `mean` (no training) | - | - | - | - | - | 65.00 | 55.00 | - |
 | `is` (labeled choice, step 60/62) | - | - | - | - | - | 71.00 | 61.00 | - |
-| `is` (label-free choice, step 100) | - | - | - | - | - | 69.00 | 61.00 | - |
+| `is` (label-free choice, step 100/98) | - | - | - | - | - | 69.00 | 61.00 | - |
 | `is+posthoc-sif` (labeled choice, step 60/62) | - | - | - | - | - | 72.00 | 62.00 | - |
-| `is+posthoc-sif` (label-free choice, step 100) | - | - | - | - | - | 71.00 | 61.00 | - |
+| `is+posthoc-sif` (label-free choice, step 100/98) | - | - | - | - | - | 71.00 | 61.00 | - |
 | `is-target` (labeled choice, step 63) | - | - | - | - | - | 73.00 | 63.00 | - |
 | `is-target` (label-free choice, step 100) | - | - | - | - | - | 71.00 | 61.00 | - |
 
@@ -239,9 +244,9 @@ Transfer (accuracy x100), the paper's SentEval table:
 | IS-BERT-NLI (paper) | 81.09 | 87.18 | 94.96 | 88.75 | 85.96 | 88.64 | 74.24 | 85.83 |
 | `mean` (no training) | 75.00 | - | - | - | - | - | - | - |
 | `is` (labeled choice, step 60/62) | 81.00 | - | - | - | - | - | - | - |
-| `is` (label-free choice, step 100) | 79.00 | - | - | - | - | - | - | - |
+| `is` (label-free choice, step 100/98) | 79.00 | - | - | - | - | - | - | - |
 | `is+posthoc-sif` (labeled choice, step 60/62) | 81.00 | - | - | - | - | - | - | - |
-| `is+posthoc-sif` (label-free choice, step 100) | 80.00 | - | - | - | - | - | - | - |
+| `is+posthoc-sif` (label-free choice, step 100/98) | 80.00 | - | - | - | - | - | - | - |
 | `is-target` (labeled choice, step 63) | 83.00 | - | - | - | - | - | - | - |
 | `is-target` (label-free choice, step 100) | 79.00 | - | - | - | - | - | - | - |"""
 
@@ -284,8 +289,8 @@ def test_the_dev_cell_for_each_kind_of_run() -> None:
     assert report._dev(row([result(1, 0)])) == "50.00 → 75.00 (step 60)"
     assert report._dev(row([result(1, 0), result(2, 0)])) == "50.00 ± 0.00 → 75.00 ± 0.00 (step 60)"  # one step
     assert report._dev(row([result(None, 0)], baseline="whitening")) == "50.00"  # not trained: its one score
-    added_later = result(1, 0, stsb_dev={"start": None, "labeled": 74.0})
-    assert report._dev(row([added_later])) == "74.00 (step 60)"
+    added_later = [result(seed, seed, stsb_dev={"start": None, "labeled": 74.0}) for seed in (1, 2)]
+    assert report._dev(row(added_later)) == "74.00 ± 0.00 (step 61/62)"  # the chosen steps only
     no_curve = result(1, 0, stsb_dev={"start": 50.0, "labeled": None})
     assert report._dev(row([no_curve])) == "-"
 
@@ -294,6 +299,75 @@ def test_the_steps_cell_lists_each_seeds_distinct_trained_steps_in_order() -> No
     seeds = [result(1, 0), result(2, 0, steps={"trained": 80, "labeled": 40, "label_free": 80}), result(3, 0)]
     assert report._steps(row(seeds)) == "100/80"
     assert report._steps(row(seeds, baseline="mean")) == "-"
+
+
+def test_the_summary_of_runs_without_a_load_or_a_result() -> None:
+    jobs, results = stored_results()
+    only_baseline = [r if job.spec.name == "mean" else None for job, r in zip(jobs, results, strict=True)]
+    made = report.build_summary(experiment(), jobs, only_baseline, "c")  # type: ignore[arg-type]
+    assert (made["max_load"], made["measured_minutes"]) == (0.0, 5.0)  # its load was not measured
+    nothing = report.build_summary(experiment(), jobs, [None] * len(jobs), "c")  # type: ignore[arg-type]
+    assert (nothing["max_load"], nothing["measured_minutes"], nothing["machines"]) == (0.0, 0, [])
+    assert nothing["not_run"] == ["mean", "is", "later", "is-target"]
+
+
+@pytest.mark.parametrize("missing", [{"label_free": None}, {"label_free": {"MR": 1.0}}, {"labeled": {"MR": 1.0}}])
+def test_no_gap_without_both_averages(missing: dict[str, Any]) -> None:
+    stored = result(1, 0)
+    stored["scores"] = {**stored["scores"], **missing}
+    assert report.summarize_run([stored], TASKS)["gap"] is None
+    assert report.summarize_run([stored, result(2, 0)], TASKS)["gap"] == {"mean": -0.5, "sd": None, "n": 1}
+
+
+def test_jobs_and_results_must_pair_up() -> None:
+    """A result list of another length is a caller's bug: refused, never paired with the wrong runs."""
+    jobs, results = stored_results()
+    with pytest.raises(ValueError, match="zip"):
+        report.build_summary(experiment(), jobs, results[:-1], "c")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="zip"):
+        report._reused(jobs, results[:-1])  # type: ignore[arg-type]
+
+
+REUSED = {"file": "pub.json", "experiment": "pub"}
+
+
+@pytest.mark.parametrize(
+    ("summary_part", "lines"),
+    [
+        ({"runs": [{"name": "a", "note": " n "}]}, ["", "- `a`: n"]),
+        ({"not_run": ["a", "b"]}, ["", "- not run yet: `a`, `b`"]),
+        (
+            {"not_applicable": [{"name": "a", "method": "tsdae", "backbone": "glove", "reason": "why"}]},
+            ["", "- `a` (tsdae on glove): not applicable: why"],
+        ),
+        (
+            {"reused": [{**REUSED, "name": "a", "run": "a"}, {**REUSED, "name": "b", "run": "c"}]},
+            ["", "- reused from `pub.json` (`--reuse-from`: the same settings, measured when those runs ran): `a`, `b` "
+             "(its `pub/c`)"],
+        ),
+        ({}, []),
+    ],
+)  # fmt: skip
+def test_the_notes_under_the_tables(summary_part: dict[str, Any], lines: list[str]) -> None:
+    """Each kind of note alone still gets its blank line before it; nothing to say, no blank line."""
+    assert report._note_lines({"runs": [], "not_run": [], **summary_part}) == lines
+
+
+def test_the_by_backbone_block_word_for_word() -> None:
+    def run(name: str, backbone: str, sts: float, **extra: Any) -> dict[str, Any]:
+        aggregate = {"labeled": {"avg": {"mean": sts, "sd": None, "n": 1}}, "transfer_avg": None}
+        return {"name": name, "method": "is", "backbone": backbone, "corpus": GENERAL_LABEL, "baseline": None,
+                "aggregate": aggregate, **extra}  # fmt: skip
+
+    runs = [run("a", "weak", 50.0), run("b", "tuned", 60.0), run("old", "", 70.0)]  # no backbone label: left out
+    assert report._by_backbone_lines({"runs": runs, "seeds": [1]}) == [
+        "",
+        "By method and backbone (STS avg ± sd over seeds · transfer avg; labeled selection; n/a: not applicable):",
+        "",
+        "| method | weak | tuned |",
+        "|---|---:|---:|",
+        "| is | 50.00 | 60.00 |",
+    ]
 
 
 def test_values_in_the_differs_column() -> None:
@@ -377,7 +451,6 @@ def test_the_tradeoff_figure_has_a_point_per_run_and_selection(monkeypatch: pyte
             "is-target (labeled choice)": (68.0, 83.0),
             "is-target (label-free choice)": (66.0, 79.0),
         }
-        assert [text.get_text() for text in axis.texts] == [label.split(" (")[0] for label in points]
         assert (axis.get_xlabel(), axis.get_ylabel()) == ("7-task STS average (general)", "MR (target)")
         assert axis.get_title() == "demo: target task against general average (o labeled, ^ label-free choice)"
     assert report.plot_tradeoff(summary(), "SICK-E", tmp_path / "t.png") is None  # no run has it
@@ -385,7 +458,10 @@ def test_the_tradeoff_figure_has_a_point_per_run_and_selection(monkeypatch: pyte
 
 def test_write_reports_writes_each_file_and_removes_figures_with_nothing_left_to_draw(tmp_path: Path) -> None:
     jobs, results = stored_results()
-    folder = tmp_path / "results"
+    nothing: list[dict[str, Any] | None] = [None] * len(results)
+    fresh = tmp_path / "fresh"
+    assert report.write_reports(experiment(), jobs, nothing, fresh, "c") == [fresh / "demo.json", fresh / "demo.md"]  # type: ignore[arg-type]
+    folder = tmp_path / "nested" / "results"  # its parents are made too
     written = report.write_reports(experiment(tradeoff_task="MR"), jobs, results, folder, "cmd")  # type: ignore[arg-type]
     names = ["demo.json", "demo.md", "demo_dev_curves.png", "demo_quality_speed.png", "demo_tradeoff.png"]
     assert written == [folder / name for name in names]
@@ -393,7 +469,94 @@ def test_write_reports_writes_each_file_and_removes_figures_with_nothing_left_to
     assert json.loads((folder / "demo.json").read_text()) == json.loads(json.dumps(made))
     assert (folder / "demo.md").read_text() == report.format_markdown(made)
     assert all((folder / name).read_bytes().startswith(b"\x89PNG") for name in names[2:])
-    nothing: list[dict[str, Any] | None] = [None] * len(results)
     rewritten = report.write_reports(experiment(), jobs, nothing, folder, "cmd")  # type: ignore[arg-type]
     assert rewritten == [folder / name for name in names[:2]]
     assert sorted(p.name for p in folder.iterdir()) == names[:2]  # no figure left to contradict the tables
+
+
+def marker_path(marker: str) -> list[list[float]]:
+    from matplotlib.markers import MarkerStyle
+
+    style = MarkerStyle(marker)
+    return style.get_path().transformed(style.get_transform()).vertices.tolist()
+
+
+def rgba(color: str) -> list[float]:
+    from matplotlib.colors import to_rgba
+
+    return list(to_rgba(color))
+
+
+def assert_annotated(axis: Any, names: list[str], fontsize: float = 7) -> None:
+    """Each name written beside its point, 4 points up and right, small."""
+    assert [text.get_text() for text in axis.texts] == names
+    for text in axis.texts:
+        assert (text.get_anncoords(), tuple(text.xyann), text.get_fontsize()) == ("offset points", (4, 4), fontsize)
+
+
+def test_the_quality_speed_figure_looks_as_designed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Colour per method, one of ten marker shapes per backbone (cycling), hollow for target runs, every name
+    written at exactly the label limit; a legend of methods, backbones and the hollow marker; a log-scale grid."""
+    runs = [
+        {"name": f"r{i}", "method": f"m{i % 2}", "backbone": f"b{i}", "corpus": TARGET_LABEL if i == 1 else "general",
+         "encode_sentences_per_second": 100.0 * (i + 1), "sts_avg": 50.0 + i}
+        for i in range(report.MAX_POINT_LABELS)
+    ]  # fmt: skip
+    with saved_figures(monkeypatch) as figures:
+        report.plot_quality_speed({"experiment": "x", "runs": runs}, tmp_path / "q.png")
+        (figure,) = figures
+        axis = figure.axes[0]
+        assert figure.get_size_inches().tolist() == [9, 6.5]
+        points = [c for c in axis.collections if len(c.get_offsets())]
+        for i, point in enumerate(points):
+            color = rgba(f"C{i % 2}")
+            assert point.get_sizes().tolist() == [45] and point.get_edgecolor().tolist() == [color]
+            assert point.get_facecolor().tolist() == ([] if i == 1 else [color])  # hollow: a target-corpus run
+            assert point.get_paths()[0].vertices.tolist() == marker_path("osD^vP*Xph"[i % 10])
+        assert_annotated(axis, [run["name"] for run in runs])
+        legend = axis.get_legend()
+        handles = legend.legend_handles
+        assert [h.get_facecolor().tolist() for h in handles[:2]] == [[rgba("C0")], [rgba("C1")]]
+        for i, handle in enumerate(handles[2:-1]):
+            assert handle.get_facecolor().tolist() == [rgba("grey")]
+            assert handle.get_paths()[0].vertices.tolist() == marker_path("osD^vP*Xph"[i % 10])
+        assert handles[-1].get_edgecolor().tolist() == [rgba("grey")] and handles[-1].get_facecolor().tolist() == []
+        assert {text.get_fontsize() for text in legend.get_texts()} == {7}
+        assert axis.get_xlabel() == "CPU encoding speed (sentences/s, log scale)"
+        assert axis.get_ylabel() == "7-task STS average (Spearman x100)"
+        assert axis.xaxis.get_gridlines()[0].get_alpha() == 0.3
+        assert all(tick.gridline.get_visible() for tick in axis.xaxis.get_minor_ticks())  # the log scale's too
+
+
+def test_the_dev_curves_figure_looks_as_designed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with saved_figures(monkeypatch) as figures:
+        report.plot_dev_curves(summary(), tmp_path / "d.png")
+        (figure,) = figures
+        top, bottom = figure.axes
+        assert figure.get_size_inches().tolist() == [8, 7]
+        assert top.get_shared_x_axes().joined(top, bottom)
+        for axis, marker, style in ((top, "o", "-"), (bottom, "s", "--")):
+            for line in axis.get_lines():
+                assert (line.get_marker(), line.get_linestyle(), line.get_markersize(), line.get_linewidth()) == (
+                    marker, style, 3, 1.2
+                )  # fmt: skip
+            assert axis.xaxis.get_gridlines()[0].get_alpha() == 0.3
+            assert {text.get_fontsize() for text in axis.get_legend().get_texts()} == {8}
+
+
+def test_the_tradeoff_figure_looks_as_designed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A colour per run, a circle for the labeled choice and a triangle for the label-free one."""
+    with saved_figures(monkeypatch) as figures:
+        report.plot_tradeoff(summary(), "MR", tmp_path / "t.png")
+        (figure,) = figures
+        (axis,) = figure.axes
+        assert figure.get_size_inches().tolist() == [8, 6]
+        runs = ["mean", "is", "is+posthoc-sif", "is-target"]
+        for point in axis.collections:
+            name, choice = point.get_label().split(" (")
+            assert point.get_facecolor().tolist() == [rgba(f"C{runs.index(name)}")]
+            assert point.get_sizes().tolist() == [50]
+            assert point.get_paths()[0].vertices.tolist() == marker_path("o" if choice.startswith("labeled") else "^")
+        assert_annotated(axis, [point.get_label().split(" (")[0] for point in axis.collections])
+        assert axis.xaxis.get_gridlines()[0].get_alpha() == 0.3
+        assert {text.get_fontsize() for text in axis.get_legend().get_texts()} == {7}

@@ -39,11 +39,9 @@ def aggregate(values: list[float | None]) -> dict[str, Any] | None:
     return {"mean": statistics.fmean(present), "sd": sd, "n": len(present)}
 
 
-def _gap(result: dict[str, Any]) -> float | None:
-    labeled, free = result["scores"]["labeled"], result["scores"]["label_free"]
-    if not labeled or not free or "avg" not in labeled or "avg" not in free:
-        return None
-    return free["avg"] - labeled["avg"]
+def _gap(result: dict[str, Any]) -> float:
+    """Label-free minus labeled STS average; a KeyError or TypeError where a selection has none (``over`` skips it)."""
+    return result["scores"]["label_free"]["avg"] - result["scores"]["labeled"]["avg"]
 
 
 def summarize_run(results: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
