@@ -74,6 +74,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "search/serve.py": _SERVE,
     "search/index.py": [
+        "tests/search/test_index.py",
         "tests/search/test_search_index.py",
         "tests/search/test_index_changes.py",
         "tests/search/test_index_export.py",

@@ -1,0 +1,213 @@
+"""search/index.py as its users meet it: `isbert index info` and a hit's JSON word for word, every refusal's
+message, the model check's naming, the probe fingerprint's agreement, builds from `isbert encode` output, and what
+a migration of a first-format folder keeps (tests/search/test_search_index.py and test_index_changes.py cover
+searching and changing an index)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from test_search_index import make_word_model_folder, sentences, write_lines
+
+import isbert
+from isbert.errors import IsbertError
+from isbert.search.index import PROBE_SENTENCES, Hit, SearchIndex, fingerprint_agreement
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "index-v1"
+"""A first-format index folder (16 records of corpus.txt and more.txt, tiny-word-model, flat float32)."""
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_word_model_folder(tmp_path_factory.mktemp("index-model"))
+
+
+@pytest.fixture(scope="module")
+def model(model_folder: Path):
+    return isbert.load(model_folder, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def other_model(tmp_path_factory: pytest.TempPathFactory):
+    return isbert.load(make_word_model_folder(tmp_path_factory.mktemp("other-model"), seed=1), device="cpu")
+
+
+def built(tmp_path: Path, model, model_folder: Path, **options: Any) -> SearchIndex:
+    tmp_path.mkdir(exist_ok=True)
+    corpus = [write_lines(tmp_path / "a.txt", sentences(7)), write_lines(tmp_path / "b.txt", sentences(5, offset=7))]
+    SearchIndex.build(tmp_path / "idx", model, str(model_folder), corpus, show_progress=False, **options)
+    return SearchIndex.open(tmp_path / "idx")
+
+
+def test_info_describes_the_index_word_for_word(model, model_folder: Path, tmp_path: Path) -> None:
+    index = built(tmp_path, model, model_folder)
+    fingerprint = index.manifest["fingerprint"]["sha256"]
+    assert index.describe() == (
+        f"{tmp_path / 'idx'}: 12 vectors of dimension 24 from 2 files, flat index (Flat, float32), generation 1, "
+        f"model {model_folder.resolve()}, fingerprint {fingerprint}"
+    )
+    hnsw = built(tmp_path / "h", model, model_folder, kind="hnsw", storage="int8")
+    assert hnsw.describe() == (
+        f"{tmp_path / 'h' / 'idx'}: 12 vectors of dimension 24 from 2 files, hnsw index (HNSW32_SQ8, int8, "
+        f"efSearch=64), generation 1, model {model_folder.resolve()}, fingerprint {fingerprint}"
+    )
+
+
+def test_a_hit_as_json() -> None:
+    hit = Hit(rank=1, id=7, score=0.5, text="a text", source="a.txt:3", chunk=2)
+    assert hit.as_dict() == {"rank": 1, "id": 7, "score": 0.5, "text": "a text", "source": "a.txt:3", "chunk": 2}
+
+
+def test_the_fingerprint_agreement_is_the_lowest_cosine_whatever_the_stored_lengths(model) -> None:
+    from isbert.search.corpus import embed_texts
+
+    probes = embed_texts(model, list(PROBE_SENTENCES))
+    for scale in (0.5, 1.0, 2.0):  # cosines: the stored vectors' lengths do not matter
+        assert fingerprint_agreement({"probes": (scale * probes).tolist()}, model) == pytest.approx(1.0, abs=1e-6)
+    flipped = probes.copy()
+    flipped[2] *= -1
+    assert fingerprint_agreement({"probes": flipped.tolist()}, model) == pytest.approx(-1.0, abs=1e-6)
+    assert fingerprint_agreement({"probes": probes[:3].tolist()}, model) == -1.0  # another number of probes
+    assert fingerprint_agreement({"probes": probes[:, :5].tolist()}, model) == -1.0  # another dimension
+
+
+def test_another_model_is_refused_by_the_name_it_was_given(
+    model, other_model, model_folder: Path, tmp_path: Path
+) -> None:
+    index = built(tmp_path, model, model_folder)
+    more = write_lines(tmp_path / "c.txt", sentences(3, offset=20))
+    expected = rf"^other-folder is not the model the index {tmp_path / 'idx'} was built with"
+    with pytest.raises(IsbertError, match=expected):
+        index.add(other_model, more, show_progress=False, model_name="other-folder")
+    with pytest.raises(IsbertError, match=expected):
+        index.sync(other_model, tmp_path / "a.txt", show_progress=False, model_name="other-folder")
+
+
+def test_the_refusals_word_for_word(model, model_folder: Path, tmp_path: Path) -> None:
+    index = built(tmp_path, model, model_folder)
+    empty = write_lines(tmp_path / "empty.txt", ["", "  "])
+    with pytest.raises(IsbertError) as refused:
+        index.add(model, empty, show_progress=False)
+    assert str(refused.value) == f"{empty}: no non-empty texts to add"
+    with pytest.raises(IsbertError) as refused:
+        index.delete()
+    assert str(refused.value) == "delete either by source file (--source FILE) or by id (--id ID)"
+    with pytest.raises(IsbertError) as refused:
+        index.delete(source="z.txt")
+    assert str(refused.value) == f"{tmp_path / 'idx'} holds no records of 'z.txt'; nothing was deleted"
+    with pytest.raises(IsbertError) as refused:
+        index.delete(ids=[99])
+    assert str(refused.value) == f"{tmp_path / 'idx'} holds no records with those ids; nothing was deleted"
+    assert index.delete(ids=[0, 1]) == 2 and index.delete(source="b.txt") == 5 and len(index) == 5
+
+
+def encoded(tmp_path: Path, model, texts: list[str], dtype: str = "float32") -> Path:
+    """What `isbert encode` writes: the matrix (not normalized) and each row's file:line beside it."""
+    from isbert.encode import sources_path
+
+    vectors = tmp_path / "vectors.npy"
+    np.save(vectors, 3.0 * model.encode(texts, convert_to_numpy=True).astype(dtype))
+    listed = sources_path(vectors)
+    listed.write_text("source\n" + "".join(f"a.txt:{row}\n" for row in range(1, len(texts) + 1)), encoding="utf-8")
+    return vectors
+
+
+def test_an_index_of_encode_output_keeps_row_order_from_id_0(model, model_folder: Path, tmp_path: Path) -> None:
+    texts = sentences(6)
+    vectors = encoded(tmp_path, model, texts, dtype="float64")
+    report = SearchIndex.build_from_vectors(tmp_path / "idx", model, str(model_folder), vectors)
+    assert (report.spec.kind, report.spec.storage, report.added) == ("flat", "float32", 6)  # the defaults
+    index = SearchIndex.open(tmp_path / "idx")
+    hits = index.search(model, texts[:2], k=1)
+    assert [(row[0].id, row[0].source, row[0].text) for row in hits] == [(0, "a.txt:1", None), (1, "a.txt:2", None)]
+    assert hits[0][0].score == pytest.approx(1.0, abs=1e-5)  # the rows were made unit length
+    assert index.index.reconstruct(0).dtype == np.float32
+    with pytest.raises(IsbertError, match="already holds an index"):  # no overwrite unless asked
+        SearchIndex.build_from_vectors(tmp_path / "idx", model, str(model_folder), vectors)
+    tuned = SearchIndex.build_from_vectors(
+        tmp_path / "hnsw", model, str(model_folder), vectors, kind="hnsw", ef_search=17
+    )
+    assert SearchIndex.open(tmp_path / "hnsw").manifest["spec"]["search"] == {"efSearch": 17}
+    assert tuned.spec.ef_search == 17
+    elsewhere = write_lines(tmp_path / "b.txt", texts)  # the rows are a.txt's, not b.txt's
+    with pytest.raises(IsbertError) as refused:
+        SearchIndex.build_from_vectors(tmp_path / "none", model, str(model_folder), vectors, elsewhere)
+    assert str(refused.value) == f"{vectors}: no row has a text in the corpus given (are they the files encoded?)"
+
+
+def legacy_copy(tmp_path: Path, **manifest_changes: Any) -> Path:
+    """The first-format fixture, its manifest changed (a value of None removes the key)."""
+    folder = tmp_path / "old"
+    shutil.copytree(FIXTURE, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for key, value in manifest_changes.items():
+        if value is None:
+            manifest.pop(key)
+        else:
+            manifest[key] = value
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_a_migration_keeps_the_model_settings_and_the_spec(tmp_path: Path) -> None:
+    before = json.loads((FIXTURE / "manifest.json").read_text())
+    folder = legacy_copy(tmp_path, spec={"kind": "hnsw", "storage": "int8"}, store_texts=None)
+    report = SearchIndex.migrate(folder)
+    meta = SearchIndex.open(folder).manifest
+    kept = ("model", "model_checksums", "dimension", "max_seq_length", "fingerprint", "normalized", "metric")
+    assert {key: meta[key] for key in kept} == {key: before[key] for key in kept}
+    assert (meta["spec"]["kind"], meta["spec"]["storage"], meta["store_texts"]) == ("hnsw", "int8", True)
+    assert (report.spec.kind, report.spec.storage, report.added) == ("hnsw", "int8", 16)
+
+
+@pytest.mark.parametrize(
+    ("changes", "kind", "storage", "texts"),
+    [
+        ({"spec": None}, "flat", "float32", True),
+        ({"spec": {"kind": "ivf"}, "store_texts": False}, "ivf", "float32", False),
+    ],
+)
+def test_a_migration_fills_in_what_an_old_manifest_lacks(
+    tmp_path: Path, changes: dict[str, Any], kind: str, storage: str, texts: bool
+) -> None:
+    """No spec: an exact float32 index; an IVF spec is trained on the vectors; texts kept unless it says not."""
+    folder = legacy_copy(tmp_path, **changes)
+    SearchIndex.migrate(folder)
+    index = SearchIndex.open(folder)
+    meta = index.manifest
+    assert (meta["spec"]["kind"], meta["spec"]["storage"], meta["store_texts"]) == (kind, storage, texts)
+    assert len(index) == 16 and index.index.is_trained
+    assert index.records([0]) == [{"source": "corpus.txt:1", "text": sentences(1)[0] if texts else None, "chunk": 0}]
+
+
+def test_a_migration_refuses_in_one_line_what_it_cannot_migrate(tmp_path: Path) -> None:
+    with pytest.raises(IsbertError) as refused:
+        SearchIndex.migrate(tmp_path / "missing")
+    assert str(refused.value) == f"not an index folder: {tmp_path / 'missing'}"
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(IsbertError) as refused:
+        SearchIndex.migrate(tmp_path / "plain")
+    assert (
+        str(refused.value) == f"{tmp_path / 'plain'}: nothing to migrate (manifest.json missing; not an index folder)"
+    )
+    folder = legacy_copy(tmp_path)
+    SearchIndex.migrate(folder)
+    with pytest.raises(IsbertError) as refused:
+        SearchIndex.migrate(folder)
+    assert str(refused.value) == f"{folder}: nothing to migrate (manifest.json missing; already in the current format)"
+
+
+def test_a_first_format_folder_without_its_offsets_file_still_migrates(tmp_path: Path) -> None:
+    """The offsets file only served random access: a migration reads the texts in order and removes what is left."""
+    folder = legacy_copy(tmp_path)
+    (folder / "offsets-000002.npy").unlink()
+    assert SearchIndex.migrate(folder).added == 16
+    assert sorted(path.name for path in folder.iterdir() if not path.name.startswith(".")) == [
+        "index.sqlite",
+        "vectors-000001.faiss",
+    ]
