@@ -211,3 +211,92 @@ def test_a_first_format_folder_without_its_offsets_file_still_migrates(tmp_path:
         "index.sqlite",
         "vectors-000001.faiss",
     ]
+
+
+def test_the_model_check_names_the_model_and_says_what_to_do(
+    model, other_model, model_folder: Path, tmp_path: Path
+) -> None:
+    index = built(tmp_path, model, model_folder)
+    folder, ref = tmp_path / "idx", model_folder.resolve()
+    how = (
+        "pass the index's model with --model PATH (found by its files' checksums wherever it now is), or rebuild the "
+        f"index with it: isbert index build {folder} --model {{label}} --input ... --overwrite"
+    )
+    narrow = isbert.build(str(model_folder / ".." / "backbone"), out_channels=4, max_seq_length=16, device="cpu")
+    with pytest.raises(IsbertError) as refused:
+        index.check_model(narrow, "narrow")
+    assert str(refused.value) == (
+        f"narrow makes 12-d embeddings but the index {folder} holds 24-d vectors from {ref}; "
+        + how.format(label="narrow")
+    )
+    with pytest.raises(IsbertError) as refused:
+        index.check_model(other_model)
+    assert str(refused.value).startswith(f"the model is not the model the index {folder} was built with ({ref}):")
+    assert str(refused.value).endswith("; " + how.format(label="the model"))
+
+
+def test_an_agreement_of_exactly_the_threshold_passes(model, model_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    from isbert.search import index as index_module
+
+    index = built(tmp_path, model, model_folder)
+    monkeypatch.setattr(index_module, "fingerprint_agreement", lambda *_: index_module.FINGERPRINT_MIN_COSINE)
+    assert index.check_model(model) is None
+    monkeypatch.setattr(index_module, "fingerprint_agreement", lambda *_: index_module.FINGERPRINT_MIN_COSINE - 1e-9)
+    with pytest.raises(IsbertError, match="is not the model"):
+        index.check_model(model)
+
+
+def test_an_export_is_related_through_either_checksum() -> None:
+    from isbert.search.index import _related_by_export
+
+    exported = {"checksum": "onnx", "source_checksum": "torch"}  # the index's model, an ONNX export of "torch"
+    assert _related_by_export(exported, {"checksum": "torch", "source_checksum": None})
+    assert _related_by_export({"checksum": "torch"}, {"checksum": "onnx", "source_checksum": "torch"})
+    assert _related_by_export(exported, {"checksum": "other", "source_checksum": "torch"})  # two exports of one model
+    assert not _related_by_export(
+        {"checksum": None, "source_checksum": None}, {"checksum": None, "source_checksum": None}
+    )
+
+
+def test_vector_queries_are_checked_and_a_source_without_records_finds_nothing(
+    model, model_folder: Path, tmp_path: Path
+) -> None:
+    from isbert.cli_types import MAX_K
+
+    index = built(tmp_path, model, model_folder)
+    queries = model.encode(sentences(2), convert_to_numpy=True, normalize_embeddings=True).astype(np.float64)
+    scores, ids = index.search_vectors(queries, MAX_K)  # float64 queries are converted; k up to MAX_K
+    assert ids[:, 0].tolist() == [0, 1] and scores.shape == (2, MAX_K)
+    with pytest.raises(IsbertError) as refused:
+        index.search_vectors(queries[:, :5], 3)
+    assert str(refused.value) == "queries must have shape (n, 24), got (2, 5)"
+    with pytest.raises(IsbertError) as refused:
+        index.search_vectors(queries, MAX_K + 1)
+    assert str(refused.value) == f"k must be from 1 to {MAX_K}, got {MAX_K + 1}"
+    scores, ids = index.search_vectors(queries, 3, source="nowhere.txt")
+    assert scores.dtype == np.float32 and ids.dtype == np.int64
+    assert scores.tolist() == [[-np.inf] * 3] * 2 and ids.tolist() == [[-1] * 3] * 2
+    assert index.search_embedded(sentences(1), queries[:1], 1)[0][0].id == 0  # the default mode: vector
+    with pytest.raises(IsbertError) as refused:
+        index.search_embedded(sentences(1), None, 1)
+    assert str(refused.value) == "a vector search needs the queries' vectors"
+
+
+def test_a_write_failing_after_it_published_leaves_no_new_generation(
+    model, model_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from isbert.search import index as index_module
+    from isbert.search import store
+
+    index = built(tmp_path, model, model_folder)
+    publish = index_module._publish
+
+    def published_then_failed(*args: Any) -> None:
+        publish(*args)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(index_module, "_publish", published_then_failed)
+    with pytest.raises(OSError, match="disk full"):
+        index.add(model, write_lines(tmp_path / "c.txt", sentences(3, offset=30)), show_progress=False)
+    assert not (tmp_path / "idx" / store.vectors_name(2)).exists()
+    assert SearchIndex.open(tmp_path / "idx").generation == 1
