@@ -300,3 +300,60 @@ def test_a_write_failing_after_it_published_leaves_no_new_generation(
         index.add(model, write_lines(tmp_path / "c.txt", sentences(3, offset=30)), show_progress=False)
     assert not (tmp_path / "idx" / store.vectors_name(2)).exists()
     assert SearchIndex.open(tmp_path / "idx").generation == 1
+
+
+def test_a_damaged_vectors_file_is_one_line_with_faiss_s_reason(model, model_folder: Path, tmp_path: Path) -> None:
+    import faiss
+
+    from isbert.search import store
+
+    built(tmp_path, model, model_folder)
+    path = tmp_path / "idx" / store.vectors_name(1)
+    path.write_bytes(b"not\n  a faiss   file" * 10)
+    with pytest.raises(RuntimeError) as faiss_error:
+        faiss.read_index(str(path))
+    reason = " ".join(str(faiss_error.value).split())[:200]
+    with pytest.raises(IsbertError) as refused:
+        SearchIndex.open(tmp_path / "idx")
+    assert str(refused.value) == f"{path}: cannot read the vectors ({reason})"
+
+
+def test_search_arguments_and_their_messages(model, model_folder: Path, tmp_path: Path) -> None:
+    from isbert.cli_types import MAX_K
+
+    index = built(tmp_path, model, model_folder)
+    assert [len(row) for row in index.search(model, sentences(1))] == [10]  # k defaults to 10
+    assert len(index.search(None, ["man"], MAX_K, mode="keyword")[0]) > 0
+    for k, message in (
+        (0, "k must be at least 1, got 0"),
+        (MAX_K + 1, f"k must be from 1 to {MAX_K}, got {MAX_K + 1}"),
+    ):
+        with pytest.raises(IsbertError) as refused:
+            index.search(None, ["man"], k, mode="keyword")
+        assert str(refused.value) == message
+    with pytest.raises(IsbertError) as refused:
+        index.search(model, ["a query", " \t"])
+    assert str(refused.value) == "query 2 is empty"
+    with pytest.raises(IsbertError) as refused:
+        index.search(None, ["a query"], mode="hybrid")
+    assert str(refused.value) == "a hybrid search needs the model"
+
+
+def test_hybrid_search_fuses_pools_of_twice_k_or_at_least_fifty(model, model_folder: Path, tmp_path: Path) -> None:
+    """Reference: the vector and keyword rankings of max(2 k, HYBRID_POOL) candidates, fused by reciprocal rank."""
+    from isbert.search.hybrid import keyword_ranking, reciprocal_rank_fusion
+    from isbert.search.index import HYBRID_POOL
+
+    texts = sentences(150)
+    SearchIndex.build(
+        tmp_path / "idx", model, str(model_folder), write_lines(tmp_path / "a.txt", texts), show_progress=False
+    )
+    index = SearchIndex.open(tmp_path / "idx")
+    query = ["the man walks on the beach"]
+    vectors = model.encode(query, convert_to_numpy=True, normalize_embeddings=True)
+    for k in (5, 40):
+        pool = max(2 * k, HYBRID_POOL)
+        ids = [int(i) for i in index.search_vectors(vectors, pool)[1][0] if i >= 0]
+        keyword = keyword_ranking(index._db, index.folder, query[0], pool, None)
+        expected = [i for i, _ in reciprocal_rank_fusion([ids, [i for i, _ in keyword]], k)]
+        assert [hit.id for hit in index.search_embedded(query, vectors, k, mode="hybrid")[0]] == expected
