@@ -357,3 +357,92 @@ def test_hybrid_search_fuses_pools_of_twice_k_or_at_least_fifty(model, model_fol
         keyword = keyword_ranking(index._db, index.folder, query[0], pool, None)
         expected = [i for i, _ in reciprocal_rank_fusion([ids, [i for i, _ in keyword]], k)]
         assert [hit.id for hit in index.search_embedded(query, vectors, k, mode="hybrid")[0]] == expected
+
+
+def sql(folder: Path, statement: str, *values: object) -> None:
+    import contextlib
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(folder / "index.sqlite")) as db, db:
+        db.execute(statement, values)
+
+
+def test_the_settings_check_s_bounds(model, model_folder: Path, tmp_path: Path) -> None:
+    """Dimensions from 1 to MAX_DIMENSION and search parameters from 1 to 2**20 are sound; one past either end is
+    a damaged database."""
+    from isbert.search.index import MAX_DIMENSION, _check_meta
+
+    meta = built(tmp_path, model, model_folder).manifest
+    folder = tmp_path / "idx"
+
+    def sound(**changes: Any) -> bool:
+        spec = {**meta["spec"], **changes.pop("spec", {})}
+        try:
+            _check_meta({**meta, "spec": spec, **changes}, folder)
+        except IsbertError as error:
+            assert str(error) == (
+                f"{folder / 'index.sqlite'}: damaged settings (model, dimension, spec or fingerprint); rebuild it"
+            )
+            return False
+        return True
+
+    assert [sound(dimension=d) for d in (0, 1, MAX_DIMENSION, MAX_DIMENSION + 1)] == [False, True, True, False]
+    values = (0, 1, 1 << 20, (1 << 20) + 1, "3", 2.0)
+    assert [sound(spec={"search": {"efSearch": v}}) for v in values] == [False, True, True, False, False, False]
+    with pytest.raises(IsbertError) as refused:
+        _check_meta({**meta, "chunking": {"tokens": "many"}}, folder)
+    assert str(refused.value).startswith(f"{folder / 'index.sqlite'}: ") and "chunking" in str(refused.value)
+
+
+def test_opening_refuses_an_unfinished_index_or_missing_vectors_in_one_line(
+    model, model_folder: Path, tmp_path: Path
+) -> None:
+    from isbert.search import store
+
+    built(tmp_path, model, model_folder)
+    folder = tmp_path / "idx"
+    (folder / store.vectors_name(1)).unlink()
+    with pytest.raises(IsbertError) as refused:
+        SearchIndex.open(folder)
+    assert str(refused.value) == f"{folder}: the vectors file of the current generation is missing; rebuild the index"
+    sql(folder, "UPDATE state SET generation = 0")
+    with pytest.raises(IsbertError) as refused:
+        SearchIndex.open(folder)
+    assert str(refused.value) == f"{folder}: an unfinished index; replace it with `isbert index build ... --overwrite`"
+
+
+def test_the_database_s_search_parameters_are_applied_on_opening(model, model_folder: Path, tmp_path: Path) -> None:
+    import faiss
+
+    built(tmp_path, model, model_folder, kind="hnsw", ef_search=17)
+    spec = {"kind": "hnsw", "storage": "float32", "factory": "HNSW32", "search": {"efSearch": 40}}
+    sql(tmp_path / "idx", "UPDATE meta SET value = ? WHERE key = 'spec'", json.dumps(spec))
+    opened = SearchIndex.open(tmp_path / "idx")
+    assert faiss.downcast_index(opened.index.index).hnsw.efSearch == 40  # the file says 17: the settings decide
+
+
+def test_an_opened_ivf_index_reconstructs_by_id_for_export(model, model_folder: Path, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from isbert.search.export import export_parquet
+
+    index = built(tmp_path, model, model_folder, kind="ivf")
+    assert export_parquet(index, tmp_path / "all.parquet") == 12
+    table = pq.read_table(tmp_path / "all.parquet")
+    assert table.num_rows == 12 and np.allclose(np.stack(table.column("vector").to_numpy(zero_copy_only=False))[0],
+                                                index.index.reconstruct(0), atol=1e-6)  # fmt: skip
+
+
+def test_a_build_reports_its_texts_and_its_bar_counts_them(
+    model, model_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from recording_bar import RecordingBar
+
+    from isbert.search import corpus as corpus_module
+
+    RecordingBar.made = []
+    monkeypatch.setattr(corpus_module, "tqdm", RecordingBar)
+    corpus = write_lines(tmp_path / "a.txt", sentences(9))
+    report = SearchIndex.build(tmp_path / "idx", model, str(model_folder), corpus)
+    assert report.stats.texts == 9 and report.added == 9
+    assert [(bar["total"], bar["desc"], sum(bar["updates"])) for bar in RecordingBar.made] == [(9, "index", 9)]
