@@ -446,3 +446,111 @@ def test_a_build_reports_its_texts_and_its_bar_counts_them(
     report = SearchIndex.build(tmp_path / "idx", model, str(model_folder), corpus)
     assert report.stats.texts == 9 and report.added == 9
     assert [(bar["total"], bar["desc"], sum(bar["updates"])) for bar in RecordingBar.made] == [(9, "index", 9)]
+
+
+def test_settings_without_search_parameters_open_and_describe(model, model_folder: Path, tmp_path: Path) -> None:
+    """`search` may be absent from the spec (the check allows it): opening and `index info` go without it."""
+    built(tmp_path, model, model_folder)
+    sql(tmp_path / "idx", "UPDATE meta SET value = ? WHERE key = 'spec'", '{"kind": "flat", "storage": "float32", '
+        '"factory": "Flat"}')  # fmt: skip
+    assert SearchIndex.open(tmp_path / "idx").describe().split(", generation")[0].endswith("flat index (Flat, float32)")
+
+
+def test_add_and_sync_embed_in_batches_of_32_with_a_bar_by_default(
+    model, model_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from isbert.search import index as index_module
+
+    seen: list[tuple[int, bool]] = []
+    embed = index_module.iter_embedded_chunks
+
+    def recording(*args: Any, **options: Any) -> Any:
+        seen.append((options["batch_size"], options["show_progress"]))
+        return embed(*args, **options)
+
+    index = built(tmp_path, model, model_folder)
+    monkeypatch.setattr(index_module, "iter_embedded_chunks", recording)
+    index.add(model, write_lines(tmp_path / "c.txt", sentences(3, offset=30)))
+    index.add(model, write_lines(tmp_path / "d.txt", sentences(3, offset=40)), batch_size=4, show_progress=False)
+    (tmp_path / "docs").mkdir()
+    write_lines(tmp_path / "docs" / "e.txt", sentences(2, offset=50))
+    index.sync(model, tmp_path / "docs")
+    index.sync(model, tmp_path / "docs", batch_size=8, show_progress=False)  # in sync: nothing embedded
+    write_lines(tmp_path / "docs" / "e.txt", sentences(2, offset=60))
+    index.sync(model, tmp_path / "docs", batch_size=8, show_progress=False)
+    assert seen == [(32, True), (4, False), (32, True), (8, False)]
+
+
+def test_a_sync_that_only_adds_reports_nothing_removed(model, model_folder: Path, tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    write_lines(tmp_path / "docs" / "a.txt", sentences(3))
+    SearchIndex.build(tmp_path / "idx", model, str(model_folder), tmp_path / "docs", show_progress=False)
+    index = SearchIndex.open(tmp_path / "idx")
+    write_lines(tmp_path / "docs" / "b.txt", sentences(2, offset=10))
+    report = index.sync(model, tmp_path / "docs", show_progress=False)
+    assert report.summary() == (
+        f"{tmp_path / 'idx'}: 1 new, 0 changed, 0 removed and 1 unchanged files; added 2 texts, removed 0; index holds "
+        "5 vectors"
+    )
+
+
+def test_encode_output_is_checked_before_it_is_indexed(model, model_folder: Path, tmp_path: Path) -> None:
+    from isbert.encode import sources_path
+
+    vectors = encoded(tmp_path, model, sentences(4))
+
+    attempts = iter(range(100))
+
+    def refusal() -> str:
+        with pytest.raises(IsbertError) as refused:
+            SearchIndex.build_from_vectors(tmp_path / f"idx{next(attempts)}", model, str(model_folder), vectors)
+        return str(refused.value)
+
+    matrix = np.load(vectors)
+    np.save(vectors, np.array([{"a": 1}], dtype=object), allow_pickle=True)  # never unpickled
+    assert refusal() == f"{vectors}: not a .npy matrix (Array can't be memory-mapped: Python objects in dtype.)"
+    np.save(vectors, matrix.astype(np.int32))
+    assert refusal() == f"{vectors}: a int32 matrix of shape (4, 24); the model makes 24-d float vectors"
+    for bad in (0.0, np.nan):
+        rows = matrix.copy()
+        rows[2] = bad
+        np.save(vectors, rows)
+        assert refusal() == f"{vectors}: row 2 is zero or not finite; encode the corpus again"
+    np.save(vectors, matrix / np.linalg.norm(matrix, axis=1, keepdims=True))  # unit rows are fine as they are
+    assert SearchIndex.build_from_vectors(tmp_path / "unit", model, str(model_folder), vectors).added == 4
+    listed = sources_path(vectors)
+    listed.write_text("source\na.txt:1\n", encoding="utf-8")
+    assert refusal() == f"{listed}: 1 sources for 4 rows of {vectors}"
+    listed.unlink()
+    assert refusal() == f"{listed}: missing; `isbert encode` writes each row's file:line there, beside the matrix"
+
+
+def test_a_migration_in_several_chunks_keeps_every_id(tmp_path: Path, monkeypatch) -> None:
+    from isbert.search import index as index_module
+
+    monkeypatch.setattr(index_module, "CHUNK_ROWS", 5)  # 16 records: chunks of 5, 5, 5 and 1
+    folder = legacy_copy(tmp_path)
+    SearchIndex.migrate(folder)
+    index = SearchIndex.open(folder)
+    records = index.records(range(16))
+    assert len(records) == 16 and sorted(index.index.id_map.at(i) for i in range(16)) == list(range(16))
+    assert [record["text"] for record in records] == [*sentences(12), *sentences(4, offset=12)]
+
+
+def test_a_migration_failing_after_it_published_leaves_the_old_files_as_the_index(tmp_path: Path, monkeypatch) -> None:
+    from isbert.search import index as index_module
+    from isbert.search import store
+
+    folder = legacy_copy(tmp_path)
+    publish = index_module._publish
+
+    def published_then_failed(*args: Any) -> None:
+        publish(*args)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(index_module, "_publish", published_then_failed)
+    with pytest.raises(OSError, match="disk full"):
+        SearchIndex.migrate(folder)
+    assert not (folder / store.vectors_name(1)).exists() and (folder / "manifest.json").exists()
+    monkeypatch.undo()
+    assert SearchIndex.migrate(folder).added == 16  # simply run again
