@@ -554,3 +554,9 @@ def test_a_migration_failing_after_it_published_leaves_the_old_files_as_the_inde
     assert not (folder / store.vectors_name(1)).exists() and (folder / "manifest.json").exists()
     monkeypatch.undo()
     assert SearchIndex.migrate(folder).added == 16  # simply run again
+
+
+def test_an_add_reports_the_index_s_own_kind_and_storage(model, model_folder: Path, tmp_path: Path) -> None:
+    index = built(tmp_path, model, model_folder, kind="hnsw", storage="int8")
+    report = index.add(model, write_lines(tmp_path / "c.txt", sentences(2, offset=30)), show_progress=False)
+    assert report.summary().endswith("; index holds 14 vectors (hnsw, int8)")
