@@ -560,3 +560,22 @@ def test_an_add_reports_the_index_s_own_kind_and_storage(model, model_folder: Pa
     index = built(tmp_path, model, model_folder, kind="hnsw", storage="int8")
     report = index.add(model, write_lines(tmp_path / "c.txt", sentences(2, offset=30)), show_progress=False)
     assert report.summary().endswith("; index holds 14 vectors (hnsw, int8)")
+
+
+def test_a_sync_stores_and_splits_texts_as_the_index_was_built(model, model_folder: Path, tmp_path: Path) -> None:
+    from isbert.search.chunking import Chunking
+
+    long_line = " ".join(sentences(6))  # about 30 tokens: pieces of 8 tokens overlapping by 2
+    for name, options in (("ids", {"store_texts": False}), ("chunked", {"chunking": Chunking(tokens=8, overlap=2)})):
+        docs = tmp_path / name / "docs"
+        docs.mkdir(parents=True)
+        write_lines(docs / "a.txt", sentences(2))
+        SearchIndex.build(tmp_path / name / "idx", model, str(model_folder), docs, show_progress=False, **options)
+        index = SearchIndex.open(tmp_path / name / "idx")
+        write_lines(docs / "b.txt", [long_line])
+        index.sync(model, docs, show_progress=False)
+        added = [record for record in index.records(range(100)) if record["source"].startswith("b.txt")]
+        if name == "ids":
+            assert [record["text"] for record in added] == [None]
+        else:
+            assert len(added) > 1 and [record["chunk"] for record in added] == list(range(len(added)))
