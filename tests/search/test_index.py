@@ -12,14 +12,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_index_changes import FIXTURE
 from test_search_index import make_word_model_folder, sentences, write_lines
 
 import isbert
 from isbert.errors import IsbertError
 from isbert.search.index import PROBE_SENTENCES, Hit, SearchIndex, fingerprint_agreement
-
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "index-v1"
-"""A first-format index folder (16 records of corpus.txt and more.txt, tiny-word-model, flat float32)."""
 
 
 @pytest.fixture(scope="module")
@@ -282,13 +280,10 @@ def test_vector_queries_are_checked_and_a_source_without_records_finds_nothing(
     assert str(refused.value) == "a vector search needs the queries' vectors"
 
 
-def test_a_write_failing_after_it_published_leaves_no_new_generation(
-    model, model_folder: Path, tmp_path: Path, monkeypatch
-) -> None:
+def fail_after_publishing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every write publishes its vectors file, then fails (as a full disk at the commit would)."""
     from isbert.search import index as index_module
-    from isbert.search import store
 
-    index = built(tmp_path, model, model_folder)
     publish = index_module._publish
 
     def published_then_failed(*args: Any) -> None:
@@ -296,6 +291,15 @@ def test_a_write_failing_after_it_published_leaves_no_new_generation(
         raise OSError("disk full")
 
     monkeypatch.setattr(index_module, "_publish", published_then_failed)
+
+
+def test_a_write_failing_after_it_published_leaves_no_new_generation(
+    model, model_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from isbert.search import store
+
+    index = built(tmp_path, model, model_folder)
+    fail_after_publishing(monkeypatch)
     with pytest.raises(OSError, match="disk full"):
         index.add(model, write_lines(tmp_path / "c.txt", sentences(3, offset=30)), show_progress=False)
     assert not (tmp_path / "idx" / store.vectors_name(2)).exists()
@@ -538,17 +542,10 @@ def test_a_migration_in_several_chunks_keeps_every_id(tmp_path: Path, monkeypatc
 
 
 def test_a_migration_failing_after_it_published_leaves_the_old_files_as_the_index(tmp_path: Path, monkeypatch) -> None:
-    from isbert.search import index as index_module
     from isbert.search import store
 
     folder = legacy_copy(tmp_path)
-    publish = index_module._publish
-
-    def published_then_failed(*args: Any) -> None:
-        publish(*args)
-        raise OSError("disk full")
-
-    monkeypatch.setattr(index_module, "_publish", published_then_failed)
+    fail_after_publishing(monkeypatch)
     with pytest.raises(OSError, match="disk full"):
         SearchIndex.migrate(folder)
     assert not (folder / store.vectors_name(1)).exists() and (folder / "manifest.json").exists()
