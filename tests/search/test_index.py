@@ -576,3 +576,28 @@ def test_a_sync_stores_and_splits_texts_as_the_index_was_built(model, model_fold
             assert [record["text"] for record in added] == [None]
         else:
             assert len(added) > 1 and [record["chunk"] for record in added] == list(range(len(added)))
+
+
+def test_a_first_build_refused_half_way_leaves_no_index_behind(model, model_folder: Path, tmp_path: Path) -> None:
+    """A zero row is found while the rows are written: the same command runs again once the input is fixed."""
+    vectors = encoded(tmp_path, model, sentences(4))
+    matrix = np.load(vectors)
+    broken = matrix.copy()
+    broken[3] = 0.0
+    np.save(vectors, broken)
+    with pytest.raises(IsbertError, match="row 3 is zero"):
+        SearchIndex.build_from_vectors(tmp_path / "idx", model, str(model_folder), vectors)
+    assert [path.name for path in (tmp_path / "idx").iterdir() if not path.name.startswith(".")] == []
+    np.save(vectors, matrix)
+    assert SearchIndex.build_from_vectors(tmp_path / "idx", model, str(model_folder), vectors).added == 4
+
+
+def test_a_failed_overwrite_keeps_the_index_it_was_replacing(model, model_folder: Path, tmp_path: Path) -> None:
+    index = built(tmp_path, model, model_folder)
+    vectors = encoded(tmp_path, model, sentences(4))
+    broken = np.load(vectors)
+    broken[0] = np.nan
+    np.save(vectors, broken)
+    with pytest.raises(IsbertError, match="row 0 is zero or not finite"):
+        SearchIndex.build_from_vectors(tmp_path / "idx", model, str(model_folder), vectors, overwrite=True)
+    assert len(SearchIndex.open(tmp_path / "idx")) == 12 and len(index) == 12

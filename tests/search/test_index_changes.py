@@ -247,8 +247,9 @@ def test_a_reader_keeps_answering_while_a_writer_adds_and_deletes(model, tmp_pat
 
 
 def test_a_stopped_build_is_replaced_with_overwrite(model, model_folder: Path, tmp_path: Path, capsys) -> None:
-    """A build that dies before its commit (here an interrupt in the middle of embedding; a SIGKILL leaves the same
-    uncommitted transaction) leaves a database without tables: open and build say --overwrite, which replaces it."""
+    """A first build interrupted in the middle of embedding leaves nothing: the same command runs again. A build
+    killed before its commit (SIGKILL: no cleanup) leaves a database without tables: open and build say
+    --overwrite, which replaces it."""
     corpus = write_lines(tmp_path / "c.txt", sentences(50))
     folder = tmp_path / "idx"
 
@@ -262,10 +263,14 @@ def test_a_stopped_build_is_replaced_with_overwrite(model, model_folder: Path, t
             SearchIndex.build(folder, model, "tiny", corpus, show_progress=False)
     finally:
         isbert.search.index.store.insert_records = original
-    assert (folder / "index.sqlite").exists() and not list(folder.glob("vectors-*"))
+    assert not (folder / "index.sqlite").exists() and not list(folder.glob("vectors-*"))
+    args = ["index", "build", str(folder), "--model", str(model_folder), "-i", str(corpus), "--no-progress"]
+    assert main(args) == 0 and len(SearchIndex.open(folder)) == 50
+    shutil.rmtree(folder)
+    folder.mkdir()
+    sqlite3.connect(folder / "index.sqlite").close()  # what the killed build's rolled-back transaction leaves
     with pytest.raises(IsbertError, match="--overwrite"):
         SearchIndex.open(folder)
-    args = ["index", "build", str(folder), "--model", str(model_folder), "-i", str(corpus), "--no-progress"]
     assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0
     assert len(SearchIndex.open(folder)) == 50

@@ -791,11 +791,13 @@ def _replace_folder(
     fill: Callable[[sqlite3.Connection, faiss.Index], int],
 ) -> int:
     """Write a whole index in one transaction (``fill`` inserts the records and vectors, returning the next id),
-    replacing what the folder held: readers of the old index keep reading it until the commit. A killed build
-    leaves a database without tables (``--overwrite`` replaces it)."""
+    replacing what the folder held: readers of the old index keep reading it until the commit. A first build that
+    fails (bad input, Ctrl-C) leaves no database, so the same command can run again; a killed one leaves a database
+    without tables (``--overwrite`` replaces it)."""
     folder.mkdir(parents=True, exist_ok=True)
     old_manifest = None
     with store.writer_lock(folder):
+        fresh = not (folder / DATABASE).exists() and not (folder / DATABASE).is_symlink()
         if not (folder / DATABASE).exists():
             old_manifest = legacy.read_manifest(folder)
         connection = _connect_for_build(folder, overwrite)
@@ -812,6 +814,9 @@ def _replace_folder(
                     _publish(connection, folder, index, previous + 1, next_id)
             except BaseException:
                 (folder / store.vectors_name(previous + 1)).unlink(missing_ok=True)
+                connection.close()
+                if fresh and old_manifest is None:  # a first build that failed leaves no index (rerun as is)
+                    store.remove_database(folder)
                 raise
             store.remove_stale_vectors(folder, {previous, previous + 1})
         finally:
