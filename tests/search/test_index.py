@@ -460,7 +460,7 @@ def test_settings_without_search_parameters_open_and_describe(model, model_folde
     assert SearchIndex.open(tmp_path / "idx").describe().split(", generation")[0].endswith("flat index (Flat, float32)")
 
 
-def test_add_and_sync_embed_in_batches_of_32_with_a_bar_by_default(
+def test_build_add_and_sync_embed_in_batches_of_32_with_a_bar_by_default(
     model, model_folder: Path, tmp_path: Path, monkeypatch
 ) -> None:
     from isbert.search import index as index_module
@@ -472,8 +472,12 @@ def test_add_and_sync_embed_in_batches_of_32_with_a_bar_by_default(
         seen.append((options["batch_size"], options["show_progress"]))
         return embed(*args, **options)
 
-    index = built(tmp_path, model, model_folder)
     monkeypatch.setattr(index_module, "iter_embedded_chunks", recording)
+    corpus = write_lines(tmp_path / "a.txt", sentences(4))
+    SearchIndex.build(tmp_path / "idx", model, str(model_folder), corpus)
+    with pytest.raises(IsbertError, match="already holds an index"):  # no overwrite unless asked
+        SearchIndex.build(tmp_path / "idx", model, str(model_folder), corpus)
+    index = SearchIndex.open(tmp_path / "idx")
     index.add(model, write_lines(tmp_path / "c.txt", sentences(3, offset=30)))
     index.add(model, write_lines(tmp_path / "d.txt", sentences(3, offset=40)), batch_size=4, show_progress=False)
     (tmp_path / "docs").mkdir()
@@ -482,7 +486,7 @@ def test_add_and_sync_embed_in_batches_of_32_with_a_bar_by_default(
     index.sync(model, tmp_path / "docs", batch_size=8, show_progress=False)  # in sync: nothing embedded
     write_lines(tmp_path / "docs" / "e.txt", sentences(2, offset=60))
     index.sync(model, tmp_path / "docs", batch_size=8, show_progress=False)
-    assert seen == [(32, True), (4, False), (32, True), (8, False)]
+    assert seen == [(32, True), (32, True), (4, False), (32, True), (8, False)]
 
 
 def test_a_sync_that_only_adds_reports_nothing_removed(model, model_folder: Path, tmp_path: Path) -> None:
