@@ -605,3 +605,12 @@ def test_a_failed_overwrite_keeps_the_index_it_was_replacing(model, model_folder
     with pytest.raises(IsbertError, match="row 0 is zero or not finite"):
         SearchIndex.build_from_vectors(tmp_path / "idx", model, str(model_folder), vectors, overwrite=True)
     assert len(SearchIndex.open(tmp_path / "idx")) == 12 and len(index) == 12
+
+
+def test_a_build_needs_one_text_and_no_more(model, model_folder: Path, tmp_path: Path) -> None:
+    empty = write_lines(tmp_path / "empty.txt", ["", " "])
+    with pytest.raises(IsbertError) as refused:
+        SearchIndex.build(tmp_path / "none", model, str(model_folder), empty, show_progress=False)
+    assert str(refused.value) == f"{empty}: no non-empty texts to index"
+    one = write_lines(tmp_path / "one.txt", ["", "the man runs"])
+    assert SearchIndex.build(tmp_path / "idx", model, str(model_folder), one, show_progress=False).added == 1
