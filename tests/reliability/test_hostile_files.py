@@ -8,7 +8,6 @@ test writes the attack and asserts a one-line error, exit 2, and a victim file t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pickle
@@ -32,7 +31,7 @@ from isbert.search.index import SearchIndex
 from isbert.training import checkpoints
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "search"))
-from test_search_index import make_word_model_folder, sentences, write_lines
+from test_search_index import make_word_model_folder, sentences, sql, write_lines
 
 pytestmark = pytest.mark.reliability
 VICTIM_TEXT = "do not touch\n"
@@ -77,12 +76,6 @@ def tamper(folder: Path, **files: str) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["files"].update(files)
     (folder / "manifest.json").write_text(json.dumps(manifest))
-
-
-def sql(folder: Path, statement: str, *values: object) -> None:
-    """Edit the index database as an attacker with write access to the folder would."""
-    with contextlib.closing(sqlite3.connect(folder / "index.sqlite")) as db, db:
-        db.execute(statement, values)
 
 
 def assert_one_line_error(capsys: pytest.CaptureFixture[str], code: int, *fragments: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from test_index_changes import FIXTURE
-from test_search_index import make_word_model_folder, sentences, write_lines
+from test_search_index import make_word_model_folder, sentences, sql, write_lines
 
 import isbert
 from isbert.errors import IsbertError
@@ -361,14 +361,6 @@ def test_hybrid_search_fuses_pools_of_twice_k_or_at_least_fifty(model, model_fol
         keyword = keyword_ranking(index._db, index.folder, query[0], pool, None)
         expected = [i for i, _ in reciprocal_rank_fusion([ids, [i for i, _ in keyword]], k)]
         assert [hit.id for hit in index.search_embedded(query, vectors, k, mode="hybrid")[0]] == expected
-
-
-def sql(folder: Path, statement: str, *values: object) -> None:
-    import contextlib
-    import sqlite3
-
-    with contextlib.closing(sqlite3.connect(folder / "index.sqlite")) as db, db:
-        db.execute(statement, values)
 
 
 def test_the_settings_check_s_bounds(model, model_folder: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import sqlite3
@@ -30,6 +31,12 @@ def sentences(count: int, offset: int = 0) -> list[str]:
 def write_lines(path: Path, lines: list[str]) -> Path:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def sql(folder: Path, statement: str, *values: object) -> None:
+    """Edit the index database as an attacker with write access to the folder would."""
+    with contextlib.closing(sqlite3.connect(folder / "index.sqlite")) as db, db:
+        db.execute(statement, values)
 
 
 def make_word_model_folder(folder: Path, seed: int = 0) -> Path:
