@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from experiments.test_report_markdown import saved_figures
 from isbert.experiments import report
 
 
@@ -23,16 +24,11 @@ def _run(index: int, backbone: str, corpus: str) -> dict[str, Any]:
 
 
 def _drawn(monkeypatch: pytest.MonkeyPatch, runs: list[dict[str, Any]], tmp_path: Path) -> Any:
-    figures: list[Any] = []
-
-    def keep(figure: Any, path: Any, **_: Any) -> Path:
-        figures.append(figure)
-        return Path(path)
-
-    monkeypatch.setattr(report, "save_figure_atomic", keep)
-    assert report.plot_quality_speed({"experiment": "x", "runs": runs}, tmp_path / "x.png") == tmp_path / "x.png"
-    (figure,) = figures
-    return figure.axes[0]
+    """The figure's axes (the figure is closed; its artists stay readable)."""
+    with saved_figures(monkeypatch) as figures:
+        assert report.plot_quality_speed({"experiment": "x", "runs": runs}, tmp_path / "x.png") == tmp_path / "x.png"
+        (figure,) = figures
+        return figure.axes[0]
 
 
 def test_few_points_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
