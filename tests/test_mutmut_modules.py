@@ -3,12 +3,16 @@ issue 31 lists, and the copy's ``[tool.mutmut]`` mutates the one module with its
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import tomllib
+from hypothesis import given
+from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
@@ -100,3 +104,107 @@ def test_diffs_in_one_process_show_what_mutmut_show_shows(tmp_path: Path) -> Non
     assert mutmut_modules.diffs(tmp_path, names) == shown
     assert all(text.startswith("-    return 2 * x + 1\n+    return ") for text in shown.values())
     assert mutmut_modules.changed_lines("--- a.py\n+++ a.py\n@@ -1 +1 @@\n-\n+x = 1\n ok") == "-\n+x = 1"
+
+
+TINY = """import functools
+
+
+LIMIT = 3
+
+
+def build(x: int) -> int:
+    return x + 1
+
+
+def build_from_vectors(x: int) -> int:
+    return x * 2
+
+
+class Index:
+    size = 4
+
+    def add(self, x: int) -> int:
+        return x - 1
+
+    @functools.cache
+    def search(self, x: int) -> int:
+        def inner(y: int) -> int:
+            return y * 3
+
+        return inner(x)
+"""
+
+
+def _git(folder: Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True)
+
+
+@pytest.mark.slow
+def test_since_selects_the_changed_functions_and_exactly_their_mutants(tmp_path: Path) -> None:
+    """`--since`: the functions a commit or the working tree changed, by mutmut's names, and the patterns that pick
+    their mutants among those mutmut plants (not `build_from_vectors`' for `build`)."""
+    module = tmp_path / "src" / "isbert" / "tiny.py"
+    module.parent.mkdir(parents=True)
+    (module.parent / "__init__.py").write_text("")
+    module.write_text(TINY)
+    shutil.copy2(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "first", "--allow-empty")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny")
+    edited = TINY.replace("x + 1", "x + 2").replace("return y * 3", "return y * 4").replace("LIMIT = 3", "LIMIT = 5")
+    module.write_text(edited)
+    changed = mutmut_modules.changed_functions("tiny.py", "HEAD", None, repo=tmp_path)
+    assert changed == ["x_build", "xǁIndexǁsearch"]  # the nested function is its method's; LIMIT is not mutated
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "edit")
+    module.write_text(TINY.replace("x - 1", "x - 7"))  # the working tree no longer matters once a commit is named
+    assert mutmut_modules.changed_functions("tiny.py", "HEAD~1", "HEAD", repo=tmp_path) == changed
+    assert mutmut_modules.changed_functions("tiny.py", "HEAD", None, repo=tmp_path) == [
+        "x_build",
+        "xǁIndexǁadd",
+        "xǁIndexǁsearch",
+    ]
+    assert mutmut_modules.changed_functions("tiny.py", "HEAD", "HEAD", repo=tmp_path) == []
+
+    module.write_text(TINY)
+    mutmut_modules.configure(tmp_path, "tiny.py", [])
+    planted = mutmut_modules.plant(tmp_path)["tiny.py"]
+    patterns = mutmut_modules.mutant_patterns("tiny.py", ["x_build", "xǁIndexǁadd"])
+    picked = {name for pattern in patterns for name in fnmatch.filter(planted, pattern)}
+    assert picked and picked == {
+        name for name in planted if name.split("__mutmut_")[0] in ("isbert.tiny.x_build", "isbert.tiny.xǁIndexǁadd")
+    }
+    assert any(name.startswith("isbert.tiny.x_build_from_vectors__mutmut_") for name in planted)
+    assert mutmut_modules.mutant_patterns("training/selection/__init__.py", ["x_f"]) == [
+        "isbert.training.selection.x_f__mutmut_*"
+    ]
+
+
+def test_functions_at_counts_decorators_and_nested_functions_and_skips_module_and_class_lines() -> None:
+    lines = TINY.splitlines()
+    number = {text.strip(): index + 1 for index, text in enumerate(lines)}
+    assert mutmut_modules.functions_at(TINY, {number["@functools.cache"]}) == ["xǁIndexǁsearch"]
+    assert mutmut_modules.functions_at(TINY, {number["return y * 3"]}) == ["xǁIndexǁsearch"]
+    assert mutmut_modules.functions_at(TINY, {number["LIMIT = 3"], number["size = 4"], 1}) == []
+    assert mutmut_modules.functions_at(TINY, set(range(1, len(lines) + 1))) == [
+        "x_build", "x_build_from_vectors", "xǁIndexǁadd", "xǁIndexǁsearch"
+    ]  # fmt: skip
+
+
+@given(
+    st.lists(st.sampled_from("abcde"), max_size=12),
+    st.lists(st.sampled_from("abcde"), max_size=12),
+)
+def test_new_lines_are_the_added_lines_and_the_line_before_each_removal(old: list[str], new: list[str]) -> None:
+    """A -U0 diff (difflib writes git's hunk headers) gives the new file's added lines, and for lines only removed
+    the line before them (0 at the top of the file)."""
+    diff = "".join(difflib.unified_diff([f"{x}\n" for x in old], [f"{x}\n" for x in new], n=0))
+    expected: set[int] = set()
+    for tag, _, _, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if tag in ("replace", "insert"):
+            expected.update(range(j1 + 1, j2 + 1))
+        elif tag == "delete":
+            expected.add(j1)
+    assert mutmut_modules.new_lines(diff) == expected

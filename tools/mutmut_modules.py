@@ -13,6 +13,10 @@ minutes to an hour on 2 cores, not the whole suite per mutant:
 4. print the score (caught / all mutants, where caught is killed by a test or rejected by CI's mypy step; ``no
    tests``, timeouts and the rest are not caught) and each survivor's diff; ``--json`` writes them.
 
+``--since COMMIT`` (``make mutation SINCE=...``) runs only the mutants of the functions changed since that commit
+(``git diff``, mapped to mutmut's function names): a quick check of a change before it lands. Its score is of those
+mutants only, not the module's.
+
 The hand-written list (tools/mutation.py, ``make mutation-targeted``) is kept for the mutants mutmut's operators
 cannot express; see docs/testing.md. Exit status: 0 when the run completed (the score is information), 2 on a
 usage error or when mutmut itself failed.
@@ -21,6 +25,8 @@ usage error or when mutmut itself failed.
 from __future__ import annotations
 
 import argparse
+import ast
+import fnmatch
 import json
 import os
 import re
@@ -190,14 +196,22 @@ def changed_lines(diff: str) -> str:
     return "\n".join(line for line in lines if line.startswith(("-", "+")) and not line.startswith(("---", "+++")))
 
 
-_COUNT = """
+_PLANT = """
 import glob, json
 import mutmut.__main__ as mutmut
 mutmut.create_mutants(2)
+planted = {}
 for meta in sorted(glob.glob("mutants/src/isbert/**/*.meta", recursive=True)):
     with open(meta, encoding="utf-8") as handle:
-        print(meta[len("mutants/src/isbert/"):-len(".meta")], len(json.load(handle)["exit_code_by_key"]))
+        planted[meta[len("mutants/src/isbert/"):-len(".meta")]] = list(json.load(handle)["exit_code_by_key"])
+print(json.dumps(planted))
 """
+
+
+def plant(work: Path) -> dict[str, list[str]]:
+    """Plant the configured modules' mutants in the copy (no test run): module -> mutant names."""
+    planted = subprocess.run([sys.executable, "-c", _PLANT], cwd=work, capture_output=True, text=True, check=True)
+    return json.loads(planted.stdout.splitlines()[-1])  # after the paths mutmut prints
 
 
 def count_mutants(modules: list[str], rev: str | None) -> dict[str, int]:
@@ -206,14 +220,69 @@ def count_mutants(modules: list[str], rev: str | None) -> dict[str, int]:
     try:
         _copy_tree(work, rev)
         configure(work, modules, [])
-        listed = subprocess.run([sys.executable, "-c", _COUNT], cwd=work, capture_output=True, text=True, check=True)
+        planted = plant(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    counts = dict(line.rsplit(" ", 1) for line in listed.stdout.splitlines() if line.count(" ") == 1)
-    return {module: int(counts.get(module, 0)) for module in modules}
+    return {module: len(planted.get(module, [])) for module in modules}
 
 
-def run_module(module: str, *, jobs: int, rev: str | None, keep: bool) -> dict[str, object]:
+_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@", re.MULTILINE)
+
+
+def new_lines(diff: str) -> set[int]:
+    """The lines of the new file a ``git diff -U0`` touches: each added line, and for a removal the line before it
+    (inside the function the lines were removed from, or the ``def`` line when they were its first)."""
+    touched: set[int] = set()
+    for hunk in _HUNK.finditer(diff):
+        start, count = int(hunk[1]), 1 if hunk[2] is None else int(hunk[2])
+        touched.update(range(start, start + count) if count else {start})
+    return touched
+
+
+def functions_at(source: str, lines: set[int]) -> list[str]:
+    """mutmut's names (``x_name``, ``xǁClassǁname``) of the functions and methods with a line (decorators included) in
+    ``lines``: mutmut mutates only function bodies, each under its top-level function or method."""
+
+    def touched(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        first = min([node.lineno, *(decorator.lineno for decorator in node.decorator_list)])
+        return any(first <= line <= (node.end_lineno or node.lineno) for line in lines)
+
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    names = []
+    for node in ast.parse(source).body:
+        if isinstance(node, functions) and touched(node):
+            names.append(f"x_{node.name}")
+        elif isinstance(node, ast.ClassDef):
+            methods = [item for item in node.body if isinstance(item, functions) and touched(item)]
+            names += [f"xǁ{node.name}ǁ{method.name}" for method in methods]
+    return names
+
+
+def changed_functions(module: str, since: str, rev: str | None, repo: Path = REPO) -> list[str]:
+    """The functions of ``module`` changed from commit ``since`` to ``rev`` (default: the working tree)."""
+    path = str(PACKAGE / module)
+    diff = ["git", "-C", str(repo), "diff", "-U0", "--no-ext-diff", since, *([rev] if rev else []), "--", path]
+    touched = new_lines(subprocess.run(diff, capture_output=True, text=True, check=True).stdout)
+    if not touched:
+        return []
+    source = (
+        subprocess.run(["git", "-C", str(repo), "show", f"{rev}:{path}"], capture_output=True, text=True, check=True)
+        .stdout if rev else (repo / path).read_text(encoding="utf-8")
+    )  # fmt: skip
+    return functions_at(source, touched)
+
+
+def mutant_patterns(module: str, functions: list[str]) -> list[str]:
+    """``mutmut run`` arguments selecting every mutant of these functions (and none of a longer name)."""
+    dotted = ".".join(("isbert", *Path(module).with_suffix("").parts)).removesuffix(".__init__")
+    return [f"{dotted}.{function}__mutmut_*" for function in functions]
+
+
+def run_module(
+    module: str, *, jobs: int, rev: str | None, keep: bool, functions: list[str] | None = None
+) -> dict[str, object] | None:
+    """mutmut over the module (or only the mutants of ``functions``, mutmut's names) in a fresh copy; None when those
+    functions have no mutant."""
     tests = [test for test in MODULES[module] if (REPO / test.split("::")[0]).exists()]
     for missing in set(MODULES[module]) - set(tests):
         print(f"warning: {missing} does not exist; running without it", file=sys.stderr)
@@ -223,9 +292,18 @@ def run_module(module: str, *, jobs: int, rev: str | None, keep: bool) -> dict[s
     configure(work, module, tests)
     env = dict(os.environ, CI="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     env.setdefault("ISBERT_DATA_DIR", str((REPO / ".." / "shared" / "data").resolve()))
+    only = []  # mutmut refuses a run whose names match no mutant (a changed function with nothing to mutate)
+    if functions is not None:
+        planted = plant(work).get(module, [])
+        only = [pattern for pattern in mutant_patterns(module, functions) if fnmatch.filter(planted, pattern)]
+        if not only:
+            shutil.rmtree(work, ignore_errors=True)
+            return None
     print(f"mutmut on src/isbert/{module} with {', '.join(tests)} in {work}", flush=True)
-    ran = subprocess.run([str(MUTMUT), "run", "--max-children", str(jobs)], cwd=work, env=env)
+    ran = subprocess.run([str(MUTMUT), "run", "--max-children", str(jobs), *only], cwd=work, env=env)
     verdicts = results(work)
+    if only:
+        verdicts = {name: verdict for name, verdict in verdicts.items() if any(fnmatch.fnmatch(name, p) for p in only)}
     if ran.returncode != 0 or not verdicts:
         raise SystemExit(f"mutmut failed on {module} (exit {ran.returncode}); the copy is kept in {work}")
     not_caught = {name: verdict for name, verdict in verdicts.items() if verdict not in CAUGHT}
@@ -255,6 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rev", help="mutate this commit (git archive) instead of the working tree")
     parser.add_argument("--keep", action="store_true", help="keep the copy (then `mutmut browse` in it)")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--since",
+        metavar="COMMIT",
+        help="only the mutants of functions changed since COMMIT (to --rev, or the working tree): a quick check of a "
+        "change, not a module's score",
+    )
     args = parser.parse_args(argv)
     if args.list:
         for module, tests in MODULES.items():
@@ -272,7 +356,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     reports = []
     for module in args.modules or list(MODULES):
-        report = run_module(module, jobs=args.jobs, rev=args.rev, keep=args.keep)
+        functions = changed_functions(module, args.since, args.rev) if args.since else None
+        if functions == []:
+            print(f"{module}: no function changed since {args.since}")
+            continue
+        report = run_module(module, jobs=args.jobs, rev=args.rev, keep=args.keep, functions=functions)
+        if report is None:
+            print(f"{module}: the functions changed since {args.since} have no mutant ({', '.join(functions or [])})")
+            continue
         reports.append(report)
         counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(report["counts"].items()))
         print(f"\n{module}: {report['score']:.1%} caught of {report['mutants']} mutants ({counts}), "
