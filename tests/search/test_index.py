@@ -5,6 +5,7 @@ searching and changing an index)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -17,7 +18,15 @@ from test_search_index import make_word_model_folder, sentences, sql, write_line
 
 import isbert
 from isbert.errors import IsbertError
-from isbert.search.index import PROBE_SENTENCES, Hit, SearchIndex, fingerprint_agreement
+from isbert.search.corpus import embed_texts
+from isbert.search.index import (
+    PROBE_SENTENCES,
+    Hit,
+    SearchIndex,
+    fingerprint_agreement,
+    model_reference,
+    probe_fingerprint,
+)
 
 
 @pytest.fixture(scope="module")
@@ -606,3 +615,56 @@ def test_a_build_needs_one_text_and_no_more(model, model_folder: Path, tmp_path:
     assert str(refused.value) == f"{empty}: no non-empty texts to index"
     one = write_lines(tmp_path / "one.txt", ["", "the man runs"])
     assert SearchIndex.build(tmp_path / "idx", model, str(model_folder), one, show_progress=False).added == 1
+
+
+def test_the_model_is_recorded_by_absolute_path_for_a_folder_and_as_given_otherwise(
+    model_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(model_folder.parent)
+    assert model_reference(model_folder.name) == str(model_folder.resolve())
+    assert model_reference("org/a-hub-model") == "org/a-hub-model"  # no such folder: a name for the hub
+
+
+def test_the_fingerprint_is_the_probes_to_5_digits_and_a_hash_of_them_to_3(model, other_model) -> None:
+    """What `index info` shows can be recomputed by anyone from the four probe sentences: the first 16 hex digits of
+    the SHA-256 of the probe embeddings rounded to 3 digits, as float32; the stored probes keep 5 digits."""
+    probes = embed_texts(model, list(PROBE_SENTENCES))
+    fingerprint = probe_fingerprint(model)
+    assert fingerprint == {
+        "sha256": hashlib.sha256(np.round(probes, 3).astype(np.float32).tobytes()).hexdigest()[:16],
+        "probes": np.round(probes.astype(np.float64), 5).tolist(),
+    }
+    assert probe_fingerprint(other_model)["sha256"] != fingerprint["sha256"]
+
+
+def test_a_new_index_records_the_model_s_settings_key_by_key(model, model_folder: Path, tmp_path: Path) -> None:
+    manifest = built(tmp_path, model, model_folder).manifest
+    assert {key: manifest[key] for key in ("dimension", "max_seq_length", "normalized", "metric")} == {
+        "dimension": 24,
+        "max_seq_length": model.max_seq_length,
+        "normalized": True,
+        "metric": "inner_product",
+    }
+    assert manifest["fingerprint"] == probe_fingerprint(model)
+
+
+def test_a_build_passes_on_its_index_settings_and_stores_no_texts_when_told(
+    model, model_folder: Path, tmp_path: Path
+) -> None:
+    index = built(tmp_path, model, model_folder, kind="hnsw", ef_search=5, hnsw_m=8, store_texts=False)
+    assert index.manifest["spec"]["search"] == {"efSearch": 5}
+    assert index.manifest["spec"]["factory"] == "HNSW8"
+    assert index.manifest["store_texts"] is False
+    hits = index.search(model, [sentences(1)[0]], k=2)[0]
+    assert [hit.text for hit in hits] == [None, None]
+    assert hits[0].source == "a.txt:1"
+
+
+def test_a_model_without_a_dimension_is_refused_in_one_line(
+    model, model_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(model, "get_embedding_dimension", lambda: None)
+    corpus = write_lines(tmp_path / "a.txt", sentences(3))
+    with pytest.raises(IsbertError) as refused:
+        SearchIndex.build(tmp_path / "idx", model, str(model_folder), corpus, show_progress=False)
+    assert str(refused.value) == "the model does not report its embedding dimension"
