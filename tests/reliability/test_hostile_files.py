@@ -21,6 +21,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from waiting import planted_fifo, returns_without_waiting
 
 import isbert
 import isbert.model_folder
@@ -111,13 +112,18 @@ def test_search_and_serve_never_read_outside(legacy_and_victim, word_model_folde
     assert_one_line_error(capsys, main(["serve", str(word_model_folder), "--index", str(index)]), "index migrate")
 
 
-def test_a_symlink_leading_out_of_the_index_is_refused(index_and_victim, capsys) -> None:
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "folder"])
+def test_a_link_or_not_a_file_at_the_vectors_name_is_refused(index_and_victim, capsys, kind: str) -> None:
+    """A FIFO is refused without waiting for a writer that never comes."""
     index, victim = index_and_victim
     vectors = index / "vectors-000001.faiss"
     vectors.unlink()
-    vectors.symlink_to(victim)
-    with pytest.raises(IsbertError, match="outside"):
-        SearchIndex.open(index)
+    {"symlink": lambda: vectors.symlink_to(victim), "fifo": lambda: planted_fifo(vectors), "folder": vectors.mkdir}[
+        kind
+    ]()
+    with pytest.raises(IsbertError) as refused:
+        returns_without_waiting(lambda: SearchIndex.open(index), fifo=vectors)
+    assert str(refused.value) == f"{vectors} is a link leading outside the index (or not a file); refused"
     assert_one_line_error(capsys, main(["index", "info", str(index)]), "outside")
 
 

@@ -15,8 +15,10 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import isbert
 from isbert.cli import main
 from isbert.errors import IsbertError
 
@@ -125,6 +127,37 @@ def test_a_temporary_swapped_for_a_link_while_faiss_writes_changes_nothing_outsi
     assert untouched(victim)
     monkeypatch.undo()
     assert main(["search", str(index), "the man runs", "-k", "1"]) == 0  # the old generation still answers
+
+
+def test_a_vectors_file_swapped_for_a_link_after_its_check_is_not_followed(
+    word_model_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader's side of that race: the vectors file is checked (a plain file of the folder), then swapped for a
+    link to another index's vectors of the same shape just before faiss reads it. faiss reads the file that was
+    checked, through the handle isbert opened, never the link."""
+    import faiss
+
+    from isbert.search import store
+    from isbert.search.index import SearchIndex
+
+    model = isbert.load(word_model_folder, device="cpu")
+    for name, offset in (("idx", 0), ("outside", 40)):
+        corpus = write_lines(tmp_path / f"{name}.txt", sentences(20, offset=offset))
+        SearchIndex.build(tmp_path / name, model, str(word_model_folder), corpus, show_progress=False)
+    vectors = tmp_path / "idx" / store.vectors_name(1)
+    own, foreign = (
+        faiss.read_index(str(path)).reconstruct(0) for path in (vectors, tmp_path / "outside" / vectors.name)
+    )
+    assert not np.allclose(own, foreign)
+    read_index = faiss.read_index
+
+    def swap_then_read(path: str, *args):
+        vectors.unlink()
+        vectors.symlink_to(tmp_path / "outside" / vectors.name)
+        return read_index(path, *args)
+
+    monkeypatch.setattr(faiss, "read_index", swap_then_read)
+    np.testing.assert_array_equal(SearchIndex.open(tmp_path / "idx").index.reconstruct(0), own)
 
 
 @pytest.mark.parametrize("kind", KINDS)

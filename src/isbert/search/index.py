@@ -18,6 +18,7 @@ model is recognised after it moved (the recorded path is only where to look firs
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import sqlite3
@@ -225,22 +226,35 @@ def _read_vectors(folder: Path, generation: int, dimension: int, count: int) -> 
     """The generation's vectors file: a plain file of the folder (not a link), an ``IndexIDMap2`` of the right
     shape; None when it is missing (a writer replaced it: read the generation again)."""
     path = folder / store.vectors_name(generation)
-    try:
-        status = os.lstat(path)
+    refused = IsbertError(f"{path} is a link leading outside the index (or not a file); refused")
+    try:  # faiss reads the file checked here, through this handle: a name swapped after the check is never followed
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
-    if not stat.S_ISREG(status.st_mode):
-        raise IsbertError(f"{path} is a link leading outside the index (or not a file); refused")
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # a symbolic link
+            raise refused from None
+        raise IsbertError(f"{path}: cannot open the vectors ({error.strerror})") from None
     try:
-        index = faiss.read_index(str(path))
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise refused
+        index = faiss.read_index(_through(fd, path))
     except RuntimeError as error:
         raise IsbertError(f"{path}: cannot read the vectors ({' '.join(str(error).split())[:200]})") from None
+    finally:
+        os.close(fd)
     if not isinstance(index, faiss.IndexIDMap2) or index.d != dimension or index.ntotal != count:
         raise IsbertError(
             f"{path}: not the index's vectors ({index.ntotal} of dimension {index.d}; the database holds {count} of "
             f"dimension {dimension}); rebuild the index"
         )
     return index
+
+
+def _through(fd: int, path: Path) -> str:
+    """A name that opens the file behind ``fd`` (Linux's ``/proc/self/fd``), for readers that only take a name."""
+    proc = f"/proc/self/fd/{fd}"
+    return proc if os.path.exists(proc) else str(path)
 
 
 def _load(connection: sqlite3.Connection, folder: Path) -> tuple[dict[str, Any], faiss.IndexIDMap2, int]:
