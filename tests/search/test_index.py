@@ -668,3 +668,40 @@ def test_a_model_without_a_dimension_is_refused_in_one_line(
     with pytest.raises(IsbertError) as refused:
         SearchIndex.build(tmp_path / "idx", model, str(model_folder), corpus, show_progress=False)
     assert str(refused.value) == "the model does not report its embedding dimension"
+
+
+def test_an_overwrite_is_the_next_generation_and_one_failing_after_it_published_leaves_no_vectors_file(
+    model, model_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from isbert.search import store
+
+    built(tmp_path, model, model_folder)
+    corpus = write_lines(tmp_path / "new.txt", sentences(4, offset=20))
+    fail_after_publishing(monkeypatch)
+    with pytest.raises(OSError, match="disk full"):
+        SearchIndex.build(tmp_path / "idx", model, str(model_folder), corpus, overwrite=True, show_progress=False)
+    assert sorted(path.name for path in (tmp_path / "idx").glob("*.faiss")) == [store.vectors_name(1)]
+    assert SearchIndex.open(tmp_path / "idx").generation == 1
+    monkeypatch.undo()
+    SearchIndex.build(tmp_path / "idx", model, str(model_folder), corpus, overwrite=True, show_progress=False)
+    replaced = SearchIndex.open(tmp_path / "idx")
+    assert (replaced.generation, len(replaced)) == (2, 4)
+
+
+def test_a_build_creates_the_folders_above_its_own(model, model_folder: Path, tmp_path: Path) -> None:
+    corpus = write_lines(tmp_path / "a.txt", sentences(3))
+    SearchIndex.build(tmp_path / "x" / "y" / "idx", model, str(model_folder), corpus, show_progress=False)
+    assert len(SearchIndex.open(tmp_path / "x" / "y" / "idx")) == 3
+
+
+def test_an_overwrite_of_a_first_format_folder_removes_its_files_once_the_new_index_is_in(
+    model, model_folder: Path, tmp_path: Path
+) -> None:
+    folder = legacy_copy(tmp_path)
+    old_files = set(json.loads((folder / "manifest.json").read_text())["files"].values())
+    assert old_files and all((folder / name).exists() for name in old_files)
+    corpus = write_lines(tmp_path / "a.txt", sentences(3))
+    SearchIndex.build(folder, model, str(model_folder), corpus, overwrite=True, show_progress=False)
+    assert not (folder / "manifest.json").exists()
+    assert not any((folder / name).exists() for name in old_files)
+    assert len(SearchIndex.open(folder)) == 3
