@@ -208,3 +208,11 @@ def test_new_lines_are_the_added_lines_and_the_line_before_each_removal(old: lis
         elif tag == "delete":
             expected.add(j1)
     assert mutmut_modules.new_lines(diff) == expected
+
+
+def test_since_an_unknown_commit_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert mutmut_modules.main(["--since", "no-such-commit", "losses.py"]) == 2
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert printed.err.startswith("git cannot compare no-such-commit with the working tree: ")
+    assert printed.err.count("\n") == 1

@@ -356,7 +356,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     reports = []
     for module in args.modules or list(MODULES):
-        functions = changed_functions(module, args.since, args.rev) if args.since else None
+        try:
+            functions = changed_functions(module, args.since, args.rev) if args.since else None
+        except subprocess.CalledProcessError as error:
+            reason = " ".join(error.stderr.split())
+            print(f"git cannot compare {args.since} with {args.rev or 'the working tree'}: {reason}", file=sys.stderr)
+            return 2
         if functions == []:
             print(f"{module}: no function changed since {args.since}")
             continue
