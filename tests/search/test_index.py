@@ -660,7 +660,7 @@ def test_a_build_passes_on_its_index_settings_and_stores_no_texts_when_told(
     assert hits[0].source == "a.txt:1"
 
 
-def test_a_model_without_a_dimension_is_refused_in_one_line(
+def test_a_model_without_its_dimension_or_misreporting_it_is_refused_in_one_line(
     model, model_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(model, "get_embedding_dimension", lambda: None)
@@ -668,6 +668,10 @@ def test_a_model_without_a_dimension_is_refused_in_one_line(
     with pytest.raises(IsbertError) as refused:
         SearchIndex.build(tmp_path / "idx", model, str(model_folder), corpus, show_progress=False)
     assert str(refused.value) == "the model does not report its embedding dimension"
+    monkeypatch.setattr(model, "get_embedding_dimension", lambda: 32)  # a model folder that misreports it
+    with pytest.raises(IsbertError) as refused:
+        SearchIndex.build(tmp_path / "idx", model, str(model_folder), corpus, show_progress=False)
+    assert str(refused.value) == "24-d vectors for an index of 32-d vectors"
 
 
 def test_an_overwrite_is_the_next_generation_and_one_failing_after_it_published_leaves_no_vectors_file(
