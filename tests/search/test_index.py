@@ -113,6 +113,23 @@ def test_the_refusals_word_for_word(model, model_folder: Path, tmp_path: Path) -
     assert index.delete(ids=[0, 1]) == 2 and index.delete(source="b.txt") == 5 and len(index) == 5
 
 
+def test_a_build_s_folder_refusals_word_for_word(model, model_folder: Path, tmp_path: Path) -> None:
+    built(tmp_path, model, model_folder)
+    corpus = write_lines(tmp_path / "c.txt", sentences(3))
+    for folder, message in [
+        (corpus, f"not a folder: {corpus}"),
+        (
+            tmp_path / "idx",
+            f"{tmp_path / 'idx'} already holds an index (or one a stopped build left); add to it with "
+            "`isbert index add`, or replace it with --overwrite",
+        ),
+        (tmp_path, f"{tmp_path} exists and is not an index folder; choose a new or empty folder"),
+    ]:
+        with pytest.raises(IsbertError) as refused:
+            SearchIndex.build(folder, model, str(model_folder), corpus, show_progress=False)
+        assert str(refused.value) == message
+
+
 def encoded(tmp_path: Path, model, texts: list[str], dtype: str = "float32") -> Path:
     """What `isbert encode` writes: the matrix (not normalized) and each row's file:line beside it."""
     from isbert.encode import sources_path
