@@ -124,6 +124,11 @@ def test_a_build_s_folder_refusals_word_for_word(model, model_folder: Path, tmp_
             "`isbert index add`, or replace it with --overwrite",
         ),
         (tmp_path, f"{tmp_path} exists and is not an index folder; choose a new or empty folder"),
+        (
+            legacy_copy(tmp_path / "v1"),
+            f"{tmp_path / 'v1' / 'old'} already holds an index; migrate it (`isbert index migrate`) or pass "
+            "--overwrite",
+        ),
     ]:
         with pytest.raises(IsbertError) as refused:
             SearchIndex.build(folder, model, str(model_folder), corpus, show_progress=False)
@@ -730,3 +735,24 @@ def test_an_overwrite_of_a_first_format_folder_removes_its_files_once_the_new_in
     assert not (folder / "manifest.json").exists()
     assert not any((folder / name).exists() for name in old_files)
     assert len(SearchIndex.open(folder)) == 3
+
+
+def test_a_database_with_a_first_format_manifest_beside_it_opens_as_the_index(
+    model, model_folder: Path, tmp_path: Path
+) -> None:
+    """What a migration killed after its commit, before it removed the old manifest, leaves: the new index."""
+    built(tmp_path, model, model_folder)
+    shutil.copy2(FIXTURE / "manifest.json", tmp_path / "idx" / "manifest.json")
+    assert len(SearchIndex.open(tmp_path / "idx")) == 12
+
+
+def test_records_and_vectors_that_disagree_stop_a_write_before_it_publishes(
+    model, model_folder: Path, tmp_path: Path
+) -> None:
+    """A record deleted from the database behind isbert's back: the next write finds one vector too many."""
+    index = built(tmp_path, model, model_folder)
+    sql(tmp_path / "idx", "DELETE FROM docs WHERE id = 0")
+    with pytest.raises(IsbertError) as refused:
+        index.add(model, write_lines(tmp_path / "c.txt", sentences(3, offset=30)), show_progress=False)
+    assert str(refused.value) == f"{tmp_path / 'idx'}: 14 records but 15 vectors; nothing was changed"
+    assert SearchIndex.open(tmp_path / "idx").generation == 1
