@@ -353,6 +353,31 @@ def test_a_damaged_vectors_file_is_one_line_with_faiss_s_reason(model, model_fol
     assert str(refused.value) == f"{path}: cannot read the vectors ({reason})"
 
 
+@pytest.mark.parametrize("depth", [1, 12])
+def test_a_truncated_vectors_file_is_one_line_naming_the_file_not_the_handle_faiss_read(
+    model, model_folder: Path, tmp_path: Path, depth: int
+) -> None:
+    """faiss's reason without its C++ location (what follows its last "Error: "), naming the vectors file as faiss
+    does when it opens the name itself, at most 200 characters of it (a deep folder makes it longer)."""
+    import faiss
+
+    from isbert.search import store
+
+    folder = tmp_path.joinpath(*["a-rather-long-folder-name"] * depth)
+    folder.mkdir(parents=True)
+    built(folder, model, model_folder)
+    path = folder / "idx" / store.vectors_name(1)
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(RuntimeError) as faiss_error:
+        faiss.read_index(str(path))
+    reason = " ".join(str(faiss_error.value).split()).rpartition("Error: ")[2]
+    assert reason.startswith("'ret == ") and f"read error in {path}: " in reason
+    with pytest.raises(IsbertError) as refused:
+        SearchIndex.open(folder / "idx")
+    assert str(refused.value) == f"{path}: cannot read the vectors ({reason[:200]})"
+    assert (len(reason) > 200) == (depth > 1)
+
+
 def test_search_arguments_and_their_messages(model, model_folder: Path, tmp_path: Path) -> None:
     from isbert.cli_types import MAX_K
 

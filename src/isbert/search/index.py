@@ -238,9 +238,9 @@ def _read_vectors(folder: Path, generation: int, dimension: int, count: int) -> 
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise refused
-        index = faiss.read_index(_through(fd, path))
+        index = faiss.read_index(name := _through(fd, path))
     except RuntimeError as error:
-        raise IsbertError(f"{path}: cannot read the vectors ({' '.join(str(error).split())[:200]})") from None
+        raise IsbertError(f"{path}: cannot read the vectors ({_faiss_reason(error, name, path)})") from None
     finally:
         os.close(fd)
     if not isinstance(index, faiss.IndexIDMap2) or index.d != dimension or index.ntotal != count:
@@ -255,6 +255,12 @@ def _through(fd: int, path: Path) -> str:
     """A name that opens the file behind ``fd`` (Linux's ``/proc/self/fd``), for readers that only take a name."""
     proc = f"/proc/self/fd/{fd}"
     return proc if os.path.exists(proc) else str(path)
+
+
+def _faiss_reason(error: RuntimeError, name: str, path: Path) -> str:
+    """faiss's message in one line of at most 200 characters: what follows its C++ location (the last "Error: "),
+    naming ``path`` where faiss names the handle it read through."""
+    return " ".join(str(error).split()).rpartition("Error: ")[2].replace(name, str(path))[:200]
 
 
 def _load(connection: sqlite3.Connection, folder: Path) -> tuple[dict[str, Any], faiss.IndexIDMap2, int]:
