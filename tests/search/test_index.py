@@ -565,6 +565,11 @@ def test_encode_output_is_checked_before_it_is_indexed(model, model_folder: Path
     matrix = np.load(vectors)
     np.save(vectors, np.array([{"a": 1}], dtype=object), allow_pickle=True)  # never unpickled
     assert refusal() == f"{vectors}: not a .npy matrix (Array can't be memory-mapped: Python objects in dtype.)"
+    header = b"{'descr': '" + b"z" * 300 + b"', 'fortran_order': False, 'shape': (4, 24)}"
+    header += b" " * (-(10 + len(header) + 1) % 64) + b"\n"  # a hostile header: numpy quotes it whole
+    vectors.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header)
+    reason = "descr is not a valid dtype descriptor: '" + "z" * 300 + "'"
+    assert refusal() == f"{vectors}: not a .npy matrix ({reason[:160]})"
     np.save(vectors, matrix.astype(np.int32))
     assert refusal() == f"{vectors}: a int32 matrix of shape (4, 24); the model makes 24-d float vectors"
     for bad in (0.0, np.nan):
