@@ -51,6 +51,9 @@ _SERVE = [
     "tests/search/test_search_serve.py",
     "tests/search/test_serve_api_key.py",
     "tests/search/test_serve_requests.py",
+    # the header deadline only acts on a real socket: two of the reliability suite's live-server tests (seconds each)
+    "tests/reliability/test_hostile_http.py::test_half_sent_heads_are_closed_and_do_not_block_shutdown",
+    "tests/reliability/test_hostile_http.py::test_the_head_deadline_spares_a_slow_answer_and_closes_an_idle_keep_alive",
 ]
 _TRAIN = ["tests/training/test_train.py", "tests/training/test_corpus.py", "tests/training/test_run_log.py"]
 MODULES: dict[str, list[str]] = {

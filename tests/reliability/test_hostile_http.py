@@ -388,6 +388,30 @@ def test_half_sent_heads_are_closed_and_do_not_block_shutdown(model_and_folder) 
     assert not thread.is_alive() and elapsed < 5, elapsed
 
 
+def test_the_head_deadline_spares_a_slow_answer_and_closes_an_idle_keep_alive(model_and_folder) -> None:
+    """The deadline is for a request's head only: a request whose answer takes longer than it is answered, and the
+    kept-alive connection is closed once the next head is that late (uvicorn alone would wait 5 s)."""
+    app = create_app(model_and_folder[0], "tiny", limits=Limits(header_timeout_s=0.4))
+    _slowed(app, 1.0)
+    body = b'{"texts": ["the dog runs"]}'
+    with running(app) as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as kept:
+            kept.sendall(
+                b"POST /embed HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            answer = kept.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200 "), answer[:100]
+            while (more := kept.recv(65536)) and b"\r\n\r\n" not in answer:
+                answer += more
+            begin = time.monotonic()
+            while kept.recv(65536):  # the rest of the answer, then the server closes
+                pass
+            assert time.monotonic() - begin < 3
+
+
 def test_work_of_a_departed_client_is_dropped(model_and_folder) -> None:
     app = create_app(model_and_folder[0], "tiny", batch_wait_ms=1)
     _slowed(app, 0.8)

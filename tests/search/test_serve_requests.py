@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import threading
 from typing import Any
 
@@ -178,6 +179,23 @@ def test_create_app_passes_its_batching_options_on() -> None:
     defaults = create_app(FakeModel(), "fake-model")  # type: ignore[arg-type]
     assert (defaults.state.batcher.max_batch, defaults.state.batcher.batch_wait_s) == (64, 0.005)
     assert defaults.state.batcher.max_queued == Limits().max_queued
+
+
+def test_the_server_configuration_turns_the_limits_into_deadlines_and_a_backstop() -> None:
+    """What `isbert serve` hands uvicorn: loopback on 8000 by default, warnings only, no access log (texts stay out
+    of logs), idle keep-alives closed after 5 s, the header deadline, and a connection backstop only when the queue
+    is bounded."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    app = create_app(FakeModel(), "fake-model", limits=Limits(header_timeout_s=0.7))  # type: ignore[arg-type]
+    config = server_config(app)
+    assert (config.host, config.port, config.log_level, config.access_log) == ("127.0.0.1", 8000, "warning", False)
+    assert (config.timeout_keep_alive, config.limit_concurrency) == (5, 4 * Limits().max_queued + 64)
+    assert issubclass(config.http, H11Protocol) and config.http.__name__ == "HeaderDeadlineProtocol"
+    given = server_config(app, "192.0.2.1", 9001, "info")  # compared, never bound
+    assert (given.host, given.port, given.log_level) == ("192.0.2.1", 9001, "info")
+    unbounded = create_app(FakeModel(), "fake-model", limits=Limits(max_queued=0))  # type: ignore[arg-type]
+    assert server_config(unbounded).limit_concurrency is None
 
 
 # ------------------------------------------------------------------------------------------------ /similarity
@@ -467,6 +485,25 @@ def test_a_failing_request_fails_alone_and_a_panic_becomes_an_ordinary_error() -
     assert good.tolist() == [[4.0]]
     assert isinstance(bad, ValueError) and str(bad) == "bad text" and isinstance(alone, ValueError)
     assert type(panic) is RuntimeError and str(panic) == f"the encoder panicked: {'x' * 200}"
+
+
+def test_a_failed_request_is_logged_with_its_size_and_its_error_and_answered(caplog: pytest.LogCaptureFixture) -> None:
+    def encode(texts: list[str]) -> np.ndarray:
+        raise ValueError("bad text")
+
+    async def run() -> list[Any]:
+        batcher = Batcher(encode, batch_wait_s=0.0)
+        await batcher.start()
+        try:  # bounded: a request whose failure never reaches it would wait for ever
+            return await asyncio.wait_for(asyncio.gather(batcher.submit(["a", "b"]), return_exceptions=True), 10)
+        finally:
+            await batcher.stop()
+
+    with caplog.at_level(logging.ERROR, logger="isbert.serve"):
+        (error,) = asyncio.run(run())
+    assert isinstance(error, ValueError) and str(error) == "bad text"
+    logged = [(r.name, r.levelno, r.getMessage(), r.exc_info and r.exc_info[1]) for r in caplog.records]
+    assert logged == [("isbert.serve", logging.ERROR, "encoding a request of 2 texts failed", error)]
 
 
 # ------------------------------------------------------------------------------------------------ shutdown
