@@ -29,6 +29,7 @@ from isbert.search.serve import (
     _search_options,
     create_app,
     model_encoder,
+    serve,
     server_config,
 )
 
@@ -196,6 +197,43 @@ def test_the_server_configuration_turns_the_limits_into_deadlines_and_a_backstop
     assert (given.host, given.port, given.log_level) == ("192.0.2.1", 9001, "info")
     unbounded = create_app(FakeModel(), "fake-model", limits=Limits(max_queued=0))  # type: ignore[arg-type]
     assert server_config(unbounded).limit_concurrency is None
+
+
+@pytest.mark.parametrize(
+    ("args", "where", "level"),
+    [((), "127.0.0.1:8000", "warning"), (("192.0.2.1", 9001, "info"), "192.0.2.1:9001", "info")],
+)
+def test_serve_runs_uvicorn_with_that_configuration_and_a_signal_starts_the_drain(
+    monkeypatch: pytest.MonkeyPatch, args: tuple, where: str, level: str
+) -> None:
+    """`isbert serve`'s last step, in process: the server is handed over, not run. Its line is out before uvicorn
+    runs (a supervisor reading a pipe waits for it); a signal starts the drain, and the drain's stop is uvicorn's own
+    (a second Ctrl-C forces the exit)."""
+    import io
+    import signal
+    import sys
+
+    import uvicorn
+
+    piped = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(piped, encoding="utf-8"))  # block-buffered, as a pipe
+    ran: list[tuple[Any, bytes]] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: ran.append((self, piped.getvalue())))
+    app = create_app(FakeModel(), "fake-model")  # type: ignore[arg-type]
+    serve(app, *args)
+    ((server, printed),) = ran
+    assert f"{server.config.host}:{server.config.port}" == where and server.config.log_level == level
+    assert server.config.http.__name__ == "HeaderDeadlineProtocol"
+    assert printed == f"isbert serve: listening on http://{where} (Ctrl-C to stop)\n".encode()
+    stops: list[Any] = []
+    monkeypatch.setattr(app.state.drain, "begin", stops.append)
+    server.handle_exit(signal.SIGINT, None)
+    server.handle_exit(signal.SIGINT, None)
+    assert len(stops) == 2 and not server.should_exit  # the drain decides when uvicorn stops
+    stops[0]()
+    assert server.should_exit and not server.force_exit
+    stops[1]()
+    assert server.force_exit
 
 
 # ------------------------------------------------------------------------------------------------ /similarity
