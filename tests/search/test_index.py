@@ -378,6 +378,42 @@ def test_a_truncated_vectors_file_is_one_line_naming_the_file_not_the_handle_fai
     assert (len(reason) > 200) == (depth > 1)
 
 
+def test_a_socket_at_the_vectors_name_is_one_line_with_the_system_s_reason(
+    model, model_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from isbert.search import store
+
+    built(tmp_path, model, model_folder)
+    path = tmp_path / "idx" / store.vectors_name(1)
+    path.unlink()
+    monkeypatch.chdir(path.parent)  # a socket's path is limited to about 100 bytes: bind the bare name
+    with socket.socket(socket.AF_UNIX) as planted:
+        planted.bind(path.name)
+        with pytest.raises(IsbertError) as refused:
+            SearchIndex.open(tmp_path / "idx")
+    assert str(refused.value) == f"{path}: cannot open the vectors (No such device or address)"
+
+
+def test_faiss_reads_the_checked_file_through_its_handle_or_by_name_without_proc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from isbert.search import index as index_module
+
+    path = write_lines(tmp_path / "a.txt", ["the checked file"])
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        through = index_module._through(fd, path)
+        assert through == f"/proc/self/fd/{fd}" and Path(through).read_text() == "the checked file\n"
+        monkeypatch.setattr(index_module.os.path, "exists", lambda name: False)  # no /proc (not Linux)
+        assert index_module._through(fd, path) == str(path)
+    finally:
+        os.close(fd)
+
+
 def test_search_arguments_and_their_messages(model, model_folder: Path, tmp_path: Path) -> None:
     from isbert.cli_types import MAX_K
 
