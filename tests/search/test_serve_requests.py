@@ -733,6 +733,44 @@ def test_text_lists_at_the_limits_pass_and_a_single_string_only_where_allowed() 
 JSON = {"content-type": "application/json"}
 
 
+def test_a_body_sent_in_pieces_is_capped_by_its_total_size() -> None:
+    """A chunked body has no Content-Length to refuse up front: the pieces are summed as they come."""
+    from isbert.search.serve import _read_body
+
+    class Streamed:
+        def __init__(self, *pieces: bytes) -> None:
+            self.pieces = pieces
+
+        async def stream(self) -> Any:
+            for piece in self.pieces:
+                yield piece
+
+    assert asyncio.run(_read_body(Streamed(b"a" * 6, b"b" * 4), 10)) == b"a" * 6 + b"b" * 4  # type: ignore[arg-type]
+    with pytest.raises(RequestError) as refused:
+        asyncio.run(_read_body(Streamed(b"a" * 6, b"b" * 5), 10))  # type: ignore[arg-type]
+    assert (refused.value.status, str(refused.value), refused.value.code) == (
+        413, "request body exceeds 10 bytes", "body_too_large"
+    )  # fmt: skip
+
+
+def test_a_body_of_a_million_quotes_is_refused_without_splitting_it() -> None:
+    """Past ``2 * limit`` quotes the count alone refuses it: splitting would make a million pieces (tens of MB)."""
+    import tracemalloc
+
+    from isbert.search.serve import _check_json_size
+
+    body = b'"' * 1_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(RequestError) as refused:
+            _check_json_size(body, 1000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert refused.value.code == "too_many_values"
+    assert peak < 8 * len(body), peak  # the two copies the replacements make, not a piece per quote
+
+
 def test_bodies_are_refused_before_parsing_with_exact_answers() -> None:
     limits = Limits(max_texts=2, max_chars=10, max_body_bytes=200)
     with client_for(limits=limits) as client:
