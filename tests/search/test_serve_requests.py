@@ -682,6 +682,19 @@ def test_the_json_value_count_is_exact_at_the_limit(count: int, escaped: bool) -
     )
 
 
+def test_separators_count_outside_strings_only_and_still_count_at_twice_the_limit_in_quotes() -> None:
+    from isbert.search.serve import _parse_json
+
+    assert _parse_json(b'["a,b:c[d{e"]', 2) == ["a,b:c[d{e"]  # one string and its list
+    four = b'["a","b","c","d"]'  # 8 quotes = 2 * 4, and 4 separators outside them: 8 values
+    assert refusal(_parse_json, four, 4) == (
+        413,
+        "request body holds too many JSON values (at most 4)",
+        "too_many_values",
+    )
+    assert _parse_json(four, 8) == ["a", "b", "c", "d"]
+
+
 def test_unreadable_bodies_get_exact_answers() -> None:
     from isbert.search.serve import _parse_json
 
