@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json as json_module
 import logging
 import threading
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
+from starlette.datastructures import Headers
 
 from isbert.search.serve import (
     Batcher,
@@ -686,6 +688,7 @@ def test_separators_count_outside_strings_only_and_still_count_at_twice_the_limi
     from isbert.search.serve import _parse_json
 
     assert _parse_json(b'["a,b:c[d{e"]', 2) == ["a,b:c[d{e"]  # one string and its list
+    assert _parse_json(b'"ab"', 1) == "ab"  # exactly twice the limit in quotes, and no more values than it
     four = b'["a","b","c","d"]'  # 8 quotes = 2 * 4, and 4 separators outside them: 8 values
     assert refusal(_parse_json, four, 4) == (
         413,
@@ -693,6 +696,67 @@ def test_separators_count_outside_strings_only_and_still_count_at_twice_the_limi
         "too_many_values",
     )
     assert _parse_json(four, 8) == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "json"),
+    [
+        (None, False),
+        ("application/json", True),
+        (" Application/JSON ; Charset=UTF-8 ", True),
+        ('application/json; charset="utf-8"', True),
+        ("application/json; charset=latin-1", False),
+        ("text/plain", False),
+        ("text/plain; charset=utf-8", False),
+        ("application/json-seq", False),
+    ],
+)
+def test_only_json_in_utf_8_is_a_json_body(content_type: str | None, json: bool) -> None:
+    from isbert.search.serve import _is_json
+
+    assert _is_json(content_type) is json
+
+
+class Sent:
+    """A request as `read_json` reads it: its headers, and its body in pieces (or a client that stalls or leaves)."""
+
+    def __init__(self, *pieces: bytes | BaseException | float, length: int | None = None) -> None:
+        self.pieces = pieces
+        self.headers = Headers({} if length is None else {"content-length": str(length)})  # starlette's, any case
+
+    async def stream(self) -> Any:
+        for piece in self.pieces:
+            if isinstance(piece, BaseException):
+                raise piece
+            if isinstance(piece, float):
+                await asyncio.sleep(piece)
+                continue
+            yield piece
+
+
+def read(sent: Sent, limits: Limits) -> Any:
+    from isbert.search.serve import read_json
+
+    async def bounded() -> Any:  # a body timeout that never fires would otherwise wait for ever
+        return await asyncio.wait_for(read_json(sent, limits), 10)  # type: ignore[arg-type]
+
+    return asyncio.run(bounded())
+
+
+def test_read_json_declared_lengths_stalls_departures_and_large_bodies() -> None:
+    from starlette.requests import ClientDisconnect
+
+    limits = Limits(max_body_bytes=100_000, body_timeout_s=0.2)
+    assert read(Sent(b'{"a": 1}', length=100_000), limits) == {"a": 1}  # declared at the limit: read
+    assert refusal(read, Sent(b"{}", length=100_001), limits) == (
+        413, "request body of 100001 bytes exceeds 100000", "body_too_large"
+    )  # fmt: skip
+    assert refusal(read, Sent(b'{"a"', 5.0), limits) == (408, "request body not received within 0.2 s", "body_timeout")
+    assert refusal(read, Sent(b'{"a"', ClientDisconnect()), limits) == (
+        400, "the client closed the connection while sending the body", "client_closed"
+    )  # fmt: skip
+    large = {"texts": ["x" * 70_000]}  # over PARSE_OFF_LOOP_BYTES: parsed on a worker thread
+    assert read(Sent(json_module.dumps(large).encode()), limits) == large
 
 
 def test_unreadable_bodies_get_exact_answers() -> None:
