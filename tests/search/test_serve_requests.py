@@ -952,6 +952,21 @@ def test_allowed_host_names_are_matched_whatever_their_case() -> None:
         )
 
 
+def test_a_missing_key_and_a_body_that_is_not_json_are_refused_word_for_word() -> None:
+    with client_for(security=Security(api_key="s3cret")) as client:
+        refused = client.post("/embed", json={"texts": ["a"]})
+        assert (refused.status_code, refused.json()) == error(
+            401, "missing or wrong API key; send 'Authorization: Bearer KEY'", "invalid_api_key"
+        )
+        assert refused.headers["www-authenticate"] == "Bearer"
+        not_json = client.post(
+            "/embed", content=b"texts=a", headers={"Authorization": "Bearer s3cret", "Content-Type": "text/plain"}
+        )
+        assert (not_json.status_code, not_json.json()) == error(
+            415, "send the body as 'Content-Type: application/json'", "unsupported_media_type"
+        )
+
+
 @pytest.mark.parametrize(
     ("header", "name"),
     [
