@@ -968,6 +968,34 @@ def test_a_missing_key_and_a_body_that_is_not_json_are_refused_word_for_word() -
 
 
 @pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("LocalHost", True),
+        ("[::1]", True),
+        ("127.3.2.1", True),
+        ("Xlocalhost", False),
+        (" localhost", False),
+        ("[::2]", False),
+        ("10.0.0.1", False),
+    ],
+)
+def test_loopback_names(host: str, loopback: bool) -> None:
+    from isbert.search.serve import is_loopback
+
+    assert is_loopback(host) is loopback
+
+
+def test_a_request_without_a_host_header_is_refused() -> None:
+    """HTTP/1.0 may omit it; no name means no allowed name (DNS rebinding)."""
+    from isbert.search.serve import RequestGuard
+
+    scope = {"type": "http", "method": "GET", "path": "/health", "headers": []}
+    problem = RequestGuard(lambda *_: None, Security()).problem(scope)  # type: ignore[arg-type]
+    assert problem is not None and (problem.status, problem.code) == (421, "bad_host")
+
+
+@pytest.mark.parametrize(
     ("header", "name"),
     [
         ("[::1]:8000", "::1"),
