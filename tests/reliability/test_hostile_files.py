@@ -118,9 +118,12 @@ def test_a_link_or_not_a_file_at_the_vectors_name_is_refused(index_and_victim, c
     index, victim = index_and_victim
     vectors = index / "vectors-000001.faiss"
     vectors.unlink()
-    {"symlink": lambda: vectors.symlink_to(victim), "fifo": lambda: planted_fifo(vectors), "folder": vectors.mkdir}[
-        kind
-    ]()
+    if kind == "symlink":
+        vectors.symlink_to(victim)
+    elif kind == "fifo":
+        planted_fifo(vectors)
+    else:
+        vectors.mkdir()
     with pytest.raises(IsbertError) as refused:
         returns_without_waiting(lambda: SearchIndex.open(index), fifo=vectors)
     assert str(refused.value) == f"{vectors} is a link leading outside the index (or not a file); refused"

@@ -404,10 +404,8 @@ def test_the_head_deadline_spares_a_slow_answer_and_closes_an_idle_keep_alive(mo
             )
             answer = kept.recv(65536)
             assert answer.startswith(b"HTTP/1.1 200 "), answer[:100]
-            while (more := kept.recv(65536)) and b"\r\n\r\n" not in answer:
-                answer += more
             begin = time.monotonic()
-            while kept.recv(65536):  # the rest of the answer, then the server closes
+            while kept.recv(65536):  # the rest of the answer, then nothing until the server closes
                 pass
             assert time.monotonic() - begin < 3
 
