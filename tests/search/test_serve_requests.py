@@ -817,17 +817,9 @@ def test_a_body_sent_in_pieces_is_capped_by_its_total_size() -> None:
     """A chunked body has no Content-Length to refuse up front: the pieces are summed as they come."""
     from isbert.search.serve import _read_body
 
-    class Streamed:
-        def __init__(self, *pieces: bytes) -> None:
-            self.pieces = pieces
-
-        async def stream(self) -> Any:
-            for piece in self.pieces:
-                yield piece
-
-    assert asyncio.run(_read_body(Streamed(b"a" * 6, b"b" * 4), 10)) == b"a" * 6 + b"b" * 4  # type: ignore[arg-type]
+    assert asyncio.run(_read_body(Sent(b"a" * 6, b"b" * 4), 10)) == b"a" * 6 + b"b" * 4  # type: ignore[arg-type]
     with pytest.raises(RequestError) as refused:
-        asyncio.run(_read_body(Streamed(b"a" * 6, b"b" * 5), 10))  # type: ignore[arg-type]
+        asyncio.run(_read_body(Sent(b"a" * 6, b"b" * 5), 10))  # type: ignore[arg-type]
     assert (refused.value.status, str(refused.value), refused.value.code) == (
         413, "request body exceeds 10 bytes", "body_too_large"
     )  # fmt: skip
