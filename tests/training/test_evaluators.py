@@ -168,6 +168,20 @@ def test_the_label_free_defaults_are_isbert_trains() -> None:
     )  # fmt: skip
 
 
+def test_the_label_free_defaults_act_as_isbert_train_s(tiny_isbert) -> None:
+    """The same defaults in behaviour, not only in the signature: 70 sentences span two batches of 64 (the batches are
+    the MI loss's negatives), and a cosine critic divides by the default temperature."""
+    texts = [f"{['a man', 'the dog'][i % 2]} {['runs', 'walks', 'reads'][i % 3]} number {i}" for i in range(70)]
+    config = TrainConfig(corpus=["c.txt"])
+    explicit = {"batch_size": config.eval_batch_size, "temperature": config.temperature}
+    for critic in ("dot", "cosine"):
+        by_default = LabelFreeEvaluator(texts, seed=3, critic=critic)(tiny_isbert)
+        assert by_default == pytest.approx(LabelFreeEvaluator(texts, seed=3, critic=critic, **explicit)(tiny_isbert))
+    assert LabelFreeEvaluator(texts, seed=3)(tiny_isbert) != pytest.approx(
+        LabelFreeEvaluator(texts, seed=3, batch_size=config.eval_batch_size + 1)(tiny_isbert)
+    )  # the batch size is seen: 70 sentences split 64 + 6, or 65 + 5
+
+
 def test_the_label_free_metrics_cover_every_held_out_sentence_once(tiny_isbert) -> None:
     """Uniformity, the MI loss and the zero fraction equal the same quantities computed on each batch by hand."""
     texts = ["a man walks his dog", "the dog runs", "a red car is parked outside", "she reads", "rain"]
