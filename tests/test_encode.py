@@ -179,12 +179,14 @@ def test_a_partial_swapped_for_a_link_is_refused_not_published(tiny_isbert_folde
     assert victim.read_text() == "keep me\n"
 
 
-def interrupted_after_one_chunk(model, tmp_path: Path, model_id: str = "m") -> tuple[Path, Path, Path]:
-    """An encode of 30 lines in chunks of 8 stopped after its first chunk: (source, output, partial matrix)."""
+def interrupted_after_one_chunk(model, tmp_path: Path, model_id: str | None = "m") -> tuple[Path, Path, Path]:
+    """An encode of 30 lines in chunks of 8 stopped after its first chunk: (source, output, partial matrix); a
+    ``model_id`` of None leaves encode_file's default."""
     source, output = tmp_path / "corpus.txt", tmp_path / "out.npy"
     write_corpus(source, 30)
+    named = {} if model_id is None else {"model_id": model_id}
     with pytest.raises(KeyboardInterrupt):
-        encode_file(Interrupting(model, 2), source, output, chunk_size=8, model_id=model_id, show_progress=False)
+        encode_file(Interrupting(model, 2), source, output, chunk_size=8, show_progress=False, **named)
     return source, output, tmp_path / ".out.npy.partial"
 
 
@@ -316,7 +318,7 @@ def test_chunks_are_encoded_to_numpy_in_the_asked_batches_without_an_inner_bar(t
 def test_the_job_records_every_setting_and_the_defaults(tiny_isbert_folder: Path, tmp_path: Path) -> None:
     """What a resume must match, by name: a renamed key would silently resume a different job in a later version."""
     model = isbert.load(tiny_isbert_folder, device="cpu")
-    interrupted_after_one_chunk(model, tmp_path, model_id="")
+    interrupted_after_one_chunk(model, tmp_path, model_id=None)
     job = json.loads((tmp_path / ".out.npy.progress.json").read_text())["job"]
     del job["inputs"]
     assert job == {
