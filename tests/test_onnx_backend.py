@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -49,6 +50,61 @@ def test_length_sorted_batches_keep_input_order(exported: Path) -> None:
     assert encoder.encode("hi").shape == (24,)
     normalized = encoder.encode(TEXTS[:2], normalize_embeddings=True)
     np.testing.assert_allclose(np.linalg.norm(normalized, axis=1), 1.0, rtol=1e-5)
+
+
+class CountingSession:
+    """The encoder's onnxruntime session, counting the rows of each batch it runs."""
+
+    def __init__(self, session) -> None:
+        self.session, self.batches = session, []
+
+    def run(self, names, inputs):
+        self.batches.append(len(inputs["input_ids"]))
+        return self.session.run(names, inputs)
+
+
+def test_encode_batches_of_32_by_default_into_float32_rows_and_a_string_is_one_row(exported: Path) -> None:
+    encoder = OnnxEncoder(exported, quantization="none")
+    encoder.session = CountingSession(encoder.session)
+    texts = [f"text number {i}" for i in range(33)]
+    rows = encoder.encode(texts)
+    assert encoder.session.batches == [32, 1] and rows.dtype == np.float32 and rows.shape == (33, 24)
+    np.testing.assert_array_equal(encoder.encode("she reads"), encoder.encode(["she reads"])[0])
+
+
+def test_normalized_rows_are_unit_whatever_their_length(exported: Path) -> None:
+    """Short raw rows too (a model whose embeddings have norms below 1): only a zero row is left as it is."""
+    encoder = OnnxEncoder(exported, quantization="none")
+    session = encoder.session
+
+    class Shrinking:
+        def run(self, names, inputs):
+            return [session.run(names, inputs)[0] * 1e-3]
+
+    encoder.session = Shrinking()
+    rows = encoder.encode(TEXTS, normalize_embeddings=True)
+    assert np.linalg.norm(encoder.encode(TEXTS), axis=1).max() < 1
+    np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1, rtol=1e-5)
+
+
+def test_a_text_longer_than_the_model_reads_is_truncated_as_torch_does(
+    tiny_isbert_folder: Path, exported: Path
+) -> None:
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    long = " ".join(["the red car is very fast"] * 60)
+    assert len(model.tokenizer(long)["input_ids"]) > model.max_seq_length
+    got = OnnxEncoder(exported, quantization="none").encode([long, "she reads"])
+    np.testing.assert_allclose(got, model.encode([long, "she reads"]), atol=1e-5)
+
+
+def test_the_progress_bar_is_shown_when_asked_and_named_encode(
+    exported: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    encoder = OnnxEncoder(exported, quantization="none")
+    encoder.encode(TEXTS)
+    assert capsys.readouterr().err == ""
+    encoder.encode(TEXTS, show_progress_bar=True)  # stderr is not a terminal here: shown all the same
+    assert re.search(r"(^|\r)encode: 100%", capsys.readouterr().err)
 
 
 def test_cli_export_then_encode(tiny_isbert_folder: Path, tmp_path: Path) -> None:
