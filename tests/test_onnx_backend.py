@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -19,6 +20,7 @@ from isbert.onnx_backend import CONFIG_NAME, OnnxEncoder, export_onnx, model_key
 
 pytest.importorskip("onnxruntime")
 
+TOKENIZER_LOGGER = "transformers.tokenization_utils_base"
 TEXTS = ["a man runs in the park", "hi", "", "the red car is very fast and the old dog sleeps", "she reads"]
 
 
@@ -105,6 +107,32 @@ def test_the_progress_bar_is_shown_when_asked_and_named_encode(
     assert capsys.readouterr().err == ""
     encoder.encode(TEXTS, show_progress_bar=True)  # stderr is not a terminal here: shown all the same
     assert re.search(r"(^|\r)encode: 100%", capsys.readouterr().err)
+
+
+def test_an_export_s_defaults_opset_17_no_source_and_a_quiet_quantization(
+    tiny_isbert_folder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import onnx
+
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    with caplog.at_level(logging.DEBUG):
+        export = export_onnx(model, tmp_path / "export")
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name != TOKENIZER_LOGGER]
+    assert warned == []  # onnxruntime's pre-processing hint is silenced (the tracing sample's length warning is not)
+    graph = onnx.load(str(export / onnx_backend.FILES["none"]))
+    assert {entry.version for entry in graph.opset_import if entry.domain in ("", "ai.onnx")} == {17}
+    assert [output.name for output in graph.graph.output] == ["sentence_embedding"]
+    config = json.loads((export / CONFIG_NAME).read_text())
+    assert (config["source"], config["source_checksum"], config["default"]) == ("", None, "int8")
+
+
+def test_only_a_model_that_starts_with_a_hugging_face_encoder_is_exported(tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer, models
+
+    pooling_only = SentenceTransformer(modules=[models.Pooling(8)], device="cpu")
+    with pytest.raises(IsbertError) as refused:
+        export_onnx(pooling_only, tmp_path / "export")
+    assert str(refused.value) == "only models that start with a Hugging Face encoder can be exported to ONNX"
 
 
 def test_cli_export_then_encode(tiny_isbert_folder: Path, tmp_path: Path) -> None:
