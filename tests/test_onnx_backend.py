@@ -54,20 +54,20 @@ def test_length_sorted_batches_keep_input_order(exported: Path) -> None:
     np.testing.assert_allclose(np.linalg.norm(normalized, axis=1), 1.0, rtol=1e-5)
 
 
-class CountingSession:
-    """The encoder's onnxruntime session, counting the rows of each batch it runs."""
+class WatchedSession:
+    """The encoder's onnxruntime session, counting the rows of each batch it runs and scaling the rows it returns."""
 
-    def __init__(self, session) -> None:
-        self.session, self.batches = session, []
+    def __init__(self, session, scale: float = 1.0) -> None:
+        self.session, self.scale, self.batches = session, scale, []
 
     def run(self, names, inputs):
         self.batches.append(len(inputs["input_ids"]))
-        return self.session.run(names, inputs)
+        return [self.session.run(names, inputs)[0] * self.scale]
 
 
 def test_encode_batches_of_32_by_default_into_float32_rows_and_a_string_is_one_row(exported: Path) -> None:
     encoder = OnnxEncoder(exported, quantization="none")
-    encoder.session = CountingSession(encoder.session)
+    encoder.session = WatchedSession(encoder.session)
     texts = [f"text number {i}" for i in range(33)]
     rows = encoder.encode(texts)
     assert encoder.session.batches == [32, 1] and rows.dtype == np.float32 and rows.shape == (33, 24)
@@ -77,13 +77,7 @@ def test_encode_batches_of_32_by_default_into_float32_rows_and_a_string_is_one_r
 def test_normalized_rows_are_unit_whatever_their_length(exported: Path) -> None:
     """Short raw rows too (a model whose embeddings have norms below 1): only a zero row is left as it is."""
     encoder = OnnxEncoder(exported, quantization="none")
-    session = encoder.session
-
-    class Shrinking:
-        def run(self, names, inputs):
-            return [session.run(names, inputs)[0] * 1e-3]
-
-    encoder.session = Shrinking()
+    encoder.session = WatchedSession(encoder.session, scale=1e-3)
     rows = encoder.encode(TEXTS, normalize_embeddings=True)
     assert np.linalg.norm(encoder.encode(TEXTS), axis=1).max() < 1
     np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1, rtol=1e-5)
