@@ -7,6 +7,7 @@ import logging
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -275,3 +276,134 @@ def test_an_unreadable_graph_or_tokenizer_is_one_line_naming_the_file(exported: 
     (broken / "tokenizer.json").write_text("{ damaged", encoding="utf-8")
     with pytest.raises(IsbertError, match=r"^.*: cannot load the tokenizer \([^\n]+\)$"):
         OnnxEncoder(broken)
+
+
+@pytest.mark.parametrize(
+    ("absent", "named"),
+    [({"onnxruntime"}, "onnxruntime"), ({"onnx"}, "onnx"), ({"onnx", "onnxruntime"}, "onnxruntime and onnx")],
+)
+def test_a_missing_runtime_is_named_with_its_pip_command(
+    absent: set[str], named: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from isbert.extras import MissingExtraError
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *rest: None if name in absent else find_spec(name, *rest)
+    )
+    for needs_the_backend in (lambda: OnnxEncoder(tmp_path), lambda: export_onnx(object(), tmp_path / "export")):
+        with pytest.raises(MissingExtraError) as refused:
+            needs_the_backend()
+        assert str(refused.value) == f'the ONNX backend needs {named}: pip install "isbert[onnx]"'
+
+
+def test_the_encoder_s_refusals_of_a_folder_word_for_word(tmp_path: Path) -> None:
+    """Config-only folders: each refusal comes before the tokenizer or the graph is read."""
+    with pytest.raises(IsbertError) as refused:
+        OnnxEncoder(tmp_path)
+    assert str(refused.value) == f"{tmp_path} is not an ONNX export (no {CONFIG_NAME}); create one with `isbert export`"
+    two_graphs = write_export_config(tmp_path / "two", files={"none": "model.onnx", "fp16": "model_fp16.onnx"})
+    with pytest.raises(IsbertError) as refused:
+        OnnxEncoder(two_graphs, quantization="int8")
+    assert str(refused.value) == f"{two_graphs} has no 'int8' graph (has: none, fp16)"
+    outside = write_export_config(tmp_path / "outside", files={"none": "../model.onnx"})
+    with pytest.raises(IsbertError) as refused:
+        OnnxEncoder(outside)
+    assert str(refused.value).startswith(f"{outside / CONFIG_NAME}: the name '../model.onnx' ")
+    for name, damage in [("json", b"{ not json"), ("utf8", b'{"files": "\xff"}')]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / CONFIG_NAME).write_bytes(damage)
+        with pytest.raises(IsbertError) as refused:
+            OnnxEncoder(tmp_path / name)
+        assert re.fullmatch(rf"{re.escape(str(tmp_path / name / CONFIG_NAME))}: damaged ONNX export config \(.+\)",
+                            str(refused.value))  # fmt: skip
+
+
+class RecordedSession:
+    """onnxruntime's ``InferenceSession``, keeping the options and providers each session was made with."""
+
+    made: list[tuple[object, object]] = []
+
+    def __new__(cls, graph: str, sess_options: object = None, providers: object = None, **rest: object):
+        import onnxruntime
+
+        cls.made.append((sess_options, providers))
+        return onnxruntime.capi.onnxruntime_inference_collection.InferenceSession(
+            graph, sess_options, providers, **rest
+        )
+
+
+@pytest.mark.parametrize(("policy", "spins"), [(None, "1"), ("ACTIVE", "1"), ("PASSIVE", "0"), ("passive", "0")])
+def test_the_session_runs_on_the_cpu_with_the_threads_asked_and_spins_unless_omp_is_passive(
+    exported: Path, policy: str | None, spins: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """isbert.threads sets OMP_WAIT_POLICY=PASSIVE on a busy machine; onnxruntime's own pool must then sleep too."""
+    import onnxruntime
+
+    if policy is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", policy)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", RecordedSession)
+    monkeypatch.setattr(RecordedSession, "made", [])
+    encoder = OnnxEncoder(exported, quantization="none", threads=3)
+    [(options, providers)] = RecordedSession.made
+    assert isinstance(options, onnxruntime.SessionOptions) and providers == ["CPUExecutionProvider"]
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (3, 1)
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == spins
+    assert encoder.encode("she reads").shape == (24,)
+
+
+def test_an_export_traces_on_the_cpu_in_a_hidden_folder_beside_its_target(
+    tiny_isbert_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model loaded on a GPU is traced on the CPU (the sample texts are CPU tensors); an export killed part-way
+    leaves ``.NAME.exporting-*``, which says what it was."""
+    import torch
+
+    model = isbert.load(tiny_isbert_folder, device="cpu")
+    moved_to: list[tuple[object, ...]] = []
+    staged_in: list[Path] = []
+    to, trace = model.to, torch.onnx.export
+
+    def move(*args: Any, **kwargs: Any) -> Any:
+        moved_to.append(args)
+        return to(*args, **kwargs)
+
+    def export(*args: Any, **kwargs: Any) -> Any:
+        staged_in.append(Path(args[2]))
+        return trace(*args, **kwargs)
+
+    monkeypatch.setattr(model, "to", move)
+    monkeypatch.setattr(torch.onnx, "export", export)
+    export_onnx(model, tmp_path / "export", quantize="none")
+    assert moved_to == [("cpu",)]
+    assert staged_in[0].parent.parent == tmp_path and staged_in[0].parent.name.startswith(".export.exporting-")
+
+
+def test_an_export_s_graphs_take_any_batch_of_any_length_and_give_a_row_per_text(exported: Path) -> None:
+    """Declared in the graph, not only tolerated by onnxruntime: other runtimes read these shapes."""
+    import onnx
+
+    for graph in (onnx.load(str(exported / name)) for name in onnx_backend.FILES.values()):
+        shapes = {value.name: [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+                  for value in [*graph.graph.input, *graph.graph.output]}  # fmt: skip
+        batch, tokens = shapes["input_ids"]
+        assert isinstance(batch, str) and isinstance(tokens, str) and batch != tokens
+        assert all(shape == [batch, tokens] for name, shape in shapes.items() if name != "sentence_embedding")
+        assert shapes["sentence_embedding"] == [batch, 24]
+
+
+def test_the_int8_graph_quantizes_the_encoder_s_matmuls_per_channel_and_leaves_the_cnn_in_fp32(exported: Path) -> None:
+    import onnx
+
+    fp32, int8 = (onnx.load(str(exported / onnx_backend.FILES[kind])).graph for kind in ("none", "int8"))
+    ops = [node.op_type for node in int8.node]
+    assert ops.count("Conv") == [node.op_type for node in fp32.node].count("Conv") == 3  # windows 1, 3 and 5
+    assert "ConvInteger" not in ops and ops.count("MatMulInteger") > 0
+    shapes = {tensor.name: list(tensor.dims) for tensor in int8.initializer}
+    for node in (node for node in int8.node if node.op_type == "MatMulInteger"):
+        weight, weight_zero_point = node.input[1], node.input[3]
+        assert shapes[weight_zero_point] == shapes[weight][-1:]  # one zero point per output channel
