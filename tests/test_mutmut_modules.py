@@ -52,6 +52,21 @@ def test_the_copy_mutates_one_module_with_its_tests(tmp_path: Path) -> None:
     ]
 
 
+def test_the_training_modules_run_without_their_slow_tests_and_the_others_with_all(tmp_path: Path) -> None:
+    """The selection is what pytest collects: the slow end-to-end test is out of the runner's run, its siblings in."""
+    import subprocess
+
+    for module in mutmut_modules.MODULES:
+        marker = ["-m", "not slow"] if module in {"experiments/runner.py", "training/run.py"} else []
+        assert mutmut_modules.selection(module) == [*mutmut_modules.MODULES[module], *marker], module
+    collect = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    listed = subprocess.run(
+        [*collect, *mutmut_modules.selection("experiments/runner.py")], cwd=REPO, capture_output=True, text=True
+    ).stdout
+    assert "test_runner.py::test_run_reuse_partial_rerun_and_only" in listed
+    assert "test_quick_experiment_end_to_end" not in listed
+
+
 def test_the_copy_type_checks_the_module_with_mypy_in_mutmuts_json_form(tmp_path: Path) -> None:
     """mutmut picks its report parser by a command element equal to "mypy" and reads JSON lines."""
     shutil.copy2(REPO / "pyproject.toml", tmp_path / "pyproject.toml")

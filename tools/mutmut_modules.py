@@ -115,6 +115,21 @@ MODULES: dict[str, list[str]] = {
 """Every module a user's result or safety depends on (issue 31), with its tests. A test file that does not exist yet
 is skipped with a warning, so the table can name the tests a module should have."""
 
+WITHOUT_SLOW = frozenset({"experiments/runner.py", "training/run.py"})
+"""Modules run without their selection's tests marked ``slow`` (``-m "not slow"``): the packaged pretrained model end
+to end, and training through the CLI in subprocesses (SIGKILL and resume, DDP, a corpus folder). Each adds half a
+minute to a minute and a half to every surviving mutant of the functions it reaches, hours over these modules, and a
+subprocess hides from mutmut which function it reached. CI runs them all the same."""
+
+
+def selection(module: str) -> list[str]:
+    """pytest's arguments for the module's run: its tests that exist (a warning for each missing one), then the
+    marker expression of :data:`WITHOUT_SLOW`."""
+    tests = [test for test in MODULES[module] if (REPO / test.split("::")[0]).exists()]
+    for missing in sorted(set(MODULES[module]) - set(tests)):
+        print(f"warning: {missing} does not exist; running without it", file=sys.stderr)
+    return tests + (["-m", "not slow"] if module in WITHOUT_SLOW else [])
+
 
 def _copy_tree(work: Path, rev: str | None) -> None:
     if rev is None:
@@ -286,9 +301,7 @@ def run_module(
 ) -> dict[str, object] | None:
     """mutmut over the module (or only the mutants of ``functions``, mutmut's names) in a fresh copy; None when those
     functions have no mutant."""
-    tests = [test for test in MODULES[module] if (REPO / test.split("::")[0]).exists()]
-    for missing in set(MODULES[module]) - set(tests):
-        print(f"warning: {missing} does not exist; running without it", file=sys.stderr)
+    tests = selection(module)
     work = Path(tempfile.mkdtemp(prefix=f"mutmut-{module.replace('/', '-')}-"))
     started = time.perf_counter()
     _copy_tree(work, rev)
@@ -302,7 +315,7 @@ def run_module(
         if not only:
             shutil.rmtree(work, ignore_errors=True)
             return None
-    print(f"mutmut on src/isbert/{module} with {', '.join(tests)} in {work}", flush=True)
+    print(f"mutmut on src/isbert/{module} with {' '.join(tests)} in {work}", flush=True)
     ran = subprocess.run([str(MUTMUT), "run", "--max-children", str(jobs), *only], cwd=work, env=env)
     verdicts = results(work)
     if only:
@@ -344,8 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.list:
-        for module, tests in MODULES.items():
-            print(f"{module}: {' '.join(tests)}")
+        for module in MODULES:
+            print(f"{module}: {' '.join(selection(module))}")
         return 0
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
