@@ -91,7 +91,8 @@ def export_onnx(
     if tokenizer is None or not hasattr(model[0], "model"):
         raise IsbertError("only models that start with a Hugging Face encoder can be exported to ONNX")
     model = model.to("cpu").eval()
-    sample = tokenizer(["a short text", "a somewhat longer text for tracing"], padding=True, return_tensors="pt")
+    tracing = ["a short text", "a somewhat longer text for tracing"]  # cut to the model's length, as encode() cuts
+    sample = tokenizer(tracing, padding=True, truncation=True, max_length=model.max_seq_length, return_tensors="pt")
     input_names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in sample]
     graph = _SentenceGraph(model, input_names).eval()
     dynamic_axes = {name: {0: "batch", 1: "tokens"} for name in input_names} | {"sentence_embedding": {0: "batch"}}
