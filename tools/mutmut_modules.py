@@ -8,7 +8,8 @@ minutes to an hour on 2 cores, not the whole suite per mutant:
 1. copy ``src/``, ``tests/``, ``experiments/`` and ``pyproject.toml`` (the working tree, or ``git archive REV`` with
    ``--rev``) into a temporary folder; the working tree is never touched;
 2. write the module and its tests into the copy's ``[tool.mutmut]`` (``only_mutate``,
-   ``pytest_add_cli_args_test_selection``; the shared settings stay in pyproject.toml);
+   ``pytest_add_cli_args_test_selection``, without the slow tests for :data:`WITHOUT_SLOW`; the shared settings
+   stay in pyproject.toml);
 3. ``mutmut run`` there with ``CI=1`` (hypothesis's fixed examples: the same mutant gets the same verdict each run);
 4. print the score (caught / all mutants, where caught is killed by a test or rejected by CI's mypy step; ``no
    tests``, timeouts and the rest are not caught) and each survivor's diff; ``--json`` writes them.
