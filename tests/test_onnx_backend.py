@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -109,10 +110,12 @@ def test_an_export_s_defaults_opset_17_no_source_and_a_quiet_quantization(
     import onnx
 
     model = isbert.load(tiny_isbert_folder, device="cpu")
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG), warnings.catch_warnings(record=True) as python_warnings:
+        warnings.simplefilter("always")
         export = export_onnx(model, tmp_path / "export")
     warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warned == []  # onnxruntime's pre-processing hint is silenced; the tracing texts fit a 16-token model
+    assert [str(warning.message) for warning in python_warnings] == []  # and are cut to it, not only padded
     graph = onnx.load(str(export / onnx_backend.FILES["none"]))
     assert {entry.version for entry in graph.opset_import if entry.domain in ("", "ai.onnx")} == {17}
     assert [output.name for output in graph.graph.output] == ["sentence_embedding"]
@@ -382,10 +385,19 @@ def test_an_export_traces_on_the_cpu_in_a_hidden_folder_beside_its_target(
     assert staged_in[0].parent.parent == tmp_path and staged_in[0].parent.name.startswith(".export.exporting-")
 
 
-def test_an_export_s_graphs_take_any_batch_of_any_length_and_give_a_row_per_text(exported: Path) -> None:
+def fresh_export(tiny_isbert_folder: Path, folder: Path) -> Path:
+    """An export made inside the test, not by the module's fixture: mutmut runs a mutant only against the tests it
+    saw call the mutated function, and a shared fixture's export is seen only by the first test that builds it."""
+    return export_onnx(isbert.load(tiny_isbert_folder, device="cpu"), folder / "export")
+
+
+def test_an_export_s_graphs_take_any_batch_of_any_length_and_give_a_row_per_text(
+    tiny_isbert_folder: Path, tmp_path: Path
+) -> None:
     """Declared in the graph, not only tolerated by onnxruntime: other runtimes read these shapes."""
     import onnx
 
+    exported = fresh_export(tiny_isbert_folder, tmp_path)
     for graph in (onnx.load(str(exported / name)) for name in onnx_backend.FILES.values()):
         shapes = {value.name: [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
                   for value in [*graph.graph.input, *graph.graph.output]}  # fmt: skip
@@ -395,9 +407,12 @@ def test_an_export_s_graphs_take_any_batch_of_any_length_and_give_a_row_per_text
         assert shapes["sentence_embedding"] == [batch, 24]
 
 
-def test_the_int8_graph_quantizes_the_encoder_s_matmuls_per_channel_and_leaves_the_cnn_in_fp32(exported: Path) -> None:
+def test_the_int8_graph_quantizes_the_encoder_s_matmuls_per_channel_and_leaves_the_cnn_in_fp32(
+    tiny_isbert_folder: Path, tmp_path: Path
+) -> None:
     import onnx
 
+    exported = fresh_export(tiny_isbert_folder, tmp_path)
     fp32, int8 = (onnx.load(str(exported / onnx_backend.FILES[kind])).graph for kind in ("none", "int8"))
     ops = [node.op_type for node in int8.node]
     assert ops.count("Conv") == [node.op_type for node in fp32.node].count("Conv") == 3  # windows 1, 3 and 5
