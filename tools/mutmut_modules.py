@@ -81,6 +81,11 @@ MODULES: dict[str, list[str]] = {
         "tests/experiments/test_config.py",
         "tests/experiments/test_settings_hash.py",
         "tests/experiments/test_reuse.py",
+        # the SIF-family baselines and SIF after training, the whitening and model2vec rows, the paper's tables:
+        # without these in-process runs the runner's post-hoc and baseline code is reached only by slow tests
+        "tests/experiments/test_sif_runs.py",
+        "tests/experiments/test_peers.py",
+        "tests/experiments/test_paper.py",
     ],
     "search/serve.py": _SERVE,
     "search/index.py": [
