@@ -85,3 +85,47 @@ def test_the_run_trains_on_the_rest_and_scores_the_held_out_slice(
     assert result.corpus.heldout == 20 and result.corpus.used == len(dataset)
     _, other_seed = split_heldout(dataset, 20, seed=8)
     assert list(other_seed["text"]) != seen["heldout"]  # the slice follows the run's seed
+
+
+def test_a_run_s_summary_and_last_log_records_say_what_its_result_says(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At ``lr=1e-30`` the float32 weights cannot move, so no evaluation beats the start and the note says so;
+    ``keep_checkpoints=0`` leaves no checkpoint. The degradation warning is planted (test_result.py pins when it is
+    given)."""
+    import json
+
+    from experiments.tiny_data import write_tiny_data
+
+    from isbert.threads import current_plan
+    from isbert.training.result import TrainResult
+    from isbert.training.run_folder import SUMMARY_FILE
+    from isbert.training.selection import default_criterion, selection_agreement
+
+    data = write_tiny_data(tmp_path / "data", monkeypatch)
+    monkeypatch.setattr(TrainResult, "degradation_warning", lambda self: "a planted warning")
+    out = tmp_path / "run"
+    result = train(
+        model=str(tiny_backbone), corpus=[str(write_corpus(tmp_path / "c.txt", 120))], output=str(out), max_steps=2,
+        eval_steps=1, batch_size=8, lr=1e-30, dev="stsb", data_dir=str(data), keep_checkpoints=0, max_seq_length=16,
+        out_channels=8, show_progress=False, device="cpu",
+    )  # fmt: skip
+    assert [h["step"] for h in result.history] == [0, 1, 2] and result.start == result.history[0]
+    assert result.best is not None and result.best["step"] == 0 and not result.interrupted
+    assert result.agreement == selection_agreement(result.history) and result.threads == current_plan().describe()
+    assert not (out / "checkpoints").exists()
+
+    def as_json(value: Any) -> Any:
+        return json.loads(json.dumps(value, default=float))
+
+    summary = {key: value for key, value in asdict(result).items() if key not in ("output_dir", "corpus")}
+    summary |= {"output_dir": str(out), "corpus": result.corpus.to_dict(), "selection": default_criterion("stsb")}
+    assert json.loads((out / SUMMARY_FILE).read_text()) == as_json(summary | {"no_improvement": True})
+    records = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
+    NO_IMPROVEMENT = "no evaluation beat the starting model; the starting model is kept as the best"
+    done = {"best": result.best, "sentences_per_second": result.sentences_per_second, "agreement": result.agreement}
+    assert [{k: v for k, v in record.items() if k != "time"} for record in records[-3:]] == as_json([
+        {"event": "note", "step": 2, "note": NO_IMPROVEMENT},
+        {"event": "warning", "step": 2, "warning": "a planted warning"},
+        {"event": "done", "step": 2, **done},
+    ])  # fmt: skip

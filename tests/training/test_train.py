@@ -94,8 +94,12 @@ def test_resume_without_checkpoint_says_so(tmp_path: Path, capsys: pytest.Captur
     err = capsys.readouterr().err
     assert err == f"note: {tmp_path} has no complete checkpoint to resume from; training starts at step 0\n"
     (tmp_path / "training_summary.json").write_text("{}")
-    with pytest.raises(IsbertError, match=r"finished run with no checkpoint left .*--overwrite"):
+    with pytest.raises(IsbertError) as refused:
         _nothing_to_resume(tmp_path, main=True)
+    assert str(refused.value) == (
+        f"{tmp_path} holds a finished run with no checkpoint left (--keep-checkpoints 0): nothing to resume; its model "
+        "is saved there, or pass --overwrite instead of --resume to train again"
+    )
 
 
 def test_output_folder_refusal(tmp_path: Path, tiny_backbone: Path) -> None:
