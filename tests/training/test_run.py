@@ -91,8 +91,8 @@ def test_a_run_s_summary_and_last_log_records_say_what_its_result_says(
     tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """At ``lr=1e-30`` the float32 weights cannot move, so no evaluation beats the start and the note says so;
-    ``keep_checkpoints=0`` leaves no checkpoint. The degradation warning is planted (test_result.py pins when it is
-    given)."""
+    ``keep_checkpoints=0`` leaves no checkpoint. The degradation warning, the agreement of the criteria and the other
+    criterion's pick are planted: each must reach the result, the summary and the last records as it is."""
     import json
 
     from experiments.tiny_data import write_tiny_data
@@ -100,10 +100,25 @@ def test_a_run_s_summary_and_last_log_records_say_what_its_result_says(
     from isbert.threads import current_plan
     from isbert.training.result import TrainResult
     from isbert.training.run_folder import SUMMARY_FILE
-    from isbert.training.selection import default_criterion, selection_agreement
+    from isbert.training.selection import default_criterion
+
+    class OtherPick(run_module.SelectionCallback):
+        """The other criterion picked step 1 (which criteria do disagree on cannot be forced on a tiny model)."""
+
+        @property  # type: ignore[override]
+        def secondary_best(self) -> dict[str, Any]:
+            return {"step": 1, "value": 0.5, "path": "checkpoints/other"}
+
+        @secondary_best.setter
+        def secondary_best(self, value: Any) -> None:
+            pass
 
     data = write_tiny_data(tmp_path / "data", monkeypatch)
     monkeypatch.setattr(TrainResult, "degradation_warning", lambda self: "a planted warning")
+    monkeypatch.setattr(run_module, "SelectionCallback", OtherPick)
+    monkeypatch.setattr(
+        run_module, "selection_agreement", lambda history: {"text": f"planted, {len(history)} evaluations"}
+    )
     out = tmp_path / "run"
     result = train(
         model=str(tiny_backbone), corpus=[str(write_corpus(tmp_path / "c.txt", 120))], output=str(out), max_steps=2,
@@ -112,7 +127,8 @@ def test_a_run_s_summary_and_last_log_records_say_what_its_result_says(
     )  # fmt: skip
     assert [h["step"] for h in result.history] == [0, 1, 2] and result.start == result.history[0]
     assert result.best is not None and result.best["step"] == 0 and not result.interrupted
-    assert result.agreement == selection_agreement(result.history) and result.threads == current_plan().describe()
+    assert result.agreement == {"text": "planted, 3 evaluations"} and result.threads == current_plan().describe()
+    assert result.alternative == {"step": 1, "value": 0.5, "path": None}  # its checkpoint is gone with the others
     assert not (out / "checkpoints").exists()
 
     def as_json(value: Any) -> Any:
