@@ -145,3 +145,29 @@ def test_a_run_s_summary_and_last_log_records_say_what_its_result_says(
         {"event": "warning", "step": 2, "warning": "a planted warning"},
         {"event": "done", "step": 2, **done},
     ])  # fmt: skip
+
+
+def test_the_label_free_criterion_takes_the_run_s_settings_from_two_held_out_sentences_on(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[dict[str, Any]] = []
+
+    class Criterion(LabelFreeEvaluator):
+        def __init__(self, sentences: list[str], **kwargs: Any) -> None:
+            super().__init__(sentences, **kwargs)
+            made.append({"sentences": len(sentences), **kwargs})
+
+    monkeypatch.setattr(run_module, "LabelFreeEvaluator", Criterion)
+    corpus = str(write_corpus(tmp_path / "c.txt", 40))
+    tiny = {"max_steps": 1, "batch_size": 8, "max_seq_length": 16, "out_channels": 8, "show_progress": False}
+    objective = {"estimator": "infonce", "critic": "cosine", "temperature": 0.3, "exclude_radius": 1}
+    result = train(model=str(tiny_backbone), corpus=[corpus], output=str(tmp_path / "two"), heldout_size=2, seed=5,
+                   eval_batch_size=5, **objective, **tiny)  # fmt: skip
+    assert made == [{"sentences": 2, "seed": 5, "batch_size": 5, **objective, "mi": True}]
+    assert result.best is not None and result.best["metric"] == "heldout_align_uniform"
+    none = train(model=str(tiny_backbone), corpus=[corpus], output=str(tmp_path / "none"), heldout_size=0, **tiny)
+    assert len(made) == 1 and none.history == [] and none.best is None  # nothing to evaluate on: no evaluation
+    with pytest.raises(IsbertError) as refused:
+        train(model=str(tiny_backbone), corpus=[corpus], output=str(tmp_path / "asked"), heldout_size=0,
+              select="label-free", **tiny)  # fmt: skip
+    assert str(refused.value) == "--select label-free needs held-out sentences (--heldout-size of at least 2)"
