@@ -171,3 +171,28 @@ def test_the_label_free_criterion_takes_the_run_s_settings_from_two_held_out_sen
         train(model=str(tiny_backbone), corpus=[corpus], output=str(tmp_path / "asked"), heldout_size=0,
               select="label-free", **tiny)  # fmt: skip
     assert str(refused.value) == "--select label-free needs held-out sentences (--heldout-size of at least 2)"
+
+
+class RecordedShuffle(run_module.EpochSeededBatchSampler):  # type: ignore[misc,valid-type]
+    """The seeded random batch order, counting the batches of each epoch it makes (module level: it is pickled)."""
+
+    made: list[int] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.made.append(len(self))
+
+
+@pytest.mark.parametrize("batching", ["random", "length"])
+def test_an_epoch_is_the_corpus_in_batches_of_the_run_s_size_in_the_order_asked(
+    batching: str, tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """42 sentences in batches of 4 are 10 steps an epoch (the last partial batch is dropped)."""
+    monkeypatch.setattr(run_module, "EpochSeededBatchSampler", RecordedShuffle)
+    monkeypatch.setattr(RecordedShuffle, "made", [])
+    corpus = str(write_corpus(tmp_path / "c.txt", 42))
+    result = train(model=str(tiny_backbone), corpus=[str(corpus)], output=str(tmp_path / "run"), heldout_size=0,
+                   epochs=1, batch_size=4, batching=batching, max_seq_length=16, out_channels=8,
+                   show_progress=False)  # fmt: skip
+    assert result.steps == 10
+    assert RecordedShuffle.made == ([10] if batching == "random" else [])
