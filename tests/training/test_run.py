@@ -165,6 +165,7 @@ def test_the_label_free_criterion_takes_the_run_s_settings_from_two_held_out_sen
                    eval_batch_size=5, **objective, **tiny)  # fmt: skip
     assert made == [{"sentences": 2, "seed": 5, "batch_size": 5, **objective, "mi": True}]
     assert result.best is not None and result.best["metric"] == "heldout_align_uniform"
+    assert (tmp_path / "two" / "checkpoints").is_dir() and not (tmp_path / "two" / "checkpoints" / "eval").exists()
     none = train(model=str(tiny_backbone), corpus=[corpus], output=str(tmp_path / "none"), heldout_size=0, **tiny)
     assert len(made) == 1 and none.history == [] and none.best is None  # nothing to evaluate on: no evaluation
     with pytest.raises(IsbertError) as refused:
