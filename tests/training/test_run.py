@@ -197,3 +197,31 @@ def test_an_epoch_is_the_corpus_in_batches_of_the_run_s_size_in_the_order_asked(
                    show_progress=False)  # fmt: skip
     assert result.steps == 10
     assert RecordedShuffle.made == ([10] if batching == "random" else [])
+
+
+def test_every_optimisation_setting_of_the_run_reaches_the_trainer(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each value differs from transformers' default, so a setting left out of the arguments shows."""
+    given: list[Any] = []
+
+    class Trainer(IsbertTrainer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            given.append(self.args)
+
+    monkeypatch.setattr(run_module, "IsbertTrainer", Trainer)
+    settings = {"lr": 3e-4, "weight_decay": 0.05, "adam_epsilon": 1e-6, "lr_scheduler": "cosine", "warmup_ratio": 0.2,
+                "max_grad_norm": 0.5, "seed": 11}  # fmt: skip
+    train(model=str(tiny_backbone), corpus=[str(write_corpus(tmp_path / "c.txt", 24))], output=str(tmp_path / "run"),
+          heldout_size=0, epochs=1, batch_size=8, max_seq_length=16, out_channels=8, show_progress=False, device="cpu",
+          **settings)  # fmt: skip
+    [args] = given
+    assert (args.learning_rate, args.weight_decay, args.adam_epsilon, args.warmup_steps, args.max_grad_norm) == (
+        3e-4, 0.05, 1e-6, 0.2, 0.5
+    )  # fmt: skip
+    assert (args.seed, args.lr_scheduler_type.value, args.optim.value) == (11, "cosine", "adamw_torch_fused")
+    assert args.max_steps == -1  # no --max-steps: the epochs decide
+    assert (args.save_strategy, args.save_total_limit, args.report_to) == ("steps", None, [])
+    assert args.disable_tqdm and not args.logging_nan_inf_filter and not args.dataloader_pin_memory
+    assert args.use_cpu and args.ddp_find_unused_parameters is False
