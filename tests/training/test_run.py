@@ -225,3 +225,22 @@ def test_every_optimisation_setting_of_the_run_reaches_the_trainer(
     assert (args.save_strategy, args.save_total_limit, args.report_to) == ("steps", None, [])
     assert args.disable_tqdm and not args.logging_nan_inf_filter and not args.dataloader_pin_memory
     assert args.use_cpu and args.ddp_find_unused_parameters is False
+
+
+@pytest.mark.parametrize(("select", "other"), [("stsb", "label-free"), ("label-free", "stsb")])
+def test_a_run_keeps_the_other_criterion_s_pick_beside_its_own(
+    select: str, other: str, tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from experiments.tiny_data import write_tiny_data
+
+    from isbert.training.selection import CRITERIA
+
+    data = write_tiny_data(tmp_path / "data", monkeypatch)
+    out = tmp_path / "run"
+    result = train(model=str(tiny_backbone), corpus=[str(write_corpus(tmp_path / "c.txt", 120))], output=str(out),
+                   max_steps=2, eval_steps=1, batch_size=8, lr=1e-3, dev="stsb", data_dir=str(data), heldout_size=16,
+                   select=select, max_seq_length=16, out_channels=8, show_progress=False)  # fmt: skip
+    assert result.best is not None and result.best["metric"] == CRITERIA[select][0]
+    assert result.alternative is not None and result.alternative["metric"] == CRITERIA[other][0]
+    assert result.alternative["path"] == str(out / "checkpoints" / f"best-{other}")
+    assert (out / "checkpoints" / f"best-{other}" / "modules.json").is_file()
