@@ -102,7 +102,12 @@ MODULES: dict[str, list[str]] = {
         "tests/search/test_cluster_wiring.py",
     ],
     "search/similar.py": ["tests/search/test_similar.py", "tests/search/test_search_cluster_similar.py"],
-    "training/run.py": [*_TRAIN, "tests/training/test_run.py"],
+    "training/run.py": [
+        *_TRAIN,
+        "tests/training/test_run.py",
+        # which parameters a run trains (--train-parts): the one test of test_objectives.py that reaches it
+        "tests/training/test_objectives.py::test_train_parts_leave_the_frozen_weights_untouched",
+    ],
     "training/corpus.py": ["tests/training/test_corpus.py", "tests/training/test_run.py"],
     "training/checkpoints.py": ["tests/training/test_checkpoints.py"],
     "training/callbacks.py": ["tests/training/test_callbacks.py", "tests/training/test_train.py"],
