@@ -244,3 +244,39 @@ def test_a_run_keeps_the_other_criterion_s_pick_beside_its_own(
     assert result.alternative is not None and result.alternative["metric"] == CRITERIA[other][0]
     assert result.alternative["path"] == str(out / "checkpoints" / f"best-{other}")
     assert (out / "checkpoints" / f"best-{other}" / "modules.json").is_file()
+
+
+def test_the_log_says_how_each_run_started_and_where_it_resumed(tmp_path: Path, tiny_backbone: Path) -> None:
+    import json
+    import shutil
+
+    from isbert.threads import current_plan
+    from isbert.training.run_folder import SUMMARY_FILE
+    from isbert.training.selection import default_criterion
+
+    out = tmp_path / "run"
+    common = {"model": str(tiny_backbone), "corpus": [str(write_corpus(tmp_path / "c.txt", 40))], "output": str(out),
+              "max_steps": 2, "batch_size": 8, "heldout_size": 0, "save_steps": 1, "max_seq_length": 16,
+              "out_channels": 8, "show_progress": False, "train_parts": "head+embeddings"}  # fmt: skip
+
+    def records() -> list[dict[str, Any]]:
+        lines = (out / "training_log.jsonl").read_text(encoding="utf-8").splitlines()
+        return [{k: v for k, v in json.loads(line).items() if k != "time"} for line in lines]
+
+    first = train(**common)
+    start = records()[0]
+    assert start == {
+        "event": "start", "step": 0, "config": json.loads(json.dumps(asdict(TrainConfig(**common)))),
+        "corpus": first.corpus.to_dict(), "frozen_parameters": start["frozen_parameters"], "world_size": 1,
+        "selection": default_criterion(None), "eval_steps": start["eval_steps"], "precision": first.precision,
+        "threads": current_plan().describe(),
+    }  # fmt: skip
+    assert start["frozen_parameters"] and all(".embeddings." not in name for name in start["frozen_parameters"])
+    train(**common, resume=True)  # the finished run's last checkpoint: nothing left to train, said in the log
+    assert {"event": "resume", "step": 2, "checkpoint": str(out / "checkpoints" / "checkpoint-2")} in records()
+    (out / SUMMARY_FILE).unlink()  # a run killed before its first checkpoint: resuming starts it afresh
+    shutil.rmtree(out / "checkpoints")
+    train(**common, resume=True)
+    fresh = {"event": "resume", "step": 0, "checkpoint": None, "note": "no complete checkpoint; fresh start"}
+    events = records()
+    assert fresh in events and events[events.index(fresh) + 1]["event"] == "start"
