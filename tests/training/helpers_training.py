@@ -13,6 +13,8 @@ TESTS = Path(__file__).resolve().parents[1]
 REPO = TESTS.parent
 
 TINY_ARGS = ["--max-seq-length", "16", "--out-channels", "8", "--no-progress", "--logging-steps", "2"]
+TINY = {"max_seq_length": 16, "out_channels": 8, "show_progress": False, "device": "cpu", "logging_steps": 2}
+"""The same tiny model and quiet run as ``TINY_ARGS``, as ``train()`` keywords."""
 
 
 def write_corpus(path: Path, n: int = 300, seed: int = 0, extra: str = "") -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers_training import write_corpus
+from helpers_training import TINY, write_corpus
 from setting_values import other_value
 
 import isbert.training.run as run_module
@@ -71,10 +71,9 @@ def test_the_run_trains_on_the_rest_and_scores_the_held_out_slice(
     monkeypatch.setattr(run_module, "IsbertTrainer", Trainer)
     monkeypatch.setattr(run_module, "LabelFreeEvaluator", Criterion)
     corpus = write_corpus(tmp_path / "c.txt", 240, seed=3)
-    settings = {"max_seq_length": 16, "out_channels": 8, "show_progress": False, "device": "cpu"}
     result = train(
         model=str(tiny_backbone), corpus=[str(corpus)], output=str(tmp_path / "run"), max_steps=1, batch_size=8,
-        heldout_size=20, seed=7, dedup=True, **settings,
+        heldout_size=20, seed=7, dedup=True, **TINY,
     )  # fmt: skip
     dataset, _ = build_corpus_dataset([corpus], tmp_path / "cache", dedup=True)
     train_set, heldout = split_heldout(dataset, 20, seed=7)
@@ -122,8 +121,7 @@ def test_a_run_s_summary_and_last_log_records_say_what_its_result_says(
     out = tmp_path / "run"
     result = train(
         model=str(tiny_backbone), corpus=[str(write_corpus(tmp_path / "c.txt", 120))], output=str(out), max_steps=2,
-        eval_steps=1, batch_size=8, lr=1e-30, dev="stsb", data_dir=str(data), keep_checkpoints=0, max_seq_length=16,
-        out_channels=8, show_progress=False, device="cpu",
+        eval_steps=1, batch_size=8, lr=1e-30, dev="stsb", data_dir=str(data), keep_checkpoints=0, **TINY,
     )  # fmt: skip
     assert [h["step"] for h in result.history] == [0, 1, 2] and result.start == result.history[0]
     assert result.best is not None and result.best["step"] == 0 and not result.interrupted
@@ -159,7 +157,7 @@ def test_the_label_free_criterion_takes_the_run_s_settings_from_two_held_out_sen
 
     monkeypatch.setattr(run_module, "LabelFreeEvaluator", Criterion)
     corpus = str(write_corpus(tmp_path / "c.txt", 40))
-    tiny = {"max_steps": 1, "batch_size": 8, "max_seq_length": 16, "out_channels": 8, "show_progress": False}
+    tiny = {"max_steps": 1, "batch_size": 8, **TINY}
     objective = {"estimator": "infonce", "critic": "cosine", "temperature": 0.3, "exclude_radius": 1}
     result = train(model=str(tiny_backbone), corpus=[corpus], output=str(tmp_path / "two"), heldout_size=2, seed=5,
                    eval_batch_size=5, **objective, **tiny)  # fmt: skip
@@ -192,9 +190,8 @@ def test_an_epoch_is_the_corpus_in_batches_of_the_run_s_size_in_the_order_asked(
     monkeypatch.setattr(run_module, "EpochSeededBatchSampler", RecordedShuffle)
     monkeypatch.setattr(RecordedShuffle, "made", [])
     corpus = str(write_corpus(tmp_path / "c.txt", 42))
-    result = train(model=str(tiny_backbone), corpus=[str(corpus)], output=str(tmp_path / "run"), heldout_size=0,
-                   epochs=1, batch_size=4, batching=batching, max_seq_length=16, out_channels=8,
-                   show_progress=False)  # fmt: skip
+    result = train(model=str(tiny_backbone), corpus=[corpus], output=str(tmp_path / "run"), heldout_size=0,
+                   epochs=1, batch_size=4, batching=batching, **TINY)  # fmt: skip
     assert result.steps == 10
     assert RecordedShuffle.made == ([10] if batching == "random" else [])
 
@@ -214,8 +211,7 @@ def test_every_optimisation_setting_of_the_run_reaches_the_trainer(
     settings = {"lr": 3e-4, "weight_decay": 0.05, "adam_epsilon": 1e-6, "lr_scheduler": "cosine", "warmup_ratio": 0.2,
                 "max_grad_norm": 0.5, "seed": 11}  # fmt: skip
     train(model=str(tiny_backbone), corpus=[str(write_corpus(tmp_path / "c.txt", 24))], output=str(tmp_path / "run"),
-          heldout_size=0, epochs=1, batch_size=8, max_seq_length=16, out_channels=8, show_progress=False, device="cpu",
-          **settings)  # fmt: skip
+          heldout_size=0, epochs=1, batch_size=8, **TINY, **settings)  # fmt: skip
     [args] = given
     assert (args.learning_rate, args.weight_decay, args.adam_epsilon, args.warmup_steps, args.max_grad_norm) == (
         3e-4, 0.05, 1e-6, 0.2, 0.5
@@ -239,7 +235,7 @@ def test_a_run_keeps_the_other_criterion_s_pick_beside_its_own(
     out = tmp_path / "run"
     result = train(model=str(tiny_backbone), corpus=[str(write_corpus(tmp_path / "c.txt", 120))], output=str(out),
                    max_steps=2, eval_steps=1, batch_size=8, lr=1e-3, dev="stsb", data_dir=str(data), heldout_size=16,
-                   select=select, max_seq_length=16, out_channels=8, show_progress=False)  # fmt: skip
+                   select=select, **TINY)  # fmt: skip
     assert result.best is not None and result.best["metric"] == CRITERIA[select][0]
     assert result.alternative is not None and result.alternative["metric"] == CRITERIA[other][0]
     assert result.alternative["path"] == str(out / "checkpoints" / f"best-{other}")
@@ -256,8 +252,8 @@ def test_the_log_says_how_each_run_started_and_where_it_resumed(tmp_path: Path, 
 
     out = tmp_path / "run"
     common = {"model": str(tiny_backbone), "corpus": [str(write_corpus(tmp_path / "c.txt", 40))], "output": str(out),
-              "max_steps": 2, "batch_size": 8, "heldout_size": 0, "save_steps": 1, "max_seq_length": 16,
-              "out_channels": 8, "show_progress": False, "train_parts": "head+embeddings"}  # fmt: skip
+              "max_steps": 2, "batch_size": 8, "heldout_size": 0, "save_steps": 1, "train_parts": "head+embeddings",
+              **TINY}  # fmt: skip
 
     def records() -> list[dict[str, Any]]:
         lines = (out / "training_log.jsonl").read_text(encoding="utf-8").splitlines()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers_training import (
+    TINY,
     TINY_ARGS,
     assert_resumed_from,
     cli_env,
@@ -35,8 +36,6 @@ from isbert.training.run import _nothing_to_resume, evaluation_interval, prepare
 from isbert.training.run_folder import SettingsMismatch
 from isbert.training.selection import selection_agreement
 from isbert.training.selection.evaluators import LabelFreeEvaluator, alignment, uniformity
-
-TINY = {"max_seq_length": 16, "out_channels": 8, "show_progress": False, "device": "cpu", "logging_steps": 2}
 
 
 def test_alignment_uniformity_known_values() -> None:
