@@ -7,7 +7,6 @@ import json
 import os
 import random
 import re
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from isbert.experiments import ExperimentInterrupted, load_experiment, run_exper
 from isbert.training import run as training
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-from helpers_training import assert_resumed_from, latest_checkpoint_step
+from helpers_training import assert_resumed_from, ctrl_c_at, latest_checkpoint_step
 
 from experiments.tiny_data import TINY_RUN_DEFAULTS, sentence, write_tiny_data
 
@@ -198,30 +197,13 @@ def test_list_and_only_validation(
     assert "experiment file not found" in capsys.readouterr().err
 
 
-class SigintAt:
-    """A TrainerCallback that presses Ctrl-C (SIGINT to this process) at a given step."""
-
-    def __init__(self, step: int) -> None:
-        from transformers import TrainerCallback
-
-        self.step = step
-        outer = self
-
-        class Callback(TrainerCallback):
-            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-                if state.global_step == outer.step:
-                    os.kill(os.getpid(), signal.SIGINT)
-
-        self.callback = Callback()
-
-
 def test_interrupted_run_resumes(
     tmp_path: Path, data_dir: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = write_experiment(tmp_path, tiny_backbone)
     runs, results = tmp_path / "runs", tmp_path / "results"
     experiment = load_experiment(config)
-    spy = TrainSpy(monkeypatch, callbacks=[SigintAt(2).callback])
+    spy = TrainSpy(monkeypatch, callbacks=[ctrl_c_at(2)])
     with pytest.raises(ExperimentInterrupted, match="interrupted; run the same command again"):
         run_experiment(experiment, runs_dir=runs, results_dir=results, only=["is-a"], log=lambda m: None)
     folder = runs / "tiny" / "is-a" / "seed-7"

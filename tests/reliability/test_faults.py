@@ -29,6 +29,7 @@ from helpers_training import (
     TINY_ARGS,
     assert_resumed_from,
     cli_env,
+    ctrl_c_at,
     isbert_cmd,
     latest_checkpoint_step,
     run_cli,
@@ -183,14 +184,8 @@ def test_ctrl_c_then_resume_unpickles_nothing_but_plain_tensors(
     tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch, reliability
 ) -> None:
     """Ctrl-C saves a checkpoint; resuming reads optimizer, scheduler and RNG only via torch.load(weights_only=True)."""
-    from transformers import TrainerCallback
 
     from isbert.training import TrainingInterrupted, train
-
-    class CtrlCAtStep5(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 5:
-                os.kill(os.getpid(), signal.SIGINT)
 
     corpus = write_corpus(tmp_path / "c.txt", 200)
     settings = {
@@ -199,7 +194,7 @@ def test_ctrl_c_then_resume_unpickles_nothing_but_plain_tensors(
         "show_progress": False, "device": "cpu",
     }  # fmt: skip
     with pytest.raises(TrainingInterrupted, match="--resume"):
-        train(callbacks=[CtrlCAtStep5()], **settings)
+        train(callbacks=[ctrl_c_at(5)], **settings)
 
     calls: list[object] = []
     real_load = torch.load

@@ -12,7 +12,6 @@ import json
 import os
 import pickle
 import shutil
-import signal
 import sqlite3
 import sys
 from pathlib import Path
@@ -347,17 +346,11 @@ def test_a_module_type_that_is_not_a_module_is_one_line(
 @pytest.fixture
 def interrupted_run(tmp_path: Path, tiny_backbone: Path) -> tuple[dict[str, object], Path]:
     """A run stopped by Ctrl-C at step 4, with the checkpoint it saved (and the settings to resume it)."""
-    from transformers import TrainerCallback
 
     from isbert.training import TrainingInterrupted, train
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-    from helpers_training import write_corpus
-
-    class CtrlCAtStep4(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 4:
-                os.kill(os.getpid(), signal.SIGINT)
+    from helpers_training import ctrl_c_at, write_corpus
 
     settings: dict[str, object] = {
         "model": str(tiny_backbone), "corpus": [str(write_corpus(tmp_path / "c.txt", 100))],
@@ -365,7 +358,7 @@ def interrupted_run(tmp_path: Path, tiny_backbone: Path) -> tuple[dict[str, obje
         "out_channels": 8, "max_seq_length": 16, "show_progress": False, "device": "cpu",
     }  # fmt: skip
     with pytest.raises(TrainingInterrupted):
-        train(callbacks=[CtrlCAtStep4()], **settings)
+        train(callbacks=[ctrl_c_at(4)], **settings)
     (checkpoint,) = (tmp_path / "run").rglob("checkpoint-*")
     return settings, checkpoint
 

@@ -253,19 +253,11 @@ def test_the_run_log_refuses_a_planted_link(tmp_path: Path, victim: Path, kind: 
 @pytest.fixture
 def interrupted(tmp_path: Path, tiny_backbone: Path) -> dict[str, object]:
     """The settings of a run stopped by Ctrl-C at step 2 of 4, with the checkpoint it saved."""
-    import signal
-
-    from transformers import TrainerCallback
 
     from isbert.training import TrainingInterrupted, train
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-    from helpers_training import write_corpus
-
-    class CtrlCAtStep2(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 2:
-                os.kill(os.getpid(), signal.SIGINT)
+    from helpers_training import ctrl_c_at, write_corpus
 
     settings: dict[str, object] = {
         "model": str(tiny_backbone), "corpus": [str(write_corpus(tmp_path / "c.txt", 64))],
@@ -273,7 +265,7 @@ def interrupted(tmp_path: Path, tiny_backbone: Path) -> dict[str, object]:
         "out_channels": 8, "max_seq_length": 16, "show_progress": False, "device": "cpu",
     }  # fmt: skip
     with pytest.raises(TrainingInterrupted):
-        train(callbacks=[CtrlCAtStep2()], **settings)
+        train(callbacks=[ctrl_c_at(2)], **settings)
     return settings
 
 

@@ -70,6 +70,28 @@ def assert_resumed_from(run: Path, step: int, max_steps: int) -> None:
     assert len(logged) == len(set(logged)), "the log holds steps twice: the resumed run did not truncate it"
 
 
+def ctrl_c_at(step: int):
+    """A TrainerCallback that presses Ctrl-C (SIGINT to this process) when training reaches ``step``."""
+    import signal
+
+    from transformers import TrainerCallback
+
+    class CtrlC(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    return CtrlC()
+
+
+def log_records(run: Path) -> list[dict]:
+    """The run's log records, without their wall-clock time."""
+    import json
+
+    lines = (run / "training_log.jsonl").read_text(encoding="utf-8").splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k != "time"} for line in lines if line.strip()]
+
+
 def parameter_digest(model) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 
 import pytest
 import torch
-from helpers_training import assert_resumed_from, latest_checkpoint_step, parameter_digest, write_corpus
-from transformers import TrainerCallback
+from helpers_training import assert_resumed_from, ctrl_c_at, latest_checkpoint_step, parameter_digest, write_corpus
 
 import isbert
 from isbert.errors import IsbertError
@@ -91,18 +88,13 @@ def test_both_selections_are_saved(tmp_path: Path, tiny_backbone: Path) -> None:
 
 
 def _interrupted_then_resumed(tmp_path: Path, backbone: Path, **settings) -> tuple[str, str]:
-    class CtrlCAtStep4(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 4:
-                os.kill(os.getpid(), signal.SIGINT)
-
     corpus = write_corpus(tmp_path / "c.txt", 200)
     common = {
         "model": str(backbone), "corpus": [str(corpus)], "output": str(tmp_path / "cut"), "max_steps": 8,
         "batch_size": 8, "save_steps": 100, "heldout_size": 0, "lr": 1e-2, **TINY, **settings,
     }  # fmt: skip
     with pytest.raises(TrainingInterrupted):
-        train(callbacks=[CtrlCAtStep4()], **common)
+        train(callbacks=[ctrl_c_at(4)], **common)
     newest = latest_checkpoint_step(tmp_path / "cut")
     train(resume=True, **common)
     assert_resumed_from(tmp_path / "cut", newest, max_steps=8)
