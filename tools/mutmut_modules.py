@@ -105,6 +105,7 @@ MODULES: dict[str, list[str]] = {
     "training/run.py": [
         *_TRAIN,
         "tests/training/test_run.py",
+        "tests/training/test_run_stops.py",
         # which parameters a run trains (--train-parts): the one test of test_objectives.py that reaches it
         "tests/training/test_objectives.py::test_train_parts_leave_the_frozen_weights_untouched",
     ],

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers_training import TINY, write_corpus
+from helpers_training import TINY, log_records, write_corpus
 from setting_values import other_value
 
 import isbert.training.run as run_module
@@ -135,10 +135,9 @@ def test_a_run_s_summary_and_last_log_records_say_what_its_result_says(
     summary = {key: value for key, value in asdict(result).items() if key not in ("output_dir", "corpus")}
     summary |= {"output_dir": str(out), "corpus": result.corpus.to_dict(), "selection": default_criterion("stsb")}
     assert json.loads((out / SUMMARY_FILE).read_text()) == as_json(summary | {"no_improvement": True})
-    records = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
     NO_IMPROVEMENT = "no evaluation beat the starting model; the starting model is kept as the best"
     done = {"best": result.best, "sentences_per_second": result.sentences_per_second, "agreement": result.agreement}
-    assert [{k: v for k, v in record.items() if k != "time"} for record in records[-3:]] == as_json([
+    assert log_records(out)[-3:] == as_json([
         {"event": "note", "step": 2, "note": NO_IMPROVEMENT},
         {"event": "warning", "step": 2, "warning": "a planted warning"},
         {"event": "done", "step": 2, **done},
@@ -255,12 +254,8 @@ def test_the_log_says_how_each_run_started_and_where_it_resumed(tmp_path: Path, 
               "max_steps": 2, "batch_size": 8, "heldout_size": 0, "save_steps": 1, "train_parts": "head+embeddings",
               **TINY}  # fmt: skip
 
-    def records() -> list[dict[str, Any]]:
-        lines = (out / "training_log.jsonl").read_text(encoding="utf-8").splitlines()
-        return [{k: v for k, v in json.loads(line).items() if k != "time"} for line in lines]
-
     first = train(**common)
-    start = records()[0]
+    start = log_records(out)[0]
     assert start == {
         "event": "start", "step": 0, "config": json.loads(json.dumps(asdict(TrainConfig(**common)))),
         "corpus": first.corpus.to_dict(), "frozen_parameters": start["frozen_parameters"], "world_size": 1,
@@ -269,10 +264,191 @@ def test_the_log_says_how_each_run_started_and_where_it_resumed(tmp_path: Path, 
     }  # fmt: skip
     assert start["frozen_parameters"] and all(".embeddings." not in name for name in start["frozen_parameters"])
     train(**common, resume=True)  # the finished run's last checkpoint: nothing left to train, said in the log
-    assert {"event": "resume", "step": 2, "checkpoint": str(out / "checkpoints" / "checkpoint-2")} in records()
+    assert {"event": "resume", "step": 2, "checkpoint": str(out / "checkpoints" / "checkpoint-2")} in log_records(out)
     (out / SUMMARY_FILE).unlink()  # a run killed before its first checkpoint: resuming starts it afresh
     shutil.rmtree(out / "checkpoints")
     train(**common, resume=True)
     fresh = {"event": "resume", "step": 0, "checkpoint": None, "note": "no complete checkpoint; fresh start"}
-    events = records()
+    events = log_records(out)
     assert fresh in events and events[events.index(fresh) + 1]["event"] == "start"
+
+
+def test_a_run_takes_the_config_and_the_keywords_and_prints_nothing_when_quiet(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """No --dev: STSb is never read; no held-out slice: nothing is evaluated; a fresh quiet run writes no stderr."""
+    import time
+
+    def no_stsb(data_dir: Any) -> None:
+        raise AssertionError("STSb dev was read by a run without --dev")
+
+    monkeypatch.setattr(run_module, "load_stsb_dev", no_stsb)
+    out = tmp_path / "run"
+    config = TrainConfig(model=str(tiny_backbone), corpus=[str(write_corpus(tmp_path / "c.txt", 40))],
+                         output=str(out), heldout_size=0, batch_size=8, **TINY)  # fmt: skip
+    capfd.readouterr()
+    began = time.perf_counter()
+    result = train(config, max_steps=2)
+    took = time.perf_counter() - began
+    assert capfd.readouterr().err == ""  # no resume note, no progress bar, no warning
+    assert result.steps == 2 and result.output_dir == out and 0 < result.seconds < took
+    assert result.corpus.heldout == 0 and result.history == [] and result.best is None
+    assert "eval" not in {record["event"] for record in log_records(out)}
+    with pytest.raises(TypeError) as unknown:
+        train(config, max_step=3, bogus=1)
+    assert str(unknown.value) == "unknown training settings: bogus, max_step"
+
+
+def test_the_corpus_is_read_with_the_run_s_reader_settings(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[dict[str, Any]] = []
+    real = run_module.build_corpus_dataset
+
+    def recorded(corpus: Any, cache_dir: Any, **reader: Any) -> Any:
+        asked.append(reader)
+        return real(corpus, cache_dir)
+
+    monkeypatch.setattr(run_module, "build_corpus_dataset", recorded)
+    reader = {"text_field": "body", "column": "sentence", "encoding_errors": "replace", "dedup": True}
+    train(model=str(tiny_backbone), corpus=[str(write_corpus(tmp_path / "c.txt", 40))], output=str(tmp_path / "run"),
+          max_steps=1, batch_size=8, heldout_size=0, **TINY, **reader)  # fmt: skip
+    assert asked == [reader]
+
+
+@pytest.mark.parametrize(
+    ("heldout", "batch", "refusal"),
+    [
+        (16, 32, "the corpus has 24 training sentences (after holding out 16), fewer than --batch-size 32"),
+        (0, 48, "the corpus has 40 training sentences, fewer than --batch-size 48"),
+        (0, 40, None),
+    ],
+)
+def test_a_corpus_of_fewer_training_sentences_than_one_batch_is_refused(
+    heldout: int, batch: int, refusal: str | None, tmp_path: Path, tiny_backbone: Path
+) -> None:
+    settings = {
+        "model": str(tiny_backbone),
+        "corpus": [str(write_corpus(tmp_path / "c.txt", 40))],
+        "output": str(tmp_path / "run"),
+        "heldout_size": heldout,
+        "batch_size": batch,
+        "epochs": 1,
+        **TINY,
+    }
+    if refusal is None:  # exactly one batch: one step
+        assert train(**settings).steps == 1
+        return
+    with pytest.raises(IsbertError) as refused:
+        train(**settings)
+    assert str(refused.value) == f"{refusal}; lower --batch-size or add sentences"
+
+
+def test_the_run_folder_is_made_recorded_and_refused_word_for_word(tmp_path: Path) -> None:
+    import json
+    import re
+
+    from isbert.training.run_folder import RUN_FILE, SettingsMismatch
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a sentence\n", encoding="utf-8")
+    fingerprint = [{"path": str(corpus), "size": 11, "mtime_ns": 1}]
+    out = tmp_path / "new" / "deeper" / "run"
+    config = TrainConfig(corpus=[str(corpus)], output=str(out))
+    prepare_output(config, fingerprint)  # the missing parents are made
+    record = json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
+    assert record["config"] == json.loads(json.dumps(asdict(config)))
+    assert record["trajectory"] == json.loads(json.dumps({**config.trajectory(), "corpus": fingerprint}))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", record["started"])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    prepare_output(TrainConfig(corpus=[str(corpus)], output=str(empty)), fingerprint)  # an empty folder is taken
+    assert (empty / RUN_FILE).is_file()
+
+    def refusal(**settings: Any) -> str:
+        with pytest.raises(IsbertError) as refused:
+            prepare_output(TrainConfig(**{**asdict(config), **settings}), fingerprint)
+        return str(refused.value)
+
+    assert refusal(resume=True, overwrite=True) == "choose one of --resume and --overwrite"
+    assert refusal(output=str(corpus)) == f"--output {corpus} is a file, not a folder"
+    # a run folder of another version: a setting its record lacks and one this version lacks both differ
+    record["trajectory"].pop("lr")
+    record["trajectory"]["retired_setting"] = 1
+    (out / RUN_FILE).write_text(json.dumps(record), encoding="utf-8")
+    with pytest.raises(SettingsMismatch) as mismatch:
+        prepare_output(TrainConfig(**{**asdict(config), "resume": True}), fingerprint)
+    assert sorted(mismatch.value.changed) == ["lr", "retired_setting"]
+
+
+def test_a_run_with_a_dev_set_wires_its_data_coverage_and_training_free_line(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """STSb dev comes from --data-dir; the backbone's word coverage of the training sentences and the training-free
+    line of the saved step reach the result."""
+    from experiments.tiny_data import write_tiny_data
+    from sentence_transformers import SentenceTransformer
+
+    data = write_tiny_data(tmp_path / "data", monkeypatch)
+    monkeypatch.delenv("ISBERT_DATA_DIR")  # only --data-dir says where the data is
+    loaded: list[Any] = []
+    load = run_module.load_stsb_dev
+    monkeypatch.setattr(run_module, "load_stsb_dev", lambda data_dir: loaded.append(data_dir) or load(data_dir))
+
+    class Coverage:
+        def as_dict(self) -> dict[str, int]:
+            return {"words": 7}
+
+    covered: list[tuple[Any, list[str]]] = []
+
+    def coverage(model: Any, texts: Any) -> Coverage:
+        covered.append((model, list(texts)))
+        return Coverage()
+
+    monkeypatch.setattr(run_module, "word_coverage", coverage)
+    monkeypatch.setattr(run_module, "training_free_line", lambda config, dev, step: f"SIF beside step {step}")
+    corpus = write_corpus(tmp_path / "c.txt", 40)
+    result = train(model=str(tiny_backbone), corpus=[str(corpus)], output=str(tmp_path / "run"), max_steps=2,
+                   eval_steps=1, batch_size=8, heldout_size=0, dev="stsb", data_dir=str(data), **TINY)  # fmt: skip
+    assert loaded == [str(data)]
+    [(model, texts)] = covered
+    assert isinstance(model, SentenceTransformer) and sorted(texts) == sorted(corpus.read_text().split("\n")[:-1])
+    assert result.corpus.word_coverage == {"words": 7}
+    assert result.best is not None and result.training_free == f"SIF beside step {result.best['step']}"
+
+
+def test_the_saved_model_is_the_selected_one_not_the_last(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The criterion is scripted to pick step 2 of 6; the run keeps one checkpoint and counts sentences per step."""
+    from helpers_training import parameter_digest
+
+    import isbert
+    from isbert.training.checkpoints import list_checkpoints
+    from isbert.training.selection import LABEL_FREE_KEY
+
+    scripted = {0: 1.0, 2: -5.0, 4: 0.0, 6: 0.0}  # lower is better
+
+    class Scripted(LabelFreeEvaluator):
+        def __call__(self, model: Any, output_path: Any = None, epoch: float = -1, steps: int = -1) -> dict:
+            return {LABEL_FREE_KEY: scripted[steps]}
+
+    bars: list[Any] = []
+
+    class Progress(run_module.ProgressCallback):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(run_module, "LabelFreeEvaluator", Scripted)
+    monkeypatch.setattr(run_module, "ProgressCallback", Progress)
+    out = tmp_path / "run"
+    result = train(model=str(tiny_backbone), corpus=[str(write_corpus(tmp_path / "c.txt", 120))], output=str(out),
+                   max_steps=6, eval_steps=2, save_steps=2, keep_checkpoints=1, batch_size=8, heldout_size=16,
+                   lr=1e-2, **TINY)  # fmt: skip
+    assert result.best is not None and result.best["step"] == 2
+    saved, best = parameter_digest(isbert.load(out)), parameter_digest(isbert.load(out / "checkpoints" / "best"))
+    assert saved == best != parameter_digest(isbert.load(out / "checkpoints" / "checkpoint-6"))
+    assert [step for step, _ in list_checkpoints(out / "checkpoints")] == [6]  # --keep-checkpoints 1
+    [bar] = bars
+    assert bar.sentences_per_step == 8 and bar.enabled is False
