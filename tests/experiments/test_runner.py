@@ -305,3 +305,75 @@ def test_an_interrupted_run_starts_over_only_when_its_settings_changed(
         with pytest.raises(IsbertError, match="differs"):
             _train(job, True, False, logged.append, "run")  # type: ignore[arg-type]
         assert calls == [(True, False)] and logged == []
+
+
+def test_a_trained_run_s_models_exist_only_with_its_alternative_pick(tmp_path: Path) -> None:
+    from isbert.experiments.runner import _models_exist
+
+    run, other = tmp_path / "train", tmp_path / "train" / "checkpoints" / "best-label-free"
+    with_other = {"alternative": {"step": 2, "path": str(other)}}
+    other.mkdir(parents=True)
+    assert not _models_exist({}, run) and not _models_exist(with_other, run)  # no saved model
+    (run / "modules.json").write_text("[]")
+    assert _models_exist({}, run) and _models_exist({"alternative": None}, run) and _models_exist(with_other, run)
+    other.rmdir()
+    assert not _models_exist(with_other, run)  # the other criterion's pick is gone: train again
+
+
+def test_the_dev_score_is_stsb_dev_spearman_x100(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from isbert.experiments import runner
+    from isbert.training.selection import STSB_KEY, evaluators
+
+    asked: list[Any] = []
+    monkeypatch.setattr(
+        evaluators, "load_stsb_dev", lambda data_dir: asked.append(data_dir) or (lambda m: {STSB_KEY: 0.25})
+    )
+    assert runner._dev_score("a model", tmp_path) == 25.0 and asked == [tmp_path]
+
+
+@pytest.mark.parametrize(("baseline", "reads_corpus"), [("sif", True), ("abtt", False)])
+def test_a_sif_baseline_is_fitted_with_the_run_s_backbone_reader_and_device(
+    baseline: str, reads_corpus: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    import isbert.sif_model
+    from isbert.experiments import runner
+    from isbert.experiments.jobs import plan
+
+    path = tmp_path / "exp.toml"
+    path.write_text(
+        "[defaults]\nmodel = 'offline-glove'\ncorpus = ['c.txt']\nmax_seq_length = 17\nencoder_layers = 0\n"
+        f"text_field = 'body'\nencoding_errors = 'skip'\n[[run]]\nname = 'b'\nbaseline = '{baseline}'\n",
+        encoding="utf-8",
+    )
+    [job] = plan(load_experiment(path), tmp_path / "data", tmp_path / "runs", device="meta")
+    fits: list[tuple[Any, ...]] = []
+
+    def fit_baseline(model: str, corpus: Any, settings: Any, **options: Any) -> Any:
+        fits.append((model, corpus, settings, options))
+        return SimpleNamespace(model="fitted", report=SimpleNamespace(as_dict=lambda: {"components": 1}))
+
+    monkeypatch.setattr(isbert.sif_model, "fit_baseline", fit_baseline)
+    config = job.train_config()
+    assert runner._sif_baseline(job, config) == ("fitted", {"components": 1})
+    reader = {"text_field": "body", "column": "text", "encoding_errors": "skip", "dedup": False}
+    assert fits == [(
+        "offline-glove", config.corpus if reads_corpus else None, job.spec.sif_settings(),
+        {"encoder_layers": 0, "max_seq_length": 17, "device": "meta", **reader},
+    )]  # fmt: skip
+
+
+def test_listing_the_runs_plans_them_with_the_given_data_folder_and_device(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from isbert.experiments.runner import list_jobs
+
+    for folder in ("data", "elsewhere"):
+        (tmp_path / folder).mkdir()
+    monkeypatch.setenv("ISBERT_DATA_DIR", str(tmp_path / "elsewhere"))
+    path = tmp_path / "exp.toml"
+    path.write_text("[defaults]\nmodel = 'offline-glove'\n[[run]]\nname = 'm'\nbaseline = 'mean'\n", encoding="utf-8")
+    [(job, state)] = list_jobs(load_experiment(path), data_dir=tmp_path / "data", runs_dir=tmp_path / "runs",
+                               device="meta")  # fmt: skip
+    assert (job.device, job.config["data_dir"], state) == ("meta", str((tmp_path / "data").resolve()), "not run")

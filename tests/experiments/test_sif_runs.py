@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -165,3 +166,70 @@ def test_sif_inside_training_is_named_in_the_method_and_takes_posthoc_sif_zipf(t
     assert pool.method({**experiment.defaults, **pool.overrides}) == "is+sif-pool"
     assert plain.method({**experiment.defaults, **plain.overrides}) == "is"
     assert pool.sif_settings().probabilities == "zipf" and pool.sif_settings().a == 1e-4
+
+
+@pytest.mark.parametrize("label_free_apart", [False, True])
+def test_sif_after_training_scores_each_selected_model_once_with_the_run_s_corpus_and_reader(
+    label_free_apart: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wiring of ``<run>+posthoc-sif``, every dependency recorded: which model a selection loads (on the run's
+    device), the SIF fit on the run's corpus read as training reads it, and the scores, dev score, fit and speed it
+    stores, once for the one model both criteria picked. Where the label-free pick stands alone (a run selected by
+    the label-free criterion has no labeled pick), the labeled entries are None."""
+    from types import SimpleNamespace
+
+    import isbert.evaluation
+    import isbert.model
+    import isbert.sif_model
+    from isbert.experiments import runner
+
+    text = ("[experiment]\ntasks = 'stsb,sick-r'\n" + C + "text_field = 'body'\nencoding_errors = 'replace'\n"
+            "dedup = true\n[[run]]\nname = 'is'\nposthoc = 'sif'\nsif = { a = 1e-4 }\n")  # fmt: skip
+    experiment = load_experiment(write(tmp_path, text))
+    [job] = plan(experiment, tmp_path / "data", tmp_path / "runs", device="meta")
+    job.settings["dev"] = "stsb"
+    calls: list[tuple[str, Any]] = []
+
+    def load_torch(path: str, device: str | None = None) -> str:
+        calls.append(("load", (path, device)))
+        return f"model {path}"
+
+    def add_sif(model: str, corpus: list[str], settings: Any, **reader: Any) -> Any:
+        calls.append(("fit", (model, corpus, settings, reader)))
+        return SimpleNamespace(model=f"sif on {model}", report=SimpleNamespace(as_dict=lambda: {"fitted": model}))
+
+    def evaluate(model: str, tasks: list[str], data_dir: Path, **options: Any) -> dict[str, Any]:
+        calls.append(("evaluate", (model, tasks, data_dir, options)))
+        return {"STSBenchmark": {"spearman": 50.0}, "SICK-R": {"spearman": 60.0}, "STS12": {"spearman": 1.0}}
+
+    monkeypatch.setattr(isbert.model, "load_torch", load_torch)
+    monkeypatch.setattr(isbert.sif_model, "add_sif", add_sif)
+    monkeypatch.setattr(isbert.evaluation, "evaluate", evaluate)
+    monkeypatch.setattr(runner, "_dev_score", lambda model, data_dir: calls.append(("dev", model)) or 61.5)
+    monkeypatch.setattr(runner, "_speed", lambda model, data_dir: calls.append(("speed", model)) or 900.0)
+    picked = {"step": 2, "path": str(tmp_path / "run")}
+    chosen = {"labeled": None if label_free_apart else picked, "label_free": picked}
+    out = runner._evaluate_posthoc(job, chosen, tmp_path / "data")
+
+    first = "label_free" if label_free_apart else "labeled"
+    reader = {"text_field": "body", "column": "text", "encoding_errors": "replace", "dedup": True}
+    fitted = f"sif on model {picked['path']}"
+    assert calls == [
+        ("load", (picked["path"], "meta")),
+        ("fit", (f"model {picked['path']}", job.train_config().corpus, job.spec.sif_settings(), reader)),
+        ("evaluate", (fitted, ["STSBenchmark", "SICK-R"], tmp_path / "data",
+                      {"show_progress": False, "model_name": f"{job.label} ({first}, step 2, + sif)"})),
+        ("dev", fitted),
+        ("speed", fitted),
+    ]  # fmt: skip
+    scores = {"STSBenchmark": 50.0, "SICK-R": 60.0, "avg": 55.0}  # the run's tasks only
+    details = {"STSBenchmark": {"spearman": 50.0}, "SICK-R": {"spearman": 60.0}}
+    labeled = None if label_free_apart else "the same"
+    assert out == {
+        "method": "sif",
+        "scores": {"labeled": labeled and scores, "label_free": scores},
+        "stsb_dev": {"start": None, "labeled": labeled and 61.5, "label_free": 61.5},
+        "evaluation": {"labeled": labeled and details, "label_free": details},
+        "fit": {"fitted": f"model {picked['path']}"},
+        "encode_sentences_per_second": 900.0,
+    }
