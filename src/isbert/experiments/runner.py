@@ -220,7 +220,7 @@ def _evaluate_posthoc(job: Job, chosen: dict[str, dict[str, Any] | None], data_d
     from isbert.model import load_torch
     from isbert.sif_model import add_sif
 
-    config = job.train_config(show_progress=False)
+    config = job.train_config()  # for its corpus and how it reads it
     tasks = job.experiment.tasks
     out: dict[str, Any] = {"method": job.spec.posthoc, "scores": {}, "stsb_dev": {"start": None}, "evaluation": {}}
     done: dict[str, tuple[dict[str, float], dict[str, Any], float | None, Any]] = {}
