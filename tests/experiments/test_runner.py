@@ -377,3 +377,54 @@ def test_listing_the_runs_plans_them_with_the_given_data_folder_and_device(
     [(job, state)] = list_jobs(load_experiment(path), data_dir=tmp_path / "data", runs_dir=tmp_path / "runs",
                                device="meta")  # fmt: skip
     assert (job.device, job.config["data_dir"], state) == ("meta", str((tmp_path / "data").resolve()), "not run")
+
+
+@pytest.mark.parametrize(
+    ("baseline", "built", "whiten"),
+    [
+        ("model2vec", ("distilled", "tiny-model", "meta"), False),
+        ("whitening", ("pooled", "mean"), True),
+        ("cls", ("pooled", "cls"), False),
+        ("untrained", ("start", 7), False),
+    ],
+)
+def test_each_baseline_is_built_as_named_and_scored_as_a_fixed_model(
+    baseline: str, built: tuple[Any, ...], whiten: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which model a baseline row scores (the distilled backbone, the pooled encoder, the untrained start with the
+    run's seed), whether it is whitened, and that the STSb dev score is of the model as scored (none for whitening)."""
+    import torch
+
+    import isbert.evaluation
+    import isbert.evaluation.distilled
+    import isbert.training.models
+    from isbert.experiments import runner
+    from isbert.experiments.jobs import plan
+
+    path = tmp_path / "exp.toml"
+    path.write_text("[experiment]\ntasks = 'stsb'\nseeds = [7]\n[defaults]\nmodel = 'tiny-model'\ndev = 'stsb'\n"
+                    f"[[run]]\nname = 'b'\nbaseline = '{baseline}'\n", encoding="utf-8")  # fmt: skip
+    [job] = plan(load_experiment(path), tmp_path / "data", tmp_path / "runs", device="meta")
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(
+        isbert.evaluation.distilled, "distilled_model", lambda model, device=None: ("distilled", model, device)
+    )
+    monkeypatch.setattr(isbert.training.models, "build_baseline", lambda config, pooling: ("pooled", pooling))
+    monkeypatch.setattr(isbert.training.models, "build_model", lambda config: ("start", torch.initial_seed()))
+    monkeypatch.setattr(runner, "_dev_score", lambda model, data_dir: calls.append(("dev", model)) or 61.5)
+    monkeypatch.setattr(runner, "_speed", lambda model, data_dir: calls.append(("speed", model)) or 900.0)
+
+    def evaluate(model: Any, tasks: list[str], data_dir: Path, **options: Any) -> dict[str, Any]:
+        calls.append(("evaluate", model, options))
+        return {"STSBenchmark": {"spearman": 50.0}}
+
+    monkeypatch.setattr(isbert.evaluation, "evaluate", evaluate)
+    out = runner._evaluate_baseline(job, tmp_path / "data")
+    options = {"whiten": whiten, "show_progress": False, "model_name": job.label}
+    assert calls == [*([] if whiten else [("dev", built)]), ("evaluate", built, options), ("speed", built)]
+    dev = None if whiten else 61.5
+    assert out["stsb_dev"] == {"start": dev, "labeled": dev, "label_free": dev}
+    assert out["scores"] == {
+        "labeled": {"STSBenchmark": 50.0, "avg": 50.0},
+        "label_free": {"STSBenchmark": 50.0, "avg": 50.0},
+    }

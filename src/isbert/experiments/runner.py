@@ -276,7 +276,7 @@ def _evaluate_baseline(job: Job, data_dir: Path) -> dict[str, Any]:
     from isbert.training.models import build_baseline, build_model
 
     started = time.perf_counter()
-    config = job.train_config(show_progress=False)
+    config = job.train_config()  # what the baseline is built from
     baseline = job.spec.baseline
     fit = None
     if baseline in SIF_BASELINES:
