@@ -208,7 +208,7 @@ def test_every_optimisation_setting_of_the_run_reaches_the_trainer(
 
     monkeypatch.setattr(run_module, "IsbertTrainer", Trainer)
     settings = {"lr": 3e-4, "weight_decay": 0.05, "adam_epsilon": 1e-6, "lr_scheduler": "cosine", "warmup_ratio": 0.2,
-                "max_grad_norm": 0.5, "seed": 11}  # fmt: skip
+                "max_grad_norm": 0.5, "seed": 11, "precision": "bf16"}  # fmt: skip
     train(model=str(tiny_backbone), corpus=[str(write_corpus(tmp_path / "c.txt", 24))], output=str(tmp_path / "run"),
           heldout_size=0, epochs=1, batch_size=8, **TINY, **settings)  # fmt: skip
     [args] = given
@@ -220,6 +220,7 @@ def test_every_optimisation_setting_of_the_run_reaches_the_trainer(
     assert (args.save_strategy, args.save_total_limit, args.report_to) == ("steps", None, [])
     assert args.disable_tqdm and not args.logging_nan_inf_filter and not args.dataloader_pin_memory
     assert args.use_cpu and args.ddp_find_unused_parameters is False
+    assert (args.bf16, args.fp16) == (True, False)  # CPU autocast
 
 
 @pytest.mark.parametrize(("select", "other"), [("stsb", "label-free"), ("label-free", "stsb")])
