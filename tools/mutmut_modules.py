@@ -78,6 +78,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "experiments/runner.py": [
         "tests/experiments/test_runner.py",
+        "tests/experiments/test_runner_records.py",
         "tests/experiments/test_config.py",
         "tests/experiments/test_settings_hash.py",
         "tests/experiments/test_reuse.py",

@@ -1,0 +1,165 @@
+"""What the experiment runner records about each run, from fixed inputs: the machine, the models each criterion
+picked, the dev scores at those steps, the trained record, the one-line summary, the files kept, the corpus check."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import torch
+
+from isbert import __version__
+from isbert.errors import IsbertError
+from isbert.experiments import load_experiment, runner
+from isbert.experiments.jobs import TRAIN_DIR, TRAINED_FILE, plan
+from isbert.training.run_folder import RunFolder
+from isbert.training.selection import LABEL_FREE_KEY, STSB_KEY
+
+
+def _job(tmp_path: Path, run: str = "name = 'is'\n", defaults: str = "") -> Any:
+    path = tmp_path / "exp.toml"
+    path.write_text(f"[defaults]\nmodel = 'offline-glove'\n{defaults}[[run]]\n{run}", encoding="utf-8")
+    [job] = plan(load_experiment(path), tmp_path / "data", tmp_path / "runs")
+    return job
+
+
+def test_the_machine_record_names_the_cpu_threads_versions_device_and_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    lscpu = "Architecture: x86_64\nModel name:   Some CPU @ 2.0GHz  \nThread(s) per core: 2\n"
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: SimpleNamespace(stdout=lscpu))
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.234, 0.5, 0.25))
+    runner._cpu_model.cache_clear()
+    try:
+        info = runner.machine_info(None)
+    finally:
+        runner._cpu_model.cache_clear()
+    assert info == {
+        "cpu": "Some CPU @ 2.0GHz", "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "device": "cpu", "platform": platform.platform(), "isbert": __version__,
+        "load_average_1min": 1.23,
+    }  # fmt: skip
+    assert runner.machine_info("meta")["device"] == "meta"  # a device given is recorded as given
+    assert "gpu" not in runner.machine_info("cuda:0")  # no GPU here to name
+
+
+def test_without_lscpu_the_cpu_is_named_by_the_platform(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(*args: Any, **kwargs: Any) -> Any:
+        raise FileNotFoundError("lscpu")
+
+    monkeypatch.setattr(subprocess, "run", missing)
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    runner._cpu_model.cache_clear()
+    try:
+        assert runner._cpu_model() == (platform.machine() or "unknown CPU")
+    finally:
+        runner._cpu_model.cache_clear()
+
+
+def test_the_average_is_over_the_sts_tasks_present_and_transfer_tasks_score_by_accuracy() -> None:
+    tasks = ["STS12", "STSBenchmark", "MR", "SICK-R"]
+    results = {"STS12": {"spearman": 40.0}, "STSBenchmark": {"spearman": 70.0}, "MR": {"accuracy": 80.0}}
+    assert runner._scores(results, tasks) == {"STS12": 40.0, "STSBenchmark": 70.0, "MR": 80.0, "avg": 55.0}
+    assert runner.average({"MR": 80.0}, ["MR"]) is None and runner._scores({"MR": {"accuracy": 1}}, ["MR"]) == {
+        "MR": 1.0
+    }
+
+
+HISTORY = [
+    {"step": 0, STSB_KEY: 0.5, LABEL_FREE_KEY: -1.0},
+    {"step": 4, STSB_KEY: 0.7, LABEL_FREE_KEY: -2.0},
+    {"step": 8, STSB_KEY: 0.6, LABEL_FREE_KEY: -3.0},
+]
+
+
+def test_each_criterion_s_pick_is_the_saved_model_its_other_pick_or_none(tmp_path: Path) -> None:
+    train = tmp_path / "train"
+    chosen = {"step": 4, "path": str(train)}
+    best = {"step": 4}
+    free = runner._selections({"select": "label-free", "best": {"step": 8}, "steps": 10}, train)
+    assert free == {"labeled": None, "label_free": {"step": 8, "path": str(train)}}
+    unscored = runner._selections({"select": None, "best": None, "steps": 10}, train)
+    assert unscored == {"labeled": None, "label_free": {"step": 10, "path": str(train)}}  # nothing evaluated
+    other = {"step": 8, "path": str(tmp_path / "best-label-free")}
+    apart = runner._selections({"select": "stsb", "best": best, "alternative": other, "history": HISTORY}, train)
+    assert apart == {"labeled": chosen, "label_free": other}
+    same = runner._selections({"select": "stsb", "best": best, "alternative": {**other, "step": 4}}, train)
+    assert same == {"labeled": chosen, "label_free": chosen}  # the same step: one model, scored once
+    # no second model saved: the label-free pick is known from the history, and scored only if it is the same model
+    known = runner._selections({"select": "stsb", "best": {"step": 8}, "history": HISTORY}, train)
+    assert known == {"labeled": {"step": 8, "path": str(train)}, "label_free": {"step": 8, "path": str(train)}}
+    lost = runner._selections({"select": "stsb", "best": best, "history": HISTORY}, train)
+    assert lost == {"labeled": chosen, "label_free": None}
+    blind = runner._selections({"select": "stsb", "best": best, "history": [{"step": 4, STSB_KEY: 0.7}]}, train)
+    assert blind == {"labeled": chosen, "label_free": None}
+
+
+def test_the_dev_score_at_a_step_is_its_stsb_dev_spearman_x100() -> None:
+    assert runner._dev_at(HISTORY, 4) == pytest.approx(70.0) and runner._dev_at(HISTORY, 0) == pytest.approx(50.0)
+    assert runner._dev_at(HISTORY, 6) is None and runner._dev_at(HISTORY, None) is None
+    assert runner._dev_at([{"step": 4, LABEL_FREE_KEY: -1.0}], 4) is None  # evaluated without the dev set
+
+
+def test_the_trained_record_keeps_what_evaluation_and_reuse_need(tmp_path: Path) -> None:
+    job = _job(tmp_path, defaults="corpus = ['c.txt']\ndev = 'stsb'\n")  # selected by STSb dev
+    corpus = SimpleNamespace(to_dict=lambda: {"used": 40})
+    result = SimpleNamespace(steps=12, seconds=3.5, sentences_per_second=99.0, best={"step": 8}, alternative=None,
+                             history=HISTORY, agreement={"text": "agree"}, corpus=corpus)  # fmt: skip
+    assert runner._trained_record(job, result) == {
+        "settings": job.train_settings, "select": "stsb", "steps": 12, "seconds": 3.5, "sentences_per_second": 99.0,
+        "best": {"step": 8}, "alternative": None, "history": HISTORY, "agreement": {"text": "agree"},
+        "corpus": {"used": 40},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("result", "line"),
+    [
+        ({"settings": {"baseline": "sif"}, "stsb_dev": {"start": 61.234}, "scores": {"labeled": {"avg": 55.0},
+          "label_free": {"avg": 55.0}}}, "STSb dev 61.23, avg 55.00"),
+        ({"settings": {"baseline": "mean"}, "stsb_dev": {"start": None}, "scores": {"labeled": {"avg": 50.0},
+          "label_free": {"avg": 50.0}}}, "avg 50.00"),
+        ({"settings": {"baseline": None}, "steps": {"trained": 12, "labeled": 8, "label_free": 4},
+          "stsb_dev": {"start": 50.0, "labeled": 60.0}, "scores": {"labeled": {"avg": 55.0}, "label_free": {}}},
+         "12 steps, STSb dev 50.00 -> 60.00 (step 8), avg 55.00"),
+        ({"settings": {}, "steps": {"trained": 12, "labeled": None, "label_free": 4}, "stsb_dev": {"labeled": None},
+          "scores": {"labeled": None, "label_free": {"avg": 54.0}}}, "12 steps, label-free avg 54.00 (step 4)"),
+        ({"settings": {}, "steps": {"trained": 3, "labeled": 2, "label_free": 2},
+          "stsb_dev": {"start": None, "labeled": 60.0},
+          "scores": {"labeled": {"STS12": 1.0}, "label_free": {"avg": 1.0}}},
+         "3 steps, STSb dev - -> 60.00 (step 2), avg -, label-free avg 1.00 (step 2)"),
+    ],
+)  # fmt: skip
+def test_the_summary_line_of_a_run(result: dict[str, Any], line: str) -> None:
+    assert runner._after_line(result) == line
+
+
+def test_dropping_a_run_s_models_keeps_its_records_only(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    train = folder / TRAIN_DIR
+    (train / "checkpoints" / "best").mkdir(parents=True)
+    kept = RunFolder(train).records()
+    for path in [*kept, train / "model.safetensors", train / "checkpoints" / "best" / "x"]:
+        path.write_text("x")
+    (train / "link").symlink_to(tmp_path / "outside", target_is_directory=True)
+    (tmp_path / "outside").mkdir()
+    (folder / TRAINED_FILE).write_text("{}")
+    (folder / "result.json").write_text("{}")
+    runner._drop_models(folder)
+    assert sorted(train.iterdir()) == sorted(kept) and (tmp_path / "outside").is_dir()
+    assert sorted(p.name for p in folder.iterdir()) == ["result.json", TRAIN_DIR]
+    runner._drop_models(tmp_path / "never-trained")  # nothing there: nothing to do
+
+
+def test_a_missing_corpus_is_refused_before_any_run_and_only_where_it_is_read(tmp_path: Path) -> None:
+    trained = _job(tmp_path, defaults="corpus = ['missing.txt']\n")
+    with pytest.raises(IsbertError) as refused:
+        runner._check_corpora([trained])
+    missing = trained.config["corpus"][0]
+    assert str(refused.value) == f"{tmp_path / 'exp.toml'}: run 'is': corpus: input file not found: {missing}"
+    runner._check_corpora([_job(tmp_path, "name = 'm'\nbaseline = 'mean'\n", "corpus = ['missing.txt']\n")])
+    with pytest.raises(IsbertError, match="run 'sif': corpus: "):
+        runner._check_corpora([_job(tmp_path, "name = 'sif'\nbaseline = 'sif'\n", "corpus = ['missing.txt']\n")])
