@@ -415,16 +415,22 @@ def test_each_baseline_is_built_as_named_and_scored_as_a_fixed_model(
     monkeypatch.setattr(runner, "_speed", lambda model, data_dir: calls.append(("speed", model)) or 900.0)
 
     def evaluate(model: Any, tasks: list[str], data_dir: Path, **options: Any) -> dict[str, Any]:
-        calls.append(("evaluate", model, options))
+        calls.append(("evaluate", model, tasks, data_dir, options))
         return {"STSBenchmark": {"spearman": 50.0}}
 
     monkeypatch.setattr(isbert.evaluation, "evaluate", evaluate)
     out = runner._evaluate_baseline(job, tmp_path / "data")
     options = {"whiten": whiten, "show_progress": False, "model_name": job.label}
-    assert calls == [*([] if whiten else [("dev", built)]), ("evaluate", built, options), ("speed", built)]
+    evaluated = ("evaluate", built, ["STSBenchmark"], tmp_path / "data", options)
+    assert calls == [*([] if whiten else [("dev", built)]), evaluated, ("speed", built)]
     dev = None if whiten else 61.5
-    assert out["stsb_dev"] == {"start": dev, "labeled": dev, "label_free": dev}
-    assert out["scores"] == {
-        "labeled": {"STSBenchmark": 50.0, "avg": 50.0},
-        "label_free": {"STSBenchmark": 50.0, "avg": 50.0},
-    }
+    scores = {"STSBenchmark": 50.0, "avg": 50.0}
+    assert 0 < out.pop("eval_seconds") < 60
+    assert out == {
+        "scores": {"labeled": scores, "label_free": scores},  # nothing to select: both columns are the model
+        "steps": {"trained": 0, "labeled": None, "label_free": None},
+        "stsb_dev": {"start": dev, "labeled": dev, "label_free": dev},
+        "train_seconds": 0.0, "sentences_per_second": None, "encode_sentences_per_second": 900.0, "history": [],
+        "agreement": None, "corpus": None,
+        "evaluation": {"labeled": {"STSBenchmark": {"spearman": 50.0}}, "label_free": None},
+    }  # fmt: skip
