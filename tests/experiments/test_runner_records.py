@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -163,3 +164,105 @@ def test_a_missing_corpus_is_refused_before_any_run_and_only_where_it_is_read(tm
     runner._check_corpora([_job(tmp_path, "name = 'm'\nbaseline = 'mean'\n", "corpus = ['missing.txt']\n")])
     with pytest.raises(IsbertError, match="run 'sif': corpus: "):
         runner._check_corpora([_job(tmp_path, "name = 'sif'\nbaseline = 'sif'\n", "corpus = ['missing.txt']\n")])
+
+
+@pytest.mark.parametrize("posthoc", [False, True])
+def test_a_trained_run_is_scored_once_per_picked_model_with_its_history_and_speed(
+    posthoc: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both criteria picked the model saved at step 8 of 12 (scored once, on the run's device); the STSb dev scores
+    are the history's at steps 0 and 8; the speed is the saved model's; SIF after training only where asked."""
+    import isbert.evaluation
+
+    run = "name = 'is'\nposthoc = 'sif'\n" if posthoc else "name = 'is'\n"
+    path = tmp_path / "exp.toml"
+    path.write_text("[experiment]\ntasks = 'stsb'\n[defaults]\nmodel = 'offline-glove'\ncorpus = ['c.txt']\n"
+                    f"dev = 'stsb'\n[[run]]\n{run}", encoding="utf-8")  # fmt: skip
+    [job] = plan(load_experiment(path), tmp_path / "data", tmp_path / "runs", device="meta")
+    calls: list[tuple[Any, ...]] = []
+
+    def evaluate(model: Any, tasks: list[str], data_dir: Path, **options: Any) -> dict[str, Any]:
+        calls.append(("evaluate", model, tasks, data_dir, options))
+        return {"STSBenchmark": {"spearman": 50.0}}
+
+    monkeypatch.setattr(isbert.evaluation, "evaluate", evaluate)
+    monkeypatch.setattr(runner, "_speed", lambda model, data_dir: calls.append(("speed", model, data_dir)) or 900.0)
+    monkeypatch.setattr(runner, "_evaluate_posthoc", lambda job, chosen, data_dir: {"picked": chosen})
+    trained = {"select": "stsb", "steps": 12, "seconds": 3.5, "sentences_per_second": 99.0, "best": {"step": 8},
+               "alternative": None, "history": HISTORY, "agreement": "agree", "corpus": {"used": 40}}  # fmt: skip
+    out = runner._evaluate_trained(job, trained, tmp_path / "data")
+
+    saved = str(job.folder / TRAIN_DIR)
+    name = f"{job.label} (labeled, step 8)"
+    assert calls == [
+        ("evaluate", saved, ["STSBenchmark"], tmp_path / "data", {"show_progress": False, "device": "meta",
+                                                                   "model_name": name}),
+        ("speed", saved, tmp_path / "data"),
+    ]  # fmt: skip
+    assert 0 < out.pop("eval_seconds") < 60
+    scores, details = {"STSBenchmark": 50.0, "avg": 50.0}, {"STSBenchmark": {"spearman": 50.0}}
+    picked = {"step": 8, "path": saved}
+    assert out == {
+        "scores": {"labeled": scores, "label_free": scores}, "steps": {"trained": 12, "labeled": 8, "label_free": 8},
+        "stsb_dev": {"start": 50.0, "labeled": 60.0, "label_free": 60.0}, "train_seconds": 3.5,
+        "sentences_per_second": 99.0, "encode_sentences_per_second": 900.0, "history": HISTORY,
+        "agreement": "agree", "corpus": {"used": 40}, "evaluation": {"labeled": details, "label_free": details},
+        **({"posthoc": {"picked": {"labeled": picked, "label_free": picked}}} if posthoc else {}),
+    }  # fmt: skip
+
+
+def test_a_run_trains_once_then_is_reused_rescored_or_started_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run_job`` with training and scoring recorded: a fresh run trains and stores both records; the same settings
+    reuse its result; other tasks score the kept models again; ``force`` starts over in an emptied folder."""
+    import json
+
+    job = _job(tmp_path, defaults="corpus = ['c.txt']\nmax_steps = 4\n")
+    calls: list[tuple[Any, ...]] = []
+    result = SimpleNamespace(steps=4, seconds=1.0, sentences_per_second=9.0, best={"step": 4}, alternative=None,
+                             history=[], agreement=None, corpus=None)  # fmt: skip
+
+    def train(job: Any, resume: bool, show_progress: bool, log: Any, prefix: str) -> Any:
+        calls.append(("train", resume, show_progress, prefix))
+        (job.folder / TRAIN_DIR).mkdir(parents=True, exist_ok=True)
+        (job.folder / TRAIN_DIR / "modules.json").write_text("[]")
+        return result
+
+    def evaluate(job: Any, trained: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+        calls.append(("evaluate", trained["steps"], data_dir))
+        scores = {"avg": 50.0}
+        return {"scores": {"labeled": scores, "label_free": scores}, "steps": {"trained": 4, "labeled": 4,
+                "label_free": 4}, "stsb_dev": {"start": None, "labeled": None}}  # fmt: skip
+
+    monkeypatch.setattr(runner, "_train", train)
+    monkeypatch.setattr(runner, "_evaluate_trained", evaluate)
+    monkeypatch.setattr(runner, "machine_info", lambda device: {"isbert": "v1"})
+    lines: list[str] = []
+    first = runner.run_job(job, tmp_path / "data", keep_models=True, show_progress=False, log=lines.append, prefix="p")
+    assert calls == [("train", False, False, "p"), ("evaluate", 4, tmp_path / "data")]
+    after = re.escape("4 steps, avg 50.00, label-free avg 50.00 (step 4)")
+    assert lines[0] == "p: training 4 steps ..." and re.fullmatch(rf"p: done in \d+\.\d min: {after}", lines[1])
+    stored = json.loads((job.folder / "result.json").read_text())
+    assert stored == first and first["run"] == "is" and first["seed"] == job.seed and first["resolved"] == job.config
+    assert (first["settings_hash"], first["machine"], first["isbert_version"]) == (
+        job.settings_hash,
+        {"isbert": "v1"},
+        "v1",
+    )
+    assert json.loads((job.folder / TRAINED_FILE).read_text()) == runner._trained_record(job, result)
+
+    calls.clear(), lines.clear()
+    assert runner.run_job(job, tmp_path / "data", log=lines.append, prefix="p") == first
+    assert calls == [] and lines == ["p: reused (4 steps, avg 50.00, label-free avg 50.00 (step 4))"]
+
+    job.settings["tasks"] = ["SICK-R"]  # other tasks: the kept models are scored again, not trained
+    lines.clear()
+    runner.run_job(job, tmp_path / "data", keep_models=True, log=lines.append, prefix="p")
+    assert calls == [("evaluate", 4, tmp_path / "data")] and lines[0] == "p: training finished before; evaluating ..."
+
+    calls.clear()
+    (job.folder / "stray.txt").write_text("x")
+    runner.run_job(job, tmp_path / "data", force=True, log=lines.append, prefix="p")
+    assert calls == [("train", False, True, "p"), ("evaluate", 4, tmp_path / "data")]
+    assert not (job.folder / "stray.txt").exists() and not (job.folder / TRAINED_FILE).exists()  # models dropped
