@@ -266,3 +266,65 @@ def test_a_run_trains_once_then_is_reused_rescored_or_started_over(
     runner.run_job(job, tmp_path / "data", force=True, log=lines.append, prefix="p")
     assert calls == [("train", False, True, "p"), ("evaluate", 4, tmp_path / "data")]
     assert not (job.folder / "stray.txt").exists() and not (job.folder / TRAINED_FILE).exists()  # models dropped
+
+
+def test_an_experiment_runs_its_chosen_applicable_runs_and_writes_the_tables_as_it_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from isbert.experiments import report, reuse
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "c.txt").write_text("a sentence\n")
+    path = tmp_path / "exp.toml"
+    path.write_text(
+        "[defaults]\nmodel = 'offline-glove'\ncorpus = ['c.txt']\n[[run]]\nname = 'm2v'\nbaseline = 'model2vec'\n"
+        "[[run]]\nname = 'mean'\nbaseline = 'mean'\n[[run]]\nname = 'sif'\nbaseline = 'sif'\n"
+        "[[run]]\nname = 'cls'\nbaseline = 'cls'\n",
+        encoding="utf-8",
+    )
+    experiment = load_experiment(path)
+    ran: list[tuple[str, dict[str, Any]]] = []
+    tables: list[tuple[list[str], list[str | None], Path, str]] = []
+
+    def run_job(job: Any, data_dir: Path, **options: Any) -> dict[str, Any]:
+        ran.append((job.spec.name, {**options, "data_dir": data_dir}))
+        stored = {"settings": job.settings, "settings_hash": job.settings_hash, "run": job.spec.name}
+        job.folder.mkdir(parents=True)
+        (job.folder / "result.json").write_text(json.dumps(stored))
+        return stored
+
+    def write_reports(experiment: Any, jobs: list[Any], results: list[Any], folder: Path, command: str) -> list[Path]:
+        tables.append(([j.spec.name for j in jobs], [r and r["run"] for r in results], folder, command))
+        return [folder / "exp.md"]
+
+    published: list[Any] = []
+    monkeypatch.setattr(runner, "run_job", run_job)
+    monkeypatch.setattr(report, "write_reports", write_reports)
+    monkeypatch.setattr(reuse, "reuse_published", lambda jobs, paths, log: published.append(list(paths)) or 0)
+    lines: list[str] = []
+    outcome = runner.run_experiment(
+        experiment, data_dir=tmp_path / "data", runs_dir=tmp_path / "runs", results_dir=tmp_path / "out",
+        only=["m2v", "mean", "sif"], device="meta", keep_models=True, show_progress=False, log=lines.append,
+        reuse_from=["published.json"],
+    )  # fmt: skip
+    reason = experiment.not_applicable(experiment.runs[0])
+    assert reason and lines == [f"[1/3] exp/m2v: not applicable: {reason}"]
+    options = {"force": False, "keep_models": True, "show_progress": False, "log": lines.append}
+    data = (tmp_path / "data").resolve()
+    assert ran == [
+        ("mean", {**options, "prefix": "[2/3] exp/mean", "data_dir": data}),
+        ("sif", {**options, "prefix": "[3/3] exp/sif", "data_dir": data}),
+    ]
+    names = ["m2v", "mean", "sif", "cls"]
+    command = f"isbert experiment {path}"
+    assert tables == [  # after each run but the last, then once at the end
+        (names, [None, "mean", None, None], tmp_path / "out", command),
+        (names, [None, "mean", "sif", None], tmp_path / "out", command),
+    ]
+    assert outcome.outputs == [tmp_path / "out" / "exp.md"] and [job.device for job in outcome.jobs] == ["meta"] * 4
+    assert published == [["published.json"]]
+    with pytest.raises(IsbertError) as unknown:
+        runner.run_experiment(experiment, data_dir=tmp_path / "data", only=["mean", "nope", "also"], log=lines.append)
+    assert str(unknown.value) == f"{path}: no run named also, nope; runs: m2v, mean, sif, cls"
