@@ -328,3 +328,68 @@ def test_an_experiment_runs_its_chosen_applicable_runs_and_writes_the_tables_as_
     with pytest.raises(IsbertError) as unknown:
         runner.run_experiment(experiment, data_dir=tmp_path / "data", only=["mean", "nope", "also"], log=lines.append)
     assert str(unknown.value) == f"{path}: no run named also, nope; runs: m2v, mean, sif, cls"
+
+
+def test_the_speed_of_a_final_model_is_measured_on_the_cpu_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import isbert.model
+    from isbert.experiments import speed
+
+    measured: list[Any] = []
+    monkeypatch.setattr(speed, "speed_sample", lambda data_dir: [f"sample of {data_dir}"])
+    monkeypatch.setattr(speed, "encoding_speed", lambda model, sample: measured.append((model, sample)) or 12.5)
+    monkeypatch.setattr(isbert.model, "load", lambda folder, device=None: f"{folder} on {device}")
+    model = SimpleNamespace(name="a model in memory")
+    assert runner._speed("folder", tmp_path) == 12.5 and runner._speed(model, tmp_path) == 12.5
+    sample = [f"sample of {tmp_path}"]
+    assert measured == [("folder on cpu", sample), (model, sample)]  # a folder is loaded on the CPU first
+
+
+def test_an_interrupted_training_resumes_a_stale_result_starts_over_and_a_baseline_is_evaluated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = _job(tmp_path, defaults="corpus = ['c.txt']\n")  # no max_steps: the epochs say how long
+    resumed: list[bool] = []
+
+    def train(job: Any, resume: bool, show_progress: bool, log: Any, prefix: str) -> Any:
+        resumed.append(resume)
+        return SimpleNamespace(steps=2, seconds=1.0, sentences_per_second=9.0, best=None, alternative=None, history=[],
+                               agreement=None, corpus=None)  # fmt: skip
+
+    scored = {"scores": {"labeled": None, "label_free": None}, "stsb_dev": {"start": None, "labeled": None},
+              "steps": {"trained": 2, "labeled": None, "label_free": None}}  # fmt: skip
+    monkeypatch.setattr(runner, "_train", train)
+    monkeypatch.setattr(runner, "_evaluate_trained", lambda job, trained, data_dir: scored)
+    monkeypatch.setattr(runner, "_evaluate_baseline", lambda job, data_dir: scored)
+    monkeypatch.setattr(runner, "machine_info", lambda device: {"isbert": "v1"})
+    train_dir = job.folder / TRAIN_DIR
+    RunFolder(train_dir).run_file.parent.mkdir(parents=True)
+    RunFolder(train_dir).run_file.write_text("{}")  # training started here and was stopped
+    lines: list[str] = []
+    runner.run_job(job, tmp_path / "data", log=lines.append, prefix="p")
+    assert resumed == [True] and lines[0] == "p: resuming the interrupted training of 1.0 epoch(s) ..."
+
+    (job.folder / TRAINED_FILE).unlink(missing_ok=True)  # a result whose models are gone, of other settings now
+    job.settings["lr"] = 0.5
+    (job.folder / "stray.txt").write_text("x")
+    lines.clear()
+    runner.run_job(job, tmp_path / "data", log=lines.append, prefix="p")
+    assert (
+        resumed == [True, False]
+        and lines[0] == "p: training 1.0 epoch(s) ..."
+        and not (job.folder / "stray.txt").exists()
+    )
+
+    (train_dir).mkdir(parents=True, exist_ok=True)
+    (train_dir / "partial.bin").write_text("x")  # a folder training never started in: removed, not resumed
+    (job.folder / "result.json").unlink()
+    (job.folder / TRAINED_FILE).unlink(missing_ok=True)
+    runner.run_job(job, tmp_path / "data", log=lines.append, prefix="p")
+    assert resumed == [True, False, False] and not (train_dir / "partial.bin").exists()
+
+    (tmp_path / "b").mkdir()
+    baseline = _job(tmp_path / "b", "name = 'mean'\nbaseline = 'mean'\n")
+    lines.clear()
+    assert runner.run_job(baseline, tmp_path / "data", log=lines.append, prefix="p")["steps"]["trained"] == 2
+    assert lines[0] == "p: evaluating the mean baseline ..." and resumed == [True, False, False]
