@@ -1,5 +1,7 @@
 """The wiring of a training run: which sentences it trains on and which it holds out for the label-free criterion,
-and which settings a resumed run must share with the interrupted one (its fingerprint)."""
+which settings reach the corpus reader, the criterion and the trainer, what it writes (the folder's record, the log,
+the summary, the selected model), and which settings a resumed run must share with the interrupted one (its
+fingerprint). How a run stops early is in test_run_stops.py."""
 
 from __future__ import annotations
 
