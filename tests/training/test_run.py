@@ -455,3 +455,22 @@ def test_the_saved_model_is_the_selected_one_not_the_last(
     assert [step for step, _ in list_checkpoints(out / "checkpoints")] == [6]  # --keep-checkpoints 1
     [bar] = bars
     assert bar.sentences_per_step == 8 and bar.enabled is False
+
+
+def test_the_probe_for_unused_parameters_feeds_every_column_the_loss_reads(
+    tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TSDAE's loss reads two columns (the noisy text and the text): the probe's pass must give it both."""
+    from isbert.training.models import freeze_unused_parameters
+
+    probed: list[int] = []
+
+    def recorded(model: Any, loss: Any, columns: int = 1) -> list[str]:
+        probed.append(columns)
+        return freeze_unused_parameters(model, loss, columns)
+
+    monkeypatch.setattr(run_module, "freeze_unused_parameters", recorded)
+    for objective in ("is", "tsdae"):
+        config = TrainConfig(model=str(tiny_backbone), corpus=[], output=str(tmp_path), objective=objective, **TINY)
+        run_module._model_and_loss(config)
+    assert probed == [1, 2]
