@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers_training import assert_resumed_from, ctrl_c_at, latest_checkpoint_step, parameter_digest, write_corpus
+from helpers_training import (
+    assert_resumed_from,
+    ctrl_c_at,
+    latest_checkpoint_step,
+    log_records,
+    parameter_digest,
+    write_corpus,
+)
 
 import isbert
 from isbert.errors import IsbertError
@@ -129,10 +136,9 @@ def test_anchor_weight_keeps_the_model_closer_to_its_start(tmp_path: Path, tiny_
 
 @pytest.mark.parametrize("objective", ["tsdae", "ct"])
 def test_peer_objectives_train_and_the_saved_model_loads(tmp_path: Path, tiny_backbone: Path, objective: str) -> None:
-    import json
 
     _, result = _run(tmp_path, tiny_backbone, objective, objective=objective, max_steps=8, eval_steps=4)
-    log = [json.loads(line) for line in (tmp_path / objective / "training_log.jsonl").read_text().splitlines()]
+    log = log_records(tmp_path / objective)
     losses = [r["loss"] for r in log if "loss" in r]
     assert losses and all(torch.isfinite(torch.tensor(losses)))
     if objective == "tsdae":  # reconstruction falls steadily; CT's in-batch loss is too noisy over 8 tiny steps

@@ -147,7 +147,7 @@ def test_train_end_to_end(tmp_path: Path, tiny_backbone: Path) -> None:
     assert [step for step, _ in list_checkpoints(out / "checkpoints")] == [4, 6]
     for name in ("training_log.jsonl", "training_curves.png", "training_summary.json", "README.md"):
         assert (out / name).is_file(), name
-    events = [json.loads(line)["event"] for line in (out / "training_log.jsonl").read_text().splitlines()]
+    events = [record["event"] for record in log_records(out)]
     assert events[0] == "start" and "train" in events and events.count("eval") == 3 and events[-1] == "done"
     model = isbert.load(out)
     assert model.encode(["a man walks"]).shape == (1, 24)
@@ -242,8 +242,7 @@ def test_ddp_two_processes_keep_identical_replicas(tmp_path: Path, tiny_backbone
     assert done.returncode == 0, done.stderr[-3000:]
     rank0, rank1 = (digests / "rank0.txt").read_text(), (digests / "rank1.txt").read_text()
     assert rank0 == rank1
-    log = [json.loads(line) for line in (tmp_path / "run" / "training_log.jsonl").read_text().splitlines()]
-    assert log[0]["world_size"] == 2
+    assert log_records(tmp_path / "run")[0]["world_size"] == 2
     assert isbert.load(tmp_path / "run").encode(["a man"]).shape == (1, 24)
 
 
@@ -320,7 +319,7 @@ def test_length_batches_in_bf16_train_and_say_so(tmp_path: Path, tiny_backbone: 
         eval_steps=4, batching="length", precision="bf16", heldout_size=0, **{**TINY, "device": None},
     )  # fmt: skip
     assert result.precision == "bf16" and "precision bf16" in result.summary()
-    start = json.loads((tmp_path / "run" / "training_log.jsonl").read_text().splitlines()[0])
+    start = log_records(tmp_path / "run")[0]
     assert start["event"] == "start" and start["precision"] == "bf16"
     model = isbert.load(tmp_path / "run")
     lengths = sampler.token_lengths(model, (tmp_path / "c.txt").read_text().splitlines())
