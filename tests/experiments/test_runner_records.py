@@ -368,7 +368,7 @@ def test_an_interrupted_training_resumes_a_stale_result_starts_over_and_a_baseli
     RunFolder(train_dir).run_file.write_text("{}")  # training started here and was stopped
     lines: list[str] = []
     runner.run_job(job, tmp_path / "data", log=lines.append, prefix="p")
-    assert resumed == [True] and lines[0] == "p: resuming the interrupted training of 1.0 epoch(s) ..."
+    assert resumed == [True] and lines[0] == "p: resuming the interrupted training of 1 epoch(s) ..."
 
     (job.folder / TRAINED_FILE).unlink(missing_ok=True)  # a result whose models are gone, of other settings now
     job.settings["lr"] = 0.5
@@ -377,7 +377,7 @@ def test_an_interrupted_training_resumes_a_stale_result_starts_over_and_a_baseli
     runner.run_job(job, tmp_path / "data", log=lines.append, prefix="p")
     assert (
         resumed == [True, False]
-        and lines[0] == "p: training 1.0 epoch(s) ..."
+        and lines[0] == "p: training 1 epoch(s) ..."
         and not (job.folder / "stray.txt").exists()
     )
 

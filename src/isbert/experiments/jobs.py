@@ -32,6 +32,8 @@ RESULT_FILE = "result.json"
 TRAINED_FILE = "trained.json"
 """Written when training finishes, so an interruption during evaluation does not train again."""
 TRAIN_DIR = "train"
+SELECTIONS = ("labeled", "label_free")
+"""The two models a result scores: the one the STSb dev score chose, and the one the label-free criterion chose."""
 
 # TrainConfig fields that only shape training (by their declared kind): a baseline's result does not depend on
 # them, so changing them in [defaults] must not re-evaluate baselines.

@@ -15,12 +15,12 @@ from isbert.evaluation.report import PAPER_STS, PAPER_TRANSFER
 from isbert.evaluation.report import _row as table_row
 from isbert.evaluation.tasks import STS_TASKS, TRANSFER_TASKS
 from isbert.experiments.config import GENERAL_LABEL, TARGET_LABEL
+from isbert.experiments.jobs import SELECTIONS
 
 if TYPE_CHECKING:
     from isbert.experiments.config import Experiment, RunSpec
     from isbert.experiments.jobs import Job
 
-SELECTIONS = ("labeled", "label_free")
 MAX_POINT_LABELS = 15
 """Above this many points the quality-vs-speed figure drops the run names (colour, shape and fill still tell them)."""
 

@@ -31,6 +31,7 @@ from isbert.experiments.jobs import (
     DEFAULT_RESULTS_DIR,
     DEFAULT_RUNS_DIR,
     RESULT_FILE,
+    SELECTIONS,
     TRAIN_DIR,
     TRAINED_FILE,
     Job,
@@ -41,7 +42,6 @@ from isbert.training.selection import STSB_KEY, best_entry
 from isbert.version import __version__
 
 INTERRUPTED = "interrupted; run the same command again: finished runs are reused and this one resumes"
-SELECTIONS = ("labeled", "label_free")
 
 
 class ExperimentInterrupted(IsbertError):
@@ -402,8 +402,8 @@ def run_job(
             resume = RunFolder(train_dir).is_run()
             if train_dir.exists() and not resume:
                 shutil.rmtree(train_dir)  # a folder train() never started in: nothing to resume
-            steps = job.config.get("max_steps")
-            amount = f"{steps} steps" if steps else f"{job.config.get('epochs')} epoch(s)"
+            config = job.train_config()
+            amount = f"{config.max_steps} steps" if config.max_steps else f"{config.epochs:g} epoch(s)"
             log(f"{prefix}: {'resuming the interrupted training of' if resume else 'training'} {amount} ...")
             trained = _trained_record(job, _train(job, resume, show_progress, log, prefix))
             write_json_atomic(folder / TRAINED_FILE, trained)
