@@ -26,6 +26,7 @@ from isbert.errors import IsbertError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from helpers_training import (
+    TINY,
     TINY_ARGS,
     assert_resumed_from,
     cli_env,
@@ -147,8 +148,7 @@ def test_full_disk_during_a_training_checkpoint_keeps_the_last_one(
     with pytest.raises(IsbertError) as info:
         train(
             model=str(tiny_backbone), corpus=[str(corpus)], output=str(tmp_path / "run"), max_steps=12,
-            batch_size=8, save_steps=4, heldout_size=0, out_channels=8, max_seq_length=16, show_progress=False,
-            device="cpu",
+            batch_size=8, save_steps=4, heldout_size=0, **TINY,
         )  # fmt: skip
     assert "No space left" in str(info.value) or "disk is full" in str(info.value)
     complete = checkpoints.list_checkpoints(tmp_path / "run" / "checkpoints")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers_training import (
+    TINY,
     assert_resumed_from,
     ctrl_c_at,
     latest_checkpoint_step,
@@ -20,8 +21,6 @@ from isbert.errors import IsbertError
 from isbert.model import truncate_encoder
 from isbert.training import TrainConfig, TrainingInterrupted, train
 from isbert.training.models import build_baseline
-
-TINY = {"max_seq_length": 16, "out_channels": 8, "show_progress": False, "device": "cpu", "logging_steps": 2}
 
 
 @pytest.mark.parametrize("layers", [0, 1, 2])
