@@ -51,8 +51,10 @@ class SavedModel:
     def __init__(self) -> None:
         self.step = -1
 
-    def save(self, folder: str) -> None:
+    def save(self, folder: str, create_model_card: bool = True) -> None:
         (Path(folder) / "weights.txt").write_text(str(self.step), encoding="utf-8")
+        if create_model_card:  # as sentence-transformers writes its card
+            (Path(folder) / "README.md").write_text("card", encoding="utf-8")
 
 
 def evaluate(callback: SelectionCallback, model: SavedModel, step: int, main: bool = True, **metrics: object) -> None:
@@ -88,7 +90,7 @@ def test_the_callback_keeps_the_first_best_by_each_criterion(tmp_path: Path) -> 
     steps = [(r["step"], r["new_best"], r["best"]["step"]) for r in log]
     assert steps == [(0, True, 0), (10, False, 0), (20, True, 20), (30, False, 20)]
     assert log[2]["criterion"] == "stsb" and log[2]["metric"] == STSB_KEY and log[2]["value"] == 0.6
-    assert not list(tmp_path.glob(".partial-*"))
+    assert not list(tmp_path.glob(".partial-*")) and not list(tmp_path.rglob("README.md"))  # no card: result.py's
 
 
 def test_the_label_free_criterion_keeps_the_lowest(tmp_path: Path) -> None:

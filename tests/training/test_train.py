@@ -147,6 +147,10 @@ def test_train_end_to_end(tmp_path: Path, tiny_backbone: Path) -> None:
     assert [step for step, _ in list_checkpoints(out / "checkpoints")] == [4, 6]
     for name in ("training_log.jsonl", "training_curves.png", "training_summary.json", "README.md"):
         assert (out / name).is_file(), name
+    for folder in (out / "checkpoints" / "checkpoint-6", out / "checkpoints" / "best"):
+        # a whole model, without sentence-transformers' card (the output's own card is isbert's) or pickled arguments
+        assert (folder / "modules.json").is_file() and (folder / "model.safetensors").is_file()
+        assert not (folder / "README.md").exists() and not (folder / "training_args.bin").exists()
     events = [record["event"] for record in log_records(out)]
     assert events[0] == "start" and "train" in events and events.count("eval") == 3 and events[-1] == "done"
     model = isbert.load(out)

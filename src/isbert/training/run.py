@@ -45,7 +45,7 @@ from isbert.training.corpus import (
     split_heldout,
 )
 from isbert.training.models import build_model, freeze_parts, freeze_unused_parameters, tuned_encoder_warning
-from isbert.training.plots import plot_curves
+from isbert.training.plots import CurvesRedraw, plot_curves
 from isbert.training.precision import resolve_precision, trainer_flags
 from isbert.training.result import TrainingInterrupted, TrainResult, write_model_card
 from isbert.training.run_folder import (
@@ -359,7 +359,7 @@ def _trainer(
     """sentence-transformers' trainer with isbert's callbacks (log, selection, Ctrl-C, progress) and no others."""
     other = "label-free" if run.select == "stsb" else "stsb"
     selection = SelectionCallback(
-        run.select, RunFolder(run.out).best(), run.log, partial(plot_curves, *run.plot) if run.main else None,
+        run.select, RunFolder(run.out).best(), run.log, CurvesRedraw(*run.plot) if run.main else None,
         secondary=other,
         secondary_dir=RunFolder(run.out).best(other),
     )  # fmt: skip
@@ -514,7 +514,7 @@ def _save_final(config: TrainConfig, trainer_model: Any, result: TrainResult) ->
     best_dir = RunFolder(out).best()
     model = load_torch(str(best_dir), device="cpu") if best_dir.is_dir() and result.best else trainer_model
     staged = fresh_dir(out / f"{ckpt.PARTIAL_PREFIX}final")  # a planted link is unlinked, never written through
-    model.save(str(staged))
+    model.save(str(staged), create_model_card=False)  # the card is isbert's own, written next
     (staged / BEST_MARKER).unlink(missing_ok=True)
     write_model_card(staged, config, result)
     publish_entries(staged, out)  # a planted link at a name is replaced, never followed

@@ -106,7 +106,7 @@ class SelectionCallback(TrainerCallback):
     def _save(model: Any, folder: Path, record: dict[str, Any]) -> None:
         staged = folder.with_name(f"{ckpt.PARTIAL_PREFIX}{folder.name}")
         fresh_dir(staged)  # a link planted at the name is unlinked, never written through
-        model.save(str(staged))
+        model.save(str(staged), create_model_card=False)  # the final model gets isbert's card (result.py)
         (staged / BEST_MARKER).write_text(json.dumps(record), encoding="utf-8")
         publish_dir(staged, folder)
 
