@@ -469,6 +469,10 @@ def test_write_reports_writes_each_file_and_removes_figures_with_nothing_left_to
     assert json.loads((folder / "demo.json").read_text()) == json.loads(json.dumps(made))
     assert (folder / "demo.md").read_text() == report.format_markdown(made)
     assert all((folder / name).read_bytes().startswith(b"\x89PNG") for name in names[2:])
+    drawn = {name: (folder / name).read_bytes() for name in names[2:]}
+    tables = report.write_reports(experiment(), jobs, nothing, folder, "again", figures=False)  # type: ignore[arg-type]
+    assert tables == [folder / name for name in names[:2]] and json.loads(written[0].read_text())["command"] == "again"
+    assert {name: (folder / name).read_bytes() for name in names[2:]} == drawn  # the figures left as they are
     rewritten = report.write_reports(experiment(), jobs, nothing, folder, "cmd")  # type: ignore[arg-type]
     assert rewritten == [folder / name for name in names[:2]]
     assert sorted(p.name for p in folder.iterdir()) == names[:2]  # no figure left to contradict the tables

@@ -268,8 +268,9 @@ def test_a_run_trains_once_then_is_reused_rescored_or_started_over(
     assert not (job.folder / "stray.txt").exists() and not (job.folder / TRAINED_FILE).exists()  # models dropped
 
 
+@pytest.mark.parametrize("draws", [True, False], ids=["figures-due", "figures-drawn-too-recently"])
 def test_an_experiment_runs_its_chosen_applicable_runs_and_writes_the_tables_as_it_goes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, draws: bool
 ) -> None:
     import json
 
@@ -286,7 +287,7 @@ def test_an_experiment_runs_its_chosen_applicable_runs_and_writes_the_tables_as_
     )
     experiment = load_experiment(path)
     ran: list[tuple[str, dict[str, Any]]] = []
-    tables: list[tuple[list[str], list[str | None], Path, str]] = []
+    tables: list[tuple[list[str], list[str | None], Path, str, bool]] = []
 
     def run_job(job: Any, data_dir: Path, **options: Any) -> dict[str, Any]:
         ran.append((job.spec.name, {**options, "data_dir": data_dir}))
@@ -295,13 +296,28 @@ def test_an_experiment_runs_its_chosen_applicable_runs_and_writes_the_tables_as_
         (job.folder / "result.json").write_text(json.dumps(stored))
         return stored
 
-    def write_reports(experiment: Any, jobs: list[Any], results: list[Any], folder: Path, command: str) -> list[Path]:
-        tables.append(([j.spec.name for j in jobs], [r and r["run"] for r in results], folder, command))
-        return [folder / "exp.md"]
+    def write_reports(
+        experiment: Any, jobs: list[Any], results: list[Any], results_dir: Path, command: str, *, figures: bool = True
+    ) -> list[Path]:
+        tables.append(([j.spec.name for j in jobs], [r and r["run"] for r in results], results_dir, command, figures))
+        return [results_dir / "exp.md"]
+
+    expected: list[float] = []
+
+    class Throttled:  # whether the figures are due between runs (isbert.throttle.Throttled decides it by the clock)
+        def __init__(self, work: Any, **options: float) -> None:
+            self.work = work
+            expected.append(options["expected"])
+
+        def __call__(self) -> bool:
+            if draws:
+                self.work()
+            return draws
 
     published: list[Any] = []
     monkeypatch.setattr(runner, "run_job", run_job)
     monkeypatch.setattr(report, "write_reports", write_reports)
+    monkeypatch.setattr(runner, "Throttled", Throttled)
     monkeypatch.setattr(reuse, "reuse_published", lambda jobs, paths, log: published.append(list(paths)) or 0)
     lines: list[str] = []
     outcome = runner.run_experiment(
@@ -319,10 +335,11 @@ def test_an_experiment_runs_its_chosen_applicable_runs_and_writes_the_tables_as_
     ]
     names = ["m2v", "mean", "sif", "cls"]
     command = f"isbert experiment {path}"
-    assert tables == [  # after each run but the last, then once at the end
-        (names, [None, "mean", None, None], tmp_path / "out", command),
-        (names, [None, "mean", "sif", None], tmp_path / "out", command),
+    assert tables == [  # after each run but the last (the figures when due), then once at the end with the figures
+        (names, [None, "mean", None, None], tmp_path / "out", command, draws),
+        (names, [None, "mean", "sif", None], tmp_path / "out", command, True),
     ]
+    assert expected == [1.0]  # the three figures take about a second: none before 10 s of runs
     assert outcome.outputs == [tmp_path / "out" / "exp.md"] and [job.device for job in outcome.jobs] == ["meta"] * 4
     assert published == [["published.json"]]
     with pytest.raises(IsbertError) as unknown:

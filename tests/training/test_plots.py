@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from isbert.training import plots
-from isbert.training.plots import CurvesRedraw, draw_curves, plot_curves, read_log
+from isbert.training.plots import draw_curves, plot_curves, read_log
 
 
 def _log(stsb: list[float], free: list[float], chosen: int, metric: str = "stsb_dev_spearman") -> list[dict]:
@@ -85,28 +84,3 @@ def test_a_short_runs_loss_points_are_visible() -> None:
     figure = draw_curves([{"event": "train", "step": 10, "loss": 1.5}])  # one logged step: a line would draw nothing
     (line,) = figure.axes[0].get_lines()
     assert line.get_marker() == "o"
-
-
-def test_curves_are_redrawn_after_an_evaluation_unless_the_last_drawing_ended_too_recently(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A drawing of 0.5 s with the default gap of 10 holds the next one back until 5 s after it ended: at most about
-    a tenth of a run's time goes into redrawing, and every evaluation of a run slower than that redraws."""
-    now = [100.0]
-    drawn: list[tuple[Path, Path, float]] = []
-
-    def draw(log_path: Path, png_path: Path) -> None:
-        drawn.append((log_path, png_path, now[0]))
-        now[0] += 0.5  # the drawing's own duration
-
-    monkeypatch.setattr(plots, "plot_curves", draw)
-    redraw = CurvesRedraw(tmp_path / "log.jsonl", tmp_path / "curves.png", clock=lambda: now[0])
-    for at in (100.0, 101.0, 105.49, 105.5, 105.6, 200.0):
-        now[0] = max(now[0], at)
-        redraw()
-    assert drawn == [
-        (tmp_path / "log.jsonl", tmp_path / "curves.png", 100.0),  # the first evaluation always draws
-        (tmp_path / "log.jsonl", tmp_path / "curves.png", 105.5),  # 100.5 + 10 x 0.5
-        (tmp_path / "log.jsonl", tmp_path / "curves.png", 200.0),
-    ]
-    assert CurvesRedraw(tmp_path / "a", tmp_path / "b").gap == 10.0

@@ -498,9 +498,12 @@ def write_reports(
     results: list[dict[str, Any] | None],
     results_dir: str | os.PathLike[str],
     command: str,
+    *,
+    figures: bool = True,
 ) -> list[Path]:
     """Write ``<name>.json``, ``<name>.md`` and the figures that have something to draw, atomically (a figure with
-    nothing to draw is removed); returns the paths written."""
+    nothing to draw is removed); returns the paths written. ``figures=False``: the tables only, the figures left as
+    they are."""
     folder = Path(results_dir)
     folder.mkdir(parents=True, exist_ok=True)
     summary = build_summary(experiment, jobs, results, command)
@@ -508,13 +511,15 @@ def write_reports(
     write_json_atomic(json_path, summary)
     write_text_atomic(md_path, format_markdown(summary))
     written = [json_path, md_path]
+    if not figures:
+        return written
     tradeoff = experiment.tradeoff_task
-    figures = {
+    drawings = {
         "dev_curves": lambda path: plot_dev_curves(summary, path),
         "quality_speed": lambda path: plot_quality_speed(summary, path),
         "tradeoff": lambda path: plot_tradeoff(summary, tradeoff, path) if tradeoff else None,
     }
-    for kind, draw in figures.items():
+    for kind, draw in drawings.items():
         path = folder / f"{experiment.name}_{kind}.png"
         drawn = draw(path)
         if drawn is None:  # nothing to draw (any more): a previous figure would contradict the tables

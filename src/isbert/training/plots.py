@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 import os
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,28 +57,6 @@ def plot_curves(log_path: str | os.PathLike[str], png_path: str | os.PathLike[st
     """
     figure = draw_curves(read_log(log_path))
     return None if figure is None else save_figure_atomic(figure, png_path, dpi=100)
-
-
-@dataclass
-class CurvesRedraw:
-    """Redraws the curves after an evaluation, unless the last drawing ended less than ``gap`` times its own
-    duration ago: a long run's curves are redrawn at every evaluation, while a short run's frequent evaluations do not
-    spend most of their time in matplotlib (a drawing takes about 0.4 s). The run's end, Ctrl-C and a NaN stop
-    always draw (they call :func:`plot_curves` themselves)."""
-
-    log_path: Path
-    png_path: Path
-    gap: float = 10.0
-    clock: Callable[[], float] = time.monotonic
-    next_at: float = field(default=-math.inf, init=False)
-
-    def __call__(self) -> None:
-        started = self.clock()
-        if started < self.next_at:
-            return
-        plot_curves(self.log_path, self.png_path)
-        ended = self.clock()
-        self.next_at = ended + self.gap * (ended - started)
 
 
 def draw_curves(records: list[dict[str, Any]]) -> Any:

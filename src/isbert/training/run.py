@@ -34,6 +34,7 @@ from isbert.inputs import InputFile, expand_inputs
 from isbert.model import load_torch
 from isbert.objectives import objective
 from isbert.threads import current_plan
+from isbert.throttle import Throttled
 from isbert.training import checkpoints as ckpt
 from isbert.training.callbacks import ControlCallback, LogCallback, ProgressCallback
 from isbert.training.config import LR_SCHEDULERS, TrainConfig, validate
@@ -45,7 +46,7 @@ from isbert.training.corpus import (
     split_heldout,
 )
 from isbert.training.models import build_model, freeze_parts, freeze_unused_parameters, tuned_encoder_warning
-from isbert.training.plots import CurvesRedraw, plot_curves
+from isbert.training.plots import plot_curves
 from isbert.training.precision import resolve_precision, trainer_flags
 from isbert.training.result import TrainingInterrupted, TrainResult, write_model_card
 from isbert.training.run_folder import (
@@ -358,8 +359,9 @@ def _trainer(
 ) -> tuple[IsbertTrainer, Callbacks]:
     """sentence-transformers' trainer with isbert's callbacks (log, selection, Ctrl-C, progress) and no others."""
     other = "label-free" if run.select == "stsb" else "stsb"
+    redraw = Throttled(partial(plot_curves, *run.plot)) if run.main else None  # the end and any stop always draw
     selection = SelectionCallback(
-        run.select, RunFolder(run.out).best(), run.log, CurvesRedraw(*run.plot) if run.main else None,
+        run.select, RunFolder(run.out).best(), run.log, redraw,
         secondary=other,
         secondary_dir=RunFolder(run.out).best(other),
     )  # fmt: skip
