@@ -47,6 +47,16 @@ def test_the_machine_record_names_the_cpu_threads_versions_device_and_load(monke
     assert "gpu" not in runner.machine_info("cuda:0")  # no GPU here to name
 
 
+def test_on_a_gpu_machine_the_default_device_is_cuda_and_the_gpu_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    named: list[Any] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: named.append(device) or "Some GPU 80GB")
+    info = runner.machine_info(None)
+    assert (info["device"], info["gpu"]) == ("cuda", "Some GPU 80GB") and named == [torch.device("cuda")]
+    assert runner.machine_info("cuda:1")["gpu"] == "Some GPU 80GB" and named[1] == torch.device("cuda:1")
+    assert "gpu" not in runner.machine_info("cpu")
+
+
 def test_without_lscpu_the_cpu_is_named_by_the_platform(monkeypatch: pytest.MonkeyPatch) -> None:
     def missing(*args: Any, **kwargs: Any) -> Any:
         raise FileNotFoundError("lscpu")
