@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -231,3 +232,25 @@ def test_since_an_unknown_commit_is_one_line_and_exit_2(capsys: pytest.CaptureFi
     assert printed.out == ""
     assert printed.err.startswith("git cannot compare no-such-commit with the working tree: ")
     assert printed.err.count("\n") == 1
+
+
+def test_each_finished_module_is_in_the_json_before_the_next_one_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "scores.json"
+    seen: list[list[str]] = []
+
+    def run_module(module: str, **options: object) -> dict[str, object]:
+        seen.append([r["module"] for r in json.loads(out.read_text())] if out.exists() else [])
+        if module == "modules.py":
+            raise KeyboardInterrupt  # a long run stopped part way
+        return {"module": module, "score": 0.5, "mutants": 2, "counts": {"killed": 1}, "minutes": 1.5, "not_killed": {}}
+
+    monkeypatch.setattr(mutmut_modules, "run_module", run_module)
+    assert mutmut_modules.main(["--json", str(out), "losses.py", "encode.py"]) == 0
+    assert seen == [[], ["losses.py"]]
+    assert [r["module"] for r in json.loads(out.read_text())] == ["losses.py", "encode.py"]
+    assert capsys.readouterr().out.endswith("\n2 modules: 3.0 min\n")
+    with pytest.raises(KeyboardInterrupt):
+        mutmut_modules.main(["--json", str(out), "losses.py", "modules.py"])
+    assert [r["module"] for r in json.loads(out.read_text())] == ["losses.py"]

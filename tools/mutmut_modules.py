@@ -399,14 +399,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{module}: the functions changed since {args.since} have no mutant ({', '.join(functions or [])})")
             continue
         reports.append(report)
+        if args.json:  # after each module: a long run stopped part way keeps the modules it finished
+            _write_json(args.json, reports)
         counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(report["counts"].items()))
         print(f"\n{module}: {report['score']:.1%} caught of {report['mutants']} mutants ({counts}), "
               f"{report['minutes']} min")  # fmt: skip
         for name, mutant in report["not_killed"].items():
             print(f"  {name} ({mutant['verdict']}):\n    " + mutant["diff"].replace("\n", "\n    "))
+    if len(reports) > 1:
+        print(f"\n{len(reports)} modules: {round(sum(r['minutes'] for r in reports), 1)} min")
     if args.json:
-        args.json.write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
+        _write_json(args.json, reports)
     return 0
+
+
+def _write_json(path: Path, reports: list[dict]) -> None:
+    from isbert.atomic import write_json_atomic
+
+    write_json_atomic(path, reports, indent=2)
 
 
 if __name__ == "__main__":
