@@ -47,7 +47,9 @@ def test_the_machine_record_names_the_cpu_threads_versions_device_and_load(monke
     assert "gpu" not in runner.machine_info("cuda:0")  # no GPU here to name
 
 
-def test_on_a_gpu_machine_the_default_device_is_cuda_and_the_gpu_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_on_a_gpu_machine_the_default_device_is_cuda_or_mps_and_a_cuda_gpu_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     named: list[Any] = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: named.append(device) or "Some GPU 80GB")
@@ -55,6 +57,9 @@ def test_on_a_gpu_machine_the_default_device_is_cuda_and_the_gpu_is_named(monkey
     assert (info["device"], info["gpu"]) == ("cuda", "Some GPU 80GB") and named == [torch.device("cuda")]
     assert runner.machine_info("cuda:1")["gpu"] == "Some GPU 80GB" and named[1] == torch.device("cuda:1")
     assert "gpu" not in runner.machine_info("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert runner.machine_info(None)["device"] == "mps" and len(named) == 2  # an Apple GPU: named by nothing here
 
 
 def test_without_lscpu_the_cpu_is_named_by_the_platform(monkeypatch: pytest.MonkeyPatch) -> None:

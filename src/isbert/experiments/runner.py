@@ -67,7 +67,7 @@ def machine_info(device: str | None) -> dict[str, Any]:
     if device is None:
         if torch.cuda.is_available():
             device = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        elif torch.backends.mps.is_available():  # as the Trainer picks it
             device = "mps"
         else:
             device = "cpu"
