@@ -44,6 +44,21 @@ def test_the_machine_record_names_the_cpu_threads_versions_device_and_load(monke
         "load_average_1min": 1.23,
     }  # fmt: skip
     assert runner.machine_info("meta")["device"] == "meta"  # a device given is recorded as given
+
+
+@pytest.mark.parametrize("missing", ["unobtainable", "windows"])
+def test_a_machine_without_a_load_average_is_recorded_without_one(
+    monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    def unobtainable() -> tuple[float, float, float]:
+        raise OSError("Load averages are unobtainable")
+
+    if missing == "windows":
+        monkeypatch.delattr(os, "getloadavg")
+    else:
+        monkeypatch.setattr(os, "getloadavg", unobtainable)
+    info = runner.machine_info("cpu")
+    assert "load_average_1min" not in info and info["device"] == "cpu"
     assert "gpu" not in runner.machine_info("cuda:0")  # no GPU here to name
 
 
