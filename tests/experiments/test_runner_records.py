@@ -241,6 +241,31 @@ def test_a_trained_run_is_scored_once_per_picked_model_with_its_history_and_spee
     }  # fmt: skip
 
 
+def test_a_label_free_run_scores_only_its_label_free_pick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a dev set only the label-free criterion picks: no labeled column, and the speed is of its pick."""
+    import isbert.evaluation
+
+    job = _job(tmp_path, defaults="corpus = ['c.txt']\n")
+    evaluated: list[tuple[Any, str]] = []
+
+    def evaluate(model: Any, tasks: list[str], data_dir: Path, **options: Any) -> dict[str, Any]:
+        evaluated.append((model, options["model_name"]))
+        return {"STSBenchmark": {"spearman": 40.0}}
+
+    monkeypatch.setattr(isbert.evaluation, "evaluate", evaluate)
+    monkeypatch.setattr(runner, "_speed", lambda model, data_dir: evaluated.append((model, "speed")) or 700.0)
+    trained = {"select": "label-free", "steps": 12, "seconds": 2.0, "sentences_per_second": 9.0, "best": {"step": 4},
+               "alternative": None, "history": HISTORY}  # fmt: skip
+    out = runner._evaluate_trained(job, trained, tmp_path / "data")
+    saved = str(job.folder / TRAIN_DIR)
+    assert evaluated == [(saved, f"{job.label} (label_free, step 4)"), (saved, "speed")]
+    assert out["scores"] == {"labeled": None, "label_free": {"STSBenchmark": 40.0, "avg": 40.0}}
+    assert out["evaluation"] == {"labeled": None, "label_free": {"STSBenchmark": {"spearman": 40.0}}}
+    assert out["steps"] == {"trained": 12, "labeled": None, "label_free": 4}
+    assert out["stsb_dev"] == {"start": 50.0, "labeled": None, "label_free": 70.0}
+    assert out["encode_sentences_per_second"] == 700.0 and out["agreement"] is None and out["corpus"] is None
+
+
 def test_a_run_trains_once_then_is_reused_rescored_or_started_over(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -391,6 +416,43 @@ def test_the_speed_of_a_final_model_is_measured_on_the_cpu_sample(
     assert runner._speed("folder", tmp_path) == 12.5 and runner._speed(model, tmp_path) == 12.5
     sample = [f"sample of {tmp_path}"]
     assert measured == [("folder on cpu", sample), (model, sample)]  # a folder is loaded on the CPU first
+
+
+@pytest.mark.parametrize("show_progress", [True, False])
+def test_a_resume_of_other_settings_starts_over_and_ctrl_c_becomes_the_experiment_s_interruption(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, show_progress: bool
+) -> None:
+    from isbert.training import run as training
+    from isbert.training.run_folder import SettingsMismatch
+
+    job = _job(tmp_path, defaults="corpus = ['c.txt']\n")
+    calls: list[tuple[bool, bool, bool]] = []
+    outcomes: list[Any] = []
+
+    def train(config: Any) -> Any:
+        calls.append((config.resume, config.overwrite, config.show_progress))
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(training, "train", train)
+    lines: list[str] = []
+    mismatch = SettingsMismatch(tmp_path, ["lr"])
+    outcomes[:] = [mismatch, "the new run"]
+    assert runner._train(job, True, show_progress, lines.append, "p") == "the new run"
+    assert calls == [(True, False, show_progress), (False, True, show_progress)]
+    assert lines == [f"p: the interrupted training run differs from the settings now ({mismatch}); starting over"]
+
+    calls.clear()
+    outcomes[:] = [mismatch]
+    with pytest.raises(SettingsMismatch):  # not resuming: nothing to start over from
+        runner._train(job, False, show_progress, lines.append, "p")
+    assert calls == [(False, False, show_progress)] and len(lines) == 1
+    for outcomes[:] in ([training.TrainingInterrupted("stop")], [mismatch, training.TrainingInterrupted("stop")]):
+        with pytest.raises(runner.ExperimentInterrupted) as stopped:
+            runner._train(job, True, show_progress, lines.append, "p")
+        assert str(stopped.value) == runner.INTERRUPTED
 
 
 def test_an_interrupted_training_resumes_a_stale_result_starts_over_and_a_baseline_is_evaluated(
