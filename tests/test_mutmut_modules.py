@@ -244,7 +244,8 @@ def test_each_finished_module_is_in_the_json_before_the_next_one_runs(
         seen.append([r["module"] for r in json.loads(out.read_text())] if out.exists() else [])
         if module == "modules.py":
             raise KeyboardInterrupt  # a long run stopped part way
-        return {"module": module, "score": 0.5, "mutants": 2, "counts": {"killed": 1}, "minutes": 1.5, "not_killed": {}}
+        return {"module": module, "score": 0.5, "mutants": 2, "counts": {"killed": 1}, "minutes": 1.5, "stopped": False,
+                "not_killed": {}}  # fmt: skip
 
     monkeypatch.setattr(mutmut_modules, "run_module", run_module)
     assert mutmut_modules.main(["--json", str(out), "losses.py", "encode.py"]) == 0
@@ -254,3 +255,73 @@ def test_each_finished_module_is_in_the_json_before_the_next_one_runs(
     with pytest.raises(KeyboardInterrupt):
         mutmut_modules.main(["--json", str(out), "losses.py", "modules.py"])
     assert [r["module"] for r in json.loads(out.read_text())] == ["losses.py"]
+
+
+def test_a_run_stopped_at_its_budget_takes_its_whole_process_group_down(tmp_path: Path) -> None:
+    """mutmut's fork server and workers are grandchildren: stopping only mutmut would leave them running tests."""
+    import os
+    import time
+
+    pids = tmp_path / "pids"
+    script = (
+        "import os, sys, time\n"
+        "child = os.fork()\n"
+        "if child == 0:\n    time.sleep(60)\n    os._exit(0)\n"
+        f"open({str(pids)!r}, 'w').write(str(child))\n"
+        "time.sleep(60)\n"
+    )
+    started = time.monotonic()
+    assert mutmut_modules.mutmut_run([sys.executable, "-c", script], tmp_path, dict(os.environ), 2.0) is None
+    assert time.monotonic() - started < 30
+    worker = int(pids.read_text())
+    for _ in range(50):
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the worker {worker} outlived the stopped run")
+    assert mutmut_modules.mutmut_run([sys.executable, "-c", "raise SystemExit(3)"], tmp_path, dict(os.environ), 30) == 3
+
+
+def test_the_budget_is_shared_by_the_modules_in_turn(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    given: list[tuple[str, float | None]] = []
+
+    def run_module(module: str, *, seconds: float | None, **options: object) -> dict[str, object]:
+        given.append((module, seconds))
+        return {"module": module, "score": 1.0, "mutants": 1, "counts": {"killed": 1}, "minutes": 0.1,
+                "stopped": False, "not_killed": {}}  # fmt: skip
+
+    monkeypatch.setattr(mutmut_modules, "run_module", run_module)
+    assert mutmut_modules.main(["--budget", "2", "losses.py", "encode.py"]) == 0
+    assert [module for module, _ in given] == ["losses.py", "encode.py"]
+    assert all(seconds is not None and 100 < seconds <= 120 for _, seconds in given)
+    given.clear()
+    assert mutmut_modules.main(["--budget", "0", "losses.py", "encode.py"]) == 0
+    assert given == []
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-2:] == [f"{m}: not run, the budget of 0 min is spent" for m in ("losses.py", "encode.py")]
+    assert mutmut_modules.main(["losses.py"]) == 0 and given == [("losses.py", None)]  # no budget: no limit
+
+
+def test_a_relative_data_folder_reaches_mutmut_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mutmut runs in the copy, where the Makefile's and CI's ``../shared/data`` would name another folder."""
+    seen: dict[str, str] = {}
+
+    def mutmut_run(command: list[str], work: Path, env: dict[str, str], seconds: float | None) -> int:
+        seen.update(env)
+        return 0
+
+    monkeypatch.setattr(mutmut_modules, "_copy_tree", lambda work, rev: None)
+    monkeypatch.setattr(mutmut_modules, "configure", lambda work, module, tests: None)
+    monkeypatch.setattr(mutmut_modules, "mutmut_run", mutmut_run)
+    monkeypatch.setattr(mutmut_modules, "results", lambda work: {"m": "killed"})
+    monkeypatch.setattr(mutmut_modules, "diffs", lambda work, names: {})
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ISBERT_DATA_DIR", "../shared/data")
+    report = mutmut_modules.run_module("losses.py", jobs=1, rev=None, keep=False)
+    assert seen["ISBERT_DATA_DIR"] == str((tmp_path / ".." / "shared" / "data").resolve())
+    assert report is not None and report["score"] == 1.0 and report["stopped"] is False

@@ -32,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -47,6 +48,7 @@ PACKAGE = Path("src") / "isbert"
 COPIED = ("src", "tests", "experiments", "pyproject.toml")
 MUTMUT = Path(sys.executable).with_name("mutmut")
 CAUGHT = ("killed", "caught by type check")  # a failing test, or CI's mypy step (type_check_command)
+NOT_RUN = "not checked"  # mutmut's verdict for a mutant a stopped run did not reach
 
 _SERVE = [
     "tests/search/test_search_serve.py",
@@ -309,10 +311,31 @@ def mutant_patterns(module: str, functions: list[str]) -> list[str]:
     return [f"{dotted}.{function}__mutmut_*" for function in functions]
 
 
+def mutmut_run(command: list[str], work: Path, env: dict[str, str], seconds: float | None) -> int | None:
+    """``mutmut run`` in a process group of its own: its exit status, or None when it was stopped at ``seconds``
+    (its fork server and workers with it; the verdicts it had written stay in the copy)."""
+    process = subprocess.Popen(command, cwd=work, env=env, start_new_session=True)
+    try:
+        return process.wait(timeout=seconds)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt) as stop:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        if isinstance(stop, KeyboardInterrupt):
+            raise
+        return None
+
+
 def run_module(
-    module: str, *, jobs: int, rev: str | None, keep: bool, functions: list[str] | None = None
+    module: str,
+    *,
+    jobs: int,
+    rev: str | None,
+    keep: bool,
+    functions: list[str] | None = None,
+    seconds: float | None = None,
 ) -> dict[str, object] | None:
-    """mutmut over the module (or only the mutants of ``functions``, mutmut's names) in a fresh copy; None when those
+    """mutmut over the module (or only the mutants of ``functions``, mutmut's names) in a fresh copy, stopped after
+    ``seconds`` if given (``stopped`` in the report; the mutants not reached are ``not checked``); None when those
     functions have no mutant."""
     tests = selection(module)
     work = Path(tempfile.mkdtemp(prefix=f"mutmut-{module.replace('/', '-')}-"))
@@ -320,7 +343,9 @@ def run_module(
     _copy_tree(work, rev)
     configure(work, module, tests)
     env = dict(os.environ, CI="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    env.setdefault("ISBERT_DATA_DIR", str((REPO / ".." / "shared" / "data").resolve()))
+    # mutmut runs in the copy: a data folder given relative to here (the Makefile's and CI's ../shared/data) is made
+    # absolute, or the tests there would not find it
+    env["ISBERT_DATA_DIR"] = str(Path(env.get("ISBERT_DATA_DIR") or REPO / ".." / "shared" / "data").resolve())
     only = []  # mutmut refuses a run whose names match no mutant (a changed function with nothing to mutate)
     if functions is not None:
         planted = plant(work).get(module, [])
@@ -329,13 +354,13 @@ def run_module(
             shutil.rmtree(work, ignore_errors=True)
             return None
     print(f"mutmut on src/isbert/{module} with {' '.join(tests)} in {work}", flush=True)
-    ran = subprocess.run([str(MUTMUT), "run", "--max-children", str(jobs), *only], cwd=work, env=env)
+    status = mutmut_run([str(MUTMUT), "run", "--max-children", str(jobs), *only], work, env, seconds)
     verdicts = results(work)
     if only:
         verdicts = {name: verdict for name, verdict in verdicts.items() if any(fnmatch.fnmatch(name, p) for p in only)}
-    if ran.returncode != 0 or not verdicts:
-        raise SystemExit(f"mutmut failed on {module} (exit {ran.returncode}); the copy is kept in {work}")
-    not_caught = {name: verdict for name, verdict in verdicts.items() if verdict not in CAUGHT}
+    if status not in (0, None) or (status == 0 and not verdicts):
+        raise SystemExit(f"mutmut failed on {module} (exit {status}); the copy is kept in {work}")
+    not_caught = {name: verdict for name, verdict in verdicts.items() if verdict not in (*CAUGHT, NOT_RUN)}
     changed = diffs(work, list(not_caught))
     not_killed = {name: {"verdict": verdict, "diff": changed[name]} for name, verdict in not_caught.items()}
     if not keep:
@@ -347,8 +372,9 @@ def run_module(
         "rev": rev or "working tree",
         "mutants": len(verdicts),
         "counts": dict(counts),
-        "score": (counts["killed"] + counts["caught by type check"]) / len(verdicts),
+        "score": (counts["killed"] + counts["caught by type check"]) / max(1, len(verdicts)),
         "minutes": round((time.perf_counter() - started) / 60, 1),
+        "stopped": status is None,
         "not_killed": not_killed,
     }
 
@@ -362,6 +388,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rev", help="mutate this commit (git archive) instead of the working tree")
     parser.add_argument("--keep", action="store_true", help="keep the copy (then `mutmut browse` in it)")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        metavar="MINUTES",
+        help="stop after this many minutes in all: the module running then is stopped (its score is of the mutants "
+        "it reached) and the modules after it are not run (CI's quick check of the last commit)",
+    )
     parser.add_argument(
         "--since",
         metavar="COMMIT",
@@ -384,7 +417,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"all: {sum(counts.values())}")
         return 0
     reports = []
+    deadline = time.monotonic() + 60 * args.budget if args.budget is not None else None
     for module in args.modules or list(MODULES):
+        seconds = None if deadline is None else deadline - time.monotonic()
+        if seconds is not None and seconds <= 0:
+            print(f"{module}: not run, the budget of {args.budget:g} min is spent")
+            continue
         try:
             functions = changed_functions(module, args.since, args.rev) if args.since else None
         except subprocess.CalledProcessError as error:
@@ -394,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         if functions == []:
             print(f"{module}: no function changed since {args.since}")
             continue
-        report = run_module(module, jobs=args.jobs, rev=args.rev, keep=args.keep, functions=functions)
+        report = run_module(module, jobs=args.jobs, rev=args.rev, keep=args.keep, functions=functions, seconds=seconds)
         if report is None:
             print(f"{module}: the functions changed since {args.since} have no mutant ({', '.join(functions or [])})")
             continue
@@ -402,8 +440,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:  # after each module: a long run stopped part way keeps the modules it finished
             _write_json(args.json, reports)
         counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(report["counts"].items()))
+        stopped = f"; stopped at the budget, {report['counts'].get(NOT_RUN, 0)} not run" if report["stopped"] else ""
         print(f"\n{module}: {report['score']:.1%} caught of {report['mutants']} mutants ({counts}), "
-              f"{report['minutes']} min")  # fmt: skip
+              f"{report['minutes']} min{stopped}")  # fmt: skip
         for name, mutant in report["not_killed"].items():
             print(f"  {name} ({mutant['verdict']}):\n    " + mutant["diff"].replace("\n", "\n    "))
     if len(reports) > 1:
