@@ -20,9 +20,10 @@ reliability:
 # tests, in a temporary copy. `make mutation MODULE=evaluation/sts.py` (about 20 min on 2 shared cores); without
 # MODULE every module of `tools/mutmut_modules.py --list` (hours); JSON=path writes the results. Scores in docs/testing.md.
 # SINCE=commit: only the mutants of functions changed since that commit (a quick check of a change, not a score).
+# BUDGET=minutes: stop when they are spent (CI: SINCE=HEAD~1 BUDGET=8).
 mutation:
 	HF_HUB_OFFLINE=1 ISBERT_DATA_DIR=$${ISBERT_DATA_DIR:-../shared/data} .venv/bin/python tools/mutmut_modules.py \
-		$(MODULE) $(if $(JSON),--json $(JSON)) $(if $(SINCE),--since $(SINCE))
+		$(MODULE) $(if $(JSON),--json $(JSON)) $(if $(SINCE),--since $(SINCE)) $(if $(BUDGET),--budget $(BUDGET))
 
 # The hand-written mutants mutmut's operators cannot express (tools/mutation.py, each with its reason): fewer
 # mutants (43) than the 52 of the last timed run (about 20 min on 2 cores); not timed since the cut.
