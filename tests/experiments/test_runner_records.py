@@ -276,7 +276,7 @@ def test_a_run_trains_once_then_is_reused_rescored_or_started_over(
     job = _job(tmp_path, defaults="corpus = ['c.txt']\nmax_steps = 4\n")
     calls: list[tuple[Any, ...]] = []
     result = SimpleNamespace(steps=4, seconds=1.0, sentences_per_second=9.0, best={"step": 4}, alternative=None,
-                             history=[], agreement=None, corpus=None)  # fmt: skip
+                             history=[], agreement=None, corpus=SimpleNamespace(to_dict=dict))  # fmt: skip
 
     def train(job: Any, resume: bool, show_progress: bool, log: Any, prefix: str) -> Any:
         calls.append(("train", resume, show_progress, prefix))
@@ -464,7 +464,7 @@ def test_an_interrupted_training_resumes_a_stale_result_starts_over_and_a_baseli
     def train(job: Any, resume: bool, show_progress: bool, log: Any, prefix: str) -> Any:
         resumed.append(resume)
         return SimpleNamespace(steps=2, seconds=1.0, sentences_per_second=9.0, best=None, alternative=None, history=[],
-                               agreement=None, corpus=None)  # fmt: skip
+                               agreement=None, corpus=SimpleNamespace(to_dict=dict))  # fmt: skip
 
     scored = {"scores": {"labeled": None, "label_free": None}, "stsb_dev": {"start": None, "labeled": None},
               "steps": {"trained": 2, "labeled": None, "label_free": None}}  # fmt: skip

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from isbert.atomic import write_json_atomic
 from isbert.errors import IsbertError
@@ -41,6 +41,9 @@ from isbert.experiments.jobs import (
 from isbert.throttle import Throttled
 from isbert.training.selection import STSB_KEY, best_entry
 from isbert.version import __version__
+
+if TYPE_CHECKING:
+    from isbert.training.result import TrainResult
 
 INTERRUPTED = "interrupted; run the same command again: finished runs are reused and this one resumes"
 
@@ -107,7 +110,7 @@ def _details(results: dict[str, Any], tasks: list[str]) -> dict[str, Any]:
     return {t: results[t] for t in tasks if t in results}
 
 
-def _train(job: Job, resume: bool, show_progress: bool, log: Callable[[str], None], prefix: str) -> Any:
+def _train(job: Job, resume: bool, show_progress: bool, log: Callable[[str], None], prefix: str) -> TrainResult:
     from isbert.training import run as training
     from isbert.training.run_folder import SettingsMismatch
 
@@ -131,8 +134,7 @@ def _models_exist(trained: dict[str, Any], train_dir: Path) -> bool:
     return (train_dir / "modules.json").is_file() and (not alternative or Path(alternative["path"]).is_dir())
 
 
-def _trained_record(job: Job, result: Any) -> dict[str, Any]:
-    corpus: Any = getattr(result, "corpus", None)
+def _trained_record(job: Job, result: TrainResult) -> dict[str, Any]:
     return {
         "settings": job.train_settings,
         "select": job.config.get("select"),
@@ -140,10 +142,10 @@ def _trained_record(job: Job, result: Any) -> dict[str, Any]:
         "seconds": result.seconds,
         "sentences_per_second": result.sentences_per_second,
         "best": result.best,
-        "alternative": getattr(result, "alternative", None),  # added to TrainResult alongside this runner
+        "alternative": result.alternative,
         "history": result.history,
         "agreement": result.agreement,
-        "corpus": corpus.to_dict() if hasattr(corpus, "to_dict") else None,
+        "corpus": result.corpus.to_dict(),
     }
 
 
