@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,10 +21,10 @@ from isbert.training.run_folder import RunFolder
 from isbert.training.selection import LABEL_FREE_KEY, STSB_KEY
 
 
-def _job(tmp_path: Path, run: str = "name = 'is'\n", defaults: str = "") -> Any:
+def _job(tmp_path: Path, run: str = "name = 'is'\n", defaults: str = "", device: str | None = None) -> Any:
     path = tmp_path / "exp.toml"
     path.write_text(f"[defaults]\nmodel = 'offline-glove'\n{defaults}[[run]]\n{run}", encoding="utf-8")
-    [job] = plan(load_experiment(path), tmp_path / "data", tmp_path / "runs")
+    [job] = plan(load_experiment(path), tmp_path / "data", tmp_path / "runs", device)
     return job
 
 
@@ -271,9 +270,10 @@ def test_a_run_trains_once_then_is_reused_rescored_or_started_over(
 ) -> None:
     """``run_job`` with training and scoring recorded: a fresh run trains and stores both records; the same settings
     reuse its result; other tasks score the kept models again; ``force`` starts over in an emptied folder."""
+    import itertools
     import json
 
-    job = _job(tmp_path, defaults="corpus = ['c.txt']\nmax_steps = 4\n")
+    job = _job(tmp_path, defaults="corpus = ['c.txt']\nmax_steps = 4\n", device="meta")
     calls: list[tuple[Any, ...]] = []
     result = SimpleNamespace(steps=4, seconds=1.0, sentences_per_second=9.0, best={"step": 4}, alternative=None,
                              history=[], agreement=None, corpus=SimpleNamespace(to_dict=dict))  # fmt: skip
@@ -292,18 +292,21 @@ def test_a_run_trains_once_then_is_reused_rescored_or_started_over(
 
     monkeypatch.setattr(runner, "_train", train)
     monkeypatch.setattr(runner, "_evaluate_trained", evaluate)
-    monkeypatch.setattr(runner, "machine_info", lambda device: {"isbert": "v1"})
+    monkeypatch.setattr(runner, "machine_info", lambda device: {"isbert": "v1", "device": device})
+    clock = itertools.count(1000.0, 3000.0)  # each run takes 3000 s
+    monkeypatch.setattr(runner, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
     lines: list[str] = []
     first = runner.run_job(job, tmp_path / "data", keep_models=True, show_progress=False, log=lines.append, prefix="p")
     assert calls == [("train", False, False, "p"), ("evaluate", 4, tmp_path / "data")]
-    after = re.escape("4 steps, avg 50.00, label-free avg 50.00 (step 4)")
-    assert lines[0] == "p: training 4 steps ..." and re.fullmatch(rf"p: done in \d+\.\d min: {after}", lines[1])
+    after = "4 steps, avg 50.00, label-free avg 50.00 (step 4)"
+    assert lines == ["p: training 4 steps ...", f"p: done in 50.0 min: {after}"]
     stored = json.loads((job.folder / "result.json").read_text())
     assert stored == first and first["run"] == "is" and first["seed"] == job.seed and first["resolved"] == job.config
-    assert (first["settings_hash"], first["machine"], first["isbert_version"]) == (
+    assert (first["settings_hash"], first["machine"], first["isbert_version"], first["wall_seconds"]) == (
         job.settings_hash,
-        {"isbert": "v1"},
+        {"isbert": "v1", "device": "meta"},
         "v1",
+        3000.0,
     )
     assert json.loads((job.folder / TRAINED_FILE).read_text()) == runner._trained_record(job, result)
 
@@ -313,14 +316,26 @@ def test_a_run_trains_once_then_is_reused_rescored_or_started_over(
 
     job.settings["tasks"] = ["SICK-R"]  # other tasks: the kept models are scored again, not trained
     lines.clear()
+    runner.run_job(job, tmp_path / "data", keep_models=True, log=lines.append)
+    assert calls == [("evaluate", 4, tmp_path / "data")]
+    assert lines[0] == f"{job.label}: training finished before; evaluating ..."  # no prefix: the run's label
+    assert (job.folder / TRAINED_FILE).is_file()  # still the record of the kept models
+
+    calls.clear()
+    job.settings["tasks"] = ["STS12"]
+    (job.folder / TRAIN_DIR / "modules.json").unlink()  # the record matches, but its model is gone: trained again
     runner.run_job(job, tmp_path / "data", keep_models=True, log=lines.append, prefix="p")
-    assert calls == [("evaluate", 4, tmp_path / "data")] and lines[0] == "p: training finished before; evaluating ..."
+    assert calls == [("train", False, True, "p"), ("evaluate", 4, tmp_path / "data")]
 
     calls.clear()
     (job.folder / "stray.txt").write_text("x")
     runner.run_job(job, tmp_path / "data", force=True, log=lines.append, prefix="p")
     assert calls == [("train", False, True, "p"), ("evaluate", 4, tmp_path / "data")]
     assert not (job.folder / "stray.txt").exists() and not (job.folder / TRAINED_FILE).exists()  # models dropped
+    (tmp_path / "other").mkdir()
+    fresh = _job(tmp_path / "other", defaults="corpus = ['c.txt']\nmax_steps = 4\n")
+    runner.run_job(fresh, tmp_path / "data", force=True, log=lines.append)  # forced, where nothing ran yet
+    assert (fresh.folder / "result.json").is_file()
 
 
 @pytest.mark.parametrize("draws", [True, False], ids=["figures-due", "figures-drawn-too-recently"])
