@@ -412,6 +412,10 @@ def test_an_experiment_runs_its_chosen_applicable_runs_and_writes_the_tables_as_
     assert expected == [1.0]  # the three figures take about a second: none before 10 s of runs
     assert outcome.outputs == [tmp_path / "out" / "exp.md"] and [job.device for job in outcome.jobs] == ["meta"] * 4
     assert published == [["published.json"]]
+    runner.run_experiment(experiment, data_dir=tmp_path / "data", runs_dir=tmp_path / "again",
+                          results_dir=tmp_path / "out", only=["mean"], log=lines.append)  # fmt: skip
+    defaults = {"force": False, "keep_models": False, "show_progress": True, "log": lines.append}
+    assert ran[-1] == ("mean", {**defaults, "prefix": "[1/1] exp/mean", "data_dir": data})
     with pytest.raises(IsbertError) as unknown:
         runner.run_experiment(experiment, data_dir=tmp_path / "data", only=["mean", "nope", "also"], log=lines.append)
     assert str(unknown.value) == f"{path}: no run named also, nope; runs: m2v, mean, sif, cls"
