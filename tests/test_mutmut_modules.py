@@ -305,6 +305,14 @@ def test_the_budget_is_shared_by_the_modules_in_turn(
     printed = capsys.readouterr().out.splitlines()
     assert printed[-2:] == [f"{m}: not run, the budget of 0 min is spent" for m in ("losses.py", "encode.py")]
     assert mutmut_modules.main(["losses.py"]) == 0 and given == [("losses.py", None)]  # no budget: no limit
+    changed = {"losses.py": ["x_f"], "encode.py": []}
+    monkeypatch.setattr(mutmut_modules, "changed_functions", lambda module, since, rev: changed[module])
+    capsys.readouterr()
+    assert mutmut_modules.main(["--since", "c0ffee", "--budget", "0", "losses.py", "encode.py"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "losses.py: not run, the budget of 0 min is spent",
+        "encode.py: no function changed since c0ffee",  # nothing to run: not a module the budget left out
+    ]
 
 
 def test_a_relative_data_folder_reaches_mutmut_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

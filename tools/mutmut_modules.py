@@ -419,10 +419,6 @@ def main(argv: list[str] | None = None) -> int:
     reports = []
     deadline = time.monotonic() + 60 * args.budget if args.budget is not None else None
     for module in args.modules or list(MODULES):
-        seconds = None if deadline is None else deadline - time.monotonic()
-        if seconds is not None and seconds <= 0:
-            print(f"{module}: not run, the budget of {args.budget:g} min is spent")
-            continue
         try:
             functions = changed_functions(module, args.since, args.rev) if args.since else None
         except subprocess.CalledProcessError as error:
@@ -431,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if functions == []:
             print(f"{module}: no function changed since {args.since}")
+            continue
+        seconds = None if deadline is None else deadline - time.monotonic()
+        if seconds is not None and seconds <= 0:
+            print(f"{module}: not run, the budget of {args.budget:g} min is spent")
             continue
         report = run_module(module, jobs=args.jobs, rev=args.rev, keep=args.keep, functions=functions, seconds=seconds)
         if report is None:
