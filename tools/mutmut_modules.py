@@ -18,6 +18,10 @@ minutes to an hour on 2 cores, not the whole suite per mutant:
 (``git diff``, mapped to mutmut's function names): a quick check of a change before it lands. Its score is of those
 mutants only, not the module's.
 
+``--budget MINUTES`` (``make mutation BUDGET=...``) stops when the minutes are spent: the module running then is
+stopped with its whole process group and reported with the mutants it reached, and the modules after it are named as
+not run. CI's ``.ci/run`` ends with ``--since HEAD~1 --budget 8``. ``--json`` is rewritten after each module.
+
 The hand-written list (tools/mutation.py, ``make mutation-targeted``) is kept for the mutants mutmut's operators
 cannot express; see docs/testing.md. Exit status: 0 when the run completed (the score is information), 2 on a
 usage error or when mutmut itself failed.
