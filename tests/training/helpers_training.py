@@ -57,7 +57,6 @@ def assert_resumed_from(run: Path, step: int, max_steps: int) -> None:
     Resuming from step 0 or from an older checkpoint ends with the same weights (training is deterministic), so
     only the log can tell: the steps logged after the resume must all lie past ``step``.
     """
-
     records = log_records(run)
     resumes = [i for i, r in enumerate(records) if r.get("event") == "resume"]
     assert resumes, "the log has no resume event"

@@ -135,7 +135,6 @@ def test_anchor_weight_keeps_the_model_closer_to_its_start(tmp_path: Path, tiny_
 
 @pytest.mark.parametrize("objective", ["tsdae", "ct"])
 def test_peer_objectives_train_and_the_saved_model_loads(tmp_path: Path, tiny_backbone: Path, objective: str) -> None:
-
     _, result = _run(tmp_path, tiny_backbone, objective, objective=objective, max_steps=8, eval_steps=4)
     log = log_records(tmp_path / objective)
     losses = [r["loss"] for r in log if "loss" in r]

@@ -15,7 +15,7 @@ import subprocess  # nosec B404 # lscpu only, an argument list without a shell
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -480,10 +480,13 @@ def run_experiment(
     selected = [job for job in jobs if wanted is None or job.spec.name in wanted]
     _check_corpora([job for job in selected if force or job.stored() is None])
     command = command or f"isbert experiment {experiment.path}"
-    report = partial(write_reports, experiment, jobs, results_dir=results_dir, command=command)
+
+    def report(figures: bool = True) -> list[Path]:
+        return write_reports(experiment, jobs, [j.stored() for j in jobs], results_dir, command, figures=figures)
+
     # the tables grow run by run, so a long experiment shows its results as they come; the figures too (about a second
     # for the three), unless drawing them would take more than about a tenth of the time
-    figures = Throttled(lambda: report([j.stored() for j in jobs]), expected=1.0)
+    figures = Throttled(report, expected=1.0)
     for number, job in enumerate(selected, start=1):
         reason = experiment.not_applicable(job.spec)
         if reason:
@@ -494,9 +497,9 @@ def run_experiment(
             prefix=f"[{number}/{len(selected)}] {job.label}",
         )  # fmt: skip
         if number < len(selected) and not figures():
-            report([j.stored() for j in jobs], figures=False)
+            report(figures=False)
     results = [job.stored() for job in jobs]
-    outputs = report(results)
+    outputs = write_reports(experiment, jobs, results, results_dir, command)
     return ExperimentOutcome(experiment, jobs, results, outputs)
 
 
