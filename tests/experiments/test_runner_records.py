@@ -521,3 +521,40 @@ def test_an_interrupted_training_resumes_a_stale_result_starts_over_and_a_baseli
     lines.clear()
     assert runner.run_job(baseline, tmp_path / "data", log=lines.append, prefix="p")["steps"]["trained"] == 2
     assert lines[0] == "p: evaluating the mean baseline ..." and resumed == [True, False, False]
+
+
+def test_the_corpus_is_checked_for_the_runs_still_to_run_and_for_all_with_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import re
+
+    from isbert.experiments import report
+
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "exp.toml"
+    path.write_text("[defaults]\nmodel = 'offline-glove'\ncorpus = ['gone.txt']\n[[run]]\nname = 'mean'\n"
+                    "baseline = 'mean'\n[[run]]\nname = 'is'\n", encoding="utf-8")  # fmt: skip
+    experiment = load_experiment(path)
+    ran: list[str] = []
+    monkeypatch.setattr(runner, "run_job", lambda job, data_dir, **options: ran.append(job.spec.name))
+    monkeypatch.setattr(report, "write_reports", lambda *args, **kwargs: [])
+
+    def run(force: bool = False) -> None:
+        runner.run_experiment(experiment, data_dir=tmp_path / "data", runs_dir=tmp_path / "runs",
+                              results_dir=tmp_path / "out", force=force, log=lambda line: None)  # fmt: skip
+
+    with pytest.raises(
+        IsbertError, match=rf"^{re.escape(str(path))}: run 'is': corpus: input file not found: .*gone\.txt$"
+    ):
+        run()
+    assert ran == []  # refused before the baseline ahead of it ran
+    [_, trained] = plan(experiment, (tmp_path / "data").resolve(), tmp_path / "runs", None)
+    trained.folder.mkdir(parents=True)
+    stored = {"settings": trained.settings, "settings_hash": trained.settings_hash}
+    (trained.folder / "result.json").write_text(json.dumps(stored), encoding="utf-8")
+    run()  # its result is stored: reused, though its corpus has gone since
+    assert ran == ["mean", "is"]
+    with pytest.raises(IsbertError, match="run 'is': corpus: "):
+        run(force=True)  # forced to run again, so it needs its corpus
+    assert ran == ["mean", "is"]
