@@ -57,7 +57,13 @@ def test_the_training_modules_run_without_their_slow_tests_and_the_others_with_a
     """The selection is what pytest collects: the slow end-to-end test is out of the runner's run, its siblings in."""
     import subprocess
 
-    without_slow = {"experiments/runner.py", "training/run.py", "training/result.py", "training/callbacks.py"}
+    without_slow = {
+        "experiments/runner.py",
+        "training/run.py",
+        "training/result.py",
+        "training/callbacks.py",
+        "training/selection/__init__.py",
+    }
     for module in mutmut_modules.MODULES:
         marker = ["-m", "not slow"] if module in without_slow else []
         assert mutmut_modules.selection(module) == [*mutmut_modules.MODULES[module], *marker], module

@@ -134,7 +134,15 @@ MODULES: dict[str, list[str]] = {
 """Every module a user's result or safety depends on (issue 31), with its tests. A test file that does not exist yet
 is skipped with a warning, so the table can name the tests a module should have."""
 
-WITHOUT_SLOW = frozenset({"experiments/runner.py", "training/run.py", "training/result.py", "training/callbacks.py"})
+WITHOUT_SLOW = frozenset(
+    {
+        "experiments/runner.py",
+        "training/run.py",
+        "training/result.py",
+        "training/callbacks.py",
+        "training/selection/__init__.py",
+    }
+)
 """Modules run without their selection's tests marked ``slow`` (``-m "not slow"``): the packaged pretrained model end
 to end, and training through the CLI in subprocesses (SIGKILL and resume, DDP, a corpus folder). Each adds half a
 minute to a minute and a half to every surviving mutant of the functions it reaches, hours over these modules, and a
