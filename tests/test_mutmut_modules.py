@@ -45,6 +45,8 @@ def test_the_copy_mutates_one_module_with_its_tests(tmp_path: Path) -> None:
     config = written["tool"]["mutmut"]
     assert config["only_mutate"] == ["src/isbert/evaluation/sts.py"]
     assert config["pytest_add_cli_args_test_selection"] == ["tests/evaluation/test_scoring.py"]
+    also_copy = shared.pop("also_copy")
+    assert config.pop("also_copy") == [*also_copy, "conftest.py"]  # the hooks, into mutmut's own copy
     assert {key: config[key] for key in shared} == shared
     assert written["tool"]["ruff"] == tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["ruff"]
     mutmut_modules.configure(tmp_path, "losses.py", ["tests/test_losses.py"])  # again: replaced, not repeated
@@ -73,6 +75,99 @@ def test_the_training_modules_run_without_their_slow_tests_and_the_others_with_a
     ).stdout
     assert "test_runner.py::test_run_reuse_partial_rerun_and_only" in listed
     assert "test_quick_experiment_end_to_end" not in listed
+
+
+_ORDER_TESTS = """
+import gc
+from pathlib import Path
+
+
+def _ran(name):
+    with Path("ran.txt").open("a") as log:
+        log.write(f"{name} {gc.get_freeze_count() > 0}\\n")
+
+
+def test_slow_and_failing():
+    _ran("slow")
+    assert False
+
+
+def test_medium():
+    _ran("medium")
+
+
+def test_fast():
+    _ran("fast")
+
+
+def test_unrecorded():
+    _ran("unrecorded")
+"""
+
+
+@pytest.mark.parametrize("mutant", ["", "stats", "isbert.losses.x_f__mutmut_3"])
+def test_a_mutants_tests_run_likely_killers_first_with_the_inherited_heap_frozen(tmp_path: Path, mutant: str) -> None:
+    """The hooks the copy gets as its root conftest.py, in a pytest run as mutmut's worker makes it: the tests in the
+    order mutmut hands them, ``-x``. Running a mutant, the test that killed a mutant of the same function goes first,
+    then the rest by recorded duration (the failing slow one last: the same verdict, later), the heap frozen, and the
+    test that failed is recorded; mutmut's other passes keep the order they are given and record nothing."""
+    import os
+    import subprocess
+
+    mutmut_modules._add_hooks(tmp_path)
+    (tmp_path / "test_order.py").write_text(_ORDER_TESTS)
+    durations = {"test_order.py::test_slow_and_failing": 2.0, "test_order.py::test_medium": 0.5,
+                 "test_order.py::test_fast": 0.1}  # fmt: skip
+    (tmp_path / "mutmut-stats.json").write_text(json.dumps({"duration_by_test": durations}))
+    kills = "isbert.losses.x_f\ttest_order.py::test_medium\nisbert.losses.x_g\ttest_order.py::test_fast\n"
+    (tmp_path / "mutmut-kills.tsv").write_text(kills * 2)
+    given = ["test_order.py::test_unrecorded", *durations]
+    env = {key: value for key, value in os.environ.items() if key != "MUTANT_UNDER_TEST"}
+    run = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--rootdir=.", *given]
+    done = subprocess.run(run, cwd=tmp_path, env={**env, "MUTANT_UNDER_TEST": mutant}, capture_output=True, text=True)
+    assert done.returncode == 1, done.stdout  # killed either way
+    ran = (tmp_path / "ran.txt").read_text().split("\n")[:-1]
+    recorded = (tmp_path / "mutmut-kills.tsv").read_text()
+    if "__mutmut_" in mutant:
+        assert ran == ["medium True", "fast True", "slow True"]
+        assert recorded == kills * 2 + "isbert.losses.x_f\ttest_order.py::test_slow_and_failing\n"
+    else:
+        assert ran == ["unrecorded False", "slow False"]
+        assert recorded == kills * 2
+
+
+@given(
+    st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), unique=True),
+    st.dictionaries(st.sampled_from(["a", "b", "c"]), st.floats(0, 5)),
+    st.lists(st.sampled_from(["b", "d", "e"])),
+)
+def test_likely_killers_first_sorts_by_kills_then_recorded_time_ties_in_order(
+    names: list[str], durations: dict[str, float], killers: list[str]
+) -> None:
+    import math
+    from collections import Counter
+    from types import SimpleNamespace
+
+    import mutmut_conftest
+
+    items = [SimpleNamespace(nodeid=name) for name in names]
+    kills = Counter(killers)
+    mutmut_conftest.likely_killers_first(items, kills, durations)  # type: ignore[arg-type]
+    assert sorted(item.nodeid for item in items) == sorted(names)
+    keys = [(-kills[i.nodeid], durations.get(i.nodeid, math.inf), names.index(i.nodeid)) for i in items]
+    assert keys == sorted(keys)
+
+
+def test_kills_are_counted_per_function_and_a_missing_log_is_none(tmp_path: Path) -> None:
+    import mutmut_conftest
+
+    log = tmp_path / "kills.tsv"
+    assert mutmut_conftest.kills_of("m.x_f", log) == {}
+    for function, test in [("m.x_f", "t::a"), ("m.x_f", "t::a"), ("m.x_f2", "t::b"), ("m.xǁCǁf", "t::c[x\ty]")]:
+        mutmut_conftest.record_kill(function, test, log)
+    assert mutmut_conftest.kills_of("m.x_f", log) == {"t::a": 2}
+    assert mutmut_conftest.kills_of("m.xǁCǁf", log) == {"t::c[x\ty]": 1}
+    assert mutmut_conftest.function_of("m.xǁCǁf__mutmut_12") == "m.xǁCǁf"
 
 
 def test_the_copy_type_checks_the_module_with_mypy_in_mutmuts_json_form(tmp_path: Path) -> None:

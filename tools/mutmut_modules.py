@@ -9,7 +9,8 @@ minutes to an hour on 2 cores, not the whole suite per mutant:
    ``--rev``) into a temporary folder; the working tree is never touched;
 2. write the module and its tests into the copy's ``[tool.mutmut]`` (``only_mutate``,
    ``pytest_add_cli_args_test_selection``, without the slow tests for :data:`WITHOUT_SLOW`; the shared settings
-   stay in pyproject.toml);
+   stay in pyproject.toml), and put ``tools/mutmut_conftest.py`` at its root as ``conftest.py``: in a worker running
+   a mutant, the tests that killed the function's other mutants go first, then the fastest;
 3. ``mutmut run`` there with ``CI=1`` (hypothesis's fixed examples: the same mutant gets the same verdict each run);
 4. print the score (caught / all mutants, where caught is killed by a test or rejected by CI's mypy step; ``no
    tests``, timeouts and the rest are not caught) and each survivor's diff; ``--json`` writes them.
@@ -50,6 +51,7 @@ import tomllib
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = Path("src") / "isbert"
 COPIED = ("src", "tests", "experiments", "pyproject.toml")
+HOOKS = Path(__file__).with_name("mutmut_conftest.py")  # pytest hooks for the mutant runs, the copy's root conftest.py
 MUTMUT = Path(sys.executable).with_name("mutmut")
 CAUGHT = ("killed", "caught by type check")  # a failing test, or CI's mypy step (type_check_command)
 NOT_RUN = "not checked"  # mutmut's verdict for a mutant a stopped run did not reach
@@ -174,6 +176,10 @@ def _copy_tree(work: Path, rev: str | None) -> None:
     archive.unlink()
 
 
+def _add_hooks(work: Path) -> None:
+    shutil.copy2(HOOKS, work / "conftest.py")
+
+
 def _toml_list(values: list[str]) -> str:
     return "[" + ", ".join(json.dumps(value) for value in values) + "]"
 
@@ -197,6 +203,7 @@ def configure(work: Path, module: str | list[str], tests: list[str]) -> None:
     modules = [module] if isinstance(module, str) else module
     own = {
         "only_mutate": [str(PACKAGE / name) for name in modules],
+        "also_copy": [*shared.get("also_copy", []), "conftest.py"],  # the hooks (_add_hooks), beside mutmut's stats
         "pytest_add_cli_args_test_selection": tests,
         "type_check_command": type_check_command(modules),
     }
@@ -353,6 +360,7 @@ def run_module(
     work = Path(tempfile.mkdtemp(prefix=f"mutmut-{module.replace('/', '-')}-"))
     started = time.perf_counter()
     _copy_tree(work, rev)
+    _add_hooks(work)
     configure(work, module, tests)
     env = dict(os.environ, CI="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     # mutmut runs in the copy: a data folder given relative to here (the Makefile's and CI's ../shared/data) is made
