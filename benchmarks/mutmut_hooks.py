@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 import shutil
@@ -25,21 +24,24 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-HOOKS = HERE.parent / "tools" / "mutmut_conftest.py"
-MUTMUT = Path(sys.executable).with_name("mutmut")
+sys.path.insert(0, str(HERE.parent / "tools"))
+
+from mutmut_conftest import function_of  # noqa: E402
+from mutmut_modules import HOOKS, MUTMUT, mutmut_environment  # noqa: E402
+
 COMPLETED = re.compile(r"Completed (\S+): exit=(-?\d+) \(([\d.]+)s\)")
 
 
 def draw(verdicts: dict[str, int | None], count: int, seed: int) -> list[str]:
     """Every mutant that ran tests (killed or survived) of functions drawn at random, until ``count``."""
     ran = [name for name, code in verdicts.items() if code in (0, 1)]
-    functions = sorted({name.rsplit("__mutmut_", 1)[0] for name in ran})
+    functions = sorted({function_of(name) for name in ran})
     random.Random(seed).shuffle(functions)
     sample: list[str] = []
     for function in functions:
         if len(sample) >= count:
             break
-        sample += [name for name in ran if name.rsplit("__mutmut_", 1)[0] == function]
+        sample += [name for name in ran if function_of(name) == function]
     return sample
 
 
@@ -52,8 +54,8 @@ def run_mutmut(copy: Path, names: list[str], hooks: bool) -> dict[str, tuple[int
         shutil.copy2(HOOKS, mutants / "conftest.py")
     else:
         (mutants / "conftest.py").unlink(missing_ok=True)
-    env = dict(os.environ, CI="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    subprocess.run([str(MUTMUT), "run", "--max-children", "1", *names], cwd=copy, env=env, capture_output=True)
+    command = [str(MUTMUT), "run", "--max-children", "1", *names]
+    subprocess.run(command, cwd=copy, env=mutmut_environment(), capture_output=True)
     log = (mutants / "mutmut-debug.log").read_text(encoding="utf-8")
     return {name: (int(code), float(seconds)) for name, code, seconds in COMPLETED.findall(log)}
 

@@ -344,6 +344,15 @@ def mutmut_run(command: list[str], work: Path, env: dict[str, str], seconds: flo
         return None
 
 
+def mutmut_environment() -> dict[str, str]:
+    """The environment ``mutmut run`` gets in a copy: CI's fixed hypothesis examples, no hub, and the data folder."""
+    env = dict(os.environ, CI="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    # mutmut runs in the copy: a data folder given relative to here (the Makefile's and CI's ../shared/data) is made
+    # absolute, or the tests there would not find it
+    env["ISBERT_DATA_DIR"] = str(Path(env.get("ISBERT_DATA_DIR") or REPO / ".." / "shared" / "data").resolve())
+    return env
+
+
 def run_module(
     module: str,
     *,
@@ -362,10 +371,7 @@ def run_module(
     _copy_tree(work, rev)
     _add_hooks(work)
     configure(work, module, tests)
-    env = dict(os.environ, CI="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    # mutmut runs in the copy: a data folder given relative to here (the Makefile's and CI's ../shared/data) is made
-    # absolute, or the tests there would not find it
-    env["ISBERT_DATA_DIR"] = str(Path(env.get("ISBERT_DATA_DIR") or REPO / ".." / "shared" / "data").resolve())
+    env = mutmut_environment()
     only = []  # mutmut refuses a run whose names match no mutant (a changed function with nothing to mutate)
     if functions is not None:
         planted = plant(work).get(module, [])
