@@ -35,6 +35,13 @@ from isbert.search.serve import (
     server_config,
 )
 
+pytest_plugins = ["pytester"]
+
+# FastAPI's TestClient waits for an answer without a bound: a batcher that never answers a request (a `_collect` that
+# waits for a partner for ever) would hang the test, and under mutmut run until its wall bound (a timeout, not a
+# kill). Every test here takes under a second.
+pytestmark = pytest.mark.timeout(30)
+
 
 class FakeTokenizer:
     """Counts a text as its characters plus two special tokens (never its words)."""
@@ -1173,3 +1180,46 @@ def test_requests_arriving_within_the_batch_wait_are_merged() -> None:
         assert sizes == [3] and batcher.stats.batches == 1
 
     asyncio.run(run())
+
+
+UNANSWERED = """
+import asyncio
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from isbert.search.serve import Batcher, create_app
+
+pytestmark = pytest.mark.timeout(2)
+
+
+class Model:
+    max_seq_length = 8
+
+    def get_embedding_dimension(self):
+        return 3
+
+    def encode(self, texts, **options):
+        return np.ones((len(texts), 3), dtype=np.float32)
+
+
+async def never(self):
+    await asyncio.Event().wait()
+
+
+def test_unanswered(monkeypatch):
+    monkeypatch.setattr(Batcher, "_collect", never)
+    with TestClient(create_app(Model(), "m"), base_url="http://localhost") as client:
+        client.post("/embed", json={"texts": ["hi"]})
+"""
+
+
+@pytest.mark.slow
+def test_a_request_the_batcher_never_answers_fails_its_test_at_the_bound_instead_of_hanging(pytester) -> None:
+    """The wiring of this module's hang bound: pytest-timeout interrupts TestClient's unbounded wait, and the app's
+    shutdown then ends the batcher, so the test fails in seconds (a mutant is killed, not timed out)."""
+    pytester.makepyfile(test_unanswered=UNANSWERED)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*Failed: Timeout (>2.0s) from pytest-timeout*"])
