@@ -486,13 +486,19 @@ def test_a_named_model_is_loaded_on_the_asked_device(
 
 
 class RecordingEncoder(HashedBagOfWords):
-    """Records the keyword arguments of every ``encode`` call and the size of its chunk; returns float64."""
+    """Records the keyword arguments of every ``encode`` call and the size of its chunk; returns float64.
 
-    def __init__(self) -> None:
+    With ``each_once``, a sentence asked for a second time fails that call: a chunking that re-encodes (a step of 1
+    over 4,097 sentences) fails at its second call instead of after thousands of them (under mutmut, a kill in
+    milliseconds rather than a timeout)."""
+
+    def __init__(self, each_once: bool = False) -> None:
         super().__init__(dim=4)
         self.calls: list[tuple[int, dict]] = []
+        self.each_once = each_once
 
     def encode(self, sentences: list[str], batch_size: int = 32, **kwargs: object) -> np.ndarray:
+        assert not self.each_once or set(self.seen).isdisjoint(sentences), "a sentence was encoded twice"
         self.calls.append((len(sentences), {"batch_size": batch_size, **kwargs}))
         return super().encode(sentences).astype(np.float64)
 
@@ -502,7 +508,7 @@ def test_encode_unique_asks_for_numpy_in_chunks_of_4096_without_the_model_s_own_
 ) -> None:
     RecordingBar.made = []
     monkeypatch.setattr(harness, "tqdm", RecordingBar)
-    model = RecordingEncoder()
+    model = RecordingEncoder(each_once=True)
     sentences = [f"s{i}" for i in range(4097)]
     index, matrix, encoded = encode_unique(model, [*sentences, "s0"])
     assert encoded == 4097 and matrix.shape == (4097, 4) and index["s4096"] == 4096
