@@ -282,8 +282,12 @@ def test_a_run_takes_the_config_and_the_keywords_and_prints_nothing_when_quiet(
     """No --dev: STSb is never read; no held-out slice: nothing is evaluated; a fresh quiet run writes no stderr."""
     import time
 
+    import transformers
+
     def no_stsb(data_dir: Any) -> None:
         raise AssertionError("STSb dev was read by a run without --dev")
+
+    transformers.utils.logging.enable_progress_bar()  # as in a fresh process (an earlier run here turned it off)
 
     monkeypatch.setattr(run_module, "load_stsb_dev", no_stsb)
     out = tmp_path / "run"

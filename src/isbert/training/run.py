@@ -286,6 +286,9 @@ def _selection_evaluator(run: Run, data: RunData, dev: Any) -> CombinedEvaluator
 # ------------------------------------------------------------------------------------------- model and trainer
 def _model_and_loss(config: TrainConfig) -> tuple[Any, nn.Module, list[str]]:
     """The starting model, its objective, and the names of the parameters that do not learn."""
+    # transformers' own bars ("Loading weights" here, "Writing model shards" at each save) would break a quiet run's
+    # silence and a shown run's one bar (the trainer's progress callback)
+    transformers.utils.logging.disable_progress_bar()
     model = build_model(config)
     # We write our own model card; sentence-transformers' widget sampling would print a bar and draw from `random`.
     model.model_card_data.set_widget_examples = lambda dataset: None
@@ -383,7 +386,6 @@ def _trainer(
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(HFProgress)
     trainer.remove_callback(trainer.model_card_callback_class)  # isbert writes its own model card
-    transformers.utils.logging.disable_progress_bar()  # no per-save "Writing model shards" bars
     if run.resume_from is not None:
         marker = ckpt.read_marker(run.resume_from)
         selection.load_state_dict(marker.get("selection"))
