@@ -6,8 +6,10 @@
   runs them in an arbitrary order and stops at the first failure (``-x``). The hooks sort them: first the tests that
   killed other mutants of the same function in this run (most kills first; each worker appends the test that failed
   to ``mutmut-kills.tsv``, and mutmut runs a function's mutants one after another), then by the durations mutmut
-  recorded in its stats pass, fastest first. The verdict is the same (killed when any test fails, survived when all
-  pass); only the time to it changes.
+  recorded in its stats pass, fastest first. With tests that do not depend on their order the verdict is the same
+  (killed when any test fails, survived when all pass), only the time to it, and whether a slow mutant's first test
+  runs into mutmut's wall bound, changes; a test that fails whenever it runs first in a process fails for every
+  mutant it is put first for (docs/testing.md, the package run with the hooks).
 - **No collection of the warmed-up heap.** The fork server imports torch, transformers and the test modules before it
   forks each worker, and pytest collects garbage at the end of every session (for unraisable exceptions): a full
   collection of that heap costs about half a second per mutant. ``gc.freeze()`` leaves the inherited objects out of
