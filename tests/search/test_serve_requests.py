@@ -39,7 +39,7 @@ pytest_plugins = ["pytester"]
 
 # FastAPI's TestClient waits for an answer without a bound: a batcher that never answers a request (a `_collect` that
 # waits for a partner for ever) would hang the test, and under mutmut run until its wall bound (a timeout, not a
-# kill). Every test here takes under a second.
+# kill). Every test here takes under a second but the one that checks this bound in a subprocess (its own bound).
 pytestmark = pytest.mark.timeout(30)
 
 
@@ -1216,6 +1216,7 @@ def test_unanswered(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(120)  # a fresh Python importing torch, on a busy machine
 def test_a_request_the_batcher_never_answers_fails_its_test_at_the_bound_instead_of_hanging(pytester) -> None:
     """The wiring of this module's hang bound: pytest-timeout interrupts TestClient's unbounded wait, and the app's
     shutdown then ends the batcher, so the test fails in seconds (a mutant is killed, not timed out)."""
