@@ -43,6 +43,9 @@ def test_a_test_that_passes_only_after_another_fails_alone(
     assert tests_alone.test_ids([kills, listed]) == [
         "test_order.py::test_needs_the_state", "test_order.py::test_sets_the_state", "test_order.py::test_alone_is_fine"
     ]  # fmt: skip
+    tabbed = tmp_path / "tabbed.tsv"  # a test id may hold a tab: the first one ends the function, as the hooks read it
+    tabbed.write_text("m.x_h\ttest_order.py::test_p[a\tb]\n")
+    assert tests_alone.test_ids([tabbed]) == ["test_order.py::test_p[a\tb]"]
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     assert tests_alone.main([str(kills), str(listed), "--no-warm", "--logs", str(tmp_path / "logs")]) == 1

@@ -49,13 +49,19 @@ def recorded_durations(stats: Path = STATS) -> dict[str, float]:
         return {}
 
 
+def kill_record(line: str) -> tuple[str, str]:
+    """(function, test) of a kill log line: the first tab ends the function's name (a test id may hold tabs)."""
+    function, _, test = line.partition("\t")
+    return function, test
+
+
 def kills_of(function: str, kills: Path = KILLS) -> Counter[str]:
     """How many mutants of ``function`` each test killed so far in this run."""
     try:
         lines = kills.read_text(encoding="utf-8").splitlines()
     except OSError:
         return Counter()
-    return Counter(test for killed, _, test in (line.partition("\t") for line in lines) if killed == function)
+    return Counter(test for killed, test in map(kill_record, lines) if killed == function)
 
 
 def record_kill(function: str, test: str, kills: Path = KILLS) -> None:

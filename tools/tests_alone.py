@@ -19,14 +19,18 @@ import sys
 import time
 from pathlib import Path
 
+from mutmut_conftest import kill_record
+
 # imported once before forking, as mutmut's server has them, so each test costs its own time only
 WARM = ("torch", "transformers", "sentence_transformers", "isbert")
 
 
 def test_ids(files: list[Path]) -> list[str]:
-    """The distinct test ids of kill logs (their last column) or lists, in first-seen order."""
-    ids = (line.rsplit("\t", 1)[-1].strip() for file in files for line in file.read_text(encoding="utf-8").splitlines())
-    return list(dict.fromkeys(test for test in ids if test))
+    """The distinct test ids of kill logs (read as the hooks write them) or of lists (a line without a tab), in
+    first-seen order."""
+    lines = (line for file in files for line in file.read_text(encoding="utf-8").splitlines())
+    ids = (test or function for function, test in map(kill_record, lines))
+    return list(dict.fromkeys(test.strip() for test in ids if test.strip()))
 
 
 def run_alone(tests: list[str], jobs: int = 2, logs: Path | None = None) -> dict[str, int]:
