@@ -187,6 +187,32 @@ def test_cache_key_hashes_the_weights_not_the_checksum_list_saved_with_them(
     assert model_key(model) != key  # ... the cache key reads the bytes, so no stale export is served
 
 
+DAMAGES = ["no checksums", "a graph without its checksum", "a graph deleted", "a config that is not JSON"]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_an_entry_that_cannot_prove_its_graphs_whole_is_exported_again(
+    tiny_isbert_folder: Path, cache: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An entry is trusted only as far as its checksums reach and can be read: a config that lost them (or a graph's),
+    a graph gone, a config no longer JSON are not proof that the graphs are whole."""
+    entry = cached_export(tiny_isbert_folder)
+    config = json.loads((entry / CONFIG_NAME).read_text())
+    if damage == "no checksums":
+        del config["checksums"]
+    elif damage == "a graph without its checksum":
+        del config["checksums"][config["files"]["int8"]]
+    elif damage == "a graph deleted":
+        (entry / config["files"]["int8"]).unlink()
+    (entry / CONFIG_NAME).write_text("{not json" if damage == "a config that is not JSON" else json.dumps(config))
+    assert not onnx_backend.intact_export(entry)
+    with caplog.at_level(logging.WARNING, logger="isbert.model"):
+        assert cached_export(tiny_isbert_folder) == entry
+    assert "the cached ONNX export was changed or damaged; exporting again" in caplog.text
+    again = json.loads((entry / CONFIG_NAME).read_text())
+    assert set(again["files"].values()) < set(again["checksums"]) and onnx_backend.intact_export(entry)
+
+
 def test_tampered_cache_entry_is_exported_again_or_refused(
     tiny_isbert_folder: Path, cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
