@@ -435,3 +435,72 @@ def test_a_relative_data_folder_reaches_mutmut_made_absolute(tmp_path: Path, mon
     report = mutmut_modules.run_module("losses.py", jobs=1, rev=None, keep=False)
     assert seen["ISBERT_DATA_DIR"] == str((tmp_path / ".." / "shared" / "data").resolve())
     assert report is not None and report["score"] == 1.0 and report["stopped"] is False
+
+
+ORDER_DEPENDENT = """
+import state
+
+
+def test_sets_the_state():
+    state.ready = True
+
+
+def test_needs_the_state():
+    assert getattr(state, "ready", False)
+"""
+
+
+def test_the_kills_of_a_test_that_fails_alone_are_found_in_the_copy_on_its_own_source(tmp_path: Path) -> None:
+    """The check runs in mutmut's folder of the copy, on the copy's source (``state`` is importable only from its
+    ``src``), with no mutant: a test that passes only after another fails there, and its logged kills are void."""
+    import os
+
+    mutants = tmp_path / "mutants"
+    (mutants / "src").mkdir(parents=True)
+    (mutants / "src" / "state.py").write_text("")
+    (mutants / "test_order.py").write_text(ORDER_DEPENDENT)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    assert mutmut_modules.kills_failing_alone(tmp_path, env, warm=False) == {}  # nothing killed: nothing to check
+    log = mutants / "mutmut-kills.tsv"
+    log.write_text("m.x_f\ttest_order.py::test_sets_the_state\n")
+    assert mutmut_modules.kills_failing_alone(tmp_path, env, warm=False) == {}
+    log.write_text(
+        "m.x_f\ttest_order.py::test_needs_the_state\nm.x_g\ttest_order.py::test_sets_the_state\n"
+        "m.x_f\ttest_order.py::test_needs_the_state\n"
+    )
+    assert mutmut_modules.kills_failing_alone(tmp_path, env, warm=False) == {"test_order.py::test_needs_the_state": 2}
+    (mutants / "src" / "isbert").mkdir()  # the warm-up imports the copy's package: broken there, the check fails
+    (mutants / "src" / "isbert" / "__init__.py").write_text("raise RuntimeError('a broken copy')\n")
+    with pytest.raises(SystemExit, match=r"^tools/tests_alone.py could not check the kills in .*: RuntimeError: a b"):
+        mutmut_modules.kills_failing_alone(tmp_path, env)
+
+
+def test_void_kills_leave_the_score_are_printed_and_fail_the_run_and_a_stopped_run_is_not_checked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """8 killed (3 of them by a test that fails alone), 1 caught by mypy, 1 survived: 6 of 10 caught."""
+    status: list[int | None] = [0]
+    checked: list[str] = []
+
+    def kills_failing_alone(work: Path, env: dict[str, str]) -> dict[str, int]:
+        checked.append(env["HF_HUB_OFFLINE"])
+        return {"tests/test_losses.py::test_x": 3}
+
+    verdicts = {f"m.x_f__mutmut_{n}": "killed" for n in range(1, 9)}
+    verdicts |= {"m.x_f__mutmut_9": "caught by type check", "m.x_f__mutmut_10": "survived"}
+    for name in ("_copy_tree", "_add_hooks", "configure"):
+        monkeypatch.setattr(mutmut_modules, name, lambda *args: None)
+    monkeypatch.setattr(mutmut_modules, "mutmut_run", lambda command, work, env, seconds: status[0])
+    monkeypatch.setattr(mutmut_modules, "results", lambda work: verdicts)
+    monkeypatch.setattr(mutmut_modules, "diffs", lambda work, names: {name: "-a\n+b" for name in names})
+    monkeypatch.setattr(mutmut_modules, "kills_failing_alone", kills_failing_alone)
+    assert mutmut_modules.main(["losses.py"]) == 1
+    assert checked == ["1"]  # in mutmut's environment
+    out = capsys.readouterr().out
+    assert "\nlosses.py: 60.0% caught of 10 mutants (1 caught by type check, 8 killed, 1 survived), " in out
+    assert "  void: 3 kill(s) by tests/test_losses.py::test_x, which fails alone without a mutant" in out
+    status[0] = None  # stopped at its budget: a partial run's kills are not checked, and the line says so
+    assert mutmut_modules.main(["losses.py"]) == 0
+    assert checked == ["1"]
+    out = capsys.readouterr().out
+    assert "losses.py: 90.0% caught of 10 mutants" in out and "its kills not checked alone" in out

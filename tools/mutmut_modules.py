@@ -24,8 +24,12 @@ stopped with its whole process group and reported with the mutants it reached, a
 not run. CI's ``.ci/run`` ends with ``--since HEAD~1 --budget 8``. ``--json`` is rewritten after each module.
 
 The hand-written list (tools/mutation.py, ``make mutation-targeted``) is kept for the mutants mutmut's operators
-cannot express; see docs/testing.md. Exit status: 0 when the run completed (the score is information), 2 on a
-usage error or when mutmut itself failed.
+cannot express; see docs/testing.md.
+
+After each module that ran to its end, every test that killed a mutant runs alone, first in a process, on the mutated
+source with no mutant active (``tools/tests_alone.py``): one that fails there fails whatever the mutant, so its kills
+are void, left out of the score and printed. Exit status: 0 when the run completed (the score is information), 1 when
+a killing test failed alone (fix the test, run again), 2 on a usage error or when mutmut itself failed.
 """
 
 from __future__ import annotations
@@ -47,11 +51,14 @@ from collections import Counter
 from pathlib import Path
 
 import tomllib
+from mutmut_conftest import kill_record
+from tests_alone import FAILED_ALONE
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = Path("src") / "isbert"
 COPIED = ("src", "tests", "experiments", "pyproject.toml")
 HOOKS = Path(__file__).with_name("mutmut_conftest.py")  # pytest hooks for the mutant runs, the copy's root conftest.py
+TESTS_ALONE = Path(__file__).with_name("tests_alone.py")
 MUTMUT = Path(sys.executable).with_name("mutmut")
 CAUGHT = ("killed", "caught by type check")  # a failing test, or CI's mypy step (type_check_command)
 NOT_RUN = "not checked"  # mutmut's verdict for a mutant a stopped run did not reach
@@ -344,6 +351,30 @@ def mutmut_run(command: list[str], work: Path, env: dict[str, str], seconds: flo
         return None
 
 
+def kills_failing_alone(work: Path, env: dict[str, str], warm: bool = True) -> dict[str, int]:
+    """The tests of the copy's kill log that fail alone, first in a process, on the mutated source with no mutant
+    active (``tools/tests_alone.py`` in mutmut's folder), each with the kills it logged: those kills are void, the
+    test fails whatever the mutant (docs/testing.md, the package run with the hooks). Empty when all pass."""
+    mutants = work / "mutants"
+    log = mutants / "mutmut-kills.tsv"
+    if not log.is_file():
+        return {}
+    source = os.pathsep.join(filter(None, ["src", env.get("PYTHONPATH")]))
+    command = [sys.executable, str(TESTS_ALONE), log.name, *([] if warm else ["--no-warm"])]
+    checked = subprocess.run(
+        command, cwd=mutants, env={**env, "MUTANT_UNDER_TEST": "", "PYTHONPATH": source}, capture_output=True, text=True
+    )
+    lines = checked.stdout.splitlines()
+    failed = [line.removeprefix(FAILED_ALONE) for line in lines if line.startswith(FAILED_ALONE)]
+    if checked.returncode != (1 if failed else 0):
+        reason = (checked.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SystemExit(
+            f"tools/tests_alone.py could not check the kills in {work} (exit {checked.returncode}): {reason}"
+        )
+    kills = Counter(test.strip() for _, test in map(kill_record, log.read_text(encoding="utf-8").splitlines()))
+    return {test: kills[test] for test in failed}
+
+
 def mutmut_environment() -> dict[str, str]:
     """The environment ``mutmut run`` gets in a copy: CI's fixed hypothesis examples, no hub, and the data folder."""
     env = dict(os.environ, CI="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
@@ -389,19 +420,22 @@ def run_module(
     not_caught = {name: verdict for name, verdict in verdicts.items() if verdict not in (*CAUGHT, NOT_RUN)}
     changed = diffs(work, list(not_caught))
     not_killed = {name: {"verdict": verdict, "diff": changed[name]} for name, verdict in not_caught.items()}
+    failing_alone = kills_failing_alone(work, env) if status == 0 else None  # a stopped run's kills: not checked
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
     counts = Counter(verdicts.values())
+    void = min(counts["killed"], sum((failing_alone or {}).values()))  # a void kill catches nothing
     return {
         "module": module,
         "tests": tests,
         "rev": rev or "working tree",
         "mutants": len(verdicts),
         "counts": dict(counts),
-        "score": (counts["killed"] + counts["caught by type check"]) / max(1, len(verdicts)),
+        "score": (counts["killed"] - void + counts["caught by type check"]) / max(1, len(verdicts)),
         "minutes": round((time.perf_counter() - started) / 60, 1),
         "stopped": status is None,
         "not_killed": not_killed,
+        "failing_alone": failing_alone,
     }
 
 
@@ -465,17 +499,25 @@ def main(argv: list[str] | None = None) -> int:
         reports.append(report)
         if args.json:  # after each module: a long run stopped part way keeps the modules it finished
             _write_json(args.json, reports)
-        counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(report["counts"].items()))
-        stopped = f"; stopped at the budget, {report['counts'].get(NOT_RUN, 0)} not run" if report["stopped"] else ""
-        print(f"\n{module}: {report['score']:.1%} caught of {report['mutants']} mutants ({counts}), "
-              f"{report['minutes']} min{stopped}")  # fmt: skip
-        for name, mutant in report["not_killed"].items():
-            print(f"  {name} ({mutant['verdict']}):\n    " + mutant["diff"].replace("\n", "\n    "))
+        print_report(report)
     if len(reports) > 1:
         print(f"\n{len(reports)} modules: {round(sum(r['minutes'] for r in reports), 1)} min")
     if args.json:
         _write_json(args.json, reports)
-    return 0
+    return 1 if any(report.get("failing_alone") for report in reports) else 0
+
+
+def print_report(report: dict) -> None:
+    """The module's score and counts, each mutant not caught with its diff, and the tests whose kills are void."""
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(report["counts"].items()))
+    not_run = report["counts"].get(NOT_RUN, 0)
+    stopped = f"; stopped at the budget, {not_run} not run, its kills not checked alone" if report["stopped"] else ""
+    print(f"\n{report['module']}: {report['score']:.1%} caught of {report['mutants']} mutants ({counts}), "
+          f"{report['minutes']} min{stopped}")  # fmt: skip
+    for name, mutant in report["not_killed"].items():
+        print(f"  {name} ({mutant['verdict']}):\n    " + mutant["diff"].replace("\n", "\n    "))
+    for test, kills in (report.get("failing_alone") or {}).items():
+        print(f"  void: {kills} kill(s) by {test}, which fails alone without a mutant (not counted in the score)")
 
 
 def _write_json(path: Path, reports: list[dict]) -> None:

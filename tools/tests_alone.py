@@ -21,6 +21,7 @@ from pathlib import Path
 
 from mutmut_conftest import kill_record
 
+FAILED_ALONE = "failed alone: "  # the line naming a test that failed alone (read by tools/mutmut_modules.py)
 # imported once before forking, as mutmut's server has them, so each test costs its own time only
 WARM = ("torch", "transformers", "sentence_transformers", "isbert")
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = sorted(test for test, code in run_alone(tests, args.jobs, args.logs).items() if code != 0)
     print(f"{len(tests)} tests alone in {time.monotonic() - began:.0f} s; {len(failed)} failed", flush=True)
     for test in failed:
-        print(f"failed alone: {test}")
+        print(f"{FAILED_ALONE}{test}")
     return 1 if failed else 0
 
 
