@@ -24,6 +24,11 @@ from isbert.errors import IsbertError
 from isbert.search.index import SearchIndex
 from isbert.search.serve import Batcher, Limits, create_app
 
+# A batcher that never answers (a `_collect` that waits for a partner for ever) would hang these tests, and under
+# mutmut run until its wall bound, a timeout rather than a kill (`_collect_10` in the run at 3c7018b): each test ends
+# at 60 s, far above its seconds here (the slowest, a subprocess, about 7 s in mutmut's stats pass).
+pytestmark = pytest.mark.timeout(60)
+
 TEXTS = sentences(60)
 
 
