@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
 import mutmut_modules  # noqa: E402
+from test_tests_alone import ORDER_DEPENDENT  # noqa: E402 # the same order-dependent pair of tests
 
 REQUIRED = [
     "search/serve.py", "search/index.py", "search/cluster.py", "search/similar.py", "encode.py",
@@ -435,19 +436,6 @@ def test_a_relative_data_folder_reaches_mutmut_made_absolute(tmp_path: Path, mon
     report = mutmut_modules.run_module("losses.py", jobs=1, rev=None, keep=False)
     assert seen["ISBERT_DATA_DIR"] == str((tmp_path / ".." / "shared" / "data").resolve())
     assert report is not None and report["score"] == 1.0 and report["stopped"] is False
-
-
-ORDER_DEPENDENT = """
-import state
-
-
-def test_sets_the_state():
-    state.ready = True
-
-
-def test_needs_the_state():
-    assert getattr(state, "ready", False)
-"""
 
 
 def test_the_kills_of_a_test_that_fails_alone_are_found_in_the_copy_on_its_own_source(tmp_path: Path) -> None:
